@@ -1,0 +1,77 @@
+package sqlstore
+
+import (
+	"fmt"
+	"time"
+)
+
+// ts scans a timestamp from either engine: time.Time from PostgreSQL, text
+// from SQLite (TimeLayout, or SQLite's own "YYYY-MM-DD HH:MM:SS").
+type ts struct{ t *time.Time }
+
+func (s ts) Scan(v any) error {
+	switch x := v.(type) {
+	case time.Time:
+		*s.t = x.UTC()
+		return nil
+	case string:
+		return s.parse(x)
+	case []byte:
+		return s.parse(string(x))
+	case nil:
+		*s.t = time.Time{}
+		return nil
+	}
+	return fmt.Errorf("cannot scan %T into time", v)
+}
+
+func (s ts) parse(v string) error {
+	for _, layout := range []string{TimeLayout, time.RFC3339Nano, "2006-01-02 15:04:05.999999999-07:00", "2006-01-02 15:04:05", "2006-01-02"} {
+		if t, err := time.Parse(layout, v); err == nil {
+			*s.t = t.UTC()
+			return nil
+		}
+	}
+	return fmt.Errorf("cannot parse time %q", v)
+}
+
+// nts scans a nullable timestamp into **time.Time.
+type nts struct{ t **time.Time }
+
+func (s nts) Scan(v any) error {
+	if v == nil {
+		*s.t = nil
+		return nil
+	}
+	var t time.Time
+	if err := (ts{&t}).Scan(v); err != nil {
+		return err
+	}
+	*s.t = &t
+	return nil
+}
+
+// nstr scans a nullable string as "".
+type nstr struct{ s *string }
+
+func (n nstr) Scan(v any) error {
+	switch x := v.(type) {
+	case nil:
+		*n.s = ""
+	case string:
+		*n.s = x
+	case []byte:
+		*n.s = string(x)
+	default:
+		*n.s = fmt.Sprint(x)
+	}
+	return nil
+}
+
+// nullIfEmpty stores "" as NULL.
+func nullIfEmpty(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
