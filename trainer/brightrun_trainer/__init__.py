@@ -1,0 +1,2 @@
+"""BrightRun LoRA trainer."""
+__version__ = "0.1.0"

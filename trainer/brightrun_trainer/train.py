@@ -1,0 +1,644 @@
+"""The training entry point: read top to bottom.
+
+run_training(cfg, data, out) does: read + split the data, load the base model
+and tokenizer, encode (chat template, assistant-only labels, truncation), wrap
+with LoRA, train with packed micro-batches (checkpointing, metrics, periodic
+validation, cancellation), evaluate base vs adapter, and write the output
+directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import random
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import __version__
+from .config import JobConfig
+from .data import Example, load_dataset, split_examples
+from .encoding import IGNORE_INDEX, Encoded, collate_packed, encode_all, ensure_chat_template, render
+from .errors import Cancelled, ConfigError, DataError, OOMError
+from .models import ResolvedModel, load_model, load_tokenizer, pick_device, resolve_model
+from .perf import FlopCounter, GpuStats, device_peak
+from .reporting import Reporter
+
+# Config fields that must not change between a checkpoint and its resumption.
+RESUME_LOCKED_FIELDS = (
+    "base_model", "learning_rate", "batch_size", "num_epochs", "lora_rank", "lora_alpha",
+    "lora_dropout", "warmup_steps", "weight_decay", "max_seq_length", "gradient_accumulation_steps",
+    "target_modules", "seed", "validation_share", "lr_scheduler", "max_grad_norm", "max_steps",
+    "load_in_4bit",
+)
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def set_seed(seed: int) -> None:
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+# ----------------------------------------------------------------------------
+# Loss
+
+
+def token_loss_sum(logits, labels):
+    """Summed next-token cross-entropy over labelled positions, and their count."""
+    import torch.nn.functional as F
+
+    shift_labels = labels[:, 1:]
+    mask = shift_labels != IGNORE_INDEX
+    sel = logits[:, :-1, :][mask]
+    if sel.numel() == 0:
+        return logits.sum() * 0.0, 0
+    loss = F.cross_entropy(sel.float(), shift_labels[mask], reduction="sum")
+    return loss, int(mask.sum().item())
+
+
+def _to(batch: dict, device: str) -> dict:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def forward_loss(model, batch: dict):
+    out = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False)
+    return token_loss_sum(out.logits, batch["labels"])
+
+
+def evaluate_loss(model, encs: list[Encoded], batch_size: int, capacity: int, pad_id: int, device: str) -> float | None:
+    """Mean per-token loss over the assistant tokens of ``encs``."""
+    import torch
+
+    if not encs:
+        return None
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for i in range(0, len(encs), batch_size):
+            batch = _to(collate_packed(encs[i:i + batch_size], capacity, pad_id), device)
+            loss, n = forward_loss(model, batch)
+            total += float(loss.item())
+            count += n
+    if was_training:
+        model.train()
+    return total / count if count else None
+
+
+# ----------------------------------------------------------------------------
+# Schedule
+
+
+def make_scheduler(optimizer, cfg: JobConfig, total_steps: int):
+    import torch
+
+    warm = cfg.warmup_steps
+
+    def factor(step: int) -> float:
+        if warm and step < warm:
+            return (step + 1) / (warm + 1)
+        if cfg.lr_scheduler == "constant":
+            return 1.0
+        span = max(1, total_steps - warm)
+        progress = min(1.0, (step - warm) / span)
+        if cfg.lr_scheduler == "linear":
+            return max(0.0, 1.0 - progress)
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+@dataclass
+class Plan:
+    n_train: int
+    batch_size: int
+    grad_accum: int
+    epochs: int
+    max_steps: int
+    micro_per_epoch: int = 0
+    steps_per_epoch: int = 0
+    total_steps: int = 0
+
+    def __post_init__(self):
+        self.micro_per_epoch = math.ceil(self.n_train / self.batch_size)
+        self.steps_per_epoch = math.ceil(self.micro_per_epoch / self.grad_accum)
+        self.total_steps = self.steps_per_epoch * self.epochs
+        if self.max_steps:
+            self.total_steps = min(self.total_steps, self.max_steps)
+
+    def micro_batches(self, step: int, seed: int) -> tuple[int, list[list[int]]]:
+        """(epoch, example indices of each micro-batch) of optimizer step ``step``."""
+        import torch
+
+        epoch, s = divmod(step, self.steps_per_epoch)
+        g = torch.Generator().manual_seed(seed * 1000 + epoch)
+        perm = torch.randperm(self.n_train, generator=g).tolist()
+        out = []
+        for m in range(s * self.grad_accum, min((s + 1) * self.grad_accum, self.micro_per_epoch)):
+            out.append(perm[m * self.batch_size:(m + 1) * self.batch_size])
+        return epoch, out
+
+
+# ----------------------------------------------------------------------------
+# Checkpoints
+
+
+def _rng_state(device: str) -> dict:
+    import numpy as np
+    import torch
+
+    st = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if device == "cuda":
+        st["cuda"] = torch.cuda.get_rng_state_all()
+    return st
+
+
+def _set_rng_state(st: dict, device: str) -> None:
+    import numpy as np
+    import torch
+
+    random.setstate(st["python"])
+    np.random.set_state(st["numpy"])
+    torch.set_rng_state(st["torch"])
+    if device == "cuda" and "cuda" in st:
+        torch.cuda.set_rng_state_all(st["cuda"])
+
+
+def save_checkpoint(ckpt_root: Path, *, model, optimizer, scheduler, state: dict, resolved_config: dict,
+                    device: str, keep: int) -> Path:
+    import torch
+
+    ckpt_root.mkdir(parents=True, exist_ok=True)
+    name = f"step-{state['step']:06d}"
+    final = ckpt_root / name
+    tmp = ckpt_root / f".{name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    model.save_pretrained(str(tmp))
+    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+    torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+    torch.save(_rng_state(device), tmp / "rng.pt")
+    (tmp / "trainer_state.json").write_text(json.dumps(state, indent=2))
+    (tmp / "training_config.json").write_text(json.dumps(resolved_config, indent=2))
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+    ckpts = sorted(p for p in ckpt_root.glob("step-*") if p.is_dir())
+    for old in ckpts[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def find_checkpoint(path: str | Path) -> Path:
+    """A checkpoint dir, or an output/checkpoints dir (newest checkpoint inside)."""
+    p = Path(path)
+    if (p / "trainer_state.json").is_file():
+        return p
+    for root in (p, p / "checkpoints"):
+        ckpts = sorted(q for q in root.glob("step-*") if (q / "trainer_state.json").is_file())
+        if ckpts:
+            return ckpts[-1]
+    raise ConfigError(f"--resume {path}: no checkpoint found (expected trainer_state.json)")
+
+
+# ----------------------------------------------------------------------------
+# Generation for side-by-side samples
+
+
+def generate(model, tokenizer, example: Example, max_new_tokens: int, max_len: int, device: str) -> str:
+    import torch
+
+    prompt = render(tokenizer, example.prompt_messages(), True)
+    ids = tokenizer(prompt, add_special_tokens=False, return_tensors="pt")["input_ids"]
+    keep = max(1, max_len - max_new_tokens)
+    ids = ids[:, -keep:].to(device)
+    with torch.no_grad():
+        out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
+                             do_sample=False, pad_token_id=tokenizer.pad_token_id,
+                             eos_token_id=tokenizer.eos_token_id, use_cache=True)
+    return tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True).strip()
+
+
+# ----------------------------------------------------------------------------
+# The run
+
+
+@dataclass
+class RunResult:
+    status: str
+    summary: dict
+    out_dir: Path
+    losses: list = field(default_factory=list)
+
+
+def prepare_data(data_path: Path, cfg: JobConfig):
+    ds = load_dataset(data_path)
+    if not ds.examples:
+        raise DataError(f"{data_path.name}: no trainable examples ({ds.total_pairs} pairs/records read, "
+                        f"{ds.skipped_pairs} without a target response)")
+    train_ex, val_ex = split_examples(ds.examples, cfg.validation_share)
+    return ds, train_ex, val_ex
+
+
+def run_training(cfg: JobConfig, data_path: str | Path, out_dir: str | Path, *, reporter: Reporter,
+                 resume: str | Path | None = None) -> RunResult:
+    import torch
+
+    t_start = time.time()
+    data_path, out = Path(data_path), Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    # -- resume: the checkpoint's config must agree with this one ------------
+    ckpt_dir, ckpt_state = None, None
+    if resume:
+        ckpt_dir = find_checkpoint(resume)
+        ckpt_state = json.loads((ckpt_dir / "trainer_state.json").read_text())
+        old = ckpt_state["config"]
+        diff = [k for k in RESUME_LOCKED_FIELDS if old.get(k) != getattr(cfg, k)]
+        if diff:
+            raise ConfigError("cannot resume: the job config differs from the checkpoint's in "
+                              + ", ".join(f"{k} ({old.get(k)!r} -> {getattr(cfg, k)!r})" for k in diff))
+
+    # -- data ------------------------------------------------------------------
+    reporter.stage("preparing", detail="reading dataset")
+    ds, train_ex, val_ex = prepare_data(data_path, cfg)
+    data_sha = sha256_file(data_path)
+    if ckpt_state and ckpt_state.get("data_sha256") != data_sha:
+        raise DataError("cannot resume: the data file differs from the one the checkpoint was trained on")
+    set_seed(cfg.seed)
+
+    # -- model -------------------------------------------------------------------
+    device = pick_device(cfg.device)
+    reporter.stage("loading_model", model=cfg.base_model, device=device)
+    _check_cancel(reporter)
+    resolved: ResolvedModel = resolve_model(cfg.base_model)
+    tokenizer = load_tokenizer(resolved)
+    template_source = ensure_chat_template(tokenizer)
+    try:
+        model = load_model(resolved, device=device, attn_implementation=cfg.attn_implementation,
+                           load_in_4bit=cfg.load_in_4bit, revision=cfg.model_revision)
+    except torch.OutOfMemoryError:
+        raise OOMError(f"out of memory while loading {cfg.base_model} on {device}") from None
+    model.config.use_cache = False
+    _check_cancel(reporter)
+
+    # -- encode ------------------------------------------------------------------
+    reporter.stage("preparing", detail="tokenizing")
+    train_enc, _, train_stats = encode_all(tokenizer, train_ex, cfg.max_seq_length)
+    val_enc, val_kept, val_stats = encode_all(tokenizer, val_ex, cfg.max_seq_length)
+    if not train_enc:
+        raise DataError(f"no trainable examples left after truncation to max_seq_length={cfg.max_seq_length} "
+                        f"({train_stats.dropped_examples} examples lost every assistant token)")
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    plan = Plan(len(train_enc), cfg.batch_size, cfg.gradient_accumulation_steps, cfg.num_epochs, cfg.max_steps)
+
+    # -- LoRA --------------------------------------------------------------------
+    model = wrap_lora(model, cfg)
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay,
+                                  betas=(0.9, 0.999), eps=1e-8, fused=(device == "cuda"))
+    scheduler = make_scheduler(optimizer, cfg, plan.total_steps)
+    flops = FlopCounter(model)
+    peak_name, peak_flops = device_peak(device)
+    gpu = GpuStats(device)
+
+    resolved_config = {
+        "config": cfg.to_dict(),
+        "resolved": {
+            "trainer_version": __version__,
+            "model_source": resolved.source,
+            "model_path": resolved.path,
+            "gguf_file": resolved.gguf_file,
+            "chat_template": template_source,
+            "device": device,
+            "dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
+            "attn_implementation": getattr(model.config, "_attn_implementation", cfg.attn_implementation),
+            "data_file": str(data_path),
+            "data_sha256": data_sha,
+            "data_format": ds.format,
+            "train_examples": len(train_enc),
+            "validation_examples": len(val_enc),
+            "validation_conversations": len({e.conversation_key for e in val_ex}),
+            "conversations": len({e.conversation_key for e in ds.examples}),
+            "steps_per_epoch": plan.steps_per_epoch,
+            "total_steps": plan.total_steps,
+            "trainable_parameters": flops.trainable,
+            "frozen_linear_parameters": flops.frozen,
+            "model_flops_per_token_dense": flops.per_token_dense(),
+            "peak_flops_name": peak_name,
+            "versions": _versions(),
+        },
+    }
+    (out / "training_config.json").write_text(json.dumps(resolved_config, indent=2))
+
+    # -- resume state --------------------------------------------------------------
+    start_step, tokens_trained, assistant_trained, train_seconds = 0, 0, 0, 0.0
+    loss_history: list = []
+    if ckpt_dir is not None:
+        from peft import set_peft_model_state_dict
+        from safetensors.torch import load_file
+
+        set_peft_model_state_dict(model, load_file(str(ckpt_dir / "adapter_model.safetensors"), device=device))
+        optimizer.load_state_dict(torch.load(ckpt_dir / "optimizer.pt", map_location=device, weights_only=False))
+        scheduler.load_state_dict(torch.load(ckpt_dir / "scheduler.pt", weights_only=False))
+        _set_rng_state(torch.load(ckpt_dir / "rng.pt", weights_only=False), device)
+        start_step = ckpt_state["step"]
+        tokens_trained = ckpt_state["tokens_trained"]
+        assistant_trained = ckpt_state["assistant_tokens_trained"]
+        train_seconds = ckpt_state["train_seconds"]
+        loss_history = ckpt_state.get("loss_history", [])
+
+    reporter.record("plan", total_steps=plan.total_steps, steps_per_epoch=plan.steps_per_epoch,
+                    train_examples=len(train_enc), validation_examples=len(val_enc),
+                    train_tokens_per_epoch=train_stats.tokens, start_step=start_step,
+                    truncation=train_stats.to_json())
+
+    # -- train -------------------------------------------------------------------------
+    reporter.stage("training", total_steps=plan.total_steps, start_step=start_step)
+    ckpt_root = out / "checkpoints"
+    last_ckpt = ckpt_dir
+    step = start_step
+    win = {"loss": 0.0, "n": 0, "tokens": 0, "flops": 0.0, "t0": time.time(), "steps": 0}
+    last_train_loss, last_val_loss = None, None
+    status = "completed"
+
+    def state_dict(step_: int) -> dict:
+        return {"step": step_, "epoch": step_ / plan.steps_per_epoch,
+                "epoch_index": step_ // plan.steps_per_epoch, "step_in_epoch": step_ % plan.steps_per_epoch,
+                "total_steps": plan.total_steps, "tokens_trained": tokens_trained,
+                "assistant_tokens_trained": assistant_trained, "train_seconds": train_seconds,
+                "loss_history": loss_history, "data_sha256": data_sha, "config": cfg.to_dict()}
+
+    def checkpoint(step_: int) -> Path:
+        p = save_checkpoint(ckpt_root, model=model, optimizer=optimizer, scheduler=scheduler,
+                            state=state_dict(step_), resolved_config=resolved_config, device=device,
+                            keep=cfg.checkpoint_keep)
+        reporter.record("checkpoint", step=step_, path=str(p))
+        return p
+
+    model.train()
+    try:
+        while step < plan.total_steps:
+            t_step = time.time()
+            epoch_idx, micro = plan.micro_batches(step, cfg.seed)
+            batches = [[train_enc[i] for i in idx] for idx in micro]
+            n_loss_tokens = sum(e.n_assistant for b in batches for e in b)
+            step_loss = 0.0
+            for b in batches:
+                batch = _to(collate_packed(b, cfg.max_seq_length, pad_id), device)
+                loss_sum, _ = forward_loss(model, batch)
+                (loss_sum / n_loss_tokens).backward()
+                step_loss += float(loss_sum.item())
+                win["flops"] += flops.batch_flops([e.n_tokens for e in b])
+            max_norm = cfg.max_grad_norm if cfg.max_grad_norm > 0 else float("inf")
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+            lr = scheduler.get_last_lr()[0]
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            if device == "cuda":
+                torch.cuda.synchronize()
+            step += 1
+            n_tokens = sum(e.n_tokens for b in batches for e in b)
+            tokens_trained += n_tokens
+            assistant_trained += n_loss_tokens
+            train_seconds += time.time() - t_step
+            step_mean = step_loss / n_loss_tokens
+            loss_history.append([step, step_mean])
+            win["loss"] += step_loss
+            win["n"] += n_loss_tokens
+            win["tokens"] += n_tokens
+            win["steps"] += 1
+            epoch = step / plan.steps_per_epoch
+            reporter.progress(step, plan.total_steps, epoch=round(epoch, 4))
+
+            if step % cfg.logging_steps == 0 or step == plan.total_steps:
+                elapsed = max(time.time() - win["t0"], 1e-9)
+                last_train_loss = win["loss"] / win["n"]
+                rec = {"step": step, "total_steps": plan.total_steps, "epoch": round(epoch, 4),
+                       "training_loss": last_train_loss, "learning_rate": lr, "grad_norm": grad_norm,
+                       "tokens_per_second": win["tokens"] / elapsed, "tokens": win["tokens"],
+                       "assistant_tokens": win["n"], "seconds": elapsed}
+                if peak_flops:
+                    rec["mfu"] = win["flops"] / elapsed / peak_flops
+                    rec["mfu_peak"] = peak_name
+                rec["model_tflops_per_second"] = win["flops"] / elapsed / 1e12
+                rec.update(gpu.sample())
+                reporter.metrics(**rec)
+                win = {"loss": 0.0, "n": 0, "tokens": 0, "flops": 0.0, "t0": time.time(), "steps": 0}
+
+            if cfg.eval_steps and step % cfg.eval_steps == 0 and step < plan.total_steps and val_enc:
+                reporter.stage("evaluating", step=step)
+                last_val_loss = evaluate_loss(model, val_enc, cfg.batch_size, cfg.max_seq_length, pad_id, device)
+                reporter.record("eval", step=step, epoch=round(epoch, 4), validation_loss=last_val_loss,
+                                perplexity=_ppl(last_val_loss))
+                reporter.stage("training", total_steps=plan.total_steps, start_step=step)
+                win["t0"] = time.time()
+
+            if cfg.checkpoint_steps and step % cfg.checkpoint_steps == 0 and step < plan.total_steps:
+                last_ckpt = checkpoint(step)
+                win["t0"] = time.time()
+
+            if reporter.cancel_requested():
+                last_ckpt = checkpoint(step)
+                raise Cancelled()
+    except Cancelled:
+        status = "cancelled"
+    except torch.OutOfMemoryError:
+        raise OOMError(f"out of memory at step {step + 1} (batch_size={cfg.batch_size}, "
+                       f"max_seq_length={cfg.max_seq_length}); lower batch_size or max_seq_length, "
+                       "or enable gradient_checkpointing") from None
+
+    summary = {
+        "status": status,
+        "total_steps": plan.total_steps,
+        "steps_completed": step,
+        "epochs_completed": step / plan.steps_per_epoch,
+        "train_examples": len(train_enc),
+        "validation_examples": len(val_enc),
+        "tokens_trained": tokens_trained,
+        "assistant_tokens_trained": assistant_trained,
+        "train_seconds": train_seconds,
+        "tokens_per_second": tokens_trained / train_seconds if train_seconds else None,
+        "final_training_loss": last_train_loss,
+        "final_validation_loss": last_val_loss,
+        "train_tokens_per_epoch": train_stats.tokens,
+        "truncation": {"train": train_stats.to_json(), "validation": val_stats.to_json()},
+        "device": device,
+        "dtype": resolved_config["resolved"]["dtype"],
+        "model_flops_per_token_dense": flops.per_token_dense(),
+        "peak_flops_name": peak_name,
+        "last_checkpoint": str(last_ckpt) if last_ckpt else None,
+    }
+    if device == "cuda":
+        summary["gpu_memory_peak_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)
+
+    if status == "cancelled":
+        summary["wall_seconds"] = time.time() - t_start
+        (out / "summary.json").write_text(json.dumps(summary, indent=2))
+        reporter.status("cancelled", step=step, total_steps=plan.total_steps,
+                        checkpoint=str(last_ckpt) if last_ckpt else None)
+        return RunResult("cancelled", summary, out, loss_history)
+
+    # -- evaluate ------------------------------------------------------------------------
+    reporter.stage("evaluating", step=step)
+    eval_json = run_final_eval(model, tokenizer, cfg, val_enc, val_kept, train_ex, pad_id, device)
+    summary["final_validation_loss"] = eval_json["adapter"]["validation_loss"]
+    summary["base_validation_loss"] = eval_json["base"]["validation_loss"]
+    reporter.record("eval", step=step, epoch=round(step / plan.steps_per_epoch, 4), final=True,
+                    validation_loss=eval_json["adapter"]["validation_loss"],
+                    perplexity=eval_json["adapter"]["perplexity"],
+                    base_validation_loss=eval_json["base"]["validation_loss"],
+                    base_perplexity=eval_json["base"]["perplexity"])
+
+    # -- save ------------------------------------------------------------------------------
+    reporter.stage("saving")
+    model.peft_config["default"].base_model_name_or_path = cfg.base_model
+    model.save_pretrained(str(out))
+    tokenizer.save_pretrained(str(out))
+    (out / "eval.json").write_text(json.dumps(eval_json, indent=2, ensure_ascii=False))
+    summary["wall_seconds"] = time.time() - t_start
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    (out / "README.md").write_text(model_card(cfg, resolved_config, summary, eval_json))
+    reporter.status("completed", step=step, total_steps=plan.total_steps,
+                    training_loss=last_train_loss, validation_loss=summary["final_validation_loss"])
+    return RunResult("completed", summary, out, loss_history)
+
+
+def _check_cancel(reporter: Reporter) -> None:
+    if reporter.cancel_requested():
+        raise EarlyCancel()
+
+
+class EarlyCancel(Cancelled):
+    """Cancelled before training started: no checkpoint exists."""
+
+
+def _ppl(loss):
+    if loss is None:
+        return None
+    return math.exp(min(loss, 50.0))
+
+
+def wrap_lora(model, cfg: JobConfig):
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+    hidden = getattr(getattr(model.config, "text_config", None) or model.config, "hidden_size", None)
+    if hidden and cfg.lora_rank > hidden:
+        raise ConfigError(f"lora_rank={cfg.lora_rank} is larger than the model's hidden size ({hidden})")
+    if cfg.load_in_4bit:
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing)
+    lcfg = LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                      target_modules=cfg.target_modules, bias="none", task_type="CAUSAL_LM")
+    try:
+        model = get_peft_model(model, lcfg)
+    except ValueError as e:
+        raise ConfigError(f"target_modules {cfg.target_modules!r} do not match the model: {e}") from None
+    for name, module in model.named_modules():
+        lin = getattr(module, "base_layer", None)
+        if lin is not None and hasattr(lin, "in_features") and hasattr(module, "r"):
+            smallest = min(lin.in_features, lin.out_features)
+            if cfg.lora_rank > smallest:
+                raise ConfigError(f"lora_rank={cfg.lora_rank} is larger than the dimension of {name} "
+                                  f"({lin.in_features}x{lin.out_features})")
+    return model
+
+
+def run_final_eval(model, tokenizer, cfg, val_enc, val_kept, train_ex, pad_id, device) -> dict:
+    adapter_loss = evaluate_loss(model, val_enc, cfg.batch_size, cfg.max_seq_length, pad_id, device)
+    with model.disable_adapter():
+        base_loss = evaluate_loss(model, val_enc, cfg.batch_size, cfg.max_seq_length, pad_id, device)
+    samples = []
+    prompts_from = "validation" if val_kept else "train"
+    pool = val_kept if val_kept else train_ex
+    model.eval()
+    model.config.use_cache = True
+    for ex in pool[: cfg.eval_samples]:
+        adapter_out = generate(model, tokenizer, ex, cfg.eval_max_new_tokens, cfg.max_seq_length, device)
+        with model.disable_adapter():
+            base_out = generate(model, tokenizer, ex, cfg.eval_max_new_tokens, cfg.max_seq_length, device)
+        samples.append({"prompt": ex.prompt_messages()[-1]["content"], "reference": ex.reference(),
+                        "base": base_out, "adapter": adapter_out, "messages": ex.prompt_messages()})
+    model.config.use_cache = False
+    return {
+        "base": {"validation_loss": base_loss, "perplexity": _ppl(base_loss)},
+        "adapter": {"validation_loss": adapter_loss, "perplexity": _ppl(adapter_loss)},
+        "validation_examples": len(val_enc),
+        "validation_tokens": sum(e.n_assistant for e in val_enc),
+        "samples_from": prompts_from,
+        "generation": {"do_sample": False, "max_new_tokens": cfg.eval_max_new_tokens},
+        "samples": samples,
+    }
+
+
+def _versions() -> dict:
+    import peft
+    import torch
+    import transformers
+
+    return {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__}
+
+
+def _fmt(x, nd=4):
+    return "n/a" if x is None else f"{x:.{nd}f}"
+
+
+def model_card(cfg: JobConfig, resolved: dict, summary: dict, ev: dict) -> str:
+    r = resolved["resolved"]
+    return f"""---
+base_model: {cfg.base_model}
+library_name: peft
+tags: [lora, brightrun]
+---
+# LoRA adapter for {cfg.base_model}
+
+Trained by BrightRun (brightrun-trainer {__version__}) on `{Path(r['data_file']).name}`
+({r['data_format']}, {r['train_examples']} training / {r['validation_examples']} validation examples).
+
+| setting | value |
+|---|---|
+| LoRA rank / alpha / dropout | {cfg.lora_rank} / {cfg.lora_alpha} / {cfg.lora_dropout} |
+| target modules | {cfg.target_modules} |
+| learning rate / schedule / warmup | {cfg.learning_rate} / {cfg.lr_scheduler} / {cfg.warmup_steps} |
+| batch size x grad. accumulation | {cfg.batch_size} x {cfg.gradient_accumulation_steps} |
+| epochs / steps | {cfg.num_epochs} / {summary['steps_completed']} |
+| max sequence length | {cfg.max_seq_length} |
+| chat template | {r['chat_template']} |
+| device / dtype | {r['device']} / {r['dtype']} |
+
+## Evaluation (held-out conversations)
+
+| model | validation loss | perplexity |
+|---|---|---|
+| base | {_fmt(ev['base']['validation_loss'])} | {_fmt(ev['base']['perplexity'], 2)} |
+| adapter | {_fmt(ev['adapter']['validation_loss'])} | {_fmt(ev['adapter']['perplexity'], 2)} |
+
+Tokens trained: {summary['tokens_trained']} in {summary['train_seconds']:.1f} s.
+
+## Use
+
+```python
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from peft import PeftModel
+base = AutoModelForCausalLM.from_pretrained("{cfg.base_model}")
+model = PeftModel.from_pretrained(base, "path/to/this/directory")
+tokenizer = AutoTokenizer.from_pretrained("path/to/this/directory")
+```
+"""

@@ -1,0 +1,148 @@
+"""Chat rendering, assistant-only masks, truncation and packing."""
+
+import pytest
+import torch
+
+from brightrun_trainer.data import Example, load_dataset
+from brightrun_trainer.encoding import (FALLBACK_CHAT_TEMPLATE, IGNORE_INDEX, collate_packed, encode_all,
+                                        encode_example, encode_messages, ensure_chat_template, pack_rows)
+from brightrun_trainer.models import load_tokenizer, resolve_model
+from brightrun_trainer.train import forward_loss
+
+
+@pytest.fixture(scope="module")
+def tok(tiny_model):
+    t = load_tokenizer(resolve_model(str(tiny_model)))
+    assert ensure_chat_template(t) == "model"
+    return t
+
+
+@pytest.fixture(scope="module")
+def tok_fallback(tiny_model_no_template):
+    t = load_tokenizer(resolve_model(str(tiny_model_no_template)))
+    assert ensure_chat_template(t) == "fallback"
+    assert t.chat_template == FALLBACK_CHAT_TEMPLATE
+    return t
+
+
+def trained_segments(enc):
+    """Contiguous runs of trained token ids."""
+    segs, cur = [], []
+    for i, l in zip(enc.input_ids, enc.labels):
+        if l != IGNORE_INDEX:
+            assert l == i
+            cur.append(i)
+        elif cur:
+            segs.append(cur)
+            cur = []
+    if cur:
+        segs.append(cur)
+    return segs
+
+
+def test_mask_is_exactly_the_assistant_tokens(tok, real_data):
+    ds = load_dataset(real_data["eq18_json"])
+    for ex in ds.examples[:12]:
+        enc = encode_messages(tok, ex.messages, ex.train)
+        segs = trained_segments(enc)
+        assert len(segs) == 1
+        # The trained tokens are the target response plus the end-of-turn marker, nothing else.
+        assert tok.decode(segs[0]) == ex.messages[-1]["content"] + "<|im_end|>"
+        # Everything before is the prompt rendered with the generation header.
+        prompt = tok.apply_chat_template(ex.messages[:-1], tokenize=False, add_generation_prompt=True)
+        n_prompt = len(tok(prompt, add_special_tokens=False)["input_ids"])
+        assert all(l == IGNORE_INDEX for l in enc.labels[:n_prompt])
+        assert enc.labels[n_prompt] != IGNORE_INDEX
+
+
+def test_mask_multi_turn_openai(tok):
+    msgs = [{"role": "user", "content": "Hello there"}, {"role": "assistant", "content": "General Kenobi"},
+            {"role": "user", "content": "How are you?"}, {"role": "assistant", "content": "Fine, thanks."}]
+    enc = encode_messages(tok, msgs, [False, True, False, True])
+    assert [tok.decode(s) for s in trained_segments(enc)] == ["General Kenobi<|im_end|>", "Fine, thanks.<|im_end|>"]
+    enc = encode_messages(tok, msgs, [False, False, False, True])
+    assert [tok.decode(s) for s in trained_segments(enc)] == ["Fine, thanks.<|im_end|>"]
+
+
+def test_fallback_template_mask(tok_fallback, real_data):
+    ex = load_dataset(real_data["eq12_json"]).examples[3]
+    enc = encode_messages(tok_fallback, ex.messages, ex.train)
+    segs = trained_segments(enc)
+    assert len(segs) == 1
+    assert tok_fallback.decode(segs[0]) == ex.messages[-1]["content"] + tok_fallback.eos_token
+    text = tok_fallback.decode(enc.input_ids)
+    assert text.startswith("<s>### System:\n") and "### User:\n" in text and "### Assistant:\n" in text
+
+
+def test_truncation_drops_oldest_history_then_cuts(tok, real_data):
+    ds = load_dataset(real_data["eq12_json"])
+    ex = max(ds.examples, key=lambda e: len(e.messages))
+    full = encode_example(tok, ex, 100000)
+    assert not full.truncated
+    limit = full.n_tokens - 50
+    enc = encode_example(tok, ex, limit)
+    assert enc.n_tokens <= limit and enc.truncated
+    assert enc.dropped_messages >= 2
+    # The target survives whole when history could be dropped.
+    assert tok.decode(trained_segments(enc)[-1]) == ex.messages[-1]["content"] + "<|im_end|>"
+    tiny = encode_example(tok, ex, 64)
+    assert tiny.n_tokens == 64
+
+
+def test_encode_all_reports_truncation(tok, real_data):
+    ds = load_dataset(real_data["eq12_jsonl"])
+    encs, kept, stats = encode_all(tok, ds.examples, 96)
+    js = stats.to_json(per_example=True)
+    assert js["examples"] == 44
+    assert js["truncated_examples"] > 0
+    assert js["kept_examples"] + js["dropped_examples"] == 44
+    assert js["assistant_tokens_cut"] == js["assistant_tokens_before_truncation"] - js["assistant_tokens"]
+    assert sum(js["tokens_per_example"]) == js["tokens"]
+    assert all(e.n_tokens <= 96 and e.n_assistant > 0 for e in encs)
+
+
+def test_pack_rows():
+    rows = pack_rows([5, 3, 8, 2, 7], 10)
+    assert sorted(i for r in rows for i in r) == [0, 1, 2, 3, 4]
+    lens = [5, 3, 8, 2, 7]
+    assert all(sum(lens[i] for i in r) <= 10 for r in rows)
+    assert len(rows) == 3
+
+
+def test_packed_loss_equals_per_example_loss(tiny_model, tok, real_data):
+    from transformers import AutoModelForCausalLM
+
+    from brightrun_trainer.encoding import pack_rows
+    from brightrun_trainer.train import token_loss_sum
+
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_model), dtype=torch.float32, attn_implementation="sdpa")
+    model.eval()
+    ds = load_dataset(real_data["eq18_json"])
+    encs, _, _ = encode_all(tok, ds.examples[:5], 300)
+    capacity = 1000
+    batch = collate_packed(encs, capacity, tok.pad_token_id)
+    assert batch["input_ids"].shape[0] < len(encs)  # several examples share a row
+    rows = pack_rows([e.n_tokens for e in encs], capacity)
+    with torch.no_grad():
+        packed, n = forward_loss(model, batch)
+        packed_logits = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False).logits
+        leaky_logits = model(input_ids=batch["input_ids"], use_cache=False).logits  # one causal sequence per row
+        separate, m = 0.0, 0
+        worst_packed = worst_leaky = 0.0
+        for r, row in enumerate(rows):
+            at = 0
+            for i in row:
+                e = encs[i]
+                single = collate_packed([e], capacity, tok.pad_token_id)
+                l, k = forward_loss(model, single)
+                separate += float(l)
+                m += k
+                ref = model(input_ids=single["input_ids"]).logits[0]
+                worst_packed = max(worst_packed, (packed_logits[r, at:at + e.n_tokens] - ref).abs().max().item())
+                worst_leaky = max(worst_leaky, (leaky_logits[r, at:at + e.n_tokens] - ref).abs().max().item())
+                at += e.n_tokens
+    assert n == m == sum(e.n_assistant for e in encs)
+    assert abs(float(packed) - separate) / separate < 1e-5
+    assert worst_packed < 1e-4
+    # Control: without per-example position ids the rows leak attention across examples.
+    assert worst_leaky > 100 * max(worst_packed, 1e-6)
