@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/brightrun/brightrun/internal/storage"
 )
@@ -131,6 +132,7 @@ func (s *Store) serveGet(w http.ResponseWriter, r *http.Request, g grant) {
 	h.Set("Content-Disposition", storage.ContentDisposition(g.DownloadName))
 	h.Set("Content-Security-Policy", "sandbox; default-src 'none'")
 	h.Set("Cache-Control", "private, max-age=0, must-revalidate")
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(transferTime(fi.Size())))
 	http.ServeContent(w, r, "", fi.ModTime(), f)
 }
 
@@ -148,6 +150,9 @@ func (s *Store) servePut(w http.ResponseWriter, r *http.Request, g grant) {
 		tooLarge()
 		return
 	}
+	// The server's read timeout is sized for API requests; give an upload
+	// time proportional to its size (at least 256 KiB/s) instead.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(transferTime(max)))
 	root := s.roots[g.Bucket]
 	body := http.MaxBytesReader(w, r.Body, max)
 	n, err := s.write(r.Context(), root, g.Path, body, max, true)
@@ -173,4 +178,10 @@ func (s *Store) servePut(w http.ResponseWriter, r *http.Request, g grant) {
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusOK, map[string]any{"success": true, "data": map[string]any{"size": n}})
+}
+
+// transferTime is the time allowed to move n bytes: 10 minutes plus n at
+// 256 KiB/s.
+func transferTime(n int64) time.Duration {
+	return 10*time.Minute + time.Duration(n/(256<<10))*time.Second
 }

@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
@@ -152,7 +152,11 @@ func (s *Store) EnsureBuckets(ctx context.Context) error {
 		if _, err := s.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(name)}); err == nil {
 			continue
 		}
-		if _, err := s.client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(name)}); err != nil {
+		in := &s3.CreateBucketInput{Bucket: aws.String(name)}
+		if r := s.client.Options().Region; r != "us-east-1" && r != "auto" {
+			in.CreateBucketConfiguration = &types.CreateBucketConfiguration{LocationConstraint: types.BucketLocationConstraint(r)}
+		}
+		if _, err := s.client.CreateBucket(ctx, in); err != nil {
 			var owned *types.BucketAlreadyOwnedByYou
 			if errors.As(err, &owned) {
 				continue
@@ -280,7 +284,8 @@ func (s *Store) Stat(ctx context.Context, bucket, p string) (storage.ObjectInfo,
 // Put implements storage.Storage with a single streaming PutObject (up to
 // 5 GiB, S3's single-request limit, which is also the largest bucket
 // limit). The payload is sent unsigned (UNSIGNED-PAYLOAD) so the body is
-// never read twice or buffered; use an https endpoint in production.
+// read once and never buffered; use an https endpoint in production. As the
+// body cannot be rewound, the SDK does not retry a failed Put; callers may.
 func (s *Store) Put(ctx context.Context, bucket, p string, r io.Reader, size int64, contentType string) error {
 	rb, key, err := s.object(bucket, p)
 	if err != nil {
@@ -304,6 +309,9 @@ func (s *Store) Put(ctx context.Context, bucket, p string, r io.Reader, size int
 		// The transport sent exactly size bytes; the object must not stand.
 		_ = s.Delete(context.WithoutCancel(ctx), bucket, key)
 		return fmt.Errorf("put %s/%s: %w: body longer than the declared %d bytes", bucket, key, storage.ErrTooLarge, size)
+	}
+	if err != nil && cr.n < size && ctx.Err() == nil {
+		return fmt.Errorf("put %s/%s: body shorter than its declared size (%d of %d bytes): %w", bucket, key, cr.n, size, err)
 	}
 	if err != nil {
 		return wrap("put", bucket, key, err)

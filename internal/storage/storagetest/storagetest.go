@@ -656,17 +656,15 @@ func testTTL(t *testing.T, e *env) {
 	}
 }
 
-// testLargeUpload streams 50 MB through the signed URL. Where the server
-// runs in this process it also checks that the heap stays bounded: neither
+// testLargeUpload streams 50 MB through the signed URL and checks the
+// stored bytes. Where the server streams to disk in this process
+// (MeasureUploadMemory) it also checks that the heap stays bounded: neither
 // the client (a generated body) nor the server may hold the body in memory.
 func testLargeUpload(t *testing.T, e *env) {
 	const size = 50 << 20
 	const bound = 16 << 20
 	if testing.Short() {
 		t.Skip("short mode")
-	}
-	if !e.MeasureUploadMemory {
-		t.Skip("the upload server is not in this process (or buffers by design), so memory is not measured")
 	}
 	up, hdr, err := e.Store.SignedUploadURL(e.ctx, ds, "u/d/large.jsonl", storage.UploadOptions{MaxSize: size})
 	if err != nil {
@@ -711,7 +709,9 @@ func testLargeUpload(t *testing.T, e *env) {
 	}
 	growth := int64(peak.Load()) - int64(before.HeapAlloc)
 	t.Logf("heap: before %d KiB, peak %d KiB, growth %d KiB during a %d MiB upload", before.HeapAlloc>>10, peak.Load()>>10, growth>>10, size>>20)
-	if growth > bound {
+	if !e.MeasureUploadMemory {
+		t.Log("memory bound not checked: the upload server is not in this process or keeps objects in memory by design")
+	} else if growth > bound {
 		t.Fatalf("heap grew by %d MiB during a 50 MiB streamed upload (bound %d MiB)", growth>>20, bound>>20)
 	}
 
