@@ -1,0 +1,125 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/brightrun/brightrun/internal/app"
+	"github.com/brightrun/brightrun/internal/auth"
+	"github.com/brightrun/brightrun/internal/config"
+	"github.com/brightrun/brightrun/internal/httpx"
+	"github.com/brightrun/brightrun/internal/store"
+)
+
+func serve(ctx context.Context, args []string) error {
+	c, _, err := config.Load("serve", args, os.Getenv, nil)
+	if err != nil {
+		return err
+	}
+	log := app.NewLogger(c, os.Stderr)
+	a, err := app.New(ctx, c, log)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	ln, err := net.Listen("tcp", c.Addr)
+	if err != nil {
+		return fmt.Errorf("BRIGHTRUN_ADDR: cannot listen on %s: %w", c.Addr, err)
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	wg := a.RunWorkers(wctx)
+	log.Info("BrightRun is running", "url", c.PublicURL, "engine", a.Store.Engine(), "auth", c.Auth, "storage", c.Storage, "data_dir", c.DataDir)
+	fmt.Fprintf(os.Stderr, "\n  BrightRun is running at %s\n\n", c.PublicURL)
+	srv := &http.Server{Handler: a.Handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	err = httpx.Serve(ctx, log, srv, ln, c.ShutdownTimeout)
+	cancel()
+	wg.Wait()
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	log.Info("stopped")
+	return err
+}
+
+func migrateCmd(ctx context.Context, args []string) error {
+	c, _, err := config.Load("migrate", args, os.Getenv, nil)
+	if err != nil {
+		return err
+	}
+	st, err := app.OpenStore(ctx, c)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	fmt.Printf("migrations applied (%s)\n", st.Engine())
+	return nil
+}
+
+func usersCreate(ctx context.Context, args []string) error {
+	var email, password string
+	c, _, err := config.Load("users create", args, os.Getenv, func(fs *flag.FlagSet) {
+		fs.StringVar(&email, "email", "", "account email (required)")
+		fs.StringVar(&password, "password", "", "password (read from stdin when omitted)")
+	})
+	if err != nil {
+		return err
+	}
+	if email == "" {
+		return errors.New("users create: --email is required")
+	}
+	if password == "" {
+		line, err := bufio.NewReader(os.Stdin).ReadString('\n')
+		if err != nil && line == "" {
+			return errors.New("users create: give --password or the password on stdin")
+		}
+		password = strings.TrimRight(line, "\r\n")
+	}
+	st, err := app.OpenStore(ctx, c)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	u, err := auth.NewLocal(st).Signup(ctx, auth.Credentials{Email: email, Password: password})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("created user %s (%s)\n", u.Email, u.ID)
+	return nil
+}
+
+func tokensCreate(ctx context.Context, args []string) error {
+	var email, name string
+	c, _, err := config.Load("tokens create", args, os.Getenv, func(fs *flag.FlagSet) {
+		fs.StringVar(&email, "email", "", "account email (required)")
+		fs.StringVar(&name, "name", "cli", "token name")
+	})
+	if err != nil {
+		return err
+	}
+	if email == "" {
+		return errors.New("tokens create: --email is required")
+	}
+	st, err := app.OpenStore(ctx, c)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	u, err := st.UserGetByEmail(store.AsSystem(ctx), email)
+	if err != nil {
+		return fmt.Errorf("tokens create: no user with email %s: %w", email, err)
+	}
+	tok, t, err := auth.CreateToken(ctx, st, u.ID, name, nil)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("created API token %q for %s (id %s); it is shown once:\n%s\n", t.Name, u.Email, t.ID, tok)
+	return nil
+}

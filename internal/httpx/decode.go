@@ -1,0 +1,90 @@
+package httpx
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/brightrun/brightrun/internal/apperr"
+)
+
+// MaxJSONBody is the default limit for JSON request bodies.
+const MaxJSONBody = 1 << 20
+
+// DecodeJSON reads one JSON object from r's body into dst: it requires a JSON
+// content type, refuses unknown fields, trailing data and bodies over limit
+// bytes, and explains what was wrong and where.
+func DecodeJSON(w http.ResponseWriter, r *http.Request, dst any, limit int64) error {
+	if limit <= 0 {
+		limit = MaxJSONBody
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+			return apperr.UnsupportedMedia("send the body as JSON with Content-Type: application/json (got %q)", ct)
+		}
+	} else {
+		return apperr.UnsupportedMedia("send the body as JSON with Content-Type: application/json")
+	}
+	body := http.MaxBytesReader(w, r.Body, limit)
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		return decodeErr(err, limit)
+	}
+	if err := dec.Decode(&struct{}{}); !errors.Is(err, io.EOF) {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return decodeErr(err, limit)
+		}
+		return apperr.BadRequest("the body must contain a single JSON object")
+	}
+	return nil
+}
+
+func decodeErr(err error, limit int64) error {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &syn):
+		return apperr.BadRequest("malformed JSON at byte %d: %v", syn.Offset, syn)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return apperr.BadRequest("malformed JSON: the body ends before the object is complete")
+	case errors.Is(err, io.EOF):
+		return apperr.BadRequest("the request body is empty: send a JSON object")
+	case errors.As(err, &typ):
+		field := typ.Field
+		if field == "" {
+			field = "(body)"
+		}
+		return apperr.Validation(fmt.Sprintf("field %q must be %s, not %s", field, typeName(typ.Type.String()), typ.Value),
+			map[string]string{field: "must be " + typeName(typ.Type.String())})
+	case errors.As(err, &mbe):
+		return apperr.TooLarge("the request body is larger than %d bytes", limit)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return apperr.Validation(fmt.Sprintf("unknown field %q: check the field name against the API docs", name), map[string]string{name: "unknown field"})
+	}
+	return apperr.BadRequest("malformed JSON: %v", err)
+}
+
+func typeName(t string) string {
+	switch {
+	case strings.HasPrefix(t, "int"), strings.HasPrefix(t, "uint"):
+		return "an integer"
+	case strings.HasPrefix(t, "float"):
+		return "a number"
+	case t == "string":
+		return "a string"
+	case t == "bool":
+		return "true or false"
+	case strings.HasPrefix(t, "[]"):
+		return "an array"
+	}
+	return "an object"
+}

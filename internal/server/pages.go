@@ -1,0 +1,63 @@
+package server
+
+import (
+	"net/http"
+	"net/url"
+
+	"github.com/brightrun/brightrun/internal/auth"
+	"github.com/brightrun/brightrun/internal/store"
+	"github.com/brightrun/brightrun/internal/ui"
+)
+
+func (d *Deps) pageRoutes(m *Mux) {
+	m.Page("GET /{$}", d.dashboard)
+	m.Page("GET /settings", d.settings)
+	m.Page("POST /settings/tokens", d.settingsTokenCreate)
+	m.Page("POST /settings/tokens/{id}/revoke", d.settingsTokenRevoke)
+}
+
+// DashboardData feeds the dashboard; domains fill it through DashboardStats.
+type DashboardData struct {
+	Datasets, ReadyDatasets, ActiveJobs, Models int
+	SpentThisMonth                              float64
+}
+
+func (d *Deps) dashboard(w http.ResponseWriter, r *http.Request) error {
+	var data DashboardData
+	return d.UI.Render(w, http.StatusOK, "dashboard", ui.PageFor(r, "Dashboard", "dashboard", data))
+}
+
+type settingsData struct {
+	Tokens   []store.APIToken
+	NewToken string
+}
+
+func (d *Deps) settingsPage(w http.ResponseWriter, r *http.Request, newToken string) error {
+	p, _ := auth.PrincipalFrom(r.Context())
+	list, err := d.Store.APITokenList(r.Context(), p.UserID)
+	if err != nil {
+		return err
+	}
+	return d.UI.Render(w, http.StatusOK, "settings", ui.PageFor(r, "Settings", "settings", settingsData{Tokens: list, NewToken: newToken}))
+}
+
+func (d *Deps) settings(w http.ResponseWriter, r *http.Request) error { return d.settingsPage(w, r, "") }
+
+func (d *Deps) settingsTokenCreate(w http.ResponseWriter, r *http.Request) error {
+	p, _ := auth.PrincipalFrom(r.Context())
+	tok, _, err := auth.CreateToken(r.Context(), d.Store, p.UserID, r.PostFormValue("name"), nil)
+	if err != nil {
+		return err
+	}
+	return d.settingsPage(w, r, tok)
+}
+
+func (d *Deps) settingsTokenRevoke(w http.ResponseWriter, r *http.Request) error {
+	p, _ := auth.PrincipalFrom(r.Context())
+	if err := d.Store.APITokenRevoke(r.Context(), p.UserID, r.PathValue("id"), d.Now().UTC()); err != nil {
+		return err
+	}
+	http.Redirect(w, r, "/settings?flash="+url.QueryEscape("Token revoked."), http.StatusSeeOther)
+	return nil
+}
+

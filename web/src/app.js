@@ -1,0 +1,53 @@
+// BrightRun front-end: htmx for server-rendered interactions, plus a small
+// JSON API helper that sends the CSRF token. Page scripts hook in by
+// data-page attributes (see pages/*.js).
+import htmx from "htmx.org";
+import { api, csrfToken } from "./api.js";
+import { startBell } from "./bell.js";
+
+window.htmx = htmx;
+window.brightrun = { api };
+
+document.addEventListener("htmx:configRequest", (e) => {
+  e.detail.headers["X-CSRF-Token"] = csrfToken();
+});
+
+// Confirmation for destructive buttons: <button data-confirm="...">.
+document.addEventListener("submit", (e) => {
+  const btn = e.submitter;
+  const msg = btn?.dataset.confirm || e.target.dataset.confirm;
+  if (msg && !window.confirm(msg)) e.preventDefault();
+});
+
+// Mobile navigation toggle.
+document.addEventListener("click", (e) => {
+  const t = e.target.closest("[data-nav-toggle]");
+  if (t) document.body.classList.toggle("nav-open");
+});
+
+// Relative times: <time data-relative datetime="...">.
+function relTimes() {
+  const fmt = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
+  for (const el of document.querySelectorAll("time[data-relative]")) {
+    const d = new Date(el.getAttribute("datetime"));
+    const s = (d - Date.now()) / 1000;
+    const abs = Math.abs(s);
+    const [v, u] = abs < 60 ? [s, "second"] : abs < 3600 ? [s / 60, "minute"] : abs < 86400 ? [s / 3600, "hour"] : [s / 86400, "day"];
+    el.textContent = fmt.format(Math.round(v), u);
+    el.title = d.toLocaleString();
+  }
+}
+
+const pages = {};
+export function registerPage(name, fn) {
+  pages[name] = fn;
+}
+window.brightrun.registerPage = registerPage;
+
+document.addEventListener("DOMContentLoaded", () => {
+  relTimes();
+  setInterval(relTimes, 30000);
+  startBell();
+  const name = document.body.dataset.page;
+  if (name && pages[name]) pages[name](document.body);
+});
