@@ -41,7 +41,9 @@ func (d *Deps) settingsPage(w http.ResponseWriter, r *http.Request, newToken str
 	return d.UI.Render(w, http.StatusOK, "settings", ui.PageFor(r, "Settings", "settings", settingsData{Tokens: list, NewToken: newToken}))
 }
 
-func (d *Deps) settings(w http.ResponseWriter, r *http.Request) error { return d.settingsPage(w, r, "") }
+func (d *Deps) settings(w http.ResponseWriter, r *http.Request) error {
+	return d.settingsPage(w, r, "")
+}
 
 func (d *Deps) settingsTokenCreate(w http.ResponseWriter, r *http.Request) error {
 	p, _ := auth.PrincipalFrom(r.Context())
@@ -60,4 +62,3 @@ func (d *Deps) settingsTokenRevoke(w http.ResponseWriter, r *http.Request) error
 	http.Redirect(w, r, "/settings?flash="+url.QueryEscape("Token revoked."), http.StatusSeeOther)
 	return nil
 }
-
