@@ -21,6 +21,7 @@ import (
 	"github.com/brightrun/brightrun/internal/config"
 	"github.com/brightrun/brightrun/internal/httpx"
 	"github.com/brightrun/brightrun/internal/server"
+	"github.com/brightrun/brightrun/internal/storage"
 	"github.com/brightrun/brightrun/internal/store"
 	"github.com/brightrun/brightrun/internal/store/postgres"
 	"github.com/brightrun/brightrun/internal/store/sqlite"
@@ -34,8 +35,11 @@ type App struct {
 	Config  config.Config
 	Log     *slog.Logger
 	Store   store.Store
+	Storage storage.Storage
 	Secret  []byte
 	Handler http.Handler
+	// UserRoutes are the routes that act for a signed-in user.
+	UserRoutes []string
 	Now     func() time.Time
 
 	workers []func(ctx context.Context)
@@ -116,6 +120,11 @@ func New(ctx context.Context, c config.Config, log *slog.Logger) (*App, error) {
 
 func (a *App) build(ctx context.Context) error {
 	c := a.Config
+	objects, objectsHandler, err := openStorage(ctx, c, a.Secret)
+	if err != nil {
+		return err
+	}
+	a.Storage = objects
 	renderer, err := ui.New(a.Log)
 	if err != nil {
 		return err
@@ -137,10 +146,13 @@ func (a *App) build(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if objectsHandler != nil {
+		mounts = append(mounts, func(m *server.Mux) { m.Handle("/storage/v1/", objectsHandler) })
+	}
 	deps.Mounts = mounts
 	a.workers = append(a.workers, workers...)
 	a.workers = append(a.workers, a.sessionSweeper)
-	a.Handler = server.New(deps)
+	a.Handler, a.UserRoutes = server.Build(deps)
 	return nil
 }
 
@@ -172,5 +184,10 @@ func (a *App) RunWorkers(ctx context.Context) *sync.WaitGroup {
 	return &wg
 }
 
-// Close releases the store.
-func (a *App) Close() error { return a.Store.Close() }
+// Close releases the store and storage.
+func (a *App) Close() error {
+	if c, ok := a.Storage.(interface{ Close() error }); ok {
+		_ = c.Close()
+	}
+	return a.Store.Close()
+}

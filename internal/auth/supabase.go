@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -123,6 +124,9 @@ func CookieToken(r *http.Request) string {
 }
 
 func parseSessionCookie(v string) string {
+	if u, err := url.QueryUnescape(v); err == nil {
+		v = u
+	}
 	if rest, ok := strings.CutPrefix(v, "base64-"); ok {
 		b, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(rest, "="))
 		if err != nil {

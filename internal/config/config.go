@@ -149,7 +149,9 @@ func Load(name string, args []string, getenv Getenv, extra func(*flag.FlagSet)) 
 	} else {
 		return c, nil, fmt.Errorf("BRIGHTRUN_SECURE_COOKIES: %q is not a boolean", secure)
 	}
-	if c.SupabaseJWKSURL == "" && c.SupabaseURL != "" {
+	if c.SupabaseJWKSURL == "-" || c.SupabaseJWKSURL == "none" {
+		c.SupabaseJWKSURL = "" // HS256 secret only
+	} else if c.SupabaseJWKSURL == "" && c.SupabaseURL != "" {
 		c.SupabaseJWKSURL = strings.TrimRight(c.SupabaseURL, "/") + "/auth/v1/.well-known/jwks.json"
 	}
 	return c, fs.Args(), c.Validate()

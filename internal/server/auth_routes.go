@@ -127,7 +127,8 @@ func (d *Deps) apiLogout(w http.ResponseWriter, r *http.Request) error {
 
 func (d *Deps) apiMe(w http.ResponseWriter, r *http.Request) error {
 	p, _ := auth.PrincipalFrom(r.Context())
-	u, err := d.Store.UserGet(r.Context(), p.UserID)
+	// auth.users is not readable by the authenticated role (as on Supabase).
+	u, err := d.Store.UserGet(store.AsSystem(r.Context()), p.UserID)
 	if err != nil {
 		return err
 	}

@@ -38,10 +38,14 @@ type Deps struct {
 type Mux struct {
 	*http.ServeMux
 	Deps *Deps
+	// UserRoutes lists every route that acts for a signed-in user, so the
+	// cross-user test harness can check each one has a case.
+	UserRoutes []string
 }
 
 // API registers a JSON route that requires a signed-in user.
 func (m *Mux) API(pattern string, h httpx.Handler) {
+	m.UserRoutes = append(m.UserRoutes, pattern)
 	m.Handle(pattern, m.Deps.Auth.RequireUser(m.Deps.Errors.H(h)))
 }
 
@@ -53,6 +57,12 @@ func (m *Mux) Public(pattern string, h httpx.Handler) { m.Handle(pattern, m.Deps
 
 // New builds the handler.
 func New(d *Deps) http.Handler {
+	h, _ := Build(d)
+	return h
+}
+
+// Build builds the handler and returns the user routes it registered.
+func Build(d *Deps) (http.Handler, []string) {
 	m := &Mux{ServeMux: http.NewServeMux(), Deps: d}
 	m.Handle("GET /static/", http.StripPrefix("/static/", ui.Static()))
 	m.Handle("GET /metrics", promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{}))
@@ -76,7 +86,7 @@ func New(d *Deps) http.Handler {
 		httpx.SecurityHeaders,
 		sameOrigin(d.Config.PublicURL, d.Errors),
 		d.Auth.Identify,
-	)
+	), m.UserRoutes
 }
 
 func notFoundWhat(r *http.Request) string {

@@ -20,7 +20,7 @@ func FuzzValidate(f *testing.F) {
 	f.Add([]byte(`{"messages":[{"role":"user","content":"q"},{"role":"assistant","content":"a"}]}`))
 	f.Add([]byte("\xEF\xBB\xBF{\"_meta\":{}}\r\n{\"target_response\":1}\n\xff"))
 	f.Add([]byte(`{"conversations":[{"training_pairs":[{"target_response":"x"}]}]}`))
-	if dir := os.Getenv("BRIGHTRUN_DATA_DIR"); dir != "" {
+	if dir := os.Getenv("BRIGHTRUN_DATASETS_DIR"); dir != "" {
 		if b, err := os.ReadFile(filepath.Join(dir, "eq-12-conversations.v4.jsonl")); err == nil {
 			f.Add(b[:min(len(b), 20000)])
 		}

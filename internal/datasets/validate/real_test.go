@@ -3,23 +3,15 @@ package validate
 import (
 	"context"
 	"encoding/json"
+	"github.com/brightrun/brightrun/internal/testdata"
 	"os"
 	"path/filepath"
 	"reflect"
 	"testing"
 )
 
-// dataDir is $BRIGHTRUN_DATA_DIR or ../shared/data relative to the repo root.
-func dataDir(t testing.TB) string {
-	dir := os.Getenv("BRIGHTRUN_DATA_DIR")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "..", "..", "shared", "data")
-	}
-	if _, err := os.Stat(filepath.Join(dir, "eq-12-conversations.v4.json")); err != nil {
-		t.Skipf("real datasets not found in %s (set BRIGHTRUN_DATA_DIR): %v", dir, err)
-	}
-	return dir
-}
+// dataDir is the real datasets folder (see internal/testdata).
+func dataDir(t testing.TB) string { return testdata.Dir(t) }
 
 func validateFile(t *testing.T, path string) *Result {
 	t.Helper()

@@ -1,0 +1,102 @@
+package httpx
+
+import (
+	"bytes"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/brightrun/brightrun/internal/apperr"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+func TestErrorMapping(t *testing.T) {
+	var logs bytes.Buffer
+	e := &Errors{Log: slog.New(slog.NewTextHandler(&logs, nil))}
+	cases := []struct {
+		err    error
+		status int
+		body   string
+	}{
+		{apperr.NotFound("dataset"), 404, `"error":"dataset not found"`},
+		{apperr.Validation("validation failed", map[string]string{"name": "required"}), 400, `"details":{"name":"required"}`},
+		{apperr.Conflict("in use"), 409, "in use"},
+		{apperr.TooLarge("big"), 413, "big"},
+		{apperr.Unauthorized("who"), 401, "who"},
+		{apperr.Forbidden("no"), 403, "no"},
+		{apperr.RateLimited("slow"), 429, "slow"},
+		{io.ErrUnexpectedEOF, 500, "internal server error (request id"},
+	}
+	for _, c := range cases {
+		w := httptest.NewRecorder()
+		r := httptest.NewRequest("GET", "/api/x", nil)
+		e.Write(w, r, c.err)
+		if w.Code != c.status || !strings.Contains(w.Body.String(), c.body) {
+			t.Errorf("%v: %d %s", c.err, w.Code, w.Body)
+		}
+	}
+	if strings.Contains(logs.String(), "unexpected EOF") == false {
+		t.Error("internal error not logged")
+	}
+}
+
+func TestPanicBecomes500WithoutStack(t *testing.T) {
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	e := &Errors{Log: log}
+	h := Chain(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("boom secret detail") }),
+		WithRequestID, Observe(log, NewMetrics(prometheus.NewRegistry()), e))
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest("GET", "/api/p", nil))
+	if w.Code != 500 || strings.Contains(w.Body.String(), "boom") || strings.Contains(w.Body.String(), "goroutine") {
+		t.Fatalf("panic response: %d %s", w.Code, w.Body)
+	}
+	if !strings.Contains(w.Body.String(), w.Header().Get("X-Request-ID")) {
+		t.Fatal("response lacks the request id")
+	}
+	if !strings.Contains(logs.String(), "boom secret detail") || !strings.Contains(logs.String(), "goroutine") {
+		t.Fatal("panic and stack must be logged")
+	}
+}
+
+func TestDecodeJSON(t *testing.T) {
+	type body struct {
+		Name  string `json:"name"`
+		Count int    `json:"count"`
+	}
+	cases := []struct {
+		ctype, body string
+		kind        apperr.Kind
+		msg         string
+	}{
+		{"application/json", `{"name":"a","count":1}`, -1, ""},
+		{"application/json; charset=utf-8", `{"name":"a"}`, -1, ""},
+		{"text/plain", `{}`, apperr.KindUnsupportedMedia, "application/json"},
+		{"application/json", `{"name":1}`, apperr.KindValidation, `field "name" must be a string`},
+		{"application/json", `{"count":"x"}`, apperr.KindValidation, `field "count" must be an integer`},
+		{"application/json", `{"nope":1}`, apperr.KindValidation, `unknown field "nope"`},
+		{"application/json", `{"name":`, apperr.KindValidation, "ends before"},
+		{"application/json", `[1,2]`, apperr.KindValidation, "must be an object"},
+		{"application/json", `{} {}`, apperr.KindValidation, "single JSON object"},
+		{"application/json", `{"name":"` + strings.Repeat("x", 200) + `"}`, apperr.KindTooLarge, "larger than 100 bytes"},
+	}
+	for _, c := range cases {
+		r := httptest.NewRequest("POST", "/", strings.NewReader(c.body))
+		r.Header.Set("Content-Type", c.ctype)
+		var b body
+		err := DecodeJSON(httptest.NewRecorder(), r, &b, 100)
+		if c.kind == -1 {
+			if err != nil {
+				t.Errorf("%s: %v", c.body, err)
+			}
+			continue
+		}
+		ae, ok := apperr.As(err)
+		if !ok || ae.Kind != c.kind || !strings.Contains(ae.Error(), c.msg) {
+			t.Errorf("%.40s: got %v, want kind %d with %q", c.body, err, c.kind, c.msg)
+		}
+	}
+}
