@@ -92,6 +92,7 @@ def _lock(path: Path):
 
 def cache_packaged_gguf(model_id: str, gguf: Path, dest: Path) -> Path:
     """Dequantize a packaged GGUF model into a safetensors model directory."""
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     overrides = PACKAGED_GGUF[model_id][2]
@@ -103,7 +104,15 @@ def cache_packaged_gguf(model_id: str, gguf: Path, dest: Path) -> Path:
             tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
             for k, v in overrides.items():
                 setattr(tok, k, v)
-            model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype="float32")
+            loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype="float32")
+            # The weights are dequantized already; rebuild a plain model so that it
+            # serializes as ordinary safetensors (a GGUF-quantizer model refuses to).
+            config = loaded.config
+            config.__dict__.pop("quantization_config", None)
+            model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+            model.load_state_dict(loaded.state_dict(), strict=True)
+            model.generation_config = loaded.generation_config
+            del loaded
             model.generation_config.eos_token_id = tok.convert_tokens_to_ids(tok.eos_token)
             model.generation_config.pad_token_id = tok.convert_tokens_to_ids(tok.pad_token)
             model.config.eos_token_id = model.generation_config.eos_token_id

@@ -243,6 +243,7 @@ class RunResult:
     summary: dict
     out_dir: Path
     losses: list = field(default_factory=list)
+    model: object = None  # the trained PeftModel (for embedding and tests)
 
 
 def prepare_data(data_path: Path, cfg: JobConfig):
@@ -495,7 +496,7 @@ def run_training(cfg: JobConfig, data_path: str | Path, out_dir: str | Path, *, 
         (out / "summary.json").write_text(json.dumps(summary, indent=2))
         reporter.status("cancelled", step=step, total_steps=plan.total_steps,
                         checkpoint=str(last_ckpt) if last_ckpt else None)
-        return RunResult("cancelled", summary, out, loss_history)
+        return RunResult("cancelled", summary, out, loss_history, model)
 
     # -- evaluate ------------------------------------------------------------------------
     reporter.stage("evaluating", step=step)
@@ -519,7 +520,7 @@ def run_training(cfg: JobConfig, data_path: str | Path, out_dir: str | Path, *, 
     (out / "README.md").write_text(model_card(cfg, resolved_config, summary, eval_json))
     reporter.status("completed", step=step, total_steps=plan.total_steps,
                     training_loss=last_train_loss, validation_loss=summary["final_validation_loss"])
-    return RunResult("completed", summary, out, loss_history)
+    return RunResult("completed", summary, out, loss_history, model)
 
 
 def _check_cancel(reporter: Reporter) -> None:

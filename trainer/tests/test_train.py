@@ -1,0 +1,163 @@
+"""End-to-end LoRA training of a tiny random Llama on the real EQ-12 data (CPU)."""
+
+import json
+import math
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from brightrun_trainer.config import JobConfig
+from brightrun_trainer.reporting import JsonlFileReporter, MemoryReporter, MultiReporter
+from brightrun_trainer.train import run_training
+
+from conftest import write_config
+
+TRAIN_OVERRIDES = dict(max_seq_length=512, lora_alpha=64, num_epochs=2, eval_steps=5, checkpoint_steps=5,
+                       checkpoint_keep=10)
+
+
+def run(cfg_path, data, out, resume=None):
+    mem = MemoryReporter()
+    rep = MultiReporter(JsonlFileReporter(out / "metrics.jsonl"), mem)
+    try:
+        res = run_training(JobConfig.load(cfg_path), data, out, reporter=rep, resume=resume)
+    finally:
+        rep.close()
+    return res, mem.records
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_model, real_data):
+    root = tmp_path_factory.mktemp("train")
+    cfg = write_config(root / "job.json", base_model=str(tiny_model), **TRAIN_OVERRIDES)
+    res, records = run(cfg, real_data["eq12_jsonl"], root / "out")
+    return {"root": root, "cfg": cfg, "res": res, "records": records, "out": root / "out"}
+
+
+def test_training_loss_falls(trained):
+    losses = [l for _, l in trained["res"].losses]
+    assert len(losses) == trained["res"].summary["total_steps"] == 20
+    assert all(math.isfinite(l) for l in losses)
+    first, last = sum(losses[:3]) / 3, sum(losses[-5:]) / 5
+    assert last < first - 0.05, (first, last)
+    evals = [r["validation_loss"] for r in trained["records"] if r["type"] == "eval" and not r.get("final")]
+    assert len(evals) == 3 and evals[-1] < evals[0]
+
+
+def test_metrics_records(trained):
+    lines = [json.loads(l) for l in (trained["out"] / "metrics.jsonl").read_text().splitlines()]
+    metrics = [r for r in lines if r["type"] == "metrics"]
+    assert [m["step"] for m in metrics] == list(range(1, 21))
+    for m in metrics:
+        for k in ("step", "epoch", "training_loss", "learning_rate", "grad_norm", "tokens_per_second"):
+            assert isinstance(m[k], (int, float)), k
+        assert m["tokens_per_second"] > 0 and m["grad_norm"] > 0
+    # Warmup then cosine decay.
+    lrs = [m["learning_rate"] for m in metrics]
+    assert lrs[0] < lrs[2] and lrs[-1] < lrs[3]
+    stages = [r["stage"] for r in lines if r["type"] == "stage"]
+    for s in ("preparing", "loading_model", "training", "evaluating", "saving"):
+        assert s in stages
+    progress = [r for r in lines if r["type"] == "progress"]
+    assert progress[-1]["step"] == progress[-1]["total_steps"] == 20
+    assert lines[-1]["type"] == "status" and lines[-1]["status"] == "completed"
+
+
+def test_output_directory(trained):
+    out = trained["out"]
+    for name in ("adapter_config.json", "adapter_model.safetensors", "tokenizer.json", "tokenizer_config.json",
+                 "training_config.json", "metrics.jsonl", "eval.json", "README.md", "summary.json"):
+        assert (out / name).is_file(), name
+    ev = json.loads((out / "eval.json").read_text())
+    for side in ("base", "adapter"):
+        assert ev[side]["validation_loss"] > 0
+        assert ev[side]["perplexity"] == pytest.approx(math.exp(ev[side]["validation_loss"]))
+    assert ev["adapter"]["validation_loss"] < ev["base"]["validation_loss"]
+    assert len(ev["samples"]) == 2
+    for s in ev["samples"]:
+        assert set(s) >= {"prompt", "reference", "base", "adapter"}
+    summ = json.loads((out / "summary.json").read_text())
+    assert summ["status"] == "completed" and summ["steps_completed"] == 20
+    assert summ["tokens_trained"] == 2 * summ["train_tokens_per_epoch"]
+    assert summ["tokens_per_second"] > 0 and summ["train_seconds"] > 0
+    assert summ["train_examples"] + summ["validation_examples"] == 44
+    tc = json.loads((out / "training_config.json").read_text())
+    assert tc["config"]["lora_rank"] == 8 and tc["resolved"]["chat_template"] == "model"
+    assert tc["resolved"]["dtype"] == "float32" and tc["resolved"]["device"] == "cpu"
+    keys = load_file(str(out / "adapter_model.safetensors")).keys()
+    assert keys and all("lora_" in k for k in keys)
+
+
+def test_lora_weights_change_and_base_weights_do_not(trained, tiny_model):
+    from transformers import AutoModelForCausalLM
+
+    model = trained["res"].model
+    fresh = AutoModelForCausalLM.from_pretrained(str(tiny_model), dtype=torch.float32)
+    fresh_sd = fresh.state_dict()
+    n_base = 0
+    for name, p in model.get_base_model().named_parameters():
+        if "lora_" in name:
+            continue
+        key = name.replace(".base_layer", "")
+        assert torch.equal(p.detach().cpu(), fresh_sd[key]), name
+        n_base += 1
+    assert n_base == len(fresh_sd)
+    lora_b = {k: v for k, v in model.state_dict().items() if "lora_B" in k}
+    assert lora_b and all(v.abs().sum() > 0 for v in lora_b.values())  # zero-initialised, so trained
+    early = load_file(str(trained["out"] / "checkpoints" / "step-000005" / "adapter_model.safetensors"))
+    final = load_file(str(trained["out"] / "adapter_model.safetensors"))
+    a_keys = [k for k in final if "lora_A" in k]
+    assert a_keys and any(not torch.equal(early[k], final[k]) for k in a_keys)
+
+
+def test_adapter_reloads_with_peft_and_changes_output(trained, tiny_model):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(str(tiny_model), dtype=torch.float32)
+    ids = torch.tensor([[1, 50, 60, 70, 80, 90, 100]])
+    with torch.no_grad():
+        before = base(input_ids=ids).logits
+        model = PeftModel.from_pretrained(base, str(trained["out"]))
+        model.eval()
+        after = model(input_ids=ids).logits
+        live = trained["res"].model.eval()(input_ids=ids).logits
+    assert (after - before).abs().max() > 1e-3
+    assert torch.allclose(after, live, atol=1e-5)
+    cfg = json.loads((trained["out"] / "adapter_config.json").read_text())
+    assert cfg["r"] == 8 and cfg["lora_alpha"] == 64 and cfg["base_model_name_or_path"] == str(tiny_model)
+
+
+def test_resume_reproduces_uninterrupted_losses(trained):
+    ckpt = trained["out"] / "checkpoints" / "step-000010"
+    state = json.loads((ckpt / "trainer_state.json").read_text())
+    assert state["step"] == 10
+    for f in ("adapter_model.safetensors", "optimizer.pt", "scheduler.pt", "rng.pt", "training_config.json"):
+        assert (ckpt / f).is_file()
+    out2 = trained["root"] / "resumed"
+    res, records = run(trained["cfg"], _data(trained), out2, resume=ckpt)
+    full = dict((s, l) for s, l in trained["res"].losses)
+    resumed = dict((s, l) for s, l in res.losses)
+    assert sorted(resumed) == list(range(1, 21))  # history carried over from the checkpoint
+    first_new = [r["step"] for r in records if r["type"] == "metrics"][0]
+    assert first_new == 11
+    for s in range(11, 21):
+        assert resumed[s] == pytest.approx(full[s], rel=1e-3, abs=1e-4), s
+    assert res.summary["tokens_trained"] == trained["res"].summary["tokens_trained"]
+
+
+def _data(trained):
+    tc = json.loads((trained["out"] / "training_config.json").read_text())
+    return tc["resolved"]["data_file"]
+
+
+def test_resume_refuses_a_changed_config(trained, tmp_path):
+    from brightrun_trainer.errors import ConfigError
+
+    cfg = json.loads(trained["cfg"].read_text())
+    cfg["learning_rate"] = 5e-4
+    p = tmp_path / "job.json"
+    p.write_text(json.dumps(cfg))
+    with pytest.raises(ConfigError, match="learning_rate"):
+        run(p, _data(trained), tmp_path / "o", resume=trained["out"])
