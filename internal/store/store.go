@@ -35,6 +35,9 @@ type Store interface {
 	LoginThrottlePut(ctx context.Context, t LoginThrottle) error
 	LoginThrottleDelete(ctx context.Context, key string) error
 
+	DatasetStore
+	NotificationStore
+
 	Ping(ctx context.Context) error
 	Close() error
 	Engine() string

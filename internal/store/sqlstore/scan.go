@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"encoding/json"
 	"fmt"
 	"time"
 )
@@ -74,4 +75,29 @@ func nullIfEmpty(s string) any {
 		return nil
 	}
 	return s
+}
+
+// njson scans a nullable JSON column (jsonb or TEXT) into a RawMessage.
+type njson struct{ m *json.RawMessage }
+
+func (n njson) Scan(v any) error {
+	switch x := v.(type) {
+	case nil:
+		*n.m = nil
+	case string:
+		*n.m = json.RawMessage(x)
+	case []byte:
+		*n.m = append(json.RawMessage(nil), x...)
+	default:
+		return fmt.Errorf("cannot scan %T into JSON", v)
+	}
+	return nil
+}
+
+// jsonArg passes raw JSON to a jsonb/TEXT parameter (NULL when empty).
+func jsonArg(m json.RawMessage) any {
+	if len(m) == 0 {
+		return nil
+	}
+	return string(m)
 }

@@ -18,6 +18,8 @@ func Run(t *testing.T, open func(t testing.TB) store.Store) {
 	t.Run("APITokens", func(t *testing.T) { testTokens(t, open(t)) })
 	t.Run("LoginThrottle", func(t *testing.T) { testThrottle(t, open(t)) })
 	t.Run("SQLMetacharacters", func(t *testing.T) { testMeta(t, open(t)) })
+	t.Run("Datasets", func(t *testing.T) { testDatasets(t, open(t)) })
+	t.Run("Notifications", func(t *testing.T) { testNotifications(t, open(t)) })
 }
 
 var sys = store.AsSystem(context.Background())

@@ -1,0 +1,36 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+)
+
+// Notification is a row of the spec's notifications table.
+type Notification struct {
+	ID        string          `json:"id"`
+	UserID    string          `json:"user_id"`
+	Type      string          `json:"type"`
+	Title     string          `json:"title"`
+	Message   string          `json:"message"`
+	Priority  string          `json:"priority"`
+	Read      bool            `json:"read"`
+	ActionURL *string         `json:"action_url"`
+	Metadata  json.RawMessage `json:"metadata"`
+	CreatedAt time.Time       `json:"created_at"`
+}
+
+// NotificationCreateParams creates a notification (system).
+type NotificationCreateParams struct {
+	UserID, Type, Title, Message, Priority string
+	ActionURL                              string
+	Metadata                               any
+}
+
+// NotificationStore persists notifications.
+type NotificationStore interface {
+	NotificationCreate(ctx context.Context, p NotificationCreateParams) (Notification, error)
+	NotificationList(ctx context.Context, userID string, unreadOnly bool, limit int) ([]Notification, int, error)
+	NotificationMarkRead(ctx context.Context, userID, id string) error
+	NotificationMarkAllRead(ctx context.Context, userID string) (int64, error)
+}
