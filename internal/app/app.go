@@ -19,6 +19,7 @@ import (
 
 	"github.com/brightrun/brightrun/internal/auth"
 	"github.com/brightrun/brightrun/internal/config"
+	"github.com/brightrun/brightrun/internal/datasets"
 	"github.com/brightrun/brightrun/internal/httpx"
 	"github.com/brightrun/brightrun/internal/server"
 	"github.com/brightrun/brightrun/internal/storage"
@@ -41,6 +42,10 @@ type App struct {
 	// UserRoutes are the routes that act for a signed-in user.
 	UserRoutes []string
 	Now     func() time.Time
+	// Datasets is the dataset service; DatasetWorker overrides its worker
+	// settings (tests shorten the lease).
+	Datasets      *datasets.Service
+	DatasetWorker *datasets.WorkerOptions
 
 	workers []func(ctx context.Context)
 }
@@ -100,8 +105,18 @@ func NewLogger(c config.Config, w *os.File) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
+// Options adjust an app for tests.
+type Options struct {
+	DatasetWorker *datasets.WorkerOptions
+}
+
 // New assembles the app.
 func New(ctx context.Context, c config.Config, log *slog.Logger) (*App, error) {
+	return NewWith(ctx, c, log, Options{})
+}
+
+// NewWith assembles the app with options.
+func NewWith(ctx context.Context, c config.Config, log *slog.Logger, o Options) (*App, error) {
 	secret, err := LoadSecret(c.DataDir)
 	if err != nil {
 		return nil, err
@@ -110,7 +125,7 @@ func New(ctx context.Context, c config.Config, log *slog.Logger) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &App{Config: c, Log: log, Store: st, Secret: secret, Now: time.Now}
+	a := &App{Config: c, Log: log, Store: st, Secret: secret, Now: time.Now, DatasetWorker: o.DatasetWorker}
 	if err := a.build(ctx); err != nil {
 		st.Close()
 		return nil, err

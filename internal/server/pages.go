@@ -24,6 +24,14 @@ type DashboardData struct {
 
 func (d *Deps) dashboard(w http.ResponseWriter, r *http.Request) error {
 	var data DashboardData
+	p, _ := auth.PrincipalFrom(r.Context())
+	var err error
+	if _, data.Datasets, err = d.Store.DatasetList(r.Context(), store.DatasetListParams{UserID: p.UserID, Page: 1, Limit: 1}); err != nil {
+		return err
+	}
+	if _, data.ReadyDatasets, err = d.Store.DatasetList(r.Context(), store.DatasetListParams{UserID: p.UserID, Status: store.DatasetReady, Page: 1, Limit: 1}); err != nil {
+		return err
+	}
 	return d.UI.Render(w, http.StatusOK, "dashboard", ui.PageFor(r, "Dashboard", "dashboard", data))
 }
 

@@ -30,6 +30,7 @@ type Server struct {
 // Options tweak the server's configuration.
 type Options struct {
 	Env map[string]string // extra BRIGHTRUN_* settings
+	App app.Options
 }
 
 // Start runs a server on engine e until the test ends.
@@ -56,7 +57,7 @@ func Start(t testing.TB, e testdb.Engine, o Options) *Server {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	a, err := app.New(ctx, c, log)
+	a, err := app.NewWith(ctx, c, log, o.App)
 	if err != nil {
 		cancel()
 		t.Fatalf("app: %v", err)

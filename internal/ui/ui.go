@@ -82,7 +82,13 @@ func New(log *slog.Logger) (*Renderer, error) {
 			}
 			return s[:1]
 		},
-		"iso": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+		"iso":       func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+		"bytes":     humanBytes,
+		"num64":     func(n int64) string { return groupDigits(n) },
+		"add":       func(a, b int) int { return a + b },
+		"sub":       func(a, b int) int { return a - b },
+		"list":      func(s ...string) []string { return s },
+		"trainable": trainable,
 		"deref": func(t *time.Time) time.Time {
 			if t == nil {
 				return time.Time{}

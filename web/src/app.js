@@ -4,6 +4,8 @@
 import htmx from "htmx.org";
 import { api, csrfToken } from "./api.js";
 import { startBell } from "./bell.js";
+import { runPage } from "./registry.js";
+import "./pages/datasets.js";
 
 window.htmx = htmx;
 window.brightrun = { api };
@@ -38,16 +40,10 @@ function relTimes() {
   }
 }
 
-const pages = {};
-export function registerPage(name, fn) {
-  pages[name] = fn;
-}
-window.brightrun.registerPage = registerPage;
 
 document.addEventListener("DOMContentLoaded", () => {
   relTimes();
   setInterval(relTimes, 30000);
   startBell();
-  const name = document.body.dataset.page;
-  if (name && pages[name]) pages[name](document.body);
+  runPage(document.body.dataset.page, document.body);
 });

@@ -1,0 +1,217 @@
+package datasets
+
+import (
+	"math"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/brightrun/brightrun/internal/apperr"
+	"github.com/brightrun/brightrun/internal/auth"
+	"github.com/brightrun/brightrun/internal/httpx"
+	"github.com/brightrun/brightrun/internal/server"
+	"github.com/brightrun/brightrun/internal/store"
+	"github.com/brightrun/brightrun/internal/ui"
+)
+
+// Handlers are the dataset routes.
+type Handlers struct {
+	Svc *Service
+	UI  *ui.Renderer
+}
+
+// Mount registers the routes.
+func (h *Handlers) Mount(m *server.Mux) {
+	m.API("POST /api/datasets", h.create)
+	m.API("GET /api/datasets", h.list)
+	m.API("GET /api/datasets/{id}", h.get)
+	m.API("PATCH /api/datasets/{id}", h.update)
+	m.API("DELETE /api/datasets/{id}", h.delete)
+	m.API("POST /api/datasets/{id}/confirm", h.confirm)
+	m.API("POST /api/datasets/{id}/upload-url", h.renew)
+
+	m.Page("GET /datasets", h.listPage)
+	m.Page("GET /datasets/new", h.newPage)
+	m.Page("GET /datasets/{id}", h.detailPage)
+	m.Page("POST /datasets/{id}/delete", h.deleteForm)
+}
+
+func userID(r *http.Request) string {
+	p, _ := auth.PrincipalFrom(r.Context())
+	return p.UserID
+}
+
+func (h *Handlers) create(w http.ResponseWriter, r *http.Request) error {
+	var req CreateRequest
+	if err := httpx.DecodeJSON(w, r, &req, 0); err != nil {
+		return err
+	}
+	up, err := h.Svc.Create(r.Context(), userID(r), req)
+	if err != nil {
+		return err
+	}
+	return httpx.OK(w, http.StatusCreated, up)
+}
+
+// ListResult is the spec's list shape.
+type ListResult struct {
+	Datasets   []store.Dataset `json:"datasets"`
+	Total      int             `json:"total"`
+	Page       int             `json:"page"`
+	Limit      int             `json:"limit"`
+	TotalPages int             `json:"totalPages"`
+	Status     string          `json:"status,omitempty"`
+	Search     string          `json:"search,omitempty"`
+}
+
+var statuses = []string{store.DatasetUploading, store.DatasetValidating, store.DatasetReady, store.DatasetError}
+
+// parseList reads page, limit (≤ 100), status and search.
+func parseList(q url.Values, defLimit int) (store.DatasetListParams, error) {
+	f := apperr.FieldErrors{}
+	p := store.DatasetListParams{Page: 1, Limit: defLimit, Status: q.Get("status"), Search: strings.TrimSpace(q.Get("search"))}
+	if v := q.Get("page"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1_000_000 {
+			f.Add("page", "use a whole number from 1")
+		}
+		p.Page = n
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 100 {
+			f.Add("limit", "use a whole number from 1 to 100")
+		}
+		p.Limit = n
+	}
+	if p.Status != "" && !contains(statuses, p.Status) {
+		f.Add("status", "use one of "+strings.Join(statuses, ", "))
+	}
+	if utf8.RuneCountInString(p.Search) > 200 {
+		f.Add("search", "use at most 200 characters")
+	}
+	return p, f.Err()
+}
+
+func (h *Handlers) listResult(r *http.Request, defLimit int) (ListResult, error) {
+	p, err := parseList(r.URL.Query(), defLimit)
+	if err != nil {
+		return ListResult{}, err
+	}
+	p.UserID = userID(r)
+	list, total, err := h.Svc.Store.DatasetList(r.Context(), p)
+	if err != nil {
+		return ListResult{}, err
+	}
+	if list == nil {
+		list = []store.Dataset{}
+	}
+	return ListResult{Datasets: list, Total: total, Page: p.Page, Limit: p.Limit, TotalPages: int(math.Ceil(float64(total) / float64(p.Limit))),
+		Status: p.Status, Search: p.Search}, nil
+}
+
+func (h *Handlers) list(w http.ResponseWriter, r *http.Request) error {
+	res, err := h.listResult(r, 20)
+	if err != nil {
+		return err
+	}
+	return httpx.OK(w, http.StatusOK, res)
+}
+
+func (h *Handlers) get(w http.ResponseWriter, r *http.Request) error {
+	d, err := h.Svc.Store.DatasetGet(r.Context(), userID(r), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	return httpx.OK(w, http.StatusOK, map[string]any{"dataset": d})
+}
+
+type patchRequest struct {
+	Name        *string `json:"name"`
+	Description *string `json:"description"`
+}
+
+func (h *Handlers) update(w http.ResponseWriter, r *http.Request) error {
+	var req patchRequest
+	if err := httpx.DecodeJSON(w, r, &req, 0); err != nil {
+		return err
+	}
+	f := apperr.FieldErrors{}
+	if req.Name != nil {
+		*req.Name = strings.TrimSpace(*req.Name)
+		if n := utf8.RuneCountInString(*req.Name); n < 1 || n > 200 {
+			f.Add("name", "use 1 to 200 characters")
+		}
+	}
+	if req.Description != nil && utf8.RuneCountInString(*req.Description) > 5000 {
+		f.Add("description", "use at most 5000 characters")
+	}
+	if req.Name == nil && req.Description == nil {
+		f.Add("name", "send name and/or description to change")
+	}
+	if err := f.Err(); err != nil {
+		return err
+	}
+	d, err := h.Svc.Store.DatasetUpdate(r.Context(), userID(r), r.PathValue("id"), store.DatasetPatch{Name: req.Name, Description: req.Description})
+	if err != nil {
+		return err
+	}
+	return httpx.OK(w, http.StatusOK, map[string]any{"dataset": d})
+}
+
+func (h *Handlers) delete(w http.ResponseWriter, r *http.Request) error {
+	if err := h.Svc.Delete(r.Context(), userID(r), r.PathValue("id")); err != nil {
+		return err
+	}
+	return httpx.OK(w, http.StatusOK, map[string]bool{"deleted": true})
+}
+
+func (h *Handlers) confirm(w http.ResponseWriter, r *http.Request) error {
+	d, err := h.Svc.Confirm(r.Context(), userID(r), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	return httpx.OK(w, http.StatusOK, map[string]any{"dataset": d})
+}
+
+func (h *Handlers) renew(w http.ResponseWriter, r *http.Request) error {
+	up, err := h.Svc.RenewUpload(r.Context(), userID(r), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	return httpx.OK(w, http.StatusOK, up)
+}
+
+func (h *Handlers) listPage(w http.ResponseWriter, r *http.Request) error {
+	res, err := h.listResult(r, 12)
+	if err != nil {
+		return err
+	}
+	return h.UI.Render(w, http.StatusOK, "datasets", ui.PageFor(r, "Datasets", "datasets", res))
+}
+
+func (h *Handlers) newPage(w http.ResponseWriter, r *http.Request) error {
+	p := ui.PageFor(r, "Upload dataset", "datasets", map[string]any{"MaxSize": int64(500 << 20), "Formats": Formats})
+	p.Page = "dataset-new"
+	return h.UI.Render(w, http.StatusOK, "dataset_new", p)
+}
+
+func (h *Handlers) detailPage(w http.ResponseWriter, r *http.Request) error {
+	d, err := h.Svc.Store.DatasetGet(r.Context(), userID(r), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	p := ui.PageFor(r, d.Name, "datasets", newDetailView(d))
+	p.Page = "dataset-detail"
+	return h.UI.Render(w, http.StatusOK, "dataset_detail", p)
+}
+
+func (h *Handlers) deleteForm(w http.ResponseWriter, r *http.Request) error {
+	if err := h.Svc.Delete(r.Context(), userID(r), r.PathValue("id")); err != nil {
+		return err
+	}
+	http.Redirect(w, r, "/datasets?flash="+url.QueryEscape("Dataset deleted."), http.StatusSeeOther)
+	return nil
+}

@@ -1,0 +1,168 @@
+package datasets
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/brightrun/brightrun/internal/datasets/validate"
+	"github.com/brightrun/brightrun/internal/storage"
+	"github.com/brightrun/brightrun/internal/store"
+)
+
+// WorkerOptions tune the validation worker.
+type WorkerOptions struct {
+	Poll  time.Duration // how often to look for work when not woken
+	Lease time.Duration // a crashed worker's dataset is picked up after this
+	Sweep time.Duration // how often to retry pending object deletions
+}
+
+// DefaultWorkerOptions are the production settings.
+var DefaultWorkerOptions = WorkerOptions{Poll: 2 * time.Second, Lease: 2 * time.Minute, Sweep: 5 * time.Minute}
+
+// Worker validates confirmed datasets. Several workers (replicas) can run:
+// each dataset is leased, and a lease that is not renewed (the server
+// stopped mid-validation) expires, so the dataset is validated again.
+func (s *Service) Worker(o WorkerOptions) func(ctx context.Context) {
+	return func(ctx context.Context) {
+		sys := store.AsSystem(ctx)
+		poll := time.NewTicker(o.Poll)
+		sweep := time.NewTicker(o.Sweep)
+		defer poll.Stop()
+		defer sweep.Stop()
+		s.sweepDeletes(sys)
+		for {
+			for s.validateNext(sys, o.Lease) {
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-s.wake:
+			case <-poll.C:
+			case <-sweep.C:
+				s.sweepDeletes(sys)
+			}
+		}
+	}
+}
+
+// validateNext validates one dataset; it reports whether it found one.
+func (s *Service) validateNext(ctx context.Context, lease time.Duration) bool {
+	d, ok, err := s.Store.DatasetClaimValidation(ctx, s.Now().UTC(), lease)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.Log.Error("claim validation", "err", err)
+		}
+		return false
+	}
+	if !ok {
+		return false
+	}
+	vctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go s.renewLease(vctx, d.ID, lease)
+	start := time.Now()
+	v, err := s.validate(vctx, d)
+	if err != nil {
+		// Storage or context trouble: leave the lease to expire and retry.
+		if ctx.Err() == nil {
+			s.Log.Error("validation interrupted; will retry", "dataset", d.ID, "attempt", d.ValidationAttempts, "err", err)
+		}
+		return false
+	}
+	saved, err := s.Store.DatasetSaveValidation(ctx, d.ID, v)
+	if err != nil || !saved {
+		if err != nil {
+			s.Log.Error("save validation", "dataset", d.ID, "err", err)
+		}
+		return err == nil
+	}
+	s.Log.Info("dataset validated", "dataset", d.ID, "status", v.Status, "errors", v.ErrorCount, "bytes", d.FileSize, "duration", time.Since(start))
+	s.notify(ctx, d, v)
+	return true
+}
+
+func (s *Service) renewLease(ctx context.Context, id string, lease time.Duration) {
+	t := time.NewTicker(lease / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.Store.DatasetExtendValidation(ctx, id, s.Now().UTC().Add(lease)); err != nil && ctx.Err() == nil {
+				s.Log.Warn("renew validation lease", "dataset", id, "err", err)
+			}
+		}
+	}
+}
+
+func (s *Service) validate(ctx context.Context, d store.Dataset) (store.DatasetValidation, error) {
+	rc, err := s.Storage.Open(ctx, storage.BucketDatasets, d.StoragePath)
+	if err != nil {
+		return store.DatasetValidation{}, fmt.Errorf("open object: %w", err)
+	}
+	defer rc.Close()
+	res, err := validate.Validate(ctx, rc, validate.Options{Format: d.Format})
+	if err != nil {
+		return store.DatasetValidation{}, err
+	}
+	return toValidation(res, s.Now().UTC()), nil
+}
+
+func toValidation(res *validate.Result, at time.Time) store.DatasetValidation {
+	js := func(v any) json.RawMessage { b, _ := json.Marshal(v); return b }
+	errs, warns := res.Errors, res.Warnings
+	if errs == nil {
+		errs = []validate.Issue{}
+	}
+	if warns == nil {
+		warns = []validate.Issue{}
+	}
+	v := store.DatasetValidation{Status: store.DatasetError, Format: res.Format, TrainingReady: res.TrainingReady,
+		TotalTrainingPairs: res.Stats.TrainingPairs, TotalValidationPairs: res.Stats.ValidationPairs, TotalTokens: res.Stats.TotalTokens,
+		AvgTurns: res.Stats.AvgTurnsPerConversation, AvgTokensPerTurn: res.Stats.AvgTokensPerTurn,
+		Errors: js(errs), Warnings: js(warns), ErrorCount: res.ErrorCount, WarningCount: res.WarningCount,
+		Statistics: js(res.Stats), Sample: js(res.Sample), At: at}
+	if res.TrainingReady {
+		v.Status = store.DatasetReady
+	}
+	return v
+}
+
+func (s *Service) notify(ctx context.Context, d store.Dataset, v store.DatasetValidation) {
+	p := store.NotificationCreateParams{UserID: d.UserID, ActionURL: "/datasets/" + d.ID,
+		Metadata: map[string]any{"dataset_id": d.ID, "errors": v.ErrorCount, "warnings": v.WarningCount}}
+	if v.Status == store.DatasetReady {
+		p.Type, p.Priority, p.Title = "dataset_ready", "medium", "Dataset ready: "+d.Name
+		p.Message = fmt.Sprintf("%d training and %d validation examples, about %d tokens. Ready to train.", v.TotalTrainingPairs, v.TotalValidationPairs, v.TotalTokens)
+	} else {
+		p.Type, p.Priority, p.Title = "dataset_error", "high", "Dataset has problems: "+d.Name
+		p.Message = fmt.Sprintf("Validation found %d error(s). Open the dataset to see each one with its line and a suggested fix.", v.ErrorCount)
+		if v.ErrorCount == 0 {
+			p.Message = "The file has no trainable examples (pairs with a target response)."
+		}
+	}
+	if _, err := s.Store.NotificationCreate(ctx, p); err != nil {
+		s.Log.Error("notify", "dataset", d.ID, "err", err)
+	}
+}
+
+// sweepDeletes retries object removal for deleted datasets.
+func (s *Service) sweepDeletes(ctx context.Context) {
+	list, err := s.Store.DatasetPendingObjectDeletes(ctx, 100)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.Log.Warn("pending deletes", "err", err)
+		}
+		return
+	}
+	for _, d := range list {
+		if err := s.Storage.Delete(ctx, storage.BucketDatasets, d.StoragePath); err != nil {
+			s.Log.Warn("dataset object delete failed", "dataset", d.ID, "err", err)
+			continue
+		}
+		_ = s.Store.DatasetMarkObjectDeleted(ctx, d.ID, s.Now().UTC())
+	}
+}
