@@ -1,8 +1,10 @@
 package e2e
 
 import (
+	"context"
 	"testing"
 
+	"github.com/brightrun/brightrun/internal/store"
 	"github.com/brightrun/brightrun/internal/store/testdb"
 	"github.com/brightrun/brightrun/internal/testserver"
 )
@@ -14,6 +16,8 @@ type world struct {
 	s      *testserver.Server
 	a, b   *testserver.Client
 	tokenA string // id of one of A's API tokens
+	dsA    string // one of A's datasets (uploading)
+	notifA string // one of A's notifications
 	secret []string
 }
 
@@ -24,7 +28,15 @@ func setupWorld(t *testing.T, s *testserver.Server) *world {
 	}
 	w.a.MustJSON("POST", "/api/tokens", map[string]string{"name": "owner-secret-token-name"}, 201, &tok)
 	w.tokenA = tok.APIToken.ID
-	w.secret = []string{w.a.UserID, "owner@example.com", tok.APIToken.ID, "owner-secret-token-name"}
+	up := createDataset(t, w.a, "owner-secret-dataset", "owner.jsonl", 10)
+	w.dsA = up.Dataset.ID
+	n, err := s.App.Store.NotificationCreate(store.AsSystem(context.Background()), store.NotificationCreateParams{UserID: w.a.UserID,
+		Type: "dataset_ready", Title: "owner-secret-notification", Message: "m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.notifA = n.ID
+	w.secret = []string{w.a.UserID, "owner@example.com", tok.APIToken.ID, "owner-secret-token-name", w.dsA, "owner-secret-dataset", n.ID, "owner-secret-notification"}
 	return w
 }
 
@@ -44,9 +56,43 @@ func (w *world) tokenStillActive(t *testing.T) {
 	t.Fatalf("user A's token was revoked by user B")
 }
 
+func (w *world) datasetIntact(t *testing.T) {
+	var out struct{ Dataset datasetView }
+	w.a.MustJSON("GET", "/api/datasets/"+w.dsA, nil, 200, &out)
+	if out.Dataset.Name != "owner-secret-dataset" || out.Dataset.Status != "uploading" {
+		t.Fatalf("user A's dataset changed: %+v", out.Dataset)
+	}
+}
+
+func (w *world) notificationUnread(t *testing.T) {
+	var out struct {
+		UnreadCount int `json:"unread_count"`
+	}
+	w.a.MustJSON("GET", "/api/notifications", nil, 200, &out)
+	if out.UnreadCount != 1 {
+		t.Fatalf("user A's notification was marked read by user B")
+	}
+}
+
 func crossUserCases(w *world) []testserver.CrossUserCase {
 	s := w.secret
+	ds := "/api/datasets/" + w.dsA
 	return []testserver.CrossUserCase{
+		{Route: "POST /api/datasets", Path: "/api/datasets", Body: map[string]any{"name": "b", "file_name": "b.json", "file_size": 5}, Secret: s},
+		{Route: "GET /api/datasets", Path: "/api/datasets", Secret: s},
+		{Route: "GET /api/datasets/{id}", Path: ds, Secret: s},
+		{Route: "PATCH /api/datasets/{id}", Path: ds, Body: map[string]string{"name": "pwned"}, Secret: s, After: w.datasetIntact},
+		{Route: "DELETE /api/datasets/{id}", Path: ds, Secret: s, After: w.datasetIntact},
+		{Route: "POST /api/datasets/{id}/confirm", Path: ds + "/confirm", Secret: s, After: w.datasetIntact},
+		{Route: "POST /api/datasets/{id}/upload-url", Path: ds + "/upload-url", Secret: s},
+		{Route: "GET /datasets", Path: "/datasets", Secret: s},
+		{Route: "GET /datasets/new", Path: "/datasets/new", Secret: s},
+		{Route: "GET /datasets/{id}", Path: "/datasets/" + w.dsA, Secret: s},
+		{Route: "POST /datasets/{id}/delete", Path: "/datasets/" + w.dsA + "/delete", Form: "x=1", Secret: s, After: w.datasetIntact},
+		{Route: "GET /api/notifications", Path: "/api/notifications", Secret: s},
+		{Route: "PATCH /api/notifications/{id}/read", Path: "/api/notifications/" + w.notifA + "/read", Secret: s, After: w.notificationUnread},
+		{Route: "POST /api/notifications/read-all", Path: "/api/notifications/read-all", Secret: s, After: w.notificationUnread},
+		{Route: "GET /notifications", Path: "/notifications", Secret: s},
 		{Route: "GET /api/auth/me", Path: "/api/auth/me", Secret: s},
 		{Route: "GET /api/tokens", Path: "/api/tokens", Secret: s},
 		{Route: "POST /api/tokens", Path: "/api/tokens", Body: map[string]string{"name": "b"}, Secret: s},
