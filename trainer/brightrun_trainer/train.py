@@ -189,7 +189,7 @@ def save_checkpoint(ckpt_root: Path, *, model, optimizer, scheduler, state: dict
     tmp = ckpt_root / f".{name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    model.save_pretrained(str(tmp))
+    model.save_pretrained(str(tmp), save_embedding_layers=False)
     torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
     torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
     torch.save(_rng_state(device), tmp / "rng.pt")
@@ -512,7 +512,7 @@ def run_training(cfg: JobConfig, data_path: str | Path, out_dir: str | Path, *, 
     # -- save ------------------------------------------------------------------------------
     reporter.stage("saving")
     model.peft_config["default"].base_model_name_or_path = cfg.base_model
-    model.save_pretrained(str(out))
+    model.save_pretrained(str(out), save_embedding_layers=False)
     tokenizer.save_pretrained(str(out))
     (out / "eval.json").write_text(json.dumps(eval_json, indent=2, ensure_ascii=False))
     summary["wall_seconds"] = time.time() - t_start
