@@ -41,7 +41,7 @@ type App struct {
 	Handler http.Handler
 	// UserRoutes are the routes that act for a signed-in user.
 	UserRoutes []string
-	Now     func() time.Time
+	Now        func() time.Time
 	// Datasets is the dataset service; DatasetWorker overrides its worker
 	// settings (tests shorten the lease).
 	Datasets      *datasets.Service
