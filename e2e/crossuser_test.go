@@ -18,6 +18,7 @@ type world struct {
 	tokenA string // id of one of A's API tokens
 	dsA    string // one of A's datasets (uploading)
 	notifA string // one of A's notifications
+	jobA   string // one of A's jobs (queued)
 	secret []string
 }
 
@@ -36,7 +37,9 @@ func setupWorld(t *testing.T, s *testserver.Server) *world {
 		t.Fatal(err)
 	}
 	w.notifA = n.ID
-	w.secret = []string{w.a.UserID, "owner@example.com", tok.APIToken.ID, "owner-secret-token-name", w.dsA, "owner-secret-dataset", n.ID, "owner-secret-notification"}
+	w.jobA = insertJobID(t, s, w.a.UserID, w.dsA, "queued")
+	w.a.MustJSON("PUT", "/api/settings/budget", map[string]any{"monthly_budget": 123.45}, 200, nil)
+	w.secret = []string{w.a.UserID, "owner@example.com", tok.APIToken.ID, "owner-secret-token-name", w.dsA, "owner-secret-dataset", n.ID, "owner-secret-notification", w.jobA, "123.45"}
 	return w
 }
 
@@ -74,6 +77,21 @@ func (w *world) notificationUnread(t *testing.T) {
 	}
 }
 
+func (w *world) jobIntact(t *testing.T) {
+	var out struct{ Job struct{ Status string } }
+	w.a.MustJSON("GET", "/api/jobs/"+w.jobA, nil, 200, &out)
+	if out.Job.Status != "queued" {
+		t.Fatalf("user A's job changed: %+v", out.Job)
+	}
+	var b struct {
+		MonthlyBudget *float64 `json:"monthly_budget"`
+	}
+	w.a.MustJSON("GET", "/api/settings/budget", nil, 200, &b)
+	if b.MonthlyBudget == nil || *b.MonthlyBudget != 123.45 {
+		t.Fatalf("user A's budget changed: %v", b.MonthlyBudget)
+	}
+}
+
 func crossUserCases(w *world) []testserver.CrossUserCase {
 	s := w.secret
 	ds := "/api/datasets/" + w.dsA
@@ -93,6 +111,18 @@ func crossUserCases(w *world) []testserver.CrossUserCase {
 		{Route: "PATCH /api/notifications/{id}/read", Path: "/api/notifications/" + w.notifA + "/read", Secret: s, After: w.notificationUnread},
 		{Route: "POST /api/notifications/read-all", Path: "/api/notifications/read-all", Secret: s, After: w.notificationUnread},
 		{Route: "GET /notifications", Path: "/notifications", Secret: s},
+		{Route: "GET /api/catalog", Path: "/api/catalog", Secret: s},
+		{Route: "POST /api/jobs/estimate", Path: "/api/jobs/estimate", Body: jobReq(w.dsA, smol, "cpu-local", 1, nil), Secret: s},
+		{Route: "POST /api/jobs", Path: "/api/jobs", Body: jobReq(w.dsA, smol, "cpu-local", 1, nil), Secret: s, After: w.jobIntact},
+		{Route: "GET /api/jobs", Path: "/api/jobs", Secret: s},
+		{Route: "GET /api/jobs/{id}", Path: "/api/jobs/" + w.jobA, Secret: s},
+		{Route: "POST /api/jobs/{id}/cancel", Path: "/api/jobs/" + w.jobA + "/cancel", Secret: s, After: w.jobIntact},
+		{Route: "GET /api/settings/budget", Path: "/api/settings/budget", Secret: s},
+		{Route: "PUT /api/settings/budget", Path: "/api/settings/budget", Body: map[string]any{"monthly_budget": 1}, Secret: s, After: w.jobIntact},
+		{Route: "GET /training/configure", Path: "/training/configure?datasetId=" + w.dsA, Secret: s},
+		{Route: "GET /training/jobs", Path: "/training/jobs", Secret: s},
+		{Route: "GET /training/jobs/{id}", Path: "/training/jobs/" + w.jobA, Secret: s},
+		{Route: "POST /training/jobs/{id}/cancel", Path: "/training/jobs/" + w.jobA + "/cancel", Form: "x=1", Secret: s, After: w.jobIntact},
 		{Route: "GET /api/auth/me", Path: "/api/auth/me", Secret: s},
 		{Route: "GET /api/tokens", Path: "/api/tokens", Secret: s},
 		{Route: "POST /api/tokens", Path: "/api/tokens", Body: map[string]string{"name": "b"}, Secret: s},

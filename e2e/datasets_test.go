@@ -252,6 +252,12 @@ func TestDatasetValidationSurvivesCrash(t *testing.T) {
 // arrives with the training-configuration issue).
 func insertJob(t *testing.T, s *testserver.Server, userID, datasetID, status string) {
 	t.Helper()
+	insertJobID(t, s, userID, datasetID, status)
+}
+
+func insertJobID(t *testing.T, s *testserver.Server, userID, datasetID, status string) string {
+	t.Helper()
+	id := uuid.NewString()
 	db := s.App.Store.(*sqlstore.Store).DB()
 	q := `INSERT INTO training_jobs (id, user_id, dataset_id, preset_id, hyperparameters, gpu_config, status, total_epochs, estimated_total_cost)
 		VALUES (?, ?, ?, 'balanced', '{}', '{}', ?, 3, 1.0)`
@@ -259,7 +265,8 @@ func insertJob(t *testing.T, s *testserver.Server, userID, datasetID, status str
 		q = `INSERT INTO training_jobs (id, user_id, dataset_id, preset_id, hyperparameters, gpu_config, status, total_epochs, estimated_total_cost)
 		VALUES ($1, $2, $3, 'balanced', '{}', '{}', $4, 3, 1.0)`
 	}
-	if _, err := db.Exec(q, uuid.NewString(), userID, datasetID, status); err != nil {
+	if _, err := db.Exec(q, id, userID, datasetID, status); err != nil {
 		t.Fatalf("insert job: %v", err)
 	}
+	return id
 }

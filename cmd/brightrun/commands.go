@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/brightrun/brightrun/internal/agentapi"
 	"github.com/brightrun/brightrun/internal/app"
 	"github.com/brightrun/brightrun/internal/auth"
 	"github.com/brightrun/brightrun/internal/config"
@@ -121,5 +122,29 @@ func tokensCreate(ctx context.Context, args []string) error {
 		return err
 	}
 	fmt.Printf("created API token %q for %s (id %s); it is shown once:\n%s\n", t.Name, u.Email, t.ID, tok)
+	return nil
+}
+
+func agentsCreate(ctx context.Context, args []string) error {
+	var name string
+	c, _, err := config.Load("agents create", args, os.Getenv, func(fs *flag.FlagSet) {
+		fs.StringVar(&name, "name", "", "agent name (required), e.g. the GPU machine's host name")
+	})
+	if err != nil {
+		return err
+	}
+	if name == "" {
+		return errors.New("agents create: --name is required")
+	}
+	st, err := app.OpenStore(ctx, c)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	tok, a, err := agentapi.CreateAgent(ctx, st, name)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("created agent %q (id %s); run `brightrun-trainer agent --server %s --token TOKEN`; the token is shown once:\n%s\n", a.Name, a.ID, c.PublicURL, tok)
 	return nil
 }

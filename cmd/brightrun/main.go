@@ -4,6 +4,7 @@
 //	brightrun migrate                               apply database migrations
 //	brightrun users create --email E [--password P] create a local account (password from stdin if omitted)
 //	brightrun tokens create --email E [--name N]    print a new API token as the last line
+//	brightrun agents create --name N                print a new trainer agent token as the last line
 //
 // Every command takes --data-dir and --database-url (and the other settings,
 // see `brightrun serve -h`), or the BRIGHTRUN_* environment variables.
@@ -40,6 +41,8 @@ func run(ctx context.Context, args []string) error {
 		return sub(ctx, "users", args, map[string]func(context.Context, []string) error{"create": usersCreate})
 	case "tokens":
 		return sub(ctx, "tokens", args, map[string]func(context.Context, []string) error{"create": tokensCreate})
+	case "agents":
+		return sub(ctx, "agents", args, map[string]func(context.Context, []string) error{"create": agentsCreate})
 	case "help", "-h", "--help":
 		fmt.Println(usage)
 		return nil
@@ -52,6 +55,7 @@ const usage = `usage:
   brightrun migrate [flags]                              apply database migrations
   brightrun users create --email E [--password P]        create a local account (password read from stdin when omitted)
   brightrun tokens create --email E [--name N]           print a new API token as the last line of stdout
+  brightrun agents create --name N                       print a new trainer agent token as the last line of stdout
 flags for every command: --data-dir, --database-url, … (brightrun serve -h lists them all)`
 
 func sub(ctx context.Context, name string, args []string, cmds map[string]func(context.Context, []string) error) error {

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/brightrun/brightrun/internal/agentapi"
 	"github.com/brightrun/brightrun/internal/auth"
 	"github.com/brightrun/brightrun/internal/config"
 	"github.com/brightrun/brightrun/internal/datasets"
@@ -46,6 +47,9 @@ type App struct {
 	// settings (tests shorten the lease).
 	Datasets      *datasets.Service
 	DatasetWorker *datasets.WorkerOptions
+	// Agents is the agent protocol service; AgentOptions override its leases.
+	Agents       *agentapi.Service
+	AgentOptions *agentapi.Options
 
 	workers []func(ctx context.Context)
 }
@@ -108,6 +112,7 @@ func NewLogger(c config.Config, w *os.File) *slog.Logger {
 // Options adjust an app for tests.
 type Options struct {
 	DatasetWorker *datasets.WorkerOptions
+	AgentOptions  *agentapi.Options
 }
 
 // New assembles the app.
@@ -125,7 +130,7 @@ func NewWith(ctx context.Context, c config.Config, log *slog.Logger, o Options) 
 	if err != nil {
 		return nil, err
 	}
-	a := &App{Config: c, Log: log, Store: st, Secret: secret, Now: time.Now, DatasetWorker: o.DatasetWorker}
+	a := &App{Config: c, Log: log, Store: st, Secret: secret, Now: time.Now, DatasetWorker: o.DatasetWorker, AgentOptions: o.AgentOptions}
 	if err := a.build(ctx); err != nil {
 		st.Close()
 		return nil, err

@@ -2,10 +2,14 @@ package app
 
 import (
 	"context"
+	"fmt"
 
+	"github.com/brightrun/brightrun/internal/agentapi"
 	"github.com/brightrun/brightrun/internal/datasets"
 	"github.com/brightrun/brightrun/internal/notify"
 	"github.com/brightrun/brightrun/internal/server"
+	"github.com/brightrun/brightrun/internal/training"
+	"github.com/brightrun/brightrun/internal/training/catalog"
 )
 
 // domains builds the domain packages and returns their route mounts and
@@ -15,9 +19,26 @@ func (a *App) domains(ctx context.Context, d *server.Deps) ([]func(*server.Mux),
 	a.Datasets = ds
 	dh := &datasets.Handlers{Svc: ds, UI: d.UI}
 	nh := &notify.Handlers{Store: a.Store, UI: d.UI}
+	cat, err := catalog.Load(a.Config.Catalog)
+	if err != nil {
+		return nil, nil, fmt.Errorf("BRIGHTRUN_CATALOG: %w", err)
+	}
+	ts := &training.Service{Store: a.Store, Catalog: cat, Log: a.Log, Now: a.Now}
+	th := &training.Handlers{Svc: ts, UI: d.UI}
 	opts := datasets.DefaultWorkerOptions
 	if a.DatasetWorker != nil {
 		opts = *a.DatasetWorker
 	}
-	return []func(*server.Mux){dh.Mount, nh.Mount}, []func(context.Context){ds.Worker(opts)}, nil
+	ao := agentapi.DefaultOptions
+	if a.AgentOptions != nil {
+		ao = *a.AgentOptions
+	}
+	as := &agentapi.Service{Store: a.Store, Storage: a.Storage, Catalog: cat, Log: a.Log, Now: a.Now, Opts: ao}
+	a.Agents = as
+	ah := &agentapi.Handlers{Svc: as, Errors: d.Errors}
+	workers := []func(context.Context){ds.Worker(opts), as.LeaseWorker}
+	if a.Config.LocalAgent {
+		workers = append(workers, a.localAgent(as))
+	}
+	return []func(*server.Mux){dh.Mount, nh.Mount, th.Mount, ah.Mount}, workers, nil
 }

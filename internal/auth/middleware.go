@@ -53,6 +53,9 @@ func (a *Authenticator) Identify(next http.Handler) http.Handler {
 
 func (a *Authenticator) identify(w http.ResponseWriter, r *http.Request) (Principal, bool, error) {
 	now := a.Now().UTC()
+	if strings.HasPrefix(r.URL.Path, "/api/agent/") {
+		return Principal{}, false, nil // agents use agent and job tokens (agentapi)
+	}
 	if h := r.Header.Get("Authorization"); h != "" {
 		scheme, tok, _ := strings.Cut(h, " ")
 		tok = strings.TrimSpace(tok)

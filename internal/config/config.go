@@ -36,6 +36,11 @@ type Config struct {
 	S3PathStyle       bool   // BRIGHTRUN_S3_PATH_STYLE
 	S3BucketPrefix    string // BRIGHTRUN_S3_BUCKET_PREFIX: prepended to lora-datasets / lora-models
 
+	Catalog string // BRIGHTRUN_CATALOG: path of an operator-edited catalog JSON (default: built in)
+
+	LocalAgent bool   // BRIGHTRUN_LOCAL_AGENT: start a local trainer agent (embedded default)
+	Trainer    string // BRIGHTRUN_TRAINER: path of the brightrun-trainer executable
+
 	LogLevel  string // BRIGHTRUN_LOG_LEVEL: debug | info | warn | error
 	LogFormat string // BRIGHTRUN_LOG_FORMAT: text | json
 
@@ -104,6 +109,9 @@ func Load(name string, args []string, getenv Getenv, extra func(*flag.FlagSet)) 
 		{"s3-secret-access-key", "BRIGHTRUN_S3_SECRET_ACCESS_KEY", "", "S3 secret access key", str(&c.S3SecretAccessKey)},
 		{"s3-path-style", "BRIGHTRUN_S3_PATH_STYLE", "true", "path-style S3 addressing", boolean(&c.S3PathStyle, "BRIGHTRUN_S3_PATH_STYLE")},
 		{"s3-bucket-prefix", "BRIGHTRUN_S3_BUCKET_PREFIX", "", "prefix for the real bucket names", str(&c.S3BucketPrefix)},
+		{"local-agent", "BRIGHTRUN_LOCAL_AGENT", "true", "start a local trainer agent as a child process", boolean(&c.LocalAgent, "BRIGHTRUN_LOCAL_AGENT")},
+		{"trainer", "BRIGHTRUN_TRAINER", ".venv/bin/brightrun-trainer", "path of the brightrun-trainer executable for the local agent", str(&c.Trainer)},
+		{"catalog", "BRIGHTRUN_CATALOG", "", "presets, base models and GPUs JSON file (default: built in)", str(&c.Catalog)},
 		{"log-level", "BRIGHTRUN_LOG_LEVEL", "info", "debug | info | warn | error", str(&c.LogLevel)},
 		{"log-format", "BRIGHTRUN_LOG_FORMAT", "text", "text | json", str(&c.LogFormat)},
 		{"shutdown-timeout", "BRIGHTRUN_SHUTDOWN_TIMEOUT", "15s", "graceful shutdown timeout", func(v string) error {

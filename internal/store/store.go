@@ -37,6 +37,8 @@ type Store interface {
 
 	DatasetStore
 	NotificationStore
+	JobStore
+	ExecutionStore
 
 	Ping(ctx context.Context) error
 	Close() error

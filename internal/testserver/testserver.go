@@ -43,7 +43,7 @@ func Start(t testing.TB, e testdb.Engine, o Options) *Server {
 	url := "http://" + ln.Addr().String()
 	env := map[string]string{
 		"BRIGHTRUN_DATA_DIR": t.TempDir(), "BRIGHTRUN_PUBLIC_URL": url, "BRIGHTRUN_ADDR": ln.Addr().String(),
-		"BRIGHTRUN_DATABASE_URL": e.URL(t), "BRIGHTRUN_LOG_LEVEL": "warn",
+		"BRIGHTRUN_DATABASE_URL": e.URL(t), "BRIGHTRUN_LOG_LEVEL": "warn", "BRIGHTRUN_LOCAL_AGENT": "false",
 	}
 	for k, v := range o.Env {
 		env[k] = v

@@ -6,6 +6,7 @@ import { api, csrfToken } from "./api.js";
 import { startBell } from "./bell.js";
 import { runPage } from "./registry.js";
 import "./pages/datasets.js";
+import "./pages/training.js";
 
 window.htmx = htmx;
 window.brightrun = { api };

@@ -1,0 +1,276 @@
+// Package agentapi is the server side of the agent protocol
+// (docs/agent-protocol.md): agent and job tokens, long-poll claims, leases,
+// heartbeats with cancellation, idempotent metrics, events, signed upload
+// URLs, checkpoints, completion, failure with retries, and the lease worker.
+package agentapi
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/brightrun/brightrun/internal/apperr"
+	"github.com/brightrun/brightrun/internal/auth"
+	"github.com/brightrun/brightrun/internal/storage"
+	"github.com/brightrun/brightrun/internal/store"
+	"github.com/brightrun/brightrun/internal/training/catalog"
+)
+
+// Options tune leases and polling.
+type Options struct {
+	Lease        time.Duration // a job whose agent is silent this long is requeued
+	Heartbeat    time.Duration // how often agents should heartbeat
+	MaxWait      time.Duration // longest claim long-poll
+	Poll         time.Duration // claim and lease-check interval
+	URLTTL       time.Duration // signed URL lifetime
+	MaxRetries   int
+	CheckpointAt int // checkpoint every N optimizer steps (0 = about 10 per run)
+}
+
+// DefaultOptions are the production settings.
+var DefaultOptions = Options{Lease: 60 * time.Second, Heartbeat: 10 * time.Second, MaxWait: 25 * time.Second, Poll: 500 * time.Millisecond,
+	URLTTL: 6 * time.Hour, MaxRetries: 3}
+
+// Service implements the protocol.
+type Service struct {
+	Store   store.Store
+	Storage storage.Storage
+	Catalog *catalog.Catalog
+	Log     *slog.Logger
+	Now     func() time.Time
+	Opts    Options
+}
+
+// Token prefixes.
+const (
+	AgentTokenPrefix = "bra_"
+	JobTokenPrefix   = "brj_"
+)
+
+// CreateAgent registers an agent and returns its token (shown once).
+func (s *Service) CreateAgent(ctx context.Context, name string) (string, store.Agent, error) {
+	return CreateAgent(ctx, s.Store, name)
+}
+
+// CreateAgent registers an agent in st (used by `brightrun agents create`).
+func CreateAgent(ctx context.Context, st store.Store, name string) (string, store.Agent, error) {
+	name = strings.TrimSpace(name)
+	if name == "" || len(name) > 200 {
+		return "", store.Agent{}, apperr.Validation("validation failed", map[string]string{"name": "give the agent a name of 1 to 200 characters"})
+	}
+	tok, _, _ := auth.NewAPIToken()
+	tok = AgentTokenPrefix + strings.TrimPrefix(tok, auth.TokenPrefix)
+	a, err := st.AgentCreate(store.AsSystem(ctx), name, auth.HashSecret(tok))
+	return tok, a, err
+}
+
+// newJobToken binds a token to one job and attempt: brj_<job>_<attempt>_<secret>.
+func newJobToken(jobID string, attempt int) string {
+	tok, _, _ := auth.NewAPIToken()
+	return fmt.Sprintf("%s%s_%d_%s", JobTokenPrefix, jobID, attempt, strings.TrimPrefix(tok, auth.TokenPrefix))
+}
+
+// parseJobToken splits a job token.
+func parseJobToken(tok string) (jobID string, attempt int, ok bool) {
+	rest, found := strings.CutPrefix(tok, JobTokenPrefix)
+	if !found {
+		return "", 0, false
+	}
+	parts := strings.SplitN(rest, "_", 3)
+	if len(parts) != 3 {
+		return "", 0, false
+	}
+	n, err := strconv.Atoi(parts[1])
+	return parts[0], n, err == nil
+}
+
+// Authorize checks a job token for job id: the job must match (404
+// otherwise), and the token must be the current attempt's (409 when a newer
+// attempt superseded it).
+func (s *Service) Authorize(ctx context.Context, id, token string) (store.ExecJob, error) {
+	jid, attempt, ok := parseJobToken(token)
+	if !ok {
+		return store.ExecJob{}, apperr.Unauthorized("send the job token from the claim answer: Authorization: Bearer brj_…")
+	}
+	if jid != id {
+		return store.ExecJob{}, apperr.NotFound("training job")
+	}
+	j, err := s.Store.JobExec(store.AsSystem(ctx), id)
+	if err != nil {
+		return j, err
+	}
+	if j.JobTokenHash == auth.HashSecret(token) && j.Attempt == attempt {
+		return j, nil
+	}
+	if attempt < j.Attempt || (attempt == j.Attempt && j.JobTokenHash == "") {
+		return j, apperr.Conflict("this attempt was superseded (the job is on attempt %d, status %s): stop working on it", j.Attempt, j.Status)
+	}
+	return j, apperr.Unauthorized("the job token is not valid")
+}
+
+// Capabilities an agent declares when claiming.
+type Capabilities struct {
+	GPUType     string  `json:"gpu_type"`
+	GPUCount    int     `json:"gpu_count"`
+	GPUMemoryGB float64 `json:"gpu_memory_gb"`
+}
+
+// AgentInfo describes the agent process.
+type AgentInfo struct {
+	Name     string `json:"name"`
+	Version  string `json:"version"`
+	Hostname string `json:"hostname"`
+}
+
+// ClaimRequest is the claim body.
+type ClaimRequest struct {
+	Agent        AgentInfo    `json:"agent"`
+	Capabilities Capabilities `json:"capabilities"`
+	WaitSeconds  float64      `json:"wait_seconds"`
+}
+
+// FileURL is a signed URL for one file.
+type FileURL struct {
+	Name        string            `json:"name"`
+	URL         string            `json:"url"`
+	Method      string            `json:"method,omitempty"`
+	Headers     map[string]string `json:"headers,omitempty"`
+	Size        int64             `json:"size"`
+	StoragePath string            `json:"storage_path,omitempty"`
+}
+
+// Assignment is a claimed job.
+type Assignment struct {
+	ID               string         `json:"id"`
+	Attempt          int            `json:"attempt"`
+	Token            string         `json:"token"`
+	LeaseSeconds     float64        `json:"lease_seconds"`
+	HeartbeatSeconds float64        `json:"heartbeat_seconds"`
+	Config           map[string]any `json:"config"`
+	Dataset          FileURL        `json:"dataset"`
+	DatasetFormat    string         `json:"dataset_format"`
+	Resume           *Resume        `json:"resume"`
+}
+
+// Resume is the checkpoint a retry starts from.
+type Resume struct {
+	Step  int       `json:"step"`
+	Files []FileURL `json:"files"`
+}
+
+// Checkpoint is what the job row keeps of the last checkpoint.
+type Checkpoint struct {
+	Step  int          `json:"step"`
+	Files []StoredFile `json:"files"`
+}
+
+// StoredFile is an uploaded object.
+type StoredFile struct {
+	Name        string `json:"name"`
+	Size        int64  `json:"size"`
+	StoragePath string `json:"storage_path"`
+}
+
+// Claim hands the next matching job to the agent, waiting up to the asked
+// time (bounded) for one to appear.
+func (s *Service) Claim(ctx context.Context, agent store.Agent, req ClaimRequest) (*Assignment, error) {
+	c := req.Capabilities
+	if c.GPUType == "" {
+		return nil, apperr.Validation("validation failed", map[string]string{"capabilities.gpu_type": "declare the catalog gpu_type this agent runs (\"CPU\" for a CPU agent)"})
+	}
+	if c.GPUCount <= 0 {
+		c.GPUCount = 1
+	}
+	sys := store.AsSystem(ctx)
+	caps, _ := json.Marshal(c)
+	if err := s.Store.AgentSeen(sys, agent.ID, caps, req.Agent.Version, req.Agent.Hostname, s.Now().UTC()); err != nil {
+		return nil, err
+	}
+	wait := time.Duration(req.WaitSeconds * float64(time.Second))
+	if wait > s.Opts.MaxWait {
+		wait = s.Opts.MaxWait
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		a, ok, err := s.claimOnce(sys, agent, c)
+		if err != nil || ok {
+			return a, err
+		}
+		if time.Now().After(deadline) {
+			return nil, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, nil
+		case <-time.After(s.Opts.Poll):
+		}
+	}
+}
+
+func (s *Service) claimOnce(ctx context.Context, agent store.Agent, c Capabilities) (*Assignment, bool, error) {
+	var tok string
+	hash := func(id string, attempt int) string {
+		tok = newJobToken(id, attempt)
+		return auth.HashSecret(tok)
+	}
+	cl, ok, err := s.Store.JobClaim(ctx, store.ClaimParams{AgentID: agent.ID, GPUType: c.GPUType, GPUCount: c.GPUCount, TokenHash: hash, Now: s.Now().UTC(), Lease: s.Opts.Lease})
+	if err != nil || !ok {
+		return nil, false, err
+	}
+	e, err := s.Store.JobExec(ctx, cl.Job.ID)
+	if err != nil {
+		return nil, false, err
+	}
+	a, err := s.assignment(ctx, e, cl.Dataset, tok)
+	if err != nil {
+		// Give the job back rather than strand it.
+		_, _ = s.Store.JobRequeue(ctx, e.ID, e.Attempt, "internal", "could not prepare the assignment: "+err.Error(), s.Now().UTC())
+		return nil, false, err
+	}
+	s.Log.Info("job claimed", "job", e.ID, "attempt", e.Attempt, "agent", agent.Name)
+	return a, true, nil
+}
+
+func (s *Service) assignment(ctx context.Context, e store.ExecJob, d store.Dataset, tok string) (*Assignment, error) {
+	var h map[string]any
+	if err := json.Unmarshal(e.Hyperparameters, &h); err != nil {
+		return nil, err
+	}
+	h["seed"] = 42
+	h["validation_share"] = 0.1
+	m, _ := s.Catalog.Model(e.BaseModel)
+	h["trust_remote_code"] = m.TrustRemoteCode
+	every := s.Opts.CheckpointAt
+	if every <= 0 && e.TotalSteps != nil {
+		every = max(5, *e.TotalSteps/10)
+	}
+	if every <= 0 {
+		every = 50
+	}
+	h["checkpoint_every_steps"] = every
+	url, err := s.Storage.SignedDownloadURL(ctx, storage.BucketDatasets, d.StoragePath, s.Opts.URLTTL, d.FileName)
+	if err != nil {
+		return nil, err
+	}
+	a := &Assignment{ID: e.ID, Attempt: e.Attempt, Token: tok, LeaseSeconds: s.Opts.Lease.Seconds(), HeartbeatSeconds: s.Opts.Heartbeat.Seconds(),
+		Config: h, Dataset: FileURL{Name: d.FileName, URL: url, Size: d.FileSize}, DatasetFormat: d.Format}
+	if len(e.Checkpoint) > 0 {
+		var cp Checkpoint
+		if err := json.Unmarshal(e.Checkpoint, &cp); err == nil && len(cp.Files) > 0 {
+			r := &Resume{Step: cp.Step}
+			for _, f := range cp.Files {
+				u, err := s.Storage.SignedDownloadURL(ctx, storage.BucketModels, f.StoragePath, s.Opts.URLTTL, "")
+				if err != nil {
+					return nil, err
+				}
+				r.Files = append(r.Files, FileURL{Name: f.Name, URL: u, Size: f.Size})
+			}
+			a.Resume = r
+		}
+	}
+	return a, nil
+}

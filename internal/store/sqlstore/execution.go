@@ -1,0 +1,515 @@
+package sqlstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/brightrun/brightrun/internal/apperr"
+	"github.com/brightrun/brightrun/internal/store"
+	"github.com/google/uuid"
+)
+
+const execCols = jobCols + `, j.attempt, j.job_token_hash, j.lease_expires_at, j.attempt_started_at, j.run_seconds, j.checkpoint,
+	j.error_class, j.max_retries, j.agent_id`
+
+func scanExec(sc interface{ Scan(...any) error }) (store.ExecJob, error) {
+	var e store.ExecJob
+	// scanJob builds its own destinations; append the execution columns.
+	row := &combined{sc: sc, extra: func() []any {
+		return []any{&e.Attempt, nstr{&e.JobTokenHash}, nts{&e.LeaseExpiresAt}, nts{&e.AttemptStartedAt}, &e.RunSeconds, njson{&e.Checkpoint},
+			nstr{&e.ErrorClass}, &e.MaxRetries, nstr{&e.AgentID}}
+	}}
+	j, err := scanJob(row)
+	e.Job = j
+	return e, err
+}
+
+// combined appends extra destinations to a scanner call.
+type combined struct {
+	sc    interface{ Scan(...any) error }
+	extra func() []any
+}
+
+func (c *combined) Scan(dest ...any) error { return c.sc.Scan(append(dest, c.extra()...)...) }
+
+func round2(v float64) float64 { return math.Round(v*100) / 100 }
+
+// AgentCreate registers an agent.
+func (s *Store) AgentCreate(ctx context.Context, name, tokenHash string) (store.Agent, error) {
+	a := store.Agent{ID: uuid.NewString(), Name: name, CreatedAt: time.Now().UTC().Truncate(time.Millisecond)}
+	err := s.writeTx(ctx, func(x q) error {
+		_, err := x.exec(ctx, "INSERT INTO agents (id, name, token_hash, created_at) VALUES (?, ?, ?, ?)", a.ID, name, tokenHash, a.CreatedAt)
+		return err
+	})
+	return a, err
+}
+
+// AgentByTokenHash finds a non-revoked agent.
+func (s *Store) AgentByTokenHash(ctx context.Context, hash string) (store.Agent, error) {
+	var a store.Agent
+	err := s.readTx(ctx, func(x q) error {
+		return x.queryRow(ctx, "SELECT id, name, capabilities, version, hostname, last_seen_at, created_at, revoked_at FROM agents WHERE token_hash = ?", hash).
+			Scan(&a.ID, &a.Name, njson{&a.Capabilities}, nstr{&a.Version}, nstr{&a.Hostname}, nts{&a.LastSeenAt}, ts{&a.CreatedAt}, nts{&a.RevokedAt})
+	})
+	if errors.Is(err, errNoRows) || (err == nil && a.RevokedAt != nil) {
+		return a, apperr.Unauthorized("the agent token is not valid (create one with `brightrun agents create --name N`)")
+	}
+	return a, err
+}
+
+// AgentSeen records the agent's capabilities and last contact.
+func (s *Store) AgentSeen(ctx context.Context, id string, caps json.RawMessage, version, hostname string, at time.Time) error {
+	return s.writeTx(ctx, func(x q) error {
+		_, err := x.exec(ctx, "UPDATE agents SET capabilities = ?, version = ?, hostname = ?, last_seen_at = ? WHERE id = ?", jsonArg(caps), version, hostname, at, id)
+		return err
+	})
+}
+
+func (s *Store) event(ctx context.Context, x q, jobID string, attempt int, level, stage, msg string, at time.Time) error {
+	_, err := x.exec(ctx, "INSERT INTO training_job_events (id, job_id, attempt, level, stage, message, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+		uuid.NewString(), jobID, attempt, level, nullIfEmpty(stage), msg, at)
+	return err
+}
+
+func (s *Store) notifyTx(ctx context.Context, x q, p store.NotificationCreateParams, at time.Time) error {
+	var meta any
+	if p.Metadata != nil {
+		b, _ := json.Marshal(p.Metadata)
+		meta = string(b)
+	}
+	prio := p.Priority
+	if prio == "" {
+		prio = "medium"
+	}
+	_, err := x.exec(ctx, `INSERT INTO notifications (id, user_id, type, title, message, priority, read, action_url, metadata, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, uuid.NewString(), p.UserID, p.Type, p.Title, p.Message, prio, false, nullIfEmpty(p.ActionURL), meta, at)
+	return err
+}
+
+// JobClaim atomically hands the oldest matching queued job to an agent.
+func (s *Store) JobClaim(ctx context.Context, p store.ClaimParams) (store.Claim, bool, error) {
+	var c store.Claim
+	found := false
+	err := s.writeTx(ctx, func(x q) error {
+		lock := ""
+		if s.d.Name == "postgres" {
+			lock = " FOR UPDATE SKIP LOCKED"
+		}
+		var id string
+		var attempt int
+		err := x.queryRow(ctx, "SELECT id, attempt FROM training_jobs WHERE status = 'queued' AND gpu_type = ? AND num_gpus <= ? ORDER BY queued_at, id LIMIT 1"+lock,
+			p.GPUType, p.GPUCount).Scan(&id, &attempt)
+		if errors.Is(err, errNoRows) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		res, err := x.exec(ctx, `UPDATE training_jobs SET status = 'initializing', current_stage = 'downloading', attempt = ?,
+			job_token_hash = ?, lease_expires_at = ?, attempt_started_at = ?, started_at = COALESCE(started_at, ?), agent_id = ?, updated_at = ?
+			WHERE id = ? AND status = 'queued' AND attempt = ?`, attempt+1, p.TokenHash(id, attempt+1), p.Now.Add(p.Lease), p.Now, p.Now, p.AgentID, p.Now, id, attempt)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return nil
+		}
+		e, err := scanExec(x.queryRow(ctx, "SELECT "+execCols+jobFrom+"WHERE j.id = ?", id))
+		if err != nil {
+			return err
+		}
+		c.Job = e.Job
+		if c.Dataset, err = scanDataset(x.queryRow(ctx, "SELECT "+datasetCols+" FROM datasets WHERE id = ?", e.DatasetID)); err != nil {
+			return err
+		}
+		msg := "claimed by an agent (attempt " + itoa(e.Attempt) + ")"
+		if len(e.Checkpoint) > 0 {
+			msg += ", resuming from its last checkpoint"
+		}
+		if err := s.event(ctx, x, id, e.Attempt, "info", "downloading", msg, p.Now); err != nil {
+			return err
+		}
+		if e.Attempt == 1 {
+			if err := s.notifyTx(ctx, x, store.NotificationCreateParams{UserID: e.UserID, Type: "job_started", Priority: "low",
+				Title: "Training started: " + e.DatasetName, Message: "An agent picked up your job on " + e.GPUType + ".",
+				ActionURL: "/training/jobs/" + id, Metadata: map[string]string{"job_id": id}}, p.Now); err != nil {
+				return err
+			}
+		}
+		found = true
+		return nil
+	})
+	return c, found, err
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+// JobExec loads a job with its execution columns (system).
+func (s *Store) JobExec(ctx context.Context, id string) (store.ExecJob, error) {
+	var e store.ExecJob
+	if !validID(id) {
+		return e, apperr.NotFound("training job")
+	}
+	err := s.readTx(ctx, func(x q) error {
+		var err error
+		e, err = scanExec(x.queryRow(ctx, "SELECT "+execCols+jobFrom+"WHERE j.id = ?", id))
+		return err
+	})
+	if errors.Is(err, errNoRows) {
+		return e, apperr.NotFound("training job")
+	}
+	return e, err
+}
+
+func (s *Store) execForUpdate(ctx context.Context, x q, id string, attempt int) (store.ExecJob, error) {
+	e, err := scanExec(x.queryRow(ctx, "SELECT "+execCols+jobFrom+"WHERE j.id = ?", id))
+	if errors.Is(err, errNoRows) {
+		return e, apperr.NotFound("training job")
+	}
+	if err != nil {
+		return e, err
+	}
+	if attempt != 0 && e.Attempt != attempt {
+		return e, apperr.Conflict("this attempt was superseded by attempt %d: stop working on the job", e.Attempt)
+	}
+	if e.Status != store.JobInitializing && e.Status != store.JobRunning {
+		return e, apperr.Conflict("the job is %s", e.Status)
+	}
+	return e, nil
+}
+
+func elapsed(e store.ExecJob, now time.Time) float64 {
+	secs := e.RunSeconds
+	if e.AttemptStartedAt != nil && now.After(*e.AttemptStartedAt) {
+		secs += now.Sub(*e.AttemptStartedAt).Seconds()
+	}
+	return secs
+}
+
+// JobHeartbeat extends the lease and records progress and cost so far.
+func (s *Store) JobHeartbeat(ctx context.Context, p store.HeartbeatParams) (bool, error) {
+	cancel := false
+	err := s.writeTx(ctx, func(x q) error {
+		e, err := s.execForUpdate(ctx, x, p.JobID, p.Attempt)
+		if err != nil {
+			return err
+		}
+		status := store.JobInitializing
+		switch p.Stage {
+		case "training", "evaluating", "saving", "uploading":
+			status = store.JobRunning
+		}
+		if e.Status == store.JobRunning {
+			status = store.JobRunning
+		}
+		cost := round2(elapsed(e, p.Now) / 3600 * e.Rate())
+		var eta any
+		if p.ETASeconds > 0 {
+			eta = p.Now.Add(time.Duration(p.ETASeconds * float64(time.Second)))
+		}
+		var total any
+		if p.TotalSteps > 0 {
+			total = p.TotalSteps
+		}
+		var tps any
+		if p.TokensPerSec > 0 {
+			tps = p.TokensPerSec
+		}
+		_, err = x.exec(ctx, `UPDATE training_jobs SET status = ?, current_stage = ?, progress = ?, current_epoch = ?, current_step = ?,
+			total_steps = COALESCE(?, total_steps), lease_expires_at = ?, current_cost = ?, estimated_completion_at = COALESCE(?, estimated_completion_at),
+			tokens_per_second = COALESCE(?, tokens_per_second), updated_at = ? WHERE id = ?`,
+			status, p.Stage, math.Min(100, math.Max(0, p.Progress)), p.Epoch, p.Step, total, p.Now.Add(p.Lease), cost, eta, tps, p.Now, p.JobID)
+		cancel = e.CancelRequestedAt != nil
+		return err
+	})
+	return cancel, err
+}
+
+// JobCheckpointSet records the latest uploaded checkpoint of the attempt.
+func (s *Store) JobCheckpointSet(ctx context.Context, id string, attempt int, cp json.RawMessage) error {
+	return s.writeTx(ctx, func(x q) error {
+		if _, err := s.execForUpdate(ctx, x, id, attempt); err != nil {
+			return err
+		}
+		_, err := x.exec(ctx, "UPDATE training_jobs SET checkpoint = ?, updated_at = ? WHERE id = ?", jsonArg(cp), time.Now().UTC(), id)
+		return err
+	})
+}
+
+// JobRequeue puts a failed or abandoned attempt back in the queue.
+func (s *Store) JobRequeue(ctx context.Context, id string, attempt int, class, message string, now time.Time) (store.ExecJob, error) {
+	var e store.ExecJob
+	err := s.writeTx(ctx, func(x q) error {
+		var err error
+		if e, err = s.execForUpdate(ctx, x, id, attempt); err != nil {
+			return err
+		}
+		secs := elapsed(e, now)
+		cost := round2(secs / 3600 * e.Rate())
+		if _, err := x.exec(ctx, `UPDATE training_jobs SET status = 'queued', current_stage = 'queued', retry_count = retry_count + 1, run_seconds = ?,
+			current_cost = ?, attempt_started_at = NULL, lease_expires_at = NULL, job_token_hash = NULL, agent_id = NULL, error_class = ?, error_message = ?,
+			updated_at = ? WHERE id = ?`, secs, cost, nullIfEmpty(class), nullIfEmpty(message), now, id); err != nil {
+			return err
+		}
+		msg := "requeued (retry " + itoa(e.RetryCount+1) + " of " + itoa(e.MaxRetries) + "): " + message
+		if len(e.Checkpoint) > 0 {
+			msg += "; the next attempt resumes from the last checkpoint"
+		}
+		return s.event(ctx, x, id, e.Attempt, "warn", "queued", msg, now)
+	})
+	return e, err
+}
+
+// JobFinish ends the job: status, final cost and its cost record, the model
+// artifact on completion, a notification and an event, in one transaction.
+func (s *Store) JobFinish(ctx context.Context, p store.FinishParams) (store.ExecJob, error) {
+	var e store.ExecJob
+	err := s.writeTx(ctx, func(x q) error {
+		var err error
+		if e, err = s.execForUpdate(ctx, x, p.JobID, p.Attempt); err != nil {
+			return err
+		}
+		secs := elapsed(e, p.Now)
+		cost := round2(secs / 3600 * e.Rate())
+		progress := e.Progress
+		if p.Status == store.JobCompleted {
+			progress = 100
+		}
+		var artifactID any
+		if p.Artifact != nil {
+			id := uuid.NewString()
+			a := p.Artifact
+			if _, err := x.exec(ctx, `INSERT INTO model_artifacts (id, user_id, job_id, dataset_id, name, version, status, quality_metrics, training_summary,
+				configuration, artifacts, created_at, updated_at) VALUES (?, ?, ?, ?, ?, '1.0.0', 'stored', ?, ?, ?, ?, ?, ?)`,
+				id, e.UserID, e.ID, e.DatasetID, a.Name, jsonArg(a.QualityMetrics), jsonArg(a.TrainingSummary), jsonArg(a.Configuration), jsonArg(a.Artifacts),
+				p.Now, p.Now); err != nil {
+				return err
+			}
+			artifactID = id
+		}
+		var tps any
+		if p.MeasuredTPS != nil {
+			tps = *p.MeasuredTPS
+		}
+		if _, err := x.exec(ctx, `UPDATE training_jobs SET status = ?, current_stage = ?, progress = ?, completed_at = ?, run_seconds = ?, current_cost = ?,
+			final_cost = ?, error_class = ?, error_message = ?, error_stack = ?, job_token_hash = NULL, lease_expires_at = NULL, attempt_started_at = NULL,
+			artifact_id = COALESCE(?, artifact_id), measured_tokens_per_second = COALESCE(?, measured_tokens_per_second), updated_at = ? WHERE id = ?`,
+			p.Status, p.Status, progress, p.Now, secs, cost, cost, nullIfEmpty(p.ErrorClass), nullIfEmpty(p.ErrorMessage), nullIfEmpty(p.ErrorStack),
+			artifactID, tps, p.Now, e.ID); err != nil {
+			return err
+		}
+		details, _ := json.Marshal(map[string]any{"gpu_type": e.GPUType, "num_gpus": e.NumGPUs, "seconds": math.Round(secs*10) / 10,
+			"attempts": e.Attempt, "rate_per_hour": e.Rate(), "status": p.Status})
+		if _, err := x.exec(ctx, `INSERT INTO cost_records (id, user_id, job_id, cost_type, amount, details, billing_period, recorded_at)
+			VALUES (?, ?, ?, 'compute', ?, ?, ?, ?)`, uuid.NewString(), e.UserID, e.ID, cost, string(details), p.Now.UTC().Format("2006-01-02"), p.Now); err != nil {
+			return err
+		}
+		if p.Event != "" {
+			level := "info"
+			if p.Status == store.JobFailed {
+				level = "error"
+			}
+			if err := s.event(ctx, x, e.ID, e.Attempt, level, p.Status, p.Event, p.Now); err != nil {
+				return err
+			}
+		}
+		if p.Notification != nil {
+			n := *p.Notification
+			n.UserID = e.UserID
+			if err := s.notifyTx(ctx, x, n, p.Now); err != nil {
+				return err
+			}
+		}
+		e.Status, e.FinalCost = p.Status, &cost
+		if id, ok := artifactID.(string); ok {
+			e.ArtifactID = &id
+		}
+		return nil
+	})
+	return e, err
+}
+
+// JobExpiredLeases lists active jobs whose lease ran out.
+func (s *Store) JobExpiredLeases(ctx context.Context, now time.Time, limit int) ([]store.ExecJob, error) {
+	var out []store.ExecJob
+	err := s.readTx(ctx, func(x q) error {
+		rows, err := x.query(ctx, "SELECT "+execCols+jobFrom+"WHERE j.status IN ('initializing', 'running') AND j.lease_expires_at < ? ORDER BY j.lease_expires_at LIMIT ?", now, limit)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			e, err := scanExec(rows)
+			if err != nil {
+				return err
+			}
+			out = append(out, e)
+		}
+		return rows.Err()
+	})
+	return out, err
+}
+
+// MetricsUpsert stores points idempotently on (job, step); later values
+// fill in or replace earlier ones, never duplicate them.
+func (s *Store) MetricsUpsert(ctx context.Context, jobID string, attempt int, points []store.MetricPoint) (int, error) {
+	n := 0
+	err := s.writeTx(ctx, func(x q) error {
+		var latest *store.MetricPoint
+		for i := range points {
+			p := &points[i]
+			ts := time.Now().UTC()
+			if p.Timestamp != nil {
+				ts = p.Timestamp.UTC()
+			}
+			if _, err := x.exec(ctx, `INSERT INTO metrics_points (id, job_id, timestamp, epoch, step, training_loss, validation_loss, learning_rate,
+				gradient_norm, throughput, gpu_utilization, tokens_per_second, gpu_memory_gb, mfu, attempt)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+				ON CONFLICT (job_id, step) DO UPDATE SET timestamp = excluded.timestamp, epoch = excluded.epoch,
+				training_loss = COALESCE(excluded.training_loss, metrics_points.training_loss),
+				validation_loss = COALESCE(excluded.validation_loss, metrics_points.validation_loss),
+				learning_rate = COALESCE(excluded.learning_rate, metrics_points.learning_rate),
+				gradient_norm = COALESCE(excluded.gradient_norm, metrics_points.gradient_norm),
+				throughput = COALESCE(excluded.throughput, metrics_points.throughput),
+				gpu_utilization = COALESCE(excluded.gpu_utilization, metrics_points.gpu_utilization),
+				tokens_per_second = COALESCE(excluded.tokens_per_second, metrics_points.tokens_per_second),
+				gpu_memory_gb = COALESCE(excluded.gpu_memory_gb, metrics_points.gpu_memory_gb),
+				mfu = COALESCE(excluded.mfu, metrics_points.mfu), attempt = excluded.attempt`,
+				uuid.NewString(), jobID, ts, int(math.Floor(p.Epoch)), p.Step, p.TrainingLoss, p.ValidationLoss, p.LearningRate, p.GradientNorm,
+				p.TokensPerSecond, p.GPUUtilization, p.TokensPerSecond, p.GPUMemoryGB, p.MFU, attempt); err != nil {
+				return err
+			}
+			n++
+			if latest == nil || p.Step >= latest.Step {
+				latest = p
+			}
+		}
+		if latest == nil {
+			return nil
+		}
+		cur := map[string]any{"step": latest.Step}
+		for k, v := range map[string]*float64{"training_loss": latest.TrainingLoss, "validation_loss": latest.ValidationLoss, "learning_rate": latest.LearningRate,
+			"throughput": latest.TokensPerSecond, "gpu_utilization": latest.GPUUtilization, "gpu_memory_gb": latest.GPUMemoryGB, "mfu": latest.MFU, "gradient_norm": latest.GradientNorm} {
+			if v != nil {
+				cur[k] = *v
+			}
+		}
+		// Keep the last known validation loss when this batch has none.
+		var prev json.RawMessage
+		if err := x.queryRow(ctx, "SELECT current_metrics FROM training_jobs WHERE id = ?", jobID).Scan(njson{&prev}); err != nil {
+			return err
+		}
+		var old map[string]any
+		_ = json.Unmarshal(prev, &old)
+		for _, k := range []string{"validation_loss", "training_loss", "learning_rate", "throughput", "gpu_utilization"} {
+			if _, ok := cur[k]; !ok && old[k] != nil {
+				cur[k] = old[k]
+			}
+		}
+		b, _ := json.Marshal(cur)
+		_, err := x.exec(ctx, "UPDATE training_jobs SET current_metrics = ? WHERE id = ?", string(b), jobID)
+		return err
+	})
+	return n, err
+}
+
+// MetricsList returns the points of one of the user's jobs after sinceStep.
+func (s *Store) MetricsList(ctx context.Context, userID, jobID string, sinceStep, limit int) ([]store.MetricPoint, error) {
+	out := []store.MetricPoint{}
+	err := s.readTx(ctx, func(x q) error {
+		if _, err := s.jobGet(ctx, x, userID, jobID); err != nil {
+			return err
+		}
+		rows, err := x.query(ctx, `SELECT step, epoch, training_loss, validation_loss, learning_rate, gradient_norm, tokens_per_second, gpu_utilization,
+			gpu_memory_gb, mfu, timestamp FROM metrics_points WHERE job_id = ? AND step > ? ORDER BY step LIMIT ?`, jobID, sinceStep, limit)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var p store.MetricPoint
+			var epoch int
+			if err := rows.Scan(&p.Step, &epoch, &p.TrainingLoss, &p.ValidationLoss, &p.LearningRate, &p.GradientNorm, &p.TokensPerSecond,
+				&p.GPUUtilization, &p.GPUMemoryGB, &p.MFU, nts{&p.Timestamp}); err != nil {
+				return err
+			}
+			p.Epoch = float64(epoch)
+			out = append(out, p)
+		}
+		return rows.Err()
+	})
+	return out, err
+}
+
+// JobEventsAdd appends log lines.
+func (s *Store) JobEventsAdd(ctx context.Context, jobID string, attempt int, events []store.JobEvent) error {
+	return s.writeTx(ctx, func(x q) error {
+		for _, ev := range events {
+			at := ev.CreatedAt
+			if at.IsZero() {
+				at = time.Now().UTC()
+			}
+			if err := s.event(ctx, x, jobID, attempt, ev.Level, ev.Stage, ev.Message, at); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// JobEventsList returns the newest events of one of the user's jobs, oldest first.
+func (s *Store) JobEventsList(ctx context.Context, userID, jobID string, limit int) ([]store.JobEvent, error) {
+	out := []store.JobEvent{}
+	err := s.readTx(ctx, func(x q) error {
+		if _, err := s.jobGet(ctx, x, userID, jobID); err != nil {
+			return err
+		}
+		rows, err := x.query(ctx, "SELECT id, attempt, level, stage, message, created_at FROM training_job_events WHERE job_id = ? ORDER BY created_at DESC, id LIMIT ?", jobID, limit)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var ev store.JobEvent
+			if err := rows.Scan(&ev.ID, &ev.Attempt, &ev.Level, nstr{&ev.Stage}, &ev.Message, ts{&ev.CreatedAt}); err != nil {
+				return err
+			}
+			out = append(out, ev)
+		}
+		return rows.Err()
+	})
+	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+		out[i], out[j] = out[j], out[i]
+	}
+	return out, err
+}
+
+// CostRecordsForJob lists the cost records of one of the user's jobs.
+func (s *Store) CostRecordsForJob(ctx context.Context, userID, jobID string) ([]store.CostRecord, error) {
+	out := []store.CostRecord{}
+	err := s.readTx(ctx, func(x q) error {
+		rows, err := x.query(ctx, "SELECT id, user_id, job_id, cost_type, amount, details, billing_period, recorded_at FROM cost_records WHERE user_id = ? AND job_id = ? ORDER BY recorded_at",
+			userID, jobID)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var c store.CostRecord
+			var job string
+			var period time.Time
+			if err := rows.Scan(&c.ID, &c.UserID, nstr{&job}, &c.CostType, &c.Amount, njson{&c.Details}, ts{&period}, ts{&c.RecordedAt}); err != nil {
+				return err
+			}
+			c.JobID = strPtr(job)
+			c.BillingPeriod = period.Format("2006-01-02")
+			out = append(out, c)
+		}
+		return rows.Err()
+	})
+	return out, err
+}

@@ -1,0 +1,325 @@
+// Package training is the training-configuration domain: the catalog API,
+// cost/time/memory estimates, job creation with budget checks, job lists
+// and cancellation, and the configure and jobs pages.
+package training
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/brightrun/brightrun/internal/apperr"
+	"github.com/brightrun/brightrun/internal/store"
+	"github.com/brightrun/brightrun/internal/training/catalog"
+	"github.com/brightrun/brightrun/internal/training/estimate"
+	"github.com/google/uuid"
+)
+
+// Service implements the use cases.
+type Service struct {
+	Store   store.Store
+	Catalog *catalog.Catalog
+	Log     *slog.Logger
+	Now     func() time.Time
+}
+
+// GPUConfig is the spec's GPUConfig. Price and memory always come from the
+// catalog: a client-sent value must match it (or be left out).
+type GPUConfig struct {
+	GPUType        string   `json:"gpu_type"`
+	NumGPUs        int      `json:"num_gpus"`
+	GPUMemoryGB    *float64 `json:"gpu_memory_gb,omitempty"`
+	CostPerGPUHour *float64 `json:"cost_per_gpu_hour,omitempty"`
+}
+
+// Request is the body of POST /api/jobs/estimate and POST /api/jobs.
+type Request struct {
+	DatasetID       string                  `json:"dataset_id"`
+	PresetID        string                  `json:"preset_id"`
+	Hyperparameters catalog.Hyperparameters `json:"hyperparameters"`
+	GPUConfig       GPUConfig               `json:"gpu_config"`
+}
+
+// Budget is the user's monthly budget position.
+type Budget struct {
+	MonthlyBudget *float64 `json:"monthly_budget"`
+	HardStop      bool     `json:"hard_stop"`
+	Spent         float64  `json:"spent_this_month"`
+	Committed     float64  `json:"committed"` // estimates of queued and running jobs
+	Remaining     *float64 `json:"remaining"`
+	WithinBudget  bool     `json:"within_budget"`
+}
+
+// Check is one line of the pre-flight checklist.
+type Check struct {
+	ID      string `json:"id"`
+	OK      bool   `json:"ok"`
+	Message string `json:"message"`
+}
+
+// EstimateResponse is the spec's estimate plus what the configure page shows.
+type EstimateResponse struct {
+	estimate.Result
+	Hyperparameters catalog.Hyperparameters `json:"hyperparameters"`
+	GPUConfig       GPUConfig               `json:"gpu_config"`
+	Dataset         *DatasetTokens          `json:"dataset,omitempty"`
+	Budget          Budget                  `json:"budget"`
+	Checklist       []Check                 `json:"checklist"`
+}
+
+// DatasetTokens is what the estimate used from the dataset.
+type DatasetTokens struct {
+	ID            string `json:"id"`
+	Name          string `json:"name"`
+	TrainExamples int    `json:"train_examples"`
+	EvalExamples  int    `json:"eval_examples"`
+	TrainTokens   int64  `json:"train_tokens"`
+	EvalTokens    int64  `json:"eval_tokens"`
+	Ready         bool   `json:"ready"`
+}
+
+// resolved is a validated request.
+type resolved struct {
+	req     Request
+	model   catalog.BaseModel
+	gpu     catalog.GPU
+	dataset *store.Dataset
+	tokens  *DatasetTokens
+}
+
+func (s *Service) resolve(ctx context.Context, userID string, req Request, needDataset bool) (*resolved, error) {
+	f := apperr.FieldErrors{}
+	if req.PresetID == "" {
+		req.PresetID = "balanced"
+	}
+	if _, ok := s.Catalog.Preset(req.PresetID); !ok {
+		return nil, apperr.Validation("validation failed", map[string]string{"preset_id": "use one of " + strings.Join(s.presetIDs(), ", ")})
+	}
+	s.Catalog.ResolveHyperparameters(req.PresetID, &req.Hyperparameters)
+	h := req.Hyperparameters
+	model, ok := s.Catalog.Model(h.BaseModel)
+	if !ok {
+		f.Add("hyperparameters.base_model", fmt.Sprintf("%q is not in the model catalog (GET /api/catalog lists them)", h.BaseModel))
+	}
+	for k, v := range catalog.ValidateHyperparameters(h) {
+		f.Add("hyperparameters."+k, v)
+	}
+	if ok {
+		for k, v := range catalog.ValidateForModel(h, model) {
+			f.Add("hyperparameters."+k, v)
+		}
+	}
+	g := req.GPUConfig
+	gpu, gok := s.Catalog.GPU(g.GPUType)
+	if !gok {
+		f.Add("gpu_config.gpu_type", fmt.Sprintf("%q is not in the GPU catalog (GET /api/catalog lists them)", g.GPUType))
+	} else {
+		if g.NumGPUs == 0 {
+			g.NumGPUs = 1
+		}
+		if !slices.Contains(gpu.AllowedCounts, g.NumGPUs) {
+			f.Add("gpu_config.num_gpus", fmt.Sprintf("%s allows %v GPUs", gpu.DisplayName, gpu.AllowedCounts))
+		}
+		if g.CostPerGPUHour != nil && math.Abs(*g.CostPerGPUHour-gpu.CostPerGPUHour) > 1e-9 {
+			f.Add("gpu_config.cost_per_gpu_hour", fmt.Sprintf("prices come from the catalog (%s: $%.2f per GPU-hour); leave this field out", gpu.DisplayName, gpu.CostPerGPUHour))
+		}
+		if g.GPUMemoryGB != nil && math.Abs(*g.GPUMemoryGB-gpu.MemoryGB) > 1e-9 {
+			f.Add("gpu_config.gpu_memory_gb", fmt.Sprintf("memory comes from the catalog (%s: %g GB); leave this field out", gpu.DisplayName, gpu.MemoryGB))
+		}
+		price, mem := gpu.CostPerGPUHour, gpu.MemoryGB
+		g.GPUType, g.CostPerGPUHour, g.GPUMemoryGB = gpu.GPUType, &price, &mem
+	}
+	if needDataset && req.DatasetID == "" {
+		f.Add("dataset_id", "choose a dataset")
+	}
+	if err := f.Err(); err != nil {
+		return nil, err
+	}
+	req.GPUConfig = g
+	r := &resolved{req: req, model: model, gpu: gpu}
+	if req.DatasetID != "" {
+		d, err := s.Store.DatasetGet(ctx, userID, req.DatasetID)
+		if err != nil {
+			return nil, err
+		}
+		r.dataset, r.tokens = &d, datasetTokens(d, h.MaxSeqLength)
+	}
+	return r, nil
+}
+
+func (s *Service) presetIDs() []string {
+	var ids []string
+	for _, p := range s.Catalog.Presets {
+		ids = append(ids, p.ID)
+	}
+	return ids
+}
+
+// datasetTokens splits the dataset's token estimate between training and
+// validation in proportion to their examples, capping each example at the
+// maximum sequence length on average.
+func datasetTokens(d store.Dataset, maxSeq int) *DatasetTokens {
+	t := &DatasetTokens{ID: d.ID, Name: d.Name, Ready: d.Status == store.DatasetReady && d.TrainingReady}
+	if d.TotalTrainingPairs != nil {
+		t.TrainExamples = *d.TotalTrainingPairs
+	}
+	if d.TotalValidationPairs != nil {
+		t.EvalExamples = *d.TotalValidationPairs
+	}
+	n := t.TrainExamples + t.EvalExamples
+	if d.TotalTokens == nil || n == 0 {
+		return t
+	}
+	per := float64(*d.TotalTokens) / float64(n)
+	if maxSeq > 0 && per > float64(maxSeq) {
+		per = float64(maxSeq)
+	}
+	t.TrainTokens = int64(per * float64(t.TrainExamples))
+	t.EvalTokens = int64(per * float64(t.EvalExamples))
+	return t
+}
+
+// Estimate prices a configuration.
+func (s *Service) Estimate(ctx context.Context, userID string, req Request) (EstimateResponse, error) {
+	r, err := s.resolve(ctx, userID, req, false)
+	if err != nil {
+		return EstimateResponse{}, err
+	}
+	return s.estimate(ctx, userID, r)
+}
+
+func (s *Service) estimate(ctx context.Context, userID string, r *resolved) (EstimateResponse, error) {
+	in := estimate.Input{Hyper: r.req.Hyperparameters, Model: r.model, GPU: r.gpu, NumGPUs: r.req.GPUConfig.NumGPUs}
+	if r.tokens != nil {
+		in.TrainTokens, in.EvalTokens, in.Examples = r.tokens.TrainTokens, r.tokens.EvalTokens, r.tokens.TrainExamples
+	}
+	cal, err := s.Store.JobCalibration(store.AsSystem(ctx), r.gpu.GPUType, r.model.ID)
+	if err != nil {
+		return EstimateResponse{}, err
+	}
+	if cal.Runs > 0 {
+		in.Calibration = &estimate.Calibration{TokensPerSecond: cal.TokensPerSecond, Runs: cal.Runs}
+	}
+	res := estimate.Estimate(in)
+	b, err := s.budget(ctx, userID, res.EstimatedCost)
+	if err != nil {
+		return EstimateResponse{}, err
+	}
+	out := EstimateResponse{Result: res, Hyperparameters: r.req.Hyperparameters, GPUConfig: r.req.GPUConfig, Dataset: r.tokens, Budget: b}
+	out.Checklist = checklist(r, res, b)
+	return out, nil
+}
+
+func checklist(r *resolved, res estimate.Result, b Budget) []Check {
+	ds := Check{ID: "dataset_ready", Message: "Choose a validated dataset"}
+	if r.tokens != nil {
+		ds.OK = r.tokens.Ready
+		ds.Message = fmt.Sprintf("Dataset %q is ready (%d training, %d validation examples)", r.tokens.Name, r.tokens.TrainExamples, r.tokens.EvalExamples)
+		if !ds.OK {
+			ds.Message = fmt.Sprintf("Dataset %q is not ready to train", r.tokens.Name)
+		}
+	}
+	mem := Check{ID: "fits_in_memory", OK: res.Memory.Fits, Message: fmt.Sprintf("Fits in GPU memory (%.1f of %.0f GB)", res.Memory.RequiredGB, res.Memory.AvailableGB)}
+	if !res.Memory.Fits {
+		mem.Message = res.Memory.Warning
+	}
+	bud := Check{ID: "within_budget", OK: b.WithinBudget, Message: "No monthly budget set"}
+	if b.Remaining != nil {
+		bud.Message = fmt.Sprintf("Within budget ($%.2f left this month)", *b.Remaining)
+		if !b.WithinBudget {
+			bud.Message = fmt.Sprintf("Over budget: the estimate $%.2f exceeds the $%.2f left this month", res.EstimatedCost, *b.Remaining)
+		}
+	}
+	return []Check{ds, mem, bud}
+}
+
+func monthStart(t time.Time) time.Time {
+	t = t.UTC()
+	return time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
+}
+
+func (s *Service) budget(ctx context.Context, userID string, cost float64) (Budget, error) {
+	st, err := s.Store.UserSettingsGet(ctx, userID)
+	if err != nil {
+		return Budget{}, err
+	}
+	b := Budget{MonthlyBudget: st.MonthlyBudget, HardStop: st.BudgetHardStop, WithinBudget: true}
+	if b.Spent, err = s.Store.CostSpent(ctx, userID, monthStart(s.Now())); err != nil {
+		return b, err
+	}
+	if b.Committed, err = s.Store.JobCommitted(ctx, userID); err != nil {
+		return b, err
+	}
+	if st.MonthlyBudget != nil {
+		rem := math.Max(0, *st.MonthlyBudget-b.Spent-b.Committed)
+		b.Remaining = &rem
+		b.WithinBudget = cost <= rem+1e-9
+	}
+	return b, nil
+}
+
+// CreateResponse is the spec's job creation answer.
+type CreateResponse struct {
+	Job                    store.Job        `json:"job"`
+	EstimatedCost          float64          `json:"estimated_cost"`
+	EstimatedDurationHours float64          `json:"estimated_duration_hours"`
+	Estimate               EstimateResponse `json:"estimate"`
+}
+
+// Create validates everything again (never trusting the page) and queues a job.
+func (s *Service) Create(ctx context.Context, userID string, req Request) (CreateResponse, error) {
+	r, err := s.resolve(ctx, userID, req, true)
+	if err != nil {
+		return CreateResponse{}, err
+	}
+	if !r.tokens.Ready {
+		return CreateResponse{}, apperr.Conflict("dataset %q is %s, not ready: wait for validation to finish or fix its errors", r.dataset.Name, r.dataset.Status)
+	}
+	est, err := s.estimate(ctx, userID, r)
+	if err != nil {
+		return CreateResponse{}, err
+	}
+	if !est.Memory.Fits {
+		return CreateResponse{}, apperr.Validation(est.Memory.Warning, map[string]any{"memory": est.Memory})
+	}
+	if !est.Budget.WithinBudget && est.Budget.HardStop {
+		return CreateResponse{}, &apperr.Error{Kind: apperr.KindConflict,
+			Message: fmt.Sprintf("this job's estimate of $%.2f exceeds the $%.2f left of your monthly budget ($%.2f budget, $%.2f spent, $%.2f committed to queued and running jobs)",
+				est.EstimatedCost, *est.Budget.Remaining, *est.Budget.MonthlyBudget, est.Budget.Spent, est.Budget.Committed),
+			Details: est.Budget}
+	}
+	hp, _ := json.Marshal(r.req.Hyperparameters)
+	gc, _ := json.Marshal(r.req.GPUConfig)
+	eb, _ := json.Marshal(est.Result)
+	hours := est.EstimatedDurationHours
+	job, err := s.Store.JobCreate(ctx, store.JobCreateParams{ID: uuid.NewString(), UserID: userID, DatasetID: r.dataset.ID, PresetID: r.req.PresetID,
+		Hyperparameters: hp, GPUConfig: gc, Estimate: eb, TotalEpochs: r.req.Hyperparameters.NumEpochs, TotalSteps: est.TotalSteps,
+		EstimatedTotalCost: math.Round(est.EstimatedCost*100) / 100, EstimatedCompletionAt: s.Now().UTC().Add(time.Duration(hours * float64(time.Hour))),
+		BaseModel: r.model.ID, GPUType: r.gpu.GPUType, NumGPUs: r.req.GPUConfig.NumGPUs})
+	if err != nil {
+		return CreateResponse{}, err
+	}
+	return CreateResponse{Job: job, EstimatedCost: est.EstimatedCost, EstimatedDurationHours: hours, Estimate: est}, nil
+}
+
+// Cancel cancels a queued job at once or asks the agent to stop a running one.
+func (s *Service) Cancel(ctx context.Context, userID, id string) (store.Job, error) {
+	j, cancelled, err := s.Store.JobCancel(ctx, userID, id, s.Now().UTC())
+	if err != nil {
+		return j, err
+	}
+	if cancelled {
+		_, err := s.Store.NotificationCreate(store.AsSystem(ctx), store.NotificationCreateParams{UserID: userID, Type: "job_cancelled", Priority: "low",
+			Title: "Training job cancelled", Message: fmt.Sprintf("The job on %q was cancelled before it started; nothing was charged.", j.DatasetName),
+			ActionURL: "/training/jobs/" + j.ID, Metadata: map[string]string{"job_id": j.ID}})
+		if err != nil {
+			s.Log.Error("notify cancel", "job", j.ID, "err", err)
+		}
+	}
+	return j, nil
+}

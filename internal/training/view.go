@@ -1,0 +1,35 @@
+package training
+
+import (
+	"encoding/json"
+
+	"github.com/brightrun/brightrun/internal/store"
+	"github.com/brightrun/brightrun/internal/training/catalog"
+	"github.com/brightrun/brightrun/internal/training/estimate"
+)
+
+// JobView decodes a job's JSON columns for its page.
+type JobView struct {
+	J        store.Job
+	Hyper    catalog.Hyperparameters
+	GPU      GPUConfig
+	Estimate *estimate.Result
+	Active   bool
+}
+
+func newJobView(j store.Job) JobView {
+	v := JobView{J: j}
+	_ = json.Unmarshal(j.Hyperparameters, &v.Hyper)
+	_ = json.Unmarshal(j.GPUConfig, &v.GPU)
+	if len(j.Estimate) > 0 {
+		var e estimate.Result
+		if json.Unmarshal(j.Estimate, &e) == nil {
+			v.Estimate = &e
+		}
+	}
+	switch j.Status {
+	case store.JobQueued, store.JobInitializing, store.JobRunning:
+		v.Active = true
+	}
+	return v
+}

@@ -1,0 +1,171 @@
+// The configure page: presets, sliders and selects, a live (debounced)
+// estimate with breakdown, range, memory fit and checklist, then Start.
+import { api } from "../api.js";
+import { registerPage } from "../registry.js";
+
+const $ = (root, sel) => root.querySelector(sel);
+const money = (v) => (v == null ? "—" : `$${v.toFixed(2)}`);
+const hours = (h) => (h == null ? "—" : h < 1 ? `${Math.round(h * 60)} min` : `${h.toFixed(1)} h`);
+const fields = ["learning_rate", "num_epochs", "batch_size", "lora_rank", "lora_alpha", "lora_dropout", "max_seq_length"];
+
+registerPage("training-configure", async (root) => {
+  const form = $(root, "#configure");
+  if (!form) return;
+  const datasetId = form.dataset.datasetId;
+  const cat = await api("GET", "/api/catalog");
+  let preset = "balanced";
+  const el = (id) => form.querySelector("#" + id);
+
+  const setLR = (lr) => (el("learning_rate").value = Math.log10(lr));
+  const getLR = () => Number(Math.pow(10, Number(el("learning_rate").value)).toPrecision(2));
+
+  function applyPreset(id) {
+    preset = id;
+    const p = cat.presets.find((x) => x.id === id);
+    const h = p.hyperparameters;
+    setLR(h.learning_rate);
+    for (const f of fields) if (f !== "learning_rate" && h[f] != null) el(f).value = h[f];
+    for (const b of form.querySelectorAll(".preset")) b.setAttribute("aria-checked", String(b.dataset.preset === id));
+  }
+
+  // Presets
+  const holder = $(form, "[data-presets]");
+  for (const p of cat.presets) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = "preset";
+    b.dataset.preset = p.id;
+    b.setAttribute("role", "radio");
+    const h = p.hyperparameters;
+    b.innerHTML = `<strong></strong><span></span>`;
+    b.querySelector("strong").textContent = p.name;
+    b.querySelector("span").textContent = `lr ${h.learning_rate} · ${h.num_epochs} epochs · r${h.lora_rank}`;
+    b.addEventListener("click", () => {
+      applyPreset(p.id);
+      refresh();
+    });
+    holder.append(b);
+  }
+  // Selects
+  for (const m of cat.base_models) el("base_model").append(new Option(m.display_name + (m.local ? " (runs on CPU)" : ""), m.id));
+  for (const g of cat.gpus) el("gpu_type").append(new Option(`${g.display_name} — ${g.cost_per_gpu_hour ? "$" + g.cost_per_gpu_hour.toFixed(2) + "/h" : "free"}`, g.id));
+  const fillCounts = () => {
+    const g = cat.gpus.find((x) => x.id === el("gpu_type").value);
+    const cur = el("num_gpus").value || "1";
+    el("num_gpus").innerHTML = "";
+    for (const n of g.allowed_counts) el("num_gpus").append(new Option(String(n), String(n)));
+    el("num_gpus").value = g.allowed_counts.includes(Number(cur)) ? cur : String(g.allowed_counts[0]);
+    $(form, "[data-gpu-note]").textContent = `${g.memory_gb} GB per GPU`;
+  };
+  const noteModel = () => {
+    const m = cat.base_models.find((x) => x.id === el("base_model").value);
+    $(form, "[data-model-note]").textContent = `${(m.parameters / 1e9).toFixed(m.parameters < 1e9 ? 2 : 1)}B parameters · ${m.context_length} context${m.has_chat_template ? "" : " · no chat template (fallback format)"}`;
+  };
+  // Defaults: the local demo model on the local CPU when present.
+  const local = cat.base_models.find((m) => m.local);
+  const cpu = cat.gpus.find((g) => g.cpu);
+  el("base_model").value = local ? local.id : cat.base_models[0].id;
+  el("gpu_type").value = cpu ? cpu.id : cat.gpus[0].id;
+  applyPreset(preset);
+  fillCounts();
+  noteModel();
+
+  const outputs = () => {
+    form.querySelector('[data-out="learning_rate"]').textContent = getLR().toExponential(1);
+    form.querySelector('[data-out="num_epochs"]').textContent = el("num_epochs").value;
+    form.querySelector('[data-out="lora_rank"]').textContent = el("lora_rank").value;
+  };
+
+  const request = () => ({
+    dataset_id: datasetId,
+    preset_id: preset,
+    hyperparameters: {
+      base_model: el("base_model").value,
+      learning_rate: getLR(),
+      num_epochs: Number(el("num_epochs").value),
+      batch_size: Number(el("batch_size").value),
+      lora_rank: Number(el("lora_rank").value),
+      lora_alpha: Number(el("lora_alpha").value),
+      lora_dropout: Number(el("lora_dropout").value),
+      max_seq_length: Number(el("max_seq_length").value),
+    },
+    gpu_config: { gpu_type: el("gpu_type").value, num_gpus: Number(el("num_gpus").value) },
+  });
+
+  const est = (k) => form.querySelector(`[data-est="${k}"]`);
+  const errs = $(form, "[data-errors]");
+  const start = $(form, "[data-start]");
+  let seq = 0;
+  let timer;
+
+  function render(e) {
+    est("cost").textContent = money(e.estimated_cost);
+    est("range").textContent = `${money(e.cost_range.low)}–${money(e.cost_range.high)}`;
+    est("hours").textContent = hours(e.estimated_duration_hours);
+    est("gpu_hours").textContent = e.gpu_hours.toFixed(2);
+    est("tokens").textContent = e.tokens_used.toLocaleString();
+    est("compute").textContent = money(e.cost_breakdown.compute);
+    est("storage").textContent = money(e.cost_breakdown.storage);
+    est("transfer").textContent = money(e.cost_breakdown.data_transfer);
+    est("basis").textContent = `${e.basis} · ${Math.round(e.tokens_per_second).toLocaleString()} tokens/s · ${e.total_steps} steps`;
+    const m = e.memory;
+    const pct = Math.min(100, (100 * m.required_gb) / m.available_gb);
+    est("memory").innerHTML = `<div>Memory: <strong></strong></div><div class="bar${m.fits ? "" : " over"}"><span style="width:${pct}%"></span></div>`;
+    est("memory").querySelector("strong").textContent = `${m.required_gb.toFixed(1)} of ${m.available_gb} GB${m.fits ? "" : " — " + m.warning}`;
+    const list = $(form, "[data-checklist]");
+    list.innerHTML = "";
+    for (const c of e.checklist) {
+      const li = document.createElement("li");
+      li.textContent = c.message;
+      if (!c.ok) li.className = "fail";
+      li.dataset.check = c.id;
+      list.append(li);
+    }
+    start.disabled = !e.checklist.every((c) => c.ok || (c.id === "within_budget" && !e.budget.hard_stop));
+  }
+
+  async function refresh() {
+    outputs();
+    noteModel();
+    clearTimeout(timer);
+    timer = setTimeout(async () => {
+      const my = ++seq;
+      est("status").textContent = "Updating estimate…";
+      try {
+        const e = await api("POST", "/api/jobs/estimate", request());
+        if (my !== seq) return;
+        errs.hidden = true;
+        render(e);
+        est("status").textContent = "";
+        form.dataset.estimateCost = String(e.estimated_cost);
+        form.dataset.estimateVersion = String(my);
+      } catch (err) {
+        if (my !== seq) return;
+        errs.hidden = false;
+        errs.textContent = err.details ? Object.entries(err.details).map(([k, v]) => `${k.replace("hyperparameters.", "")}: ${typeof v === "string" ? v : JSON.stringify(v)}`).join("\n") : err.message;
+        start.disabled = true;
+        est("status").textContent = "";
+      }
+    }, 300);
+  }
+
+  form.addEventListener("input", refresh);
+  el("gpu_type").addEventListener("change", () => {
+    fillCounts();
+    refresh();
+  });
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    if (!window.confirm(`Start training? Estimated cost ${est("cost").textContent}, about ${est("hours").textContent}.`)) return;
+    start.disabled = true;
+    try {
+      const res = await api("POST", "/api/jobs", request());
+      window.location.href = `/training/jobs/${res.job.id}`;
+    } catch (err) {
+      errs.hidden = false;
+      errs.textContent = err.message;
+      start.disabled = false;
+    }
+  });
+  refresh();
+});
