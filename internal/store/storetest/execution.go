@@ -111,7 +111,7 @@ func testExecution(t *testing.T, s store.Store) {
 	}
 	tps := 1234.5
 	done, err := s.JobFinish(sys, store.FinishParams{JobID: j.ID, Attempt: 2, Status: store.JobCompleted, Now: now.Add(3*time.Hour + 30*time.Minute), MeasuredTPS: &tps,
-		Artifact: &store.ArtifactCreateParams{Name: "a", QualityMetrics: json.RawMessage(`{}`), TrainingSummary: json.RawMessage(`{}`), Configuration: json.RawMessage(`{}`), Artifacts: json.RawMessage(`{}`)},
+		Artifact:     &store.ArtifactCreateParams{Name: "a", QualityMetrics: json.RawMessage(`{}`), TrainingSummary: json.RawMessage(`{}`), Configuration: json.RawMessage(`{}`), Artifacts: json.RawMessage(`{}`)},
 		Notification: &store.NotificationCreateParams{Type: "job_completed", Title: "t", Message: "m"}, Event: "done"})
 	if err != nil || done.ArtifactID == nil {
 		t.Fatalf("finish: %v %+v", err, done)
