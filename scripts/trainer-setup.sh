@@ -33,9 +33,16 @@ if [[ -x "$VENV/bin/python" && -f "$STAMP" && "$(cat "$STAMP")" == "$WANT" ]] \
 fi
 
 PY="$(pick_python)"
-if [[ ! -x "$VENV/bin/python" ]]; then
+if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -m pip --version >/dev/null 2>&1; then
   echo "trainer-setup: creating $VENV with $PY"
-  "$PY" -m venv "$VENV"
+  rm -rf "$VENV"
+  if ! "$PY" -m venv "$VENV"; then
+    # Debian without python3-venv (no ensurepip): make the venv without pip and
+    # install pip into it with the interpreter's own pip (pip >= 22.3).
+    rm -rf "$VENV"
+    "$PY" -m venv --without-pip "$VENV"
+    "$PY" -m pip --python "$VENV/bin/python" install -q pip
+  fi
 fi
 VPY="$VENV/bin/python"
 export PIP_DISABLE_PIP_VERSION_CHECK=1

@@ -83,22 +83,34 @@ def step(model, opt, t, loss_on_all):
     (loss / max(n, 1)).backward()
     opt.step()
     opt.zero_grad(set_to_none=True)
-    return float(loss) / max(n, 1)
+    return float(loss.detach()) / max(n, 1)
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", default="HuggingFaceTB/SmolLM2-135M-Instruct")
+    ap.add_argument("--model", default="tiny",
+                    help="'tiny' (random Llama, hidden 256, 4 layers, BPE tokenizer trained on the data; "
+                         "the default: SmolLM2 runs ~70 tok/s on 2 CPU cores) or a model id/path")
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "eq-18-conversations.v4.json"))
-    ap.add_argument("--max-seq-length", type=int, default=1024)
-    ap.add_argument("--batch-size", type=int, default=4)
+    ap.add_argument("--max-seq-length", type=int, default=2048)
+    ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--lora-rank", type=int, default=16)
     ap.add_argument("--limit", type=int, default=0, help="use only the first N micro-batches")
     ap.add_argument("--skip-padded-max", action="store_true")
     args = ap.parse_args()
 
     torch.manual_seed(0)
-    resolved = resolve_model(args.model)
+    model_id = args.model
+    if model_id == "tiny":
+        import tempfile
+
+        sys.path.insert(0, str(ROOT / "trainer" / "tests"))
+        from conftest import build_tiny_model
+
+        texts = [m["content"] for ex in load_dataset(args.data).examples for m in ex.messages]
+        model_id = str(build_tiny_model(Path(tempfile.mkdtemp()) / "tiny", texts, hidden=256, layers=4,
+                                        vocab_size=8000))
+    resolved = resolve_model(model_id)
     tok = load_tokenizer(resolved)
     ensure_chat_template(tok)
     model = load_model(resolved, device="cpu")

@@ -197,7 +197,7 @@ def run_variant(name, model, batches, args, *, fused, peak, flops_frozen, flops_
         "tokens_per_step": tokens // args.steps,
         "steps": args.steps,
         "warmup_seconds": round(warm_s, 1),
-        "final_loss": round(float(last), 4),
+        "final_loss": round(float(last.detach()), 4),
     }
     del opt
     return res
