@@ -117,6 +117,8 @@ func crossUserCases(w *world) []testserver.CrossUserCase {
 		{Route: "GET /api/jobs", Path: "/api/jobs", Secret: s},
 		{Route: "GET /api/jobs/{id}", Path: "/api/jobs/" + w.jobA, Secret: s},
 		{Route: "POST /api/jobs/{id}/cancel", Path: "/api/jobs/" + w.jobA + "/cancel", Secret: s, After: w.jobIntact},
+		{Route: "POST /api/jobs/{id}/retry", Path: "/api/jobs/" + w.jobA + "/retry", Secret: s, After: w.jobIntact},
+		{Route: "POST /training/jobs/{id}/retry", Path: "/training/jobs/" + w.jobA + "/retry", Form: "x=1", Secret: s, After: w.jobIntact},
 		{Route: "GET /api/settings/budget", Path: "/api/settings/budget", Secret: s},
 		{Route: "PUT /api/settings/budget", Path: "/api/settings/budget", Body: map[string]any{"monthly_budget": 1}, Secret: s, After: w.jobIntact},
 		{Route: "GET /training/configure", Path: "/training/configure?datasetId=" + w.dsA, Secret: s},

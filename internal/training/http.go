@@ -29,6 +29,7 @@ func (h *Handlers) Mount(m *server.Mux) {
 	m.API("GET /api/jobs", h.list)
 	m.API("GET /api/jobs/{id}", h.get)
 	m.API("POST /api/jobs/{id}/cancel", h.cancel)
+	m.API("POST /api/jobs/{id}/retry", h.retry)
 	m.API("GET /api/settings/budget", h.getBudget)
 	m.API("PUT /api/settings/budget", h.putBudget)
 
@@ -36,6 +37,7 @@ func (h *Handlers) Mount(m *server.Mux) {
 	m.Page("GET /training/jobs", h.jobsPage)
 	m.Page("GET /training/jobs/{id}", h.jobPage)
 	m.Page("POST /training/jobs/{id}/cancel", h.cancelForm)
+	m.Page("POST /training/jobs/{id}/retry", h.retryForm)
 }
 
 func uid(r *http.Request) string {
@@ -264,5 +266,22 @@ func (h *Handlers) cancelForm(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	http.Redirect(w, r, "/training/jobs/"+j.ID+"?flash="+url.QueryEscape("Cancellation requested."), http.StatusSeeOther)
+	return nil
+}
+
+func (h *Handlers) retry(w http.ResponseWriter, r *http.Request) error {
+	res, err := h.Svc.Retry(r.Context(), uid(r), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	return httpx.OK(w, http.StatusCreated, res)
+}
+
+func (h *Handlers) retryForm(w http.ResponseWriter, r *http.Request) error {
+	res, err := h.Svc.Retry(r.Context(), uid(r), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	http.Redirect(w, r, "/training/jobs/"+res.Job.ID+"?flash="+url.QueryEscape("A new job with the same configuration was queued."), http.StatusSeeOther)
 	return nil
 }

@@ -41,8 +41,8 @@ type GPUConfig struct {
 type Request struct {
 	DatasetID       string                  `json:"dataset_id"`
 	PresetID        string                  `json:"preset_id"`
-	Hyperparameters catalog.Hyperparameters `json:"hyperparameters"`
-	GPUConfig       GPUConfig               `json:"gpu_config"`
+	Hyperparameters json.RawMessage `json:"hyperparameters"`
+	GPUConfig       GPUConfig       `json:"gpu_config"`
 }
 
 // Budget is the user's monthly budget position.
@@ -86,6 +86,7 @@ type DatasetTokens struct {
 // resolved is a validated request.
 type resolved struct {
 	req     Request
+	h       catalog.Hyperparameters
 	model   catalog.BaseModel
 	gpu     catalog.GPU
 	dataset *store.Dataset
@@ -100,8 +101,10 @@ func (s *Service) resolve(ctx context.Context, userID string, req Request, needD
 	if _, ok := s.Catalog.Preset(req.PresetID); !ok {
 		return nil, apperr.Validation("validation failed", map[string]string{"preset_id": "use one of " + strings.Join(s.presetIDs(), ", ")})
 	}
-	s.Catalog.ResolveHyperparameters(req.PresetID, &req.Hyperparameters)
-	h := req.Hyperparameters
+	h, err := s.Catalog.ResolveJSON(req.PresetID, req.Hyperparameters)
+	if err != nil {
+		return nil, apperr.Validation(err.Error()+": check the field names and types against GET /api/catalog", map[string]string{"hyperparameters": err.Error()})
+	}
 	model, ok := s.Catalog.Model(h.BaseModel)
 	if !ok {
 		f.Add("hyperparameters.base_model", fmt.Sprintf("%q is not in the model catalog (GET /api/catalog lists them)", h.BaseModel))
@@ -141,7 +144,7 @@ func (s *Service) resolve(ctx context.Context, userID string, req Request, needD
 		return nil, err
 	}
 	req.GPUConfig = g
-	r := &resolved{req: req, model: model, gpu: gpu}
+	r := &resolved{req: req, h: h, model: model, gpu: gpu}
 	if req.DatasetID != "" {
 		d, err := s.Store.DatasetGet(ctx, userID, req.DatasetID)
 		if err != nil {
@@ -194,7 +197,7 @@ func (s *Service) Estimate(ctx context.Context, userID string, req Request) (Est
 }
 
 func (s *Service) estimate(ctx context.Context, userID string, r *resolved) (EstimateResponse, error) {
-	in := estimate.Input{Hyper: r.req.Hyperparameters, Model: r.model, GPU: r.gpu, NumGPUs: r.req.GPUConfig.NumGPUs}
+	in := estimate.Input{Hyper: r.h, Model: r.model, GPU: r.gpu, NumGPUs: r.req.GPUConfig.NumGPUs}
 	if r.tokens != nil {
 		in.TrainTokens, in.EvalTokens, in.Examples = r.tokens.TrainTokens, r.tokens.EvalTokens, r.tokens.TrainExamples
 	}
@@ -210,7 +213,7 @@ func (s *Service) estimate(ctx context.Context, userID string, r *resolved) (Est
 	if err != nil {
 		return EstimateResponse{}, err
 	}
-	out := EstimateResponse{Result: res, Hyperparameters: r.req.Hyperparameters, GPUConfig: r.req.GPUConfig, Dataset: r.tokens, Budget: b}
+	out := EstimateResponse{Result: res, Hyperparameters: r.h, GPUConfig: r.req.GPUConfig, Dataset: r.tokens, Budget: b}
 	out.Checklist = checklist(r, res, b)
 	return out, nil
 }
@@ -293,12 +296,12 @@ func (s *Service) Create(ctx context.Context, userID string, req Request) (Creat
 				est.EstimatedCost, *est.Budget.Remaining, *est.Budget.MonthlyBudget, est.Budget.Spent, est.Budget.Committed),
 			Details: est.Budget}
 	}
-	hp, _ := json.Marshal(r.req.Hyperparameters)
+	hp, _ := json.Marshal(r.h)
 	gc, _ := json.Marshal(r.req.GPUConfig)
 	eb, _ := json.Marshal(est.Result)
 	hours := est.EstimatedDurationHours
 	job, err := s.Store.JobCreate(ctx, store.JobCreateParams{ID: uuid.NewString(), UserID: userID, DatasetID: r.dataset.ID, PresetID: r.req.PresetID,
-		Hyperparameters: hp, GPUConfig: gc, Estimate: eb, TotalEpochs: r.req.Hyperparameters.NumEpochs, TotalSteps: est.TotalSteps,
+		Hyperparameters: hp, GPUConfig: gc, Estimate: eb, TotalEpochs: r.h.NumEpochs, TotalSteps: est.TotalSteps,
 		EstimatedTotalCost: math.Round(est.EstimatedCost*100) / 100, EstimatedCompletionAt: s.Now().UTC().Add(time.Duration(hours * float64(time.Hour))),
 		BaseModel: r.model.ID, GPUType: r.gpu.GPUType, NumGPUs: r.req.GPUConfig.NumGPUs})
 	if err != nil {
@@ -322,4 +325,21 @@ func (s *Service) Cancel(ctx context.Context, userID, id string) (store.Job, err
 		}
 	}
 	return j, nil
+}
+
+// Retry creates a new job with the configuration of a failed or cancelled one.
+func (s *Service) Retry(ctx context.Context, userID, id string) (CreateResponse, error) {
+	j, err := s.Store.JobGet(ctx, userID, id)
+	if err != nil {
+		return CreateResponse{}, err
+	}
+	if j.Status != store.JobFailed && j.Status != store.JobCancelled {
+		return CreateResponse{}, apperr.Conflict("only failed or cancelled jobs can be retried; this one is %s", j.Status)
+	}
+	var g GPUConfig
+	if err := json.Unmarshal(j.GPUConfig, &g); err != nil {
+		return CreateResponse{}, err
+	}
+	return s.Create(ctx, userID, Request{DatasetID: j.DatasetID, PresetID: j.PresetID, Hyperparameters: j.Hyperparameters,
+		GPUConfig: GPUConfig{GPUType: g.GPUType, NumGPUs: g.NumGPUs}})
 }

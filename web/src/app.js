@@ -7,6 +7,7 @@ import { startBell } from "./bell.js";
 import { runPage } from "./registry.js";
 import "./pages/datasets.js";
 import "./pages/training.js";
+import "./pages/job.js";
 
 window.htmx = htmx;
 window.brightrun = { api };

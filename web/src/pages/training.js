@@ -69,6 +69,8 @@ registerPage("training-configure", async (root) => {
   applyPreset(preset);
   fillCounts();
   noteModel();
+  // The local CPU has less memory than a GPU: start from a batch that fits.
+  if (cpu && el("gpu_type").value === cpu.id) el("batch_size").value = "2";
 
   const outputs = () => {
     form.querySelector('[data-out="learning_rate"]').textContent = getLR().toExponential(1);
@@ -112,6 +114,19 @@ registerPage("training-configure", async (root) => {
     const pct = Math.min(100, (100 * m.required_gb) / m.available_gb);
     est("memory").innerHTML = `<div>Memory: <strong></strong></div><div class="bar${m.fits ? "" : " over"}"><span style="width:${pct}%"></span></div>`;
     est("memory").querySelector("strong").textContent = `${m.required_gb.toFixed(1)} of ${m.available_gb} GB${m.fits ? "" : " — " + m.warning}`;
+    if (!m.fits && m.max_batch_size > 0) {
+      const fix = document.createElement("button");
+      fix.type = "button";
+      fix.className = "btn";
+      fix.dataset.fixBatch = String(m.max_batch_size);
+      fix.textContent = `Use batch size ${m.max_batch_size}`;
+      fix.style.marginTop = "8px";
+      fix.addEventListener("click", () => {
+        el("batch_size").value = String(m.max_batch_size);
+        refresh();
+      });
+      est("memory").append(fix);
+    }
     const list = $(form, "[data-checklist]");
     list.innerHTML = "";
     for (const c of e.checklist) {
