@@ -111,9 +111,9 @@ func loopServer(t *testing.T, e testdb.Engine, te trainerEnv) *testserver.Server
 type jobState struct {
 	Job struct {
 		ID, Status, CurrentStage string
-		CurrentStep              int     `json:"current_step"`
-		TotalSteps               *int    `json:"total_steps"`
-		RetryCount               int     `json:"retry_count"`
+		CurrentStep              int      `json:"current_step"`
+		TotalSteps               *int     `json:"total_steps"`
+		RetryCount               int      `json:"retry_count"`
 		FinalCost                *float64 `json:"final_cost"`
 		ArtifactID               *string  `json:"artifact_id"`
 		ErrorMessage             *string  `json:"error_message"`

@@ -39,8 +39,8 @@ type GPUConfig struct {
 
 // Request is the body of POST /api/jobs/estimate and POST /api/jobs.
 type Request struct {
-	DatasetID       string                  `json:"dataset_id"`
-	PresetID        string                  `json:"preset_id"`
+	DatasetID       string          `json:"dataset_id"`
+	PresetID        string          `json:"preset_id"`
 	Hyperparameters json.RawMessage `json:"hyperparameters"`
 	GPUConfig       GPUConfig       `json:"gpu_config"`
 }
