@@ -71,6 +71,7 @@ func (s *Service) validateNext(ctx context.Context, lease time.Duration) bool {
 		}
 		return false
 	}
+	v.Notification = notification(d, v)
 	saved, err := s.Store.DatasetSaveValidation(ctx, d.ID, v)
 	if err != nil || !saved {
 		if err != nil {
@@ -79,7 +80,6 @@ func (s *Service) validateNext(ctx context.Context, lease time.Duration) bool {
 		return err == nil
 	}
 	s.Log.Info("dataset validated", "dataset", d.ID, "status", v.Status, "errors", v.ErrorCount, "bytes", d.FileSize, "duration", time.Since(start))
-	s.notify(ctx, d, v)
 	return true
 }
 
@@ -131,8 +131,9 @@ func toValidation(res *validate.Result, at time.Time) store.DatasetValidation {
 	return v
 }
 
-func (s *Service) notify(ctx context.Context, d store.Dataset, v store.DatasetValidation) {
-	p := store.NotificationCreateParams{UserID: d.UserID, ActionURL: "/datasets/" + d.ID,
+// notification tells the owner how validation went.
+func notification(d store.Dataset, v store.DatasetValidation) *store.NotificationCreateParams {
+	p := &store.NotificationCreateParams{UserID: d.UserID, ActionURL: "/datasets/" + d.ID,
 		Metadata: map[string]any{"dataset_id": d.ID, "errors": v.ErrorCount, "warnings": v.WarningCount}}
 	if v.Status == store.DatasetReady {
 		p.Type, p.Priority, p.Title = "dataset_ready", "medium", "Dataset ready: "+d.Name
@@ -144,9 +145,7 @@ func (s *Service) notify(ctx context.Context, d store.Dataset, v store.DatasetVa
 			p.Message = "The file has no trainable examples (pairs with a target response)."
 		}
 	}
-	if _, err := s.Store.NotificationCreate(ctx, p); err != nil {
-		s.Log.Error("notify", "dataset", d.ID, "err", err)
-	}
+	return p
 }
 
 // sweepDeletes retries object removal for deleted datasets.

@@ -87,6 +87,8 @@ type DatasetValidation struct {
 	Statistics           json.RawMessage
 	Sample               json.RawMessage
 	At                   time.Time
+	// Notification is created in the same transaction (user id filled in).
+	Notification *NotificationCreateParams
 }
 
 // DatasetStore persists datasets. User methods take the owner's id and

@@ -231,7 +231,16 @@ func (s *Store) DatasetSaveValidation(ctx context.Context, id string, v store.Da
 		}
 		n, err := res.RowsAffected()
 		saved = n == 1
-		return err
+		if err != nil || !saved || v.Notification == nil {
+			return err
+		}
+		var userID string
+		if err := x.queryRow(ctx, "SELECT user_id FROM datasets WHERE id = ?", id).Scan(&userID); err != nil {
+			return err
+		}
+		np := *v.Notification
+		np.UserID = userID
+		return s.notifyTx(ctx, x, np, v.At)
 	})
 	return saved, err
 }
