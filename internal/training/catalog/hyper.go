@@ -173,10 +173,14 @@ func (c *Catalog) ResolveHyperparameters(presetID string, h *Hyperparameters) {
 // ResolveJSON starts from the preset's hyperparameters (unknown or empty
 // presetID: "balanced") and overlays the fields present in raw (a JSON
 // object; null or empty means none), so an explicit 0 is kept and an omitted
-// field takes the preset's value. Zero-invalid fields still missing are then
-// filled as ResolveHyperparameters does. Unknown fields are refused.
+// field takes the preset's value (gaps in the preset itself are filled as
+// ResolveHyperparameters does). Unknown fields are refused.
 func (c *Catalog) ResolveJSON(presetID string, raw json.RawMessage) (Hyperparameters, error) {
 	h := c.presetOrDefault(presetID).Hyperparameters
+	// Fill gaps of the preset itself first, then overlay what the client
+	// sent, so an explicit out-of-range value (batch_size 0) is validated,
+	// never silently replaced.
+	c.ResolveHyperparameters(presetID, &h)
 	if t := bytes.TrimSpace(raw); len(t) > 0 && !bytes.Equal(t, []byte("null")) {
 		dec := json.NewDecoder(bytes.NewReader(t))
 		dec.DisallowUnknownFields()
@@ -184,6 +188,5 @@ func (c *Catalog) ResolveJSON(presetID string, raw json.RawMessage) (Hyperparame
 			return Hyperparameters{}, fmt.Errorf("hyperparameters: %w", err)
 		}
 	}
-	c.ResolveHyperparameters(presetID, &h)
 	return h, nil
 }

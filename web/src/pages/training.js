@@ -70,7 +70,7 @@ registerPage("training-configure", async (root) => {
   fillCounts();
   noteModel();
   // The local CPU has less memory than a GPU: start from a batch that fits.
-  if (cpu && el("gpu_type").value === cpu.id) el("batch_size").value = "2";
+  if (cpu && el("gpu_type").value === cpu.id) el("batch_size").value = "1";
 
   const outputs = () => {
     form.querySelector('[data-out="learning_rate"]').textContent = getLR().toExponential(1);
