@@ -1,4 +1,4 @@
-"""Command line: ``brightrun-trainer train|preflight``.
+"""Command line: ``brightrun-trainer train|preflight|agent|make-tiny-model``.
 
 Every failure ends with one JSON line on stderr, {"error_class", "message"},
 and the exit code of its class (see errors.EXIT_CODES); a cancelled run
@@ -35,6 +35,26 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--max-seq-length", type=int, default=2048)
     f.add_argument("--validation-share", type=float, default=0.10)
     f.add_argument("--no-per-example", action="store_true", help="omit the tokens_per_example list")
+
+    a = sub.add_parser("agent", help="run jobs for a BrightRun server (docs/agent-protocol.md)")
+    a.add_argument("--server", required=True, help="the server's URL, e.g. http://localhost:8080")
+    a.add_argument("--token", help="agent token (bra_...; default $BRIGHTRUN_AGENT_TOKEN)")
+    a.add_argument("--gpu-type", help='catalog gpu_type this agent runs (e.g. H100-80GB), or "CPU" '
+                                      "(default: CPU when there is no CUDA GPU; required otherwise)")
+    a.add_argument("--gpu-count", type=int, help="GPUs offered (default: the CUDA device count, 1 for CPU)")
+    a.add_argument("--gpu-memory-gb", type=float, help="memory per GPU in GB (default: measured)")
+    a.add_argument("--name", help="agent name (default: the hostname)")
+    a.add_argument("--work-dir", help="where jobs download and train (default ~/.cache/brightrun/agent)")
+    a.add_argument("--wait-seconds", type=float, default=20.0, help="claim long-poll (at most 30)")
+    a.add_argument("--once", action="store_true", help="exit after one job, or after one empty long-poll")
+    a.add_argument("--keep-work", action="store_true", help="keep each attempt's files in the work dir")
+
+    m = sub.add_parser("make-tiny-model", help="build a tiny random Llama + BPE tokenizer (tests, e2e)")
+    m.add_argument("--out", required=True, help="output model directory")
+    m.add_argument("--data", action="append", default=[], help="dataset file(s) to train the tokenizer on too")
+    m.add_argument("--no-chat-template", action="store_true", help="save no chat template (the fallback is used)")
+    m.add_argument("--vocab-size", type=int, default=3000)
+    m.add_argument("--seed", type=int, default=0)
     return p
 
 
@@ -126,11 +146,35 @@ def cmd_preflight(args) -> int:
     return 0
 
 
+def cmd_make_tiny_model(args) -> int:
+    from .tinymodel import CHATML_TEMPLATE, build_tiny_model, corpus_from_files
+
+    try:
+        texts = corpus_from_files(args.data)
+        out = build_tiny_model(args.out, texts, chat_template=None if args.no_chat_template else CHATML_TEMPLATE,
+                               vocab_size=args.vocab_size, seed=args.seed)
+    except BaseException as e:  # noqa: BLE001
+        if isinstance(e, (KeyboardInterrupt, SystemExit)):
+            raise
+        err = _map_exception(e)
+        if err.error_class == "internal" and not isinstance(e, TrainerError):
+            traceback.print_exc(file=sys.stderr)
+        return emit_error(err)
+    sys.stdout.write(json.dumps({"model": str(out)}) + "\n")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _quiet_libraries()
     if args.command == "train":
         return cmd_train(args)
+    if args.command == "agent":
+        from .agent import cmd_agent
+
+        return cmd_agent(args)
+    if args.command == "make-tiny-model":
+        return cmd_make_tiny_model(args)
     return cmd_preflight(args)
 
 

@@ -15,12 +15,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
-CHATML_TEMPLATE = (
-    "{% for message in messages %}"
-    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
+from brightrun_trainer.tinymodel import CHATML_TEMPLATE, build_tiny_model  # noqa: E402,F401  (re-exported)
 
 DATA_FILES = {
     "eq12_json": "eq-12-conversations.v4.json",
@@ -30,64 +25,33 @@ DATA_FILES = {
 
 
 def data_dir() -> Path:
-    env = os.environ.get("BRIGHTRUN_DATA_DIR")
+    env = os.environ.get("BRIGHTRUN_DATASETS_DIR")
     return Path(env) if env else (REPO_ROOT.parent / "shared" / "data")
+
+
+def _absent(msg: str):
+    """Skip, or fail when BRIGHTRUN_REQUIRE_DATASETS=1 (CI)."""
+    if os.environ.get("BRIGHTRUN_REQUIRE_DATASETS") == "1":
+        pytest.fail(f"{msg}, but BRIGHTRUN_REQUIRE_DATASETS=1", pytrace=False)
+    pytest.skip(msg)
 
 
 @pytest.fixture(scope="session")
 def real_data() -> dict[str, Path]:
     d = data_dir()
     if not d.is_dir():
-        pytest.skip(f"real datasets folder {d} is absent (set BRIGHTRUN_DATA_DIR)")
+        _absent(f"real datasets folder {d} is absent (set BRIGHTRUN_DATASETS_DIR)")
     files = {k: d / v for k, v in DATA_FILES.items()}
     missing = [str(p) for p in files.values() if not p.is_file()]
     if missing:
-        pytest.skip(f"real dataset files missing: {missing}")
+        _absent(f"real dataset files missing: {missing}")
     return files
 
 
 def _corpus(files: dict[str, Path]) -> list[str]:
-    from brightrun_trainer.data import load_dataset
+    from brightrun_trainer.tinymodel import corpus_from_files
 
-    texts = []
-    for p in files.values():
-        for ex in load_dataset(p).examples:
-            texts.extend(m["content"] for m in ex.messages)
-    return texts
-
-
-def build_tiny_model(dest: Path, texts: list[str], *, chat_template: str | None = CHATML_TEMPLATE,
-                     vocab_size: int = 3000, hidden: int = 64, layers: int = 2, seed: int = 0) -> Path:
-    """A random-initialised Llama with a BPE tokenizer trained on ``texts``."""
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    specials = ["<unk>", "<s>", "</s>", "<pad>", "<|im_start|>", "<|im_end|>"]
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    tok.train_from_iterator(texts, trainer=trainer)
-    hf_tok = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", bos_token="<s>",
-                                     eos_token="<|im_end|>" if chat_template else "</s>", pad_token="<pad>")
-    if chat_template:
-        hf_tok.chat_template = chat_template
-    dest.mkdir(parents=True, exist_ok=True)
-    hf_tok.save_pretrained(str(dest))
-
-    torch.manual_seed(seed)
-    cfg = LlamaConfig(vocab_size=len(hf_tok), hidden_size=hidden, intermediate_size=hidden * 2,
-                      num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
-                      max_position_embeddings=8192, tie_word_embeddings=False,
-                      bos_token_id=hf_tok.bos_token_id, eos_token_id=hf_tok.eos_token_id,
-                      pad_token_id=hf_tok.pad_token_id)
-    model = LlamaForCausalLM(cfg)
-    model.generation_config.eos_token_id = hf_tok.eos_token_id
-    model.generation_config.pad_token_id = hf_tok.pad_token_id
-    model.save_pretrained(str(dest), safe_serialization=True)
-    return dest
+    return corpus_from_files(files.values())
 
 
 @pytest.fixture(scope="session")
