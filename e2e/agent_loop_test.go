@@ -132,8 +132,15 @@ func waitJob(t *testing.T, c *testserver.Client, id string, timeout time.Duratio
 		if done(st) {
 			return st
 		}
+		errMsg := ""
+		if st.Job.ErrorMessage != nil {
+			errMsg = *st.Job.ErrorMessage
+		}
+		if st.Job.Status == "failed" {
+			t.Fatalf("job %s failed: %s", id, errMsg)
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("job %s: timed out in status %s stage %s step %d (error %v)", id, st.Job.Status, st.Job.CurrentStage, st.Job.CurrentStep, st.Job.ErrorMessage)
+			t.Fatalf("job %s: timed out in status %s stage %s step %d (error %q)", id, st.Job.Status, st.Job.CurrentStage, st.Job.CurrentStep, errMsg)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -142,7 +149,7 @@ func waitJob(t *testing.T, c *testserver.Client, id string, timeout time.Duratio
 func createTinyJob(t *testing.T, c *testserver.Client, ds string, epochs int) string {
 	var created struct{ Job struct{ ID string } }
 	c.MustJSON("POST", "/api/jobs", map[string]any{"dataset_id": ds, "preset_id": "custom", "gpu_config": map[string]any{"gpu_type": "cpu-local", "num_gpus": 1},
-		"hyperparameters": map[string]any{"base_model": tinyModel, "num_epochs": epochs, "batch_size": 4, "max_seq_length": 512, "learning_rate": 0.001}}, 201, &created)
+		"hyperparameters": map[string]any{"base_model": tinyModel, "num_epochs": epochs, "batch_size": 4, "max_seq_length": 2048, "learning_rate": 0.001}}, 201, &created)
 	return created.Job.ID
 }
 

@@ -59,7 +59,7 @@ func (h *Handlers) claim(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var req ClaimRequest
-	if err := httpx.DecodeJSON(w, r, &req, 0); err != nil {
+	if err := httpx.DecodeJSONLoose(w, r, &req, 0); err != nil {
 		return err
 	}
 	a, err := h.Svc.Claim(r.Context(), agent, req)
@@ -71,7 +71,7 @@ func (h *Handlers) claim(w http.ResponseWriter, r *http.Request) error {
 
 func (h *Handlers) heartbeat(w http.ResponseWriter, r *http.Request, j store.ExecJob) error {
 	var req HeartbeatRequest
-	if err := httpx.DecodeJSON(w, r, &req, 0); err != nil {
+	if err := httpx.DecodeJSONLoose(w, r, &req, 0); err != nil {
 		return err
 	}
 	out, err := h.Svc.Heartbeat(r.Context(), j, req)
@@ -85,7 +85,7 @@ func (h *Handlers) metrics(w http.ResponseWriter, r *http.Request, j store.ExecJ
 	var req struct {
 		Points []store.MetricPoint `json:"points"`
 	}
-	if err := httpx.DecodeJSON(w, r, &req, maxAgentBody); err != nil {
+	if err := httpx.DecodeJSONLoose(w, r, &req, maxAgentBody); err != nil {
 		return err
 	}
 	n, err := h.Svc.Metrics(r.Context(), j, req.Points)
@@ -104,7 +104,7 @@ func (h *Handlers) events(w http.ResponseWriter, r *http.Request, j store.ExecJo
 			Timestamp string `json:"timestamp"`
 		} `json:"events"`
 	}
-	if err := httpx.DecodeJSON(w, r, &req, maxAgentBody); err != nil {
+	if err := httpx.DecodeJSONLoose(w, r, &req, maxAgentBody); err != nil {
 		return err
 	}
 	evs := make([]store.JobEvent, 0, len(req.Events))
@@ -119,7 +119,7 @@ func (h *Handlers) events(w http.ResponseWriter, r *http.Request, j store.ExecJo
 
 func (h *Handlers) uploads(w http.ResponseWriter, r *http.Request, j store.ExecJob) error {
 	var req UploadRequest
-	if err := httpx.DecodeJSON(w, r, &req, 0); err != nil {
+	if err := httpx.DecodeJSONLoose(w, r, &req, 0); err != nil {
 		return err
 	}
 	ups, err := h.Svc.Uploads(r.Context(), j, req)
@@ -131,7 +131,7 @@ func (h *Handlers) uploads(w http.ResponseWriter, r *http.Request, j store.ExecJ
 
 func (h *Handlers) checkpoint(w http.ResponseWriter, r *http.Request, j store.ExecJob) error {
 	var req CheckpointRequest
-	if err := httpx.DecodeJSON(w, r, &req, 0); err != nil {
+	if err := httpx.DecodeJSONLoose(w, r, &req, 0); err != nil {
 		return err
 	}
 	if err := h.Svc.SetCheckpoint(r.Context(), j, req); err != nil {
@@ -142,7 +142,7 @@ func (h *Handlers) checkpoint(w http.ResponseWriter, r *http.Request, j store.Ex
 
 func (h *Handlers) complete(w http.ResponseWriter, r *http.Request, j store.ExecJob) error {
 	var req CompleteRequest
-	if err := httpx.DecodeJSON(w, r, &req, maxAgentBody); err != nil {
+	if err := httpx.DecodeJSONLoose(w, r, &req, maxAgentBody); err != nil {
 		return err
 	}
 	done, err := h.Svc.Complete(r.Context(), j, req)
@@ -154,7 +154,7 @@ func (h *Handlers) complete(w http.ResponseWriter, r *http.Request, j store.Exec
 
 func (h *Handlers) fail(w http.ResponseWriter, r *http.Request, j store.ExecJob) error {
 	var req FailRequest
-	if err := httpx.DecodeJSON(w, r, &req, maxAgentBody); err != nil {
+	if err := httpx.DecodeJSONLoose(w, r, &req, maxAgentBody); err != nil {
 		return err
 	}
 	st, err := h.Svc.Fail(r.Context(), j, req)
@@ -168,7 +168,7 @@ func (h *Handlers) cancelled(w http.ResponseWriter, r *http.Request, j store.Exe
 	var req struct {
 		Step int `json:"step"`
 	}
-	if err := httpx.DecodeJSON(w, r, &req, 0); err != nil {
+	if err := httpx.DecodeJSONLoose(w, r, &req, 0); err != nil {
 		return err
 	}
 	if err := h.Svc.Cancelled(r.Context(), j, req.Step); err != nil {

@@ -18,7 +18,7 @@ import (
 type HeartbeatRequest struct {
 	Stage           string  `json:"stage"`
 	Progress        float64 `json:"progress"`
-	Epoch           int     `json:"epoch"`
+	Epoch           float64 `json:"epoch"`
 	Step            int     `json:"step"`
 	TotalSteps      int     `json:"total_steps"`
 	TokensPerSecond float64 `json:"tokens_per_second"`
@@ -37,7 +37,7 @@ func (s *Service) Heartbeat(ctx context.Context, j store.ExecJob, r HeartbeatReq
 		return nil, apperr.Validation("validation failed", map[string]string{"progress": "use 0 to 100"})
 	}
 	cancel, err := s.Store.JobHeartbeat(store.AsSystem(ctx), store.HeartbeatParams{JobID: j.ID, Attempt: j.Attempt, Stage: r.Stage, Progress: r.Progress,
-		Epoch: r.Epoch, Step: r.Step, TotalSteps: r.TotalSteps, TokensPerSec: r.TokensPerSecond, ETASeconds: r.ETASeconds, Now: s.Now().UTC(), Lease: s.Opts.Lease})
+		Epoch: int(math.Floor(r.Epoch)), Step: r.Step, TotalSteps: r.TotalSteps, TokensPerSec: r.TokensPerSecond, ETASeconds: r.ETASeconds, Now: s.Now().UTC(), Lease: s.Opts.Lease})
 	if err != nil {
 		return nil, err
 	}

@@ -19,6 +19,16 @@ const MaxJSONBody = 1 << 20
 // content type, refuses unknown fields, trailing data and bodies over limit
 // bytes, and explains what was wrong and where.
 func DecodeJSON(w http.ResponseWriter, r *http.Request, dst any, limit int64) error {
+	return decodeJSON(w, r, dst, limit, true)
+}
+
+// DecodeJSONLoose is DecodeJSON that ignores unknown fields: for the agent
+// protocol, where newer agents may send more than this server knows.
+func DecodeJSONLoose(w http.ResponseWriter, r *http.Request, dst any, limit int64) error {
+	return decodeJSON(w, r, dst, limit, false)
+}
+
+func decodeJSON(w http.ResponseWriter, r *http.Request, dst any, limit int64, strict bool) error {
 	if limit <= 0 {
 		limit = MaxJSONBody
 	}
@@ -32,7 +42,9 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, dst any, limit int64) er
 	}
 	body := http.MaxBytesReader(w, r.Body, limit)
 	dec := json.NewDecoder(body)
-	dec.DisallowUnknownFields()
+	if strict {
+		dec.DisallowUnknownFields()
+	}
 	if err := dec.Decode(dst); err != nil {
 		return decodeErr(err, limit)
 	}
