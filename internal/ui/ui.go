@@ -89,6 +89,12 @@ func New(log *slog.Logger) (*Renderer, error) {
 		"sub":       func(a, b int) int { return a - b },
 		"list":      func(s ...string) []string { return s },
 		"trainable": trainable,
+		"derefF": func(f *float64) float64 {
+			if f == nil {
+				return 0
+			}
+			return *f
+		},
 		"deref": func(t *time.Time) time.Time {
 			if t == nil {
 				return time.Time{}

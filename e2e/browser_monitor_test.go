@@ -1,0 +1,65 @@
+package e2e
+
+import (
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/brightrun/brightrun/internal/store/testdb"
+	"github.com/brightrun/brightrun/internal/testdata"
+	"github.com/brightrun/brightrun/internal/testserver"
+	"github.com/chromedp/chromedp"
+)
+
+// TestBrowserMonitor: while the real trainer agent trains, the monitor page
+// shows progress and its loss chart grows (new points only); when the job
+// completes, the page links to the model.
+func TestBrowserMonitor(t *testing.T) {
+	te := newTrainerEnv(t)
+	s := loopServer(t, testdb.Engines()[0], te)
+	c := s.SignUp(t, "mon@example.com")
+	ds := uploadFile(t, c, "eq12", testdata.Path(t, testdata.EQ12JSONL))
+	waitDataset(t, c, ds)
+	id := createTinyJob(t, c, ds, 3)
+	b := testserver.NewBrowser(t, 1280, 1100)
+	b.Run(chromedp.Navigate(s.URL+"/login"), chromedp.WaitVisible(`#email`, chromedp.ByQuery),
+		chromedp.SetValue(`#email`, "mon@example.com", chromedp.ByQuery), chromedp.SetValue(`#password`, "correct horse battery", chromedp.ByQuery),
+		chromedp.Submit(`form`, chromedp.ByQuery), chromedp.WaitVisible(`[data-stat=datasets]`, chromedp.ByQuery),
+		chromedp.Navigate(s.URL+"/training/jobs/"+id), chromedp.WaitVisible(`[data-chart]`, chromedp.ByQuery))
+	te.startAgent(t, s, true)
+	points := func() int {
+		var v string
+		b.Run(chromedp.Evaluate(`document.body.dataset.points || "0"`, &v))
+		n, _ := strconv.Atoi(v)
+		return n
+	}
+	waitUntil := func(what string, timeout time.Duration, ok func() bool) {
+		deadline := time.Now().Add(timeout)
+		for !ok() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(300 * time.Millisecond)
+		}
+	}
+	waitUntil("the first points", 3*time.Minute, func() bool { return points() >= 2 })
+	first := points()
+	b.Screenshot("monitor-running")
+	var progress string
+	b.Run(chromedp.Text(`[data-live=progress]`, &progress, chromedp.ByQuery))
+	if progress == "0%" {
+		t.Fatalf("progress not shown while points arrive: %q", progress)
+	}
+	waitUntil("the chart to grow", 2*time.Minute, func() bool { return points() > first })
+	var canvases int
+	b.Run(chromedp.Evaluate(`document.querySelectorAll('[data-chart] canvas').length`, &canvases))
+	if canvases == 0 {
+		t.Fatal("no chart canvas")
+	}
+	// The page reloads itself on completion and links to the model.
+	b.Run(chromedp.WaitVisible(`[data-testid=model-link]`, chromedp.ByQuery))
+	if st := b.Text(`[data-testid=status]`); st != "completed" {
+		t.Fatalf("final status %q", st)
+	}
+	b.Screenshot("monitor-completed")
+}
