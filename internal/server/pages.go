@@ -3,6 +3,7 @@ package server
 import (
 	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/brightrun/brightrun/internal/auth"
 	"github.com/brightrun/brightrun/internal/store"
@@ -20,6 +21,7 @@ func (d *Deps) pageRoutes(m *Mux) {
 type DashboardData struct {
 	Datasets, ReadyDatasets, ActiveJobs, Models int
 	SpentThisMonth                              float64
+	Active                                      []store.Job
 }
 
 func (d *Deps) dashboard(w http.ResponseWriter, r *http.Request) error {
@@ -31,6 +33,19 @@ func (d *Deps) dashboard(w http.ResponseWriter, r *http.Request) error {
 	}
 	if _, data.ReadyDatasets, err = d.Store.DatasetList(r.Context(), store.DatasetListParams{UserID: p.UserID, Status: store.DatasetReady, Page: 1, Limit: 1}); err != nil {
 		return err
+	}
+	now := d.Now().UTC()
+	sum, err := d.Store.JobSummary(r.Context(), p.UserID, time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC))
+	if err != nil {
+		return err
+	}
+	data.ActiveJobs, data.Models, data.SpentThisMonth = sum.Active, sum.Completed, sum.SpentThisMonth
+	for _, st := range store.JobActive {
+		jobs, _, err := d.Store.JobList(r.Context(), store.JobListParams{UserID: p.UserID, Status: st, Page: 1, Limit: 10})
+		if err != nil {
+			return err
+		}
+		data.Active = append(data.Active, jobs...)
 	}
 	return d.UI.Render(w, http.StatusOK, "dashboard", ui.PageFor(r, "Dashboard", "dashboard", data))
 }
