@@ -272,3 +272,22 @@ func TestJobCancelMidTraining(t *testing.T) {
 		t.Fatalf("cancelled job: %+v records %d", st.Job, len(st.CostRecords))
 	}
 }
+
+// TestLocalAgentRunsJob: `brightrun serve`'s embedded default starts a local
+// trainer agent as a child process, which runs a queued job to completion.
+func TestLocalAgentRunsJob(t *testing.T) {
+	te := newTrainerEnv(t)
+	t.Setenv("BRIGHTRUN_MODELS_DIR", te.models) // inherited by the child agent
+	ao := agentapi.DefaultOptions
+	ao.Heartbeat, ao.Poll, ao.MaxWait = time.Second, 200*time.Millisecond, 2*time.Second
+	s := testserver.Start(t, testdb.Engines()[0], testserver.Options{App: app.Options{AgentOptions: &ao},
+		Env: map[string]string{"BRIGHTRUN_CATALOG": te.catalog, "BRIGHTRUN_LOCAL_AGENT": "true", "BRIGHTRUN_TRAINER": te.exe}})
+	c := s.SignUp(t, "local@example.com")
+	ds := uploadFile(t, c, "eq12", testdata.Path(t, testdata.EQ12JSONL))
+	waitDataset(t, c, ds)
+	id := createTinyJob(t, c, ds, 1)
+	st := waitJob(t, c, id, 4*time.Minute, func(js jobState) bool { return js.Job.Status == "completed" })
+	if st.Job.ArtifactID == nil {
+		t.Fatalf("no artifact: %+v", st.Job)
+	}
+}
