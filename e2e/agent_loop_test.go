@@ -1,9 +1,13 @@
 package e2e
 
 import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -211,7 +215,61 @@ print("loaded", sum(p.numel() for n, p in m.named_parameters() if "lora_" in n))
 		if err != nil || !strings.Contains(string(out), "loaded") {
 			t.Fatalf("PeftModel.from_pretrained: %v\n%s", err, lastLines(string(out), 20))
 		}
+		checkModelDownloads(t, s, c, *st.Job.ArtifactID, dir)
 	})
+}
+
+// checkModelDownloads: the model is listed; its signed download URLs give
+// bytes identical to what the trainer uploaded; the .tar.gz holds the adapter.
+func checkModelDownloads(t *testing.T, s *testserver.Server, c *testserver.Client, modelID, trainerDir string) {
+	t.Helper()
+	var list struct {
+		Models []struct {
+			ID     string
+			Rating *struct{ Stars int }
+		}
+		Total int
+	}
+	c.MustJSON("GET", "/api/models?sort=quality", nil, 200, &list)
+	if list.Total != 1 || list.Models[0].ID != modelID || list.Models[0].Rating == nil {
+		t.Fatalf("models: %+v", list)
+	}
+	var dl struct {
+		URLs []struct{ Name, URL string } `json:"urls"`
+	}
+	c.MustJSON("POST", "/api/models/"+modelID+"/download", map[string]any{"files": []string{"adapter_model.safetensors"}}, 200, &dl)
+	res, err := http.Get(dl.URLs[0].URL)
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("download: %v %v", err, res)
+	}
+	got, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	want, _ := os.ReadFile(filepath.Join(trainerDir, "adapter_model.safetensors"))
+	if !bytes.Equal(got, want) || len(got) == 0 {
+		t.Fatalf("downloaded %d bytes differ from the %d stored", len(got), len(want))
+	}
+	// A signed URL is scoped to its object.
+	other := strings.Replace(dl.URLs[0].URL, "adapter_model.safetensors", "adapter_config.json", 1)
+	if r, err := http.Get(other); err != nil || r.StatusCode != 403 {
+		t.Fatalf("signed URL reused for another object: %v %v", err, r.StatusCode)
+	}
+	r := c.Do("GET", "/api/models/"+modelID+"/archive", nil)
+	gz, err := gzip.NewReader(bytes.NewReader(r.Body))
+	if r.Status != 200 || err != nil {
+		t.Fatalf("archive: %d %v", r.Status, err)
+	}
+	tr := tar.NewReader(gz)
+	names := map[string]bool{}
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			break
+		}
+		names[h.Name] = true
+	}
+	if !names["adapter/adapter_model.safetensors"] || !names["adapter/adapter_config.json"] {
+		t.Fatalf("archive holds %v", names)
+	}
 }
 
 // TestJobAgentKilledResumes: the agent process is killed mid-training; the

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -62,4 +63,13 @@ func TestBrowserMonitor(t *testing.T) {
 		t.Fatalf("final status %q", st)
 	}
 	b.Screenshot("monitor-completed")
+	// The model page: rating, files, snippets, loss curve.
+	b.Run(chromedp.Click(`[data-testid=model-link]`, chromedp.ByQuery), chromedp.WaitVisible(`[data-testid=files]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`[data-chart] canvas`, chromedp.ByQuery))
+	if files := b.Text(`[data-testid=files]`); !strings.Contains(files, "adapter_model.safetensors") {
+		t.Fatalf("model files: %q", files)
+	}
+	b.Screenshot("model")
+	b.Run(chromedp.Navigate(s.URL+"/models"), chromedp.WaitVisible(`[data-testid=model-cards]`, chromedp.ByQuery))
+	b.Screenshot("models")
 }

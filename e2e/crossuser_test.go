@@ -2,9 +2,12 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"testing"
+	"time"
 
 	"github.com/brightrun/brightrun/internal/store"
+	"github.com/brightrun/brightrun/internal/store/storetest"
 	"github.com/brightrun/brightrun/internal/store/testdb"
 	"github.com/brightrun/brightrun/internal/testserver"
 )
@@ -19,6 +22,8 @@ type world struct {
 	dsA    string // one of A's datasets (uploading)
 	notifA string // one of A's notifications
 	jobA   string // one of A's jobs (queued)
+	modelA string // one of A's models
+	unread int    // A's unread notifications after setup
 	secret []string
 }
 
@@ -39,7 +44,13 @@ func setupWorld(t *testing.T, s *testserver.Server) *world {
 	w.notifA = n.ID
 	w.jobA = insertJobID(t, s, w.a.UserID, w.dsA, "queued")
 	w.a.MustJSON("PUT", "/api/settings/budget", map[string]any{"monthly_budget": 123.45}, 200, nil)
-	w.secret = []string{w.a.UserID, "owner@example.com", tok.APIToken.ID, "owner-secret-token-name", w.dsA, "owner-secret-dataset", n.ID, "owner-secret-notification", w.jobA, "123.45"}
+	w.modelA = finishedModel(t, s, w.a.UserID, w.dsA, "owner-secret-model")
+	var n0 struct {
+		UnreadCount int `json:"unread_count"`
+	}
+	w.a.MustJSON("GET", "/api/notifications", nil, 200, &n0)
+	w.unread = n0.UnreadCount
+	w.secret = []string{w.a.UserID, "owner@example.com", tok.APIToken.ID, "owner-secret-token-name", w.dsA, "owner-secret-dataset", n.ID, "owner-secret-notification", w.jobA, "123.45", w.modelA, "owner-secret-model"}
 	return w
 }
 
@@ -72,7 +83,7 @@ func (w *world) notificationUnread(t *testing.T) {
 		UnreadCount int `json:"unread_count"`
 	}
 	w.a.MustJSON("GET", "/api/notifications", nil, 200, &out)
-	if out.UnreadCount != 1 {
+	if out.UnreadCount != w.unread || w.unread == 0 {
 		t.Fatalf("user A's notification was marked read by user B")
 	}
 }
@@ -89,6 +100,35 @@ func (w *world) jobIntact(t *testing.T) {
 	w.a.MustJSON("GET", "/api/settings/budget", nil, 200, &b)
 	if b.MonthlyBudget == nil || *b.MonthlyBudget != 123.45 {
 		t.Fatalf("user A's budget changed: %v", b.MonthlyBudget)
+	}
+}
+
+// finishedModel makes a completed job with a model artifact, through the store.
+func finishedModel(t *testing.T, s *testserver.Server, userID, datasetID, name string) string {
+	st := s.App.Store
+	sys := store.AsSystem(context.Background())
+	j := storetest.NewJob(t, st, userID, datasetID, "XW-1")
+	ag, err := st.AgentCreate(sys, "fixture", "fixture-hash-"+j.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := st.JobClaim(sys, store.ClaimParams{AgentID: ag.ID, GPUType: "XW-1", GPUCount: 1, TokenHash: func(string, int) string { return "h" }, Now: time.Now().UTC(), Lease: time.Minute}); !ok || err != nil {
+		t.Fatalf("claim: %v %v", ok, err)
+	}
+	e, err := st.JobFinish(sys, store.FinishParams{JobID: j.ID, Status: store.JobCompleted, Now: time.Now().UTC(), Artifact: &store.ArtifactCreateParams{Name: name,
+		QualityMetrics: json.RawMessage(`{"perplexity_improvement_pct": 20}`), TrainingSummary: json.RawMessage(`{}`), Configuration: json.RawMessage(`{}`),
+		Artifacts: json.RawMessage(`{"files":[{"name":"adapter_config.json","size":2,"storage_path":"` + userID + `/x/adapter/adapter_config.json"}]}`)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return *e.ArtifactID
+}
+
+func (w *world) modelIntact(t *testing.T) {
+	var out struct{ Model struct{ Name, Status string } }
+	w.a.MustJSON("GET", "/api/models/"+w.modelA, nil, 200, &out)
+	if out.Model.Name != "owner-secret-model" || out.Model.Status != "stored" {
+		t.Fatalf("user A's model changed: %+v", out.Model)
 	}
 }
 
@@ -119,6 +159,14 @@ func crossUserCases(w *world) []testserver.CrossUserCase {
 		{Route: "POST /api/jobs/{id}/cancel", Path: "/api/jobs/" + w.jobA + "/cancel", Secret: s, After: w.jobIntact},
 		{Route: "POST /api/jobs/{id}/retry", Path: "/api/jobs/" + w.jobA + "/retry", Secret: s, After: w.jobIntact},
 		{Route: "POST /training/jobs/{id}/retry", Path: "/training/jobs/" + w.jobA + "/retry", Form: "x=1", Secret: s, After: w.jobIntact},
+		{Route: "GET /api/models", Path: "/api/models", Secret: s},
+		{Route: "GET /api/models/{id}", Path: "/api/models/" + w.modelA, Secret: s},
+		{Route: "PATCH /api/models/{id}", Path: "/api/models/" + w.modelA, Body: map[string]string{"status": "archived"}, Secret: s, After: w.modelIntact},
+		{Route: "DELETE /api/models/{id}", Path: "/api/models/" + w.modelA, Secret: s, After: w.modelIntact},
+		{Route: "POST /api/models/{id}/download", Path: "/api/models/" + w.modelA + "/download", Body: map[string]any{}, Secret: s},
+		{Route: "GET /api/models/{id}/archive", Path: "/api/models/" + w.modelA + "/archive", Secret: s},
+		{Route: "GET /models", Path: "/models", Secret: s},
+		{Route: "GET /models/{id}", Path: "/models/" + w.modelA, Secret: s},
 		{Route: "GET /api/settings/budget", Path: "/api/settings/budget", Secret: s},
 		{Route: "PUT /api/settings/budget", Path: "/api/settings/budget", Body: map[string]any{"monthly_budget": 1}, Secret: s, After: w.jobIntact},
 		{Route: "GET /training/configure", Path: "/training/configure?datasetId=" + w.dsA, Secret: s},

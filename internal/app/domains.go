@@ -6,6 +6,7 @@ import (
 
 	"github.com/brightrun/brightrun/internal/agentapi"
 	"github.com/brightrun/brightrun/internal/datasets"
+	"github.com/brightrun/brightrun/internal/models"
 	"github.com/brightrun/brightrun/internal/notify"
 	"github.com/brightrun/brightrun/internal/server"
 	"github.com/brightrun/brightrun/internal/training"
@@ -40,5 +41,6 @@ func (a *App) domains(ctx context.Context, d *server.Deps) ([]func(*server.Mux),
 	if a.Config.LocalAgent {
 		workers = append(workers, a.localAgent(as))
 	}
-	return []func(*server.Mux){dh.Mount, nh.Mount, th.Mount, ah.Mount}, workers, nil
+	mh := &models.Handlers{Store: a.Store, Storage: a.Storage, UI: d.UI, Log: a.Log, Now: a.Now}
+	return []func(*server.Mux){dh.Mount, nh.Mount, th.Mount, ah.Mount, mh.Mount}, workers, nil
 }

@@ -39,6 +39,7 @@ type Store interface {
 	NotificationStore
 	JobStore
 	ExecutionStore
+	ModelStore
 
 	Ping(ctx context.Context) error
 	Close() error

@@ -1,8 +1,10 @@
 package ui
 
 import (
+	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/brightrun/brightrun/internal/store"
 )
@@ -51,4 +53,28 @@ func trainable(d store.Dataset) string {
 		n += *d.TotalValidationPairs
 	}
 	return groupDigits(int64(n))
+}
+
+// stars renders a 1–5 rating.
+func stars(n int) string {
+	if n < 0 {
+		n = 0
+	}
+	if n > 5 {
+		n = 5
+	}
+	return strings.Repeat("★", n) + strings.Repeat("☆", 5-n)
+}
+
+// qnum formats one number of a JSON object (quality metrics), "—" if absent.
+func qnum(raw json.RawMessage, key string, digits int) string {
+	var m map[string]any
+	if json.Unmarshal(raw, &m) != nil {
+		return "—"
+	}
+	v, ok := m[key].(float64)
+	if !ok {
+		return "—"
+	}
+	return strconv.FormatFloat(v, 'f', digits, 64)
 }

@@ -89,6 +89,8 @@ func New(log *slog.Logger) (*Renderer, error) {
 		"sub":       func(a, b int) int { return a - b },
 		"list":      func(s ...string) []string { return s },
 		"trainable": trainable,
+		"stars":     stars,
+		"qnum":      qnum,
 		"derefF": func(f *float64) float64 {
 			if f == nil {
 				return 0

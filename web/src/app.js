@@ -8,6 +8,7 @@ import { runPage } from "./registry.js";
 import "./pages/datasets.js";
 import "./pages/training.js";
 import "./pages/job.js";
+import "./pages/model.js";
 
 window.htmx = htmx;
 window.brightrun = { api };

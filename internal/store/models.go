@@ -1,0 +1,49 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+)
+
+// Model is a model_artifacts row (spec) plus its job's and dataset's names.
+type Model struct {
+	ID              string          `json:"id"`
+	UserID          string          `json:"user_id"`
+	JobID           string          `json:"job_id"`
+	DatasetID       string          `json:"dataset_id"`
+	Name            string          `json:"name"`
+	Version         string          `json:"version"`
+	Description     *string         `json:"description"`
+	Status          string          `json:"status"`
+	QualityMetrics  json.RawMessage `json:"quality_metrics"`
+	TrainingSummary json.RawMessage `json:"training_summary"`
+	Configuration   json.RawMessage `json:"configuration"`
+	Artifacts       json.RawMessage `json:"artifacts"`
+	ParentModelID   *string         `json:"parent_model_id"`
+	CreatedAt       time.Time       `json:"created_at"`
+	UpdatedAt       time.Time       `json:"updated_at"`
+	DatasetName     string          `json:"dataset_name"`
+	BaseModel       string          `json:"base_model"`
+}
+
+// ModelListParams page a user's models.
+type ModelListParams struct {
+	UserID string
+	Sort   string // newest | quality
+	Page   int
+	Limit  int
+}
+
+// ModelPatch changes name, description or status (stored | archived).
+type ModelPatch struct {
+	Name, Description, Status *string
+}
+
+// ModelStore persists model artifacts.
+type ModelStore interface {
+	ModelList(ctx context.Context, p ModelListParams) ([]Model, int, error)
+	ModelGet(ctx context.Context, userID, id string) (Model, error)
+	ModelUpdate(ctx context.Context, userID, id string, p ModelPatch) (Model, error)
+	ModelSoftDelete(ctx context.Context, userID, id string, at time.Time) (Model, error)
+}

@@ -1,0 +1,115 @@
+package sqlstore
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/brightrun/brightrun/internal/apperr"
+	"github.com/brightrun/brightrun/internal/store"
+)
+
+const modelCols = `m.id, m.user_id, m.job_id, m.dataset_id, m.name, m.version, m.description, m.status, m.quality_metrics, m.training_summary,
+	m.configuration, m.artifacts, m.parent_model_id, m.created_at, m.updated_at, d.name, j.base_model`
+
+const modelFrom = " FROM model_artifacts m JOIN datasets d ON d.id = m.dataset_id JOIN training_jobs j ON j.id = m.job_id "
+
+func scanModel(sc interface{ Scan(...any) error }) (store.Model, error) {
+	var m store.Model
+	var desc, version, status, parent, dname, base string
+	err := sc.Scan(&m.ID, &m.UserID, &m.JobID, &m.DatasetID, &m.Name, nstr{&version}, nstr{&desc}, nstr{&status}, njson{&m.QualityMetrics},
+		njson{&m.TrainingSummary}, njson{&m.Configuration}, njson{&m.Artifacts}, nstr{&parent}, ts{&m.CreatedAt}, ts{&m.UpdatedAt}, nstr{&dname}, nstr{&base})
+	m.Version, m.Status, m.Description, m.ParentModelID, m.DatasetName, m.BaseModel = version, status, strPtr(desc), strPtr(parent), dname, base
+	return m, err
+}
+
+// ModelList pages the user's models, newest first or by validation loss.
+func (s *Store) ModelList(ctx context.Context, p store.ModelListParams) ([]store.Model, int, error) {
+	order := " ORDER BY m.created_at DESC, m.id"
+	if p.Sort == "quality" {
+		// Lower adapter perplexity is better; models without evaluation last.
+		order = " ORDER BY CASE WHEN m.quality_metrics IS NULL THEN 1 ELSE 0 END, m.created_at DESC"
+	}
+	var out []store.Model
+	var total int
+	err := s.readTx(ctx, func(x q) error {
+		if err := x.queryRow(ctx, "SELECT count(*) FROM model_artifacts m WHERE m.user_id = ? AND m.deleted_at IS NULL", p.UserID).Scan(&total); err != nil {
+			return err
+		}
+		rows, err := x.query(ctx, "SELECT "+modelCols+modelFrom+"WHERE m.user_id = ? AND m.deleted_at IS NULL"+order+" LIMIT ? OFFSET ?", p.UserID, p.Limit, (p.Page-1)*p.Limit)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			m, err := scanModel(rows)
+			if err != nil {
+				return err
+			}
+			out = append(out, m)
+		}
+		return rows.Err()
+	})
+	return out, total, err
+}
+
+func (s *Store) modelGet(ctx context.Context, x q, userID, id string) (store.Model, error) {
+	if !validID(id) {
+		return store.Model{}, apperr.NotFound("model")
+	}
+	m, err := scanModel(x.queryRow(ctx, "SELECT "+modelCols+modelFrom+"WHERE m.id = ? AND m.user_id = ? AND m.deleted_at IS NULL", id, userID))
+	if errors.Is(err, errNoRows) {
+		return m, apperr.NotFound("model")
+	}
+	return m, err
+}
+
+// ModelGet loads one of the user's models.
+func (s *Store) ModelGet(ctx context.Context, userID, id string) (store.Model, error) {
+	var m store.Model
+	err := s.readTx(ctx, func(x q) error {
+		var err error
+		m, err = s.modelGet(ctx, x, userID, id)
+		return err
+	})
+	return m, err
+}
+
+// ModelUpdate renames, describes or archives a model.
+func (s *Store) ModelUpdate(ctx context.Context, userID, id string, p store.ModelPatch) (store.Model, error) {
+	var m store.Model
+	err := s.writeTx(ctx, func(x q) error {
+		var err error
+		if m, err = s.modelGet(ctx, x, userID, id); err != nil {
+			return err
+		}
+		if p.Name != nil {
+			m.Name = *p.Name
+		}
+		if p.Description != nil {
+			m.Description = p.Description
+		}
+		if p.Status != nil {
+			m.Status = *p.Status
+		}
+		m.UpdatedAt = time.Now().UTC().Truncate(time.Millisecond)
+		_, err = x.exec(ctx, "UPDATE model_artifacts SET name = ?, description = ?, status = ?, updated_at = ? WHERE id = ? AND user_id = ?",
+			m.Name, m.Description, m.Status, m.UpdatedAt, id, userID)
+		return err
+	})
+	return m, err
+}
+
+// ModelSoftDelete hides a model (its files are removed by the caller).
+func (s *Store) ModelSoftDelete(ctx context.Context, userID, id string, at time.Time) (store.Model, error) {
+	var m store.Model
+	err := s.writeTx(ctx, func(x q) error {
+		var err error
+		if m, err = s.modelGet(ctx, x, userID, id); err != nil {
+			return err
+		}
+		_, err = x.exec(ctx, "UPDATE model_artifacts SET deleted_at = ?, updated_at = ? WHERE id = ? AND user_id = ?", at, at, id, userID)
+		return err
+	})
+	return m, err
+}
