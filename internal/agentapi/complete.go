@@ -77,7 +77,7 @@ func (s *Service) Complete(ctx context.Context, j store.ExecJob, r CompleteReque
 	}
 	// Calibrate in the estimate's own token units, so the next estimate for
 	// this GPU and model uses what this run really achieved.
-	var measured *float64
+	var measured, overhead *float64
 	var est struct {
 		TokensUsed int64 `json:"tokens_used"`
 	}
@@ -85,6 +85,10 @@ func (s *Service) Complete(ctx context.Context, j store.ExecJob, r CompleteReque
 	if secs := num(r.Summary, "train_seconds"); secs != nil && *secs > 0 && est.TokensUsed > 0 {
 		v := float64(est.TokensUsed) / *secs
 		measured = &v
+		if j.AttemptStartedAt != nil && j.Attempt == 1 { // retries would add their lost time
+			o := max(0, s.Now().UTC().Sub(*j.AttemptStartedAt).Seconds()-*secs)
+			overhead = &o
+		}
 	}
 	summary := map[string]any{}
 	for k, v := range r.Summary {
@@ -102,7 +106,7 @@ func (s *Service) Complete(ctx context.Context, j store.ExecJob, r CompleteReque
 	af, _ := json.Marshal(artifacts)
 	name := fmt.Sprintf("%s · %s", j.DatasetName, shortModel(j.BaseModel))
 	done, err := s.Store.JobFinish(sys, store.FinishParams{JobID: j.ID, Attempt: j.Attempt, Status: store.JobCompleted, Now: s.Now().UTC(),
-		MeasuredTPS: measured, Event: "completed: adapter uploaded", Artifact: &store.ArtifactCreateParams{Name: truncate(name, 200),
+		MeasuredTPS: measured, MeasuredOverhead: overhead, Event: "completed: adapter uploaded", Artifact: &store.ArtifactCreateParams{Name: truncate(name, 200),
 			QualityMetrics: qm, TrainingSummary: ts, Configuration: cf, Artifacts: af},
 		Notification: &store.NotificationCreateParams{Type: "job_completed", Title: "Training complete: " + j.DatasetName,
 			Message: completionMessage(quality), ActionURL: "/training/jobs/" + j.ID, Metadata: map[string]string{"job_id": j.ID}}})

@@ -132,8 +132,10 @@ type FinishParams struct {
 	Now          time.Time
 	Artifact     *ArtifactCreateParams
 	MeasuredTPS  *float64
-	Notification *NotificationCreateParams // created in the same transaction
-	Event        string
+	// MeasuredOverhead is the run's wall time outside the training loop.
+	MeasuredOverhead *float64
+	Notification     *NotificationCreateParams // created in the same transaction
+	Event            string
 }
 
 // ExecutionStore is what the agent protocol and the lease worker persist.

@@ -93,6 +93,7 @@ type JobSummary struct {
 type Calibration struct {
 	TokensPerSecond float64 // mean per GPU
 	Runs            int
+	OverheadSeconds float64 // mean wall time outside the training loop (0 = unknown)
 }
 
 // UserSettings are per-user preferences (monthly budget).

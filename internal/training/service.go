@@ -206,7 +206,7 @@ func (s *Service) estimate(ctx context.Context, userID string, r *resolved) (Est
 		return EstimateResponse{}, err
 	}
 	if cal.Runs > 0 {
-		in.Calibration = &estimate.Calibration{TokensPerSecond: cal.TokensPerSecond, Runs: cal.Runs}
+		in.Calibration = &estimate.Calibration{TokensPerSecond: cal.TokensPerSecond, Runs: cal.Runs, OverheadSeconds: cal.OverheadSeconds}
 	}
 	res := estimate.Estimate(in)
 	b, err := s.budget(ctx, userID, res.EstimatedCost)

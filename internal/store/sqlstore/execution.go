@@ -291,15 +291,19 @@ func (s *Store) JobFinish(ctx context.Context, p store.FinishParams) (store.Exec
 			}
 			artifactID = id
 		}
-		var tps any
+		var tps, overhead any
 		if p.MeasuredTPS != nil {
 			tps = *p.MeasuredTPS
 		}
+		if p.MeasuredOverhead != nil {
+			overhead = *p.MeasuredOverhead
+		}
 		if _, err := x.exec(ctx, `UPDATE training_jobs SET status = ?, current_stage = ?, progress = ?, completed_at = ?, run_seconds = ?, current_cost = ?,
 			final_cost = ?, error_class = ?, error_message = ?, error_stack = ?, job_token_hash = NULL, lease_expires_at = NULL, attempt_started_at = NULL,
-			artifact_id = COALESCE(?, artifact_id), measured_tokens_per_second = COALESCE(?, measured_tokens_per_second), updated_at = ? WHERE id = ?`,
+			artifact_id = COALESCE(?, artifact_id), measured_tokens_per_second = COALESCE(?, measured_tokens_per_second),
+			measured_overhead_seconds = COALESCE(?, measured_overhead_seconds), updated_at = ? WHERE id = ?`,
 			p.Status, p.Status, progress, p.Now, secs, cost, cost, nullIfEmpty(p.ErrorClass), nullIfEmpty(p.ErrorMessage), nullIfEmpty(p.ErrorStack),
-			artifactID, tps, p.Now, e.ID); err != nil {
+			artifactID, tps, overhead, p.Now, e.ID); err != nil {
 			return err
 		}
 		details, _ := json.Marshal(map[string]any{"gpu_type": e.GPUType, "num_gpus": e.NumGPUs, "seconds": math.Round(secs*10) / 10,

@@ -224,12 +224,12 @@ func (s *Store) JobCommitted(ctx context.Context, userID string) (float64, error
 // JobCalibration averages measured throughput of completed jobs.
 func (s *Store) JobCalibration(ctx context.Context, gpuType, baseModel string) (store.Calibration, error) {
 	var c store.Calibration
-	var avg *float64
+	var avg, overhead *float64
 	err := s.readTx(ctx, func(x q) error {
-		return x.queryRow(ctx, `SELECT count(*), avg(measured_tokens_per_second / CASE WHEN num_gpus > 0 THEN num_gpus ELSE 1 END) FROM training_jobs
-			WHERE status = 'completed' AND gpu_type = ? AND base_model = ? AND measured_tokens_per_second > 0`, gpuType, baseModel).Scan(&c.Runs, &avg)
+		return x.queryRow(ctx, `SELECT count(*), avg(measured_tokens_per_second / CASE WHEN num_gpus > 0 THEN num_gpus ELSE 1 END), avg(measured_overhead_seconds)
+			FROM training_jobs WHERE status = 'completed' AND gpu_type = ? AND base_model = ? AND measured_tokens_per_second > 0`, gpuType, baseModel).Scan(&c.Runs, &avg, &overhead)
 	})
-	c.TokensPerSecond = deref(avg)
+	c.TokensPerSecond, c.OverheadSeconds = deref(avg), deref(overhead)
 	return c, err
 }
 

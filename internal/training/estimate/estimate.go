@@ -68,6 +68,9 @@ type Input struct {
 type Calibration struct {
 	TokensPerSecond float64 `json:"tokens_per_second"`
 	Runs            int     `json:"runs"`
+	// OverheadSeconds is the measured mean wall time of past runs outside
+	// the training loop (model load, evaluation, upload); 0 = unknown.
+	OverheadSeconds float64 `json:"overhead_seconds,omitempty"`
 }
 
 // Range is a low–high interval.
@@ -270,7 +273,13 @@ func Estimate(in Input) Result {
 	r.OverheadsHours["upload"] = round(upload/3600, 4)
 
 	r.TrainingHours = round(trainSec/3600, 4)
-	hours := (trainSec + download + load + eval + upload) / 3600
+	overheads := download + load + eval + upload
+	if r.Calibrated && in.Calibration.OverheadSeconds > 0 {
+		// Past runs of this model on this GPU measured the fixed part too.
+		overheads = in.Calibration.OverheadSeconds
+		r.OverheadsHours = map[string]float64{"measured": round(overheads/3600, 4)}
+	}
+	hours := (trainSec + overheads) / 3600
 	r.EstimatedDurationHours = round(hours, 4)
 	r.GPUHours = round(hours*float64(n), 4)
 
