@@ -32,3 +32,9 @@ func PrincipalFrom(ctx context.Context) (Principal, bool) {
 	p, ok := ctx.Value(principalKey{}).(Principal)
 	return p, ok
 }
+
+// UserID is the signed-in user's id of a request that passed RequireUser.
+func UserID(r interface{ Context() context.Context }) string {
+	p, _ := PrincipalFrom(r.Context())
+	return p.UserID
+}

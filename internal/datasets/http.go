@@ -1,10 +1,8 @@
 package datasets
 
 import (
-	"math"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -38,10 +36,7 @@ func (h *Handlers) Mount(m *server.Mux) {
 	m.Page("POST /datasets/{id}/delete", h.deleteForm)
 }
 
-func userID(r *http.Request) string {
-	p, _ := auth.PrincipalFrom(r.Context())
-	return p.UserID
-}
+func userID(r *http.Request) string { return auth.UserID(r) }
 
 func (h *Handlers) create(w http.ResponseWriter, r *http.Request) error {
 	var req CreateRequest
@@ -71,21 +66,8 @@ var statuses = []string{store.DatasetUploading, store.DatasetValidating, store.D
 // parseList reads page, limit (≤ 100), status and search.
 func parseList(q url.Values, defLimit int) (store.DatasetListParams, error) {
 	f := apperr.FieldErrors{}
-	p := store.DatasetListParams{Page: 1, Limit: defLimit, Status: q.Get("status"), Search: strings.TrimSpace(q.Get("search"))}
-	if v := q.Get("page"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1_000_000 {
-			f.Add("page", "use a whole number from 1")
-		}
-		p.Page = n
-	}
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 100 {
-			f.Add("limit", "use a whole number from 1 to 100")
-		}
-		p.Limit = n
-	}
+	p := store.DatasetListParams{Status: q.Get("status"), Search: strings.TrimSpace(q.Get("search"))}
+	p.Page, p.Limit = httpx.Paging(q, defLimit, f)
 	if p.Status != "" && !contains(statuses, p.Status) {
 		f.Add("status", "use one of "+strings.Join(statuses, ", "))
 	}
@@ -108,7 +90,7 @@ func (h *Handlers) listResult(r *http.Request, defLimit int) (ListResult, error)
 	if list == nil {
 		list = []store.Dataset{}
 	}
-	return ListResult{Datasets: list, Total: total, Page: p.Page, Limit: p.Limit, TotalPages: int(math.Ceil(float64(total) / float64(p.Limit))),
+	return ListResult{Datasets: list, Total: total, Page: p.Page, Limit: p.Limit, TotalPages: httpx.TotalPages(total, p.Limit),
 		Status: p.Status, Search: p.Search}, nil
 }
 

@@ -14,7 +14,6 @@ import (
 	"math"
 	"net/http"
 	"path"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -49,10 +48,7 @@ func (h *Handlers) Mount(m *server.Mux) {
 	m.Page("GET /models/{id}", h.detailPage)
 }
 
-func uid(r *http.Request) string {
-	p, _ := auth.PrincipalFrom(r.Context())
-	return p.UserID
-}
+func uid(r *http.Request) string { return auth.UserID(r) }
 
 // File is one stored adapter file.
 type File struct {
@@ -144,20 +140,12 @@ func view(m store.Model) View {
 
 func (h *Handlers) listData(r *http.Request, def int) (map[string]any, error) {
 	q := r.URL.Query()
-	p := store.ModelListParams{UserID: uid(r), Sort: q.Get("sort"), Page: 1, Limit: def}
+	p := store.ModelListParams{UserID: uid(r), Sort: q.Get("sort")}
 	f := apperr.FieldErrors{}
 	if p.Sort != "" && p.Sort != "newest" && p.Sort != "quality" {
 		f.Add("sort", "use newest or quality")
 	}
-	for k, dst := range map[string]*int{"page": &p.Page, "limit": &p.Limit} {
-		if v := q.Get(k); v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 || (k == "limit" && n > 100) {
-				f.Add(k, "use a whole number from 1"+map[bool]string{true: " to 100", false: ""}[k == "limit"])
-			}
-			*dst = n
-		}
-	}
+	p.Page, p.Limit = httpx.Paging(q, def, f)
 	if err := f.Err(); err != nil {
 		return nil, err
 	}
@@ -172,7 +160,7 @@ func (h *Handlers) listData(r *http.Request, def int) (map[string]any, error) {
 	if p.Sort == "quality" {
 		sortByRating(views)
 	}
-	return map[string]any{"models": views, "total": total, "page": p.Page, "limit": p.Limit, "totalPages": int(math.Ceil(float64(total) / float64(p.Limit))), "sort": p.Sort}, nil
+	return map[string]any{"models": views, "total": total, "page": p.Page, "limit": p.Limit, "totalPages": httpx.TotalPages(total, p.Limit), "sort": p.Sort}, nil
 }
 
 func sortByRating(v []View) {

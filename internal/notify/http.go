@@ -29,10 +29,7 @@ func (h *Handlers) Mount(m *server.Mux) {
 	m.Page("GET /notifications", h.page)
 }
 
-func uid(r *http.Request) string {
-	p, _ := auth.PrincipalFrom(r.Context())
-	return p.UserID
-}
+func uid(r *http.Request) string { return auth.UserID(r) }
 
 // List is the API's answer.
 type List struct {

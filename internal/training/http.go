@@ -40,10 +40,7 @@ func (h *Handlers) Mount(m *server.Mux) {
 	m.Page("POST /training/jobs/{id}/retry", h.retryForm)
 }
 
-func uid(r *http.Request) string {
-	p, _ := auth.PrincipalFrom(r.Context())
-	return p.UserID
-}
+func uid(r *http.Request) string { return auth.UserID(r) }
 
 func (h *Handlers) catalog(w http.ResponseWriter, r *http.Request) error {
 	c := h.Svc.Catalog
@@ -90,21 +87,8 @@ var jobStatuses = []string{store.JobQueued, store.JobInitializing, store.JobRunn
 func (h *Handlers) jobList(r *http.Request, def int) (JobList, error) {
 	q := r.URL.Query()
 	f := apperr.FieldErrors{}
-	p := store.JobListParams{UserID: uid(r), Page: 1, Limit: def, Status: q.Get("status")}
-	if v := q.Get("page"); v != "" {
-		if n, err := strconv.Atoi(v); err != nil || n < 1 {
-			f.Add("page", "use a whole number from 1")
-		} else {
-			p.Page = n
-		}
-	}
-	if v := q.Get("limit"); v != "" {
-		if n, err := strconv.Atoi(v); err != nil || n < 1 || n > 100 {
-			f.Add("limit", "use a whole number from 1 to 100")
-		} else {
-			p.Limit = n
-		}
-	}
+	p := store.JobListParams{UserID: uid(r), Status: q.Get("status")}
+	p.Page, p.Limit = httpx.Paging(q, def, f)
 	if p.Status != "" && !slices.Contains(jobStatuses, p.Status) {
 		f.Add("status", "use one of queued, initializing, running, completed, failed, cancelled")
 	}
@@ -122,7 +106,7 @@ func (h *Handlers) jobList(r *http.Request, def int) (JobList, error) {
 	if jobs == nil {
 		jobs = []store.Job{}
 	}
-	return JobList{Jobs: jobs, Total: total, Page: p.Page, Limit: p.Limit, TotalPages: int(math.Ceil(float64(total) / float64(p.Limit))), Status: p.Status, Summary: sum}, nil
+	return JobList{Jobs: jobs, Total: total, Page: p.Page, Limit: p.Limit, TotalPages: httpx.TotalPages(total, p.Limit), Status: p.Status, Summary: sum}, nil
 }
 
 func (h *Handlers) list(w http.ResponseWriter, r *http.Request) error {
