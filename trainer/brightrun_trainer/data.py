@@ -316,15 +316,17 @@ def load_dataset(path: str | Path) -> Dataset:
 
 
 def validation_count(n: int, share: float) -> int:
-    """k = max(1, round(share * n)), k = 0 when n < 2.
+    """k = min(n - 1, max(1, round(share * n))); k = 0 when n < 2 or share <= 0.
 
-    round() is half away from zero (Go's math.Round), computed as
-    floor(share * n + 0.5) since share * n >= 0; Python's round() would round
-    half to even and disagree with the server for e.g. n = 25, share = 0.1.
+    The server's validator uses exactly this rule (docs/datasets-format.md):
+    at least one conversation always stays in training. round() is half away
+    from zero (Go's math.Round), computed as floor(share * n + 0.5) since
+    share * n >= 0; Python's round() would round half to even and disagree
+    with the server for e.g. n = 25, share = 0.1.
     """
-    if n < 2:
+    if n < 2 or share <= 0:
         return 0
-    return max(1, math.floor(share * n + 0.5))
+    return min(n - 1, max(1, math.floor(share * n + 0.5)))
 
 
 def split_key_digest(key: str) -> str:

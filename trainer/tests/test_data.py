@@ -89,7 +89,8 @@ def test_split_rule_matches_definition(real_data):
 @pytest.mark.parametrize("n,share,k", [
     (0, 0.1, 0), (1, 0.1, 0), (1, 0.5, 0), (2, 0.1, 1), (12, 0.1, 1), (15, 0.1, 2),
     (25, 0.1, 3),   # 2.5 rounds half away from zero (Go math.Round), not to even
-    (35, 0.1, 4), (100, 0.0, 1), (10, 0.25, 3), (18, 0.1, 2),
+    (35, 0.1, 4), (100, 0.0, 0), (10, 0.25, 3), (18, 0.1, 2),
+    (2, 0.9, 1), (4, 1.0, 3),  # at least one conversation stays in training (as the server's validator)
 ])
 def test_validation_count(n, share, k):
     assert validation_count(n, share) == k
