@@ -99,18 +99,8 @@ func (s *Store) DatasetList(ctx context.Context, p store.DatasetListParams) ([]s
 		}
 		rows, err := x.query(ctx, "SELECT "+datasetCols+" FROM datasets WHERE "+where+" ORDER BY created_at DESC, id LIMIT ? OFFSET ?",
 			append(args, p.Limit, (p.Page-1)*p.Limit)...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			d, err := scanDataset(rows)
-			if err != nil {
-				return err
-			}
-			out = append(out, d)
-		}
-		return rows.Err()
+		out, err = collect(rows, err, scanDataset)
+		return err
 	})
 	return out, total, err
 }
@@ -250,18 +240,8 @@ func (s *Store) DatasetPendingObjectDeletes(ctx context.Context, limit int) ([]s
 	var out []store.Dataset
 	err := s.readTx(ctx, func(x q) error {
 		rows, err := x.query(ctx, "SELECT "+datasetCols+" FROM datasets WHERE deleted_at IS NOT NULL AND storage_deleted_at IS NULL ORDER BY deleted_at LIMIT ?", limit)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			d, err := scanDataset(rows)
-			if err != nil {
-				return err
-			}
-			out = append(out, d)
-		}
-		return rows.Err()
+		out, err = collect(rows, err, scanDataset)
+		return err
 	})
 	return out, err
 }

@@ -342,18 +342,8 @@ func (s *Store) JobExpiredLeases(ctx context.Context, now time.Time, limit int) 
 	var out []store.ExecJob
 	err := s.readTx(ctx, func(x q) error {
 		rows, err := x.query(ctx, "SELECT "+execCols+jobFrom+"WHERE j.status IN ('initializing', 'running') AND j.lease_expires_at < ? ORDER BY j.lease_expires_at LIMIT ?", now, limit)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			e, err := scanExec(rows)
-			if err != nil {
-				return err
-			}
-			out = append(out, e)
-		}
-		return rows.Err()
+		out, err = collect(rows, err, scanExec)
+		return err
 	})
 	return out, err
 }

@@ -112,18 +112,8 @@ func (s *Store) JobList(ctx context.Context, p store.JobListParams) ([]store.Job
 			return err
 		}
 		rows, err := x.query(ctx, "SELECT "+jobCols+jobFrom+where+" ORDER BY j.created_at DESC, j.id LIMIT ? OFFSET ?", append(args, p.Limit, (p.Page-1)*p.Limit)...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			j, err := scanJob(rows)
-			if err != nil {
-				return err
-			}
-			out = append(out, j)
-		}
-		return rows.Err()
+		out, err = collect(rows, err, scanJob)
+		return err
 	})
 	return out, total, err
 }

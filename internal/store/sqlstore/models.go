@@ -37,18 +37,8 @@ func (s *Store) ModelList(ctx context.Context, p store.ModelListParams) ([]store
 			return err
 		}
 		rows, err := x.query(ctx, "SELECT "+modelCols+modelFrom+"WHERE m.user_id = ? AND m.deleted_at IS NULL"+order+" LIMIT ? OFFSET ?", p.UserID, p.Limit, (p.Page-1)*p.Limit)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			m, err := scanModel(rows)
-			if err != nil {
-				return err
-			}
-			out = append(out, m)
-		}
-		return rows.Err()
+		out, err = collect(rows, err, scanModel)
+		return err
 	})
 	return out, total, err
 }

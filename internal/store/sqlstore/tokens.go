@@ -49,18 +49,8 @@ func (s *Store) APITokenList(ctx context.Context, userID string) ([]store.APITok
 	var out []store.APIToken
 	err := s.readTx(ctx, func(x q) error {
 		rows, err := x.query(ctx, "SELECT "+tokenCols+" FROM api_tokens WHERE user_id = ? ORDER BY created_at DESC", userID)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			t, err := scanToken(rows)
-			if err != nil {
-				return err
-			}
-			out = append(out, t)
-		}
-		return rows.Err()
+		out, err = collect(rows, err, scanToken)
+		return err
 	})
 	return out, err
 }
