@@ -61,4 +61,11 @@ func TestBrowserDatasets(t *testing.T) {
 		t.Fatalf("bell count %q", bell)
 	}
 	b.Screenshot("notifications")
+	b.Run(chromedp.Navigate(s.URL+"/costs"), chromedp.WaitVisible(`[data-testid=budget]`, chromedp.ByQuery),
+		chromedp.SetValue(`#monthly_budget`, "25", chromedp.ByQuery), chromedp.Click(`#budget-form button`, chromedp.ByQuery))
+	b.Run(chromedp.WaitVisible(`[data-testid=budget] .progress`, chromedp.ByQuery))
+	if txt := b.Text(`[data-testid=budget]`); !strings.Contains(txt, "$25.00") {
+		t.Fatalf("budget not saved: %q", txt)
+	}
+	b.Screenshot("costs")
 }

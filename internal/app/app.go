@@ -20,6 +20,7 @@ import (
 	"github.com/brightrun/brightrun/internal/agentapi"
 	"github.com/brightrun/brightrun/internal/auth"
 	"github.com/brightrun/brightrun/internal/config"
+	"github.com/brightrun/brightrun/internal/costs"
 	"github.com/brightrun/brightrun/internal/datasets"
 	"github.com/brightrun/brightrun/internal/httpx"
 	"github.com/brightrun/brightrun/internal/server"
@@ -49,6 +50,7 @@ type App struct {
 	DatasetWorker *datasets.WorkerOptions
 	// Agents is the agent protocol service; AgentOptions override its leases.
 	Agents       *agentapi.Service
+	Costs        *costs.Service
 	AgentOptions *agentapi.Options
 
 	workers []func(ctx context.Context)

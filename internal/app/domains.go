@@ -3,14 +3,17 @@ package app
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/brightrun/brightrun/internal/agentapi"
+	"github.com/brightrun/brightrun/internal/costs"
 	"github.com/brightrun/brightrun/internal/datasets"
 	"github.com/brightrun/brightrun/internal/models"
 	"github.com/brightrun/brightrun/internal/notify"
 	"github.com/brightrun/brightrun/internal/server"
 	"github.com/brightrun/brightrun/internal/training"
 	"github.com/brightrun/brightrun/internal/training/catalog"
+	"github.com/brightrun/brightrun/internal/training/estimate"
 )
 
 // domains builds the domain packages and returns their route mounts and
@@ -42,5 +45,9 @@ func (a *App) domains(ctx context.Context, d *server.Deps) ([]func(*server.Mux),
 		workers = append(workers, a.localAgent(as))
 	}
 	mh := &models.Handlers{Store: a.Store, Storage: a.Storage, UI: d.UI, Log: a.Log, Now: a.Now}
-	return []func(*server.Mux){dh.Mount, nh.Mount, th.Mount, ah.Mount, mh.Mount}, workers, nil
+	cs := &costs.Service{Store: a.Store, Log: a.Log, Now: a.Now, StorageGBMonth: estimate.DefaultStorageGBMonth}
+	a.Costs = cs
+	ch := &costs.Handlers{Svc: cs, UI: d.UI}
+	workers = append(workers, cs.Worker(time.Minute))
+	return []func(*server.Mux){dh.Mount, nh.Mount, th.Mount, ah.Mount, mh.Mount, ch.Mount}, workers, nil
 }

@@ -40,6 +40,7 @@ type Store interface {
 	JobStore
 	ExecutionStore
 	ModelStore
+	CostStore
 
 	Ping(ctx context.Context) error
 	Close() error

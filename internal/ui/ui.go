@@ -11,6 +11,7 @@ import (
 	"html/template"
 	"io/fs"
 	"log/slog"
+	"math"
 	"net/http"
 	"path"
 	"strings"
@@ -90,6 +91,12 @@ func New(log *slog.Logger) (*Renderer, error) {
 		"list":      func(s ...string) []string { return s },
 		"trainable": trainable,
 		"stars":     stars,
+		"pct": func(v, max float64) float64 {
+			if max <= 0 {
+				return 0
+			}
+			return math.Min(100, math.Round(1000*v/max)/10)
+		},
 		"qnum":      qnum,
 		"derefF": func(f *float64) float64 {
 			if f == nil {

@@ -9,6 +9,7 @@ import "./pages/datasets.js";
 import "./pages/training.js";
 import "./pages/job.js";
 import "./pages/model.js";
+import "./pages/costs.js";
 
 window.htmx = htmx;
 window.brightrun = { api };

@@ -486,24 +486,12 @@ func (s *Store) JobEventsList(ctx context.Context, userID, jobID string, limit i
 func (s *Store) CostRecordsForJob(ctx context.Context, userID, jobID string) ([]store.CostRecord, error) {
 	out := []store.CostRecord{}
 	err := s.readTx(ctx, func(x q) error {
-		rows, err := x.query(ctx, "SELECT id, user_id, job_id, cost_type, amount, details, billing_period, recorded_at FROM cost_records WHERE user_id = ? AND job_id = ? ORDER BY recorded_at",
-			userID, jobID)
-		if err != nil {
-			return err
+		rows, err := x.query(ctx, "SELECT "+costCols+" FROM cost_records WHERE user_id = ? AND job_id = ? ORDER BY recorded_at", userID, jobID)
+		list, err := collect(rows, err, scanCost)
+		if list != nil {
+			out = list
 		}
-		defer rows.Close()
-		for rows.Next() {
-			var c store.CostRecord
-			var job string
-			var period time.Time
-			if err := rows.Scan(&c.ID, &c.UserID, nstr{&job}, &c.CostType, &c.Amount, njson{&c.Details}, ts{&period}, ts{&c.RecordedAt}); err != nil {
-				return err
-			}
-			c.JobID = strPtr(job)
-			c.BillingPeriod = period.Format("2006-01-02")
-			out = append(out, c)
-		}
-		return rows.Err()
+		return err
 	})
 	return out, err
 }
