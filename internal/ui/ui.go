@@ -97,7 +97,7 @@ func New(log *slog.Logger) (*Renderer, error) {
 			}
 			return math.Min(100, math.Round(1000*v/max)/10)
 		},
-		"qnum":      qnum,
+		"qnum": qnum,
 		"derefF": func(f *float64) float64 {
 			if f == nil {
 				return 0
