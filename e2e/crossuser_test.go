@@ -25,6 +25,7 @@ type world struct {
 	modelA string // one of A's models
 	unread int    // A's unread notifications after setup
 	secret []string
+	hookA  string // A's webhook signing secret
 }
 
 func setupWorld(t *testing.T, s *testserver.Server) *world {
@@ -45,12 +46,27 @@ func setupWorld(t *testing.T, s *testserver.Server) *world {
 	w.jobA = insertJobID(t, s, w.a.UserID, w.dsA, "queued")
 	w.a.MustJSON("PUT", "/api/settings/budget", map[string]any{"monthly_budget": 123.45}, 200, nil)
 	w.modelA = finishedModel(t, s, w.a.UserID, w.dsA, "owner-secret-model")
+	var ch struct {
+		Settings struct {
+			WebhookSecret string `json:"webhook_secret"`
+		}
+	}
+	w.a.MustJSON("PUT", "/api/settings/notifications", map[string]any{"webhook_url": "https://owner-secret-hook.invalid/x"}, 200, &ch)
+	w.hookA = ch.Settings.WebhookSecret
+	time.Sleep(5 * time.Millisecond)
+	if _, err := s.App.Store.NotificationCreate(store.AsSystem(context.Background()), store.NotificationCreateParams{UserID: w.a.UserID,
+		Type: "job_completed", Title: "owner-secret-delivered", Message: "m"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.App.Outbound.Enqueue(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	var n0 struct {
 		UnreadCount int `json:"unread_count"`
 	}
 	w.a.MustJSON("GET", "/api/notifications", nil, 200, &n0)
 	w.unread = n0.UnreadCount
-	w.secret = []string{w.a.UserID, "owner@example.com", tok.APIToken.ID, "owner-secret-token-name", w.dsA, "owner-secret-dataset", n.ID, "owner-secret-notification", w.jobA, "123.45", w.modelA, "owner-secret-model"}
+	w.secret = []string{w.hookA, "owner-secret-hook", "owner-secret-delivered", w.a.UserID, "owner@example.com", tok.APIToken.ID, "owner-secret-token-name", w.dsA, "owner-secret-dataset", n.ID, "owner-secret-notification", w.jobA, "123.45", w.modelA, "owner-secret-model"}
 	return w
 }
 
@@ -132,6 +148,19 @@ func (w *world) modelIntact(t *testing.T) {
 	}
 }
 
+func (w *world) channelsIntact(t *testing.T) {
+	var out struct {
+		Settings struct {
+			WebhookURL    string `json:"webhook_url"`
+			WebhookSecret string `json:"webhook_secret"`
+		}
+	}
+	w.a.MustJSON("GET", "/api/settings/notifications", nil, 200, &out)
+	if out.Settings.WebhookURL != "https://owner-secret-hook.invalid/x" || out.Settings.WebhookSecret != w.hookA || w.hookA == "" {
+		t.Fatalf("user A's notification channels changed: %+v", out.Settings)
+	}
+}
+
 func crossUserCases(w *world) []testserver.CrossUserCase {
 	s := w.secret
 	ds := "/api/datasets/" + w.dsA
@@ -172,6 +201,11 @@ func crossUserCases(w *world) []testserver.CrossUserCase {
 		{Route: "GET /costs", Path: "/costs", Secret: s},
 		{Route: "GET /api/settings/budget", Path: "/api/settings/budget", Secret: s},
 		{Route: "PUT /api/settings/budget", Path: "/api/settings/budget", Body: map[string]any{"monthly_budget": 1}, Secret: s, After: w.jobIntact},
+		{Route: "GET /api/settings/notifications", Path: "/api/settings/notifications", Secret: s},
+		{Route: "PUT /api/settings/notifications", Path: "/api/settings/notifications", Body: map[string]any{"webhook_url": ""}, Secret: s, After: w.channelsIntact},
+		{Route: "POST /api/settings/notifications/rotate-secret", Path: "/api/settings/notifications/rotate-secret", Body: map[string]any{}, Secret: s, After: w.channelsIntact},
+		{Route: "GET /api/settings/notifications/deliveries", Path: "/api/settings/notifications/deliveries", Secret: s},
+		{Route: "GET /settings/notifications", Path: "/settings/notifications", Secret: s},
 		{Route: "GET /training/configure", Path: "/training/configure?datasetId=" + w.dsA, Secret: s},
 		{Route: "GET /training/jobs", Path: "/training/jobs", Secret: s},
 		{Route: "GET /training/jobs/{id}", Path: "/training/jobs/" + w.jobA, Secret: s},

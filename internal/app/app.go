@@ -23,6 +23,7 @@ import (
 	"github.com/brightrun/brightrun/internal/costs"
 	"github.com/brightrun/brightrun/internal/datasets"
 	"github.com/brightrun/brightrun/internal/httpx"
+	"github.com/brightrun/brightrun/internal/outbound"
 	"github.com/brightrun/brightrun/internal/server"
 	"github.com/brightrun/brightrun/internal/storage"
 	"github.com/brightrun/brightrun/internal/store"
@@ -49,9 +50,12 @@ type App struct {
 	Datasets      *datasets.Service
 	DatasetWorker *datasets.WorkerOptions
 	// Agents is the agent protocol service; AgentOptions override its leases.
-	Agents       *agentapi.Service
-	Costs        *costs.Service
-	AgentOptions *agentapi.Options
+	Agents *agentapi.Service
+	Costs  *costs.Service
+	// Outbound sends webhooks and emails; OutboundEvery is its worker period.
+	Outbound      *outbound.Service
+	OutboundEvery time.Duration
+	AgentOptions  *agentapi.Options
 
 	workers []func(ctx context.Context)
 }
@@ -115,6 +119,9 @@ func NewLogger(c config.Config, w *os.File) *slog.Logger {
 type Options struct {
 	DatasetWorker *datasets.WorkerOptions
 	AgentOptions  *agentapi.Options
+	// OutboundEvery is the outbound notification worker's period: 0 means
+	// 5 s, negative means no worker (tests call Outbound.Tick themselves).
+	OutboundEvery time.Duration
 }
 
 // New assembles the app.
@@ -132,7 +139,7 @@ func NewWith(ctx context.Context, c config.Config, log *slog.Logger, o Options) 
 	if err != nil {
 		return nil, err
 	}
-	a := &App{Config: c, Log: log, Store: st, Secret: secret, Now: time.Now, DatasetWorker: o.DatasetWorker, AgentOptions: o.AgentOptions}
+	a := &App{Config: c, Log: log, Store: st, Secret: secret, Now: time.Now, DatasetWorker: o.DatasetWorker, AgentOptions: o.AgentOptions, OutboundEvery: o.OutboundEvery}
 	if err := a.build(ctx); err != nil {
 		st.Close()
 		return nil, err

@@ -10,6 +10,7 @@ import (
 	"github.com/brightrun/brightrun/internal/datasets"
 	"github.com/brightrun/brightrun/internal/models"
 	"github.com/brightrun/brightrun/internal/notify"
+	"github.com/brightrun/brightrun/internal/outbound"
 	"github.com/brightrun/brightrun/internal/server"
 	"github.com/brightrun/brightrun/internal/training"
 	"github.com/brightrun/brightrun/internal/training/catalog"
@@ -49,5 +50,16 @@ func (a *App) domains(ctx context.Context, d *server.Deps) ([]func(*server.Mux),
 	a.Costs = cs
 	ch := &costs.Handlers{Svc: cs, UI: d.UI}
 	workers = append(workers, cs.Worker(time.Minute))
-	return []func(*server.Mux){dh.Mount, nh.Mount, th.Mount, ah.Mount, mh.Mount, ch.Mount}, workers, nil
+	c := a.Config
+	ob := &outbound.Service{Store: a.Store, Log: a.Log, Now: a.Now, HTTP: outbound.NewHTTPClient(), PublicURL: c.PublicURL,
+		SMTP: outbound.SMTPConfig{Addr: c.SMTPAddr, From: c.SMTPFrom, Username: c.SMTPUsername, Password: c.SMTPPassword}}
+	a.Outbound = ob
+	oh := &outbound.Handlers{Svc: ob, UI: d.UI}
+	switch every := a.OutboundEvery; {
+	case every == 0:
+		workers = append(workers, ob.Worker(5*time.Second))
+	case every > 0:
+		workers = append(workers, ob.Worker(every))
+	}
+	return []func(*server.Mux){dh.Mount, nh.Mount, th.Mount, ah.Mount, mh.Mount, ch.Mount, oh.Mount}, workers, nil
 }

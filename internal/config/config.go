@@ -6,6 +6,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
+	"net/mail"
 	"net/url"
 	"path/filepath"
 	"strconv"
@@ -40,6 +42,11 @@ type Config struct {
 
 	LocalAgent bool   // BRIGHTRUN_LOCAL_AGENT: start a local trainer agent (embedded default)
 	Trainer    string // BRIGHTRUN_TRAINER: path of the brightrun-trainer executable
+
+	SMTPAddr     string // BRIGHTRUN_SMTP_ADDR: host:port of the SMTP server for email notifications (empty = no email)
+	SMTPFrom     string // BRIGHTRUN_SMTP_FROM: sender address
+	SMTPUsername string // BRIGHTRUN_SMTP_USERNAME: PLAIN auth user (optional)
+	SMTPPassword string // BRIGHTRUN_SMTP_PASSWORD
 
 	LogLevel  string // BRIGHTRUN_LOG_LEVEL: debug | info | warn | error
 	LogFormat string // BRIGHTRUN_LOG_FORMAT: text | json
@@ -112,6 +119,10 @@ func Load(name string, args []string, getenv Getenv, extra func(*flag.FlagSet)) 
 		{"local-agent", "BRIGHTRUN_LOCAL_AGENT", "true", "start a local trainer agent as a child process", boolean(&c.LocalAgent, "BRIGHTRUN_LOCAL_AGENT")},
 		{"trainer", "BRIGHTRUN_TRAINER", ".venv/bin/brightrun-trainer", "path of the brightrun-trainer executable for the local agent", str(&c.Trainer)},
 		{"catalog", "BRIGHTRUN_CATALOG", "", "presets, base models and GPUs JSON file (default: built in)", str(&c.Catalog)},
+		{"smtp-addr", "BRIGHTRUN_SMTP_ADDR", "", "SMTP server host:port for email notifications (empty: email off)", str(&c.SMTPAddr)},
+		{"smtp-from", "BRIGHTRUN_SMTP_FROM", "", "sender address of notification emails", str(&c.SMTPFrom)},
+		{"smtp-username", "BRIGHTRUN_SMTP_USERNAME", "", "SMTP PLAIN auth user (sent only over TLS or to localhost)", str(&c.SMTPUsername)},
+		{"smtp-password", "BRIGHTRUN_SMTP_PASSWORD", "", "SMTP PLAIN auth password", str(&c.SMTPPassword)},
 		{"log-level", "BRIGHTRUN_LOG_LEVEL", "info", "debug | info | warn | error", str(&c.LogLevel)},
 		{"log-format", "BRIGHTRUN_LOG_FORMAT", "text", "text | json", str(&c.LogFormat)},
 		{"shutdown-timeout", "BRIGHTRUN_SHUTDOWN_TIMEOUT", "15s", "graceful shutdown timeout", func(v string) error {
@@ -206,6 +217,17 @@ func (c Config) Validate() error {
 		}
 	default:
 		bad("BRIGHTRUN_STORAGE: %q is not one of local, s3", c.Storage)
+	}
+	if c.SMTPAddr != "" {
+		if _, port, err := net.SplitHostPort(c.SMTPAddr); err != nil || port == "" {
+			bad("BRIGHTRUN_SMTP_ADDR: %q must be host:port (e.g. smtp.example.com:587)", c.SMTPAddr)
+		}
+		if _, err := mail.ParseAddress(c.SMTPFrom); err != nil {
+			bad("BRIGHTRUN_SMTP_FROM is required when BRIGHTRUN_SMTP_ADDR is set and must be an email address (e.g. brightrun@example.com)")
+		}
+	}
+	if (c.SMTPUsername == "") != (c.SMTPPassword == "") {
+		bad("BRIGHTRUN_SMTP_USERNAME and BRIGHTRUN_SMTP_PASSWORD are set together or not at all")
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -41,6 +41,7 @@ type Store interface {
 	ExecutionStore
 	ModelStore
 	CostStore
+	DeliveryStore
 
 	Ping(ctx context.Context) error
 	Close() error

@@ -10,6 +10,7 @@ import "./pages/training.js";
 import "./pages/job.js";
 import "./pages/model.js";
 import "./pages/costs.js";
+import "./pages/settings_notifications.js";
 
 window.htmx = htmx;
 window.brightrun = { api };

@@ -21,6 +21,7 @@ func Run(t *testing.T, open func(t testing.TB) store.Store) {
 	t.Run("Datasets", func(t *testing.T) { testDatasets(t, open(t)) })
 	t.Run("Notifications", func(t *testing.T) { testNotifications(t, open(t)) })
 	t.Run("Execution", func(t *testing.T) { testExecution(t, open(t)) })
+	t.Run("Deliveries", func(t *testing.T) { testDeliveries(t, open(t)) })
 	t.Run("ConcurrentClaims", func(t *testing.T) { testConcurrentClaims(t, open(t)) })
 }
 
