@@ -47,6 +47,17 @@ func TestBrowserAuth(t *testing.T) {
 				t.Fatalf("new token not shown: %q", tok)
 			}
 			b.Screenshot("settings")
+			if vp.name == "desktop" {
+				// Outbound notifications: save a webhook, see its signing secret.
+				b.Run(chromedp.Navigate(s.URL+"/settings/notifications"), chromedp.WaitVisible(`#webhook_url`, chromedp.ByQuery),
+					chromedp.SetValue(`#webhook_url`, "https://hooks.example.com/brightrun", chromedp.ByQuery),
+					chromedp.Click(`#channels-form button[type=submit]`, chromedp.ByQuery),
+					chromedp.WaitVisible(`[data-reveal]`, chromedp.ByQuery), chromedp.Click(`[data-reveal]`, chromedp.ByQuery))
+				if sec := b.Text(`[data-secret]`); !strings.HasPrefix(sec, "whsec_") || strings.Contains(sec, "•") {
+					t.Fatalf("webhook secret not revealed: %q", sec)
+				}
+				b.Screenshot("settings-notifications")
+			}
 			b.Run(chromedp.Click(`[data-testid=logout]`, chromedp.ByQuery), chromedp.WaitVisible(`input[name=email]`, chromedp.ByQuery))
 			var loc string
 			b.Run(chromedp.Location(&loc))
