@@ -69,6 +69,12 @@ func TestBrowserMonitor(t *testing.T) {
 	if files := b.Text(`[data-testid=files]`); !strings.Contains(files, "adapter_model.safetensors") {
 		t.Fatalf("model files: %q", files)
 	}
+	if sum := b.Text(`[data-testid=summary]`); !strings.Contains(sum, "tokens/s") || !strings.Contains(sum, "wall") {
+		t.Fatalf("training summary: %q", sum)
+	}
+	if cfg := b.Text(`[data-testid=configuration]`); !strings.Contains(cfg, "learning_rate") || !strings.Contains(cfg, "eq12") {
+		t.Fatalf("configuration: %q", cfg)
+	}
 	b.Screenshot("model")
 	b.Run(chromedp.Navigate(s.URL+"/models"), chromedp.WaitVisible(`[data-testid=model-cards]`, chromedp.ByQuery))
 	b.Screenshot("models")

@@ -91,6 +91,9 @@ func New(log *slog.Logger) (*Renderer, error) {
 		"list":      func(s ...string) []string { return s },
 		"trainable": trainable,
 		"stars":     stars,
+		"dur": func(a, b time.Time) string {
+			return b.Sub(a).Round(time.Second).String()
+		},
 		"pct": func(v, max float64) float64 {
 			if max <= 0 {
 				return 0
