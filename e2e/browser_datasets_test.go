@@ -17,9 +17,7 @@ func TestBrowserDatasets(t *testing.T) {
 	file := testdata.Path(t, testdata.EQ12JSON)
 	s := testserver.Start(t, testdb.Engines()[0], testserver.Options{})
 	b := testserver.NewBrowser(t, 1280, 900)
-	b.Run(chromedp.Navigate(s.URL+"/signup"), chromedp.WaitVisible(`#email`, chromedp.ByQuery),
-		chromedp.SetValue(`#email`, "ui@example.com", chromedp.ByQuery), chromedp.SetValue(`#password`, "correct horse battery", chromedp.ByQuery),
-		chromedp.Submit(`form`, chromedp.ByQuery), chromedp.WaitVisible(`[data-stat=datasets]`, chromedp.ByQuery))
+	b.SignIn(s.URL, "/signup", "ui@example.com", "correct horse battery")
 	b.Run(chromedp.Navigate(s.URL+"/datasets"), chromedp.WaitVisible(`.empty`, chromedp.ByQuery))
 	b.Screenshot("datasets-empty")
 	b.Run(chromedp.Click(`[data-testid=upload]`, chromedp.ByQuery), chromedp.WaitVisible(`#file`, chromedp.ByQuery),

@@ -23,10 +23,8 @@ func TestBrowserMonitor(t *testing.T) {
 	waitDataset(t, c, ds)
 	id := createTinyJob(t, c, ds, 3)
 	b := testserver.NewBrowser(t, 1280, 1100)
-	b.Run(chromedp.Navigate(s.URL+"/login"), chromedp.WaitVisible(`#email`, chromedp.ByQuery),
-		chromedp.SetValue(`#email`, "mon@example.com", chromedp.ByQuery), chromedp.SetValue(`#password`, "correct horse battery", chromedp.ByQuery),
-		chromedp.Submit(`form`, chromedp.ByQuery), chromedp.WaitVisible(`[data-stat=datasets]`, chromedp.ByQuery),
-		chromedp.Navigate(s.URL+"/training/jobs/"+id), chromedp.WaitVisible(`[data-chart]`, chromedp.ByQuery))
+	b.SignIn(s.URL, "/login", "mon@example.com", "correct horse battery")
+	b.Run(chromedp.Navigate(s.URL+"/training/jobs/"+id), chromedp.WaitVisible(`[data-chart]`, chromedp.ByQuery))
 	te.startAgent(t, s, true)
 	points := func() int {
 		var v string

@@ -20,9 +20,7 @@ func TestBrowserConfigure(t *testing.T) {
 	ds := uploadFile(t, c, "eq12", testdata.Path(t, testdata.EQ12JSONL))
 	waitDataset(t, c, ds)
 	b := testserver.NewBrowser(t, 1280, 1000)
-	b.Run(chromedp.Navigate(s.URL+"/login"), chromedp.WaitVisible(`#email`, chromedp.ByQuery),
-		chromedp.SetValue(`#email`, "cfg@example.com", chromedp.ByQuery), chromedp.SetValue(`#password`, "correct horse battery", chromedp.ByQuery),
-		chromedp.Submit(`form`, chromedp.ByQuery), chromedp.WaitVisible(`[data-stat=datasets]`, chromedp.ByQuery))
+	b.SignIn(s.URL, "/login", "cfg@example.com", "correct horse battery")
 	b.Run(chromedp.Navigate(s.URL+"/datasets/"+ds), chromedp.Click(`[data-testid=start-training]`, chromedp.ByQuery),
 		chromedp.WaitVisible(`#configure`, chromedp.ByQuery), chromedp.WaitVisible(`.preset[aria-checked=true]`, chromedp.ByQuery))
 	cost := func() string {

@@ -5,6 +5,8 @@ package apperr
 import (
 	"errors"
 	"fmt"
+	"strings"
+	"unicode/utf8"
 )
 
 // Kind classifies an error for the client.
@@ -106,4 +108,22 @@ func (f FieldErrors) Err() error {
 		return nil
 	}
 	return Validation("validation failed", map[string]string(f))
+}
+
+// Name trims *v and checks it has 1 to 200 characters (nil = not sent).
+func (f FieldErrors) Name(field string, v *string) {
+	if v == nil {
+		return
+	}
+	*v = strings.TrimSpace(*v)
+	if n := utf8.RuneCountInString(*v); n < 1 || n > 200 {
+		f.Add(field, "use 1 to 200 characters")
+	}
+}
+
+// MaxRunes checks *v has at most max characters (nil = not sent).
+func (f FieldErrors) MaxRunes(field string, v *string, max int) {
+	if v != nil && utf8.RuneCountInString(*v) > max {
+		f.Add(field, fmt.Sprintf("use at most %d characters", max))
+	}
 }

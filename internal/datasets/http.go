@@ -121,15 +121,8 @@ func (h *Handlers) update(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	f := apperr.FieldErrors{}
-	if req.Name != nil {
-		*req.Name = strings.TrimSpace(*req.Name)
-		if n := utf8.RuneCountInString(*req.Name); n < 1 || n > 200 {
-			f.Add("name", "use 1 to 200 characters")
-		}
-	}
-	if req.Description != nil && utf8.RuneCountInString(*req.Description) > 5000 {
-		f.Add("description", "use at most 5000 characters")
-	}
+	f.Name("name", req.Name)
+	f.MaxRunes("description", req.Description, 5000)
 	if req.Name == nil && req.Description == nil {
 		f.Add("name", "send name and/or description to change")
 	}

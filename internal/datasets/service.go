@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/brightrun/brightrun/internal/apperr"
 	"github.com/brightrun/brightrun/internal/storage"
@@ -58,13 +57,8 @@ const uploadTTL = time.Hour
 
 func validateCreate(r *CreateRequest) error {
 	f := apperr.FieldErrors{}
-	r.Name = strings.TrimSpace(r.Name)
-	if n := utf8.RuneCountInString(r.Name); n < 1 || n > 200 {
-		f.Add("name", "use 1 to 200 characters")
-	}
-	if r.Description != nil && utf8.RuneCountInString(*r.Description) > 5000 {
-		f.Add("description", "use at most 5000 characters")
-	}
+	f.Name("name", &r.Name)
+	f.MaxRunes("description", r.Description, 5000)
 	if r.Format != "" && !contains(Formats, r.Format) {
 		f.Add("format", "use one of "+strings.Join(Formats, ", ")+", or leave it out to detect the format")
 	}

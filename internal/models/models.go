@@ -16,7 +16,6 @@ import (
 	"path"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/brightrun/brightrun/internal/apperr"
 	"github.com/brightrun/brightrun/internal/auth"
@@ -205,15 +204,8 @@ func (h *Handlers) update(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	f := apperr.FieldErrors{}
-	if req.Name != nil {
-		*req.Name = strings.TrimSpace(*req.Name)
-		if n := utf8.RuneCountInString(*req.Name); n < 1 || n > 200 {
-			f.Add("name", "use 1 to 200 characters")
-		}
-	}
-	if req.Description != nil && utf8.RuneCountInString(*req.Description) > 5000 {
-		f.Add("description", "use at most 5000 characters")
-	}
+	f.Name("name", req.Name)
+	f.MaxRunes("description", req.Description, 5000)
 	if req.Status != nil && *req.Status != "stored" && *req.Status != "archived" {
 		f.Add("status", "use stored or archived")
 	}

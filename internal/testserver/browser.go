@@ -112,3 +112,12 @@ func (b *Browser) Text(sel string) string {
 	b.Run(chromedp.Text(sel, &s, chromedp.ByQuery))
 	return s
 }
+
+// SignIn submits the login (page "/login") or sign-up ("/signup") form at
+// base and waits for the dashboard.
+func (b *Browser) SignIn(base, page, email, password string) {
+	b.t.Helper()
+	b.Run(chromedp.Navigate(base+page), chromedp.WaitVisible(`#email`, chromedp.ByQuery),
+		chromedp.SetValue(`#email`, email, chromedp.ByQuery), chromedp.SetValue(`#password`, password, chromedp.ByQuery),
+		chromedp.Submit(`form`, chromedp.ByQuery), chromedp.WaitVisible(`[data-stat=datasets]`, chromedp.ByQuery))
+}

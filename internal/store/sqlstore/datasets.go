@@ -65,13 +65,7 @@ func (s *Store) datasetGet(ctx context.Context, x q, userID, id string) (store.D
 
 // DatasetGet loads one of the user's datasets.
 func (s *Store) DatasetGet(ctx context.Context, userID, id string) (store.Dataset, error) {
-	var d store.Dataset
-	err := s.readTx(ctx, func(x q) error {
-		var err error
-		d, err = s.datasetGet(ctx, x, userID, id)
-		return err
-	})
-	return d, err
+	return readOne(s, ctx, func(x q) (store.Dataset, error) { return s.datasetGet(ctx, x, userID, id) })
 }
 
 // likeEscape escapes LIKE wildcards so search text matches literally.

@@ -88,13 +88,7 @@ func (s *Store) jobGet(ctx context.Context, x q, userID, id string) (store.Job, 
 
 // JobGet loads one of the user's jobs.
 func (s *Store) JobGet(ctx context.Context, userID, id string) (store.Job, error) {
-	var j store.Job
-	err := s.readTx(ctx, func(x q) error {
-		var err error
-		j, err = s.jobGet(ctx, x, userID, id)
-		return err
-	})
-	return j, err
+	return readOne(s, ctx, func(x q) (store.Job, error) { return s.jobGet(ctx, x, userID, id) })
 }
 
 // JobList pages through the user's jobs, newest first.
@@ -191,13 +185,7 @@ func (s *Store) costSpent(ctx context.Context, x q, userID string, from time.Tim
 
 // CostSpent sums the user's cost records since from.
 func (s *Store) CostSpent(ctx context.Context, userID string, from time.Time) (float64, error) {
-	var v float64
-	err := s.readTx(ctx, func(x q) error {
-		var err error
-		v, err = s.costSpent(ctx, x, userID, from)
-		return err
-	})
-	return v, err
+	return readOne(s, ctx, func(x q) (float64, error) { return s.costSpent(ctx, x, userID, from) })
 }
 
 // JobCommitted sums the estimates of the user's active jobs minus what they

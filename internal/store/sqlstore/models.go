@@ -56,13 +56,7 @@ func (s *Store) modelGet(ctx context.Context, x q, userID, id string) (store.Mod
 
 // ModelGet loads one of the user's models.
 func (s *Store) ModelGet(ctx context.Context, userID, id string) (store.Model, error) {
-	var m store.Model
-	err := s.readTx(ctx, func(x q) error {
-		var err error
-		m, err = s.modelGet(ctx, x, userID, id)
-		return err
-	})
-	return m, err
+	return readOne(s, ctx, func(x q) (store.Model, error) { return s.modelGet(ctx, x, userID, id) })
 }
 
 // ModelUpdate renames, describes or archives a model.

@@ -182,3 +182,14 @@ func IsUnique(err error) bool {
 	var u *uniqueErr
 	return errors.As(err, &u)
 }
+
+// readOne runs fn in a read transaction and returns its value.
+func readOne[T any](s *Store, ctx context.Context, fn func(q) (T, error)) (T, error) {
+	var v T
+	err := s.readTx(ctx, func(x q) error {
+		var err error
+		v, err = fn(x)
+		return err
+	})
+	return v, err
+}
