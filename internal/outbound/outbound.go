@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/brightrun/brightrun/internal/textsafe"
 	"io"
 	"log/slog"
 	"mime"
@@ -194,10 +195,7 @@ func (s *Service) attempt(ctx context.Context, d store.DueDelivery) error {
 	if err == nil {
 		return s.Store.DeliveryResult(ctx, d.ID, true, code, "", nil, now)
 	}
-	msg := err.Error()
-	if len(msg) > 500 {
-		msg = msg[:500]
-	}
+	msg := reason(err)
 	var next *time.Time
 	if n := d.Attempts + 1; n < MaxAttempts && !permanent {
 		t := now.Add(Backoff[min(n-1, len(Backoff)-1)])
@@ -247,10 +245,10 @@ func (s *Service) sendWebhook(ctx context.Context, d store.DueDelivery) (int, er
 		return 0, err
 	}
 	defer resp.Body.Close()
-	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 300))
+	// The receiver's body is never read back into the log.
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
 	if resp.StatusCode/100 != 2 {
-		return resp.StatusCode, fmt.Errorf("HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(snippet)))
+		return resp.StatusCode, fmt.Errorf("HTTP %d", resp.StatusCode)
 	}
 	return resp.StatusCode, nil
 }
