@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/brightrun/brightrun/internal/textsafe"
 	"math"
 	"strings"
 	"time"
@@ -83,9 +84,9 @@ func (s *Service) Events(ctx context.Context, j store.ExecJob, events []store.Jo
 		if !contains([]string{"debug", "info", "warn", "error"}, events[i].Level) {
 			events[i].Level = "info"
 		}
-		if len(events[i].Message) > 4000 {
-			events[i].Message = events[i].Message[:4000] + "…"
-		}
+		// Agents are untrusted: their text is made storable (valid UTF-8, no
+		// NUL or control characters, cut by runes) instead of refused.
+		events[i].Message = textsafe.Clean(events[i].Message, 4000)
 	}
 	return s.Store.JobEventsAdd(store.AsSystem(ctx), j.ID, j.Attempt, events)
 }
@@ -213,12 +214,9 @@ func (s *Service) Fail(ctx context.Context, j store.ExecJob, r FailRequest) (str
 	if !contains(ErrorClasses, r.ErrorClass) {
 		r.ErrorClass = "internal"
 	}
-	msg := strings.TrimSpace(r.Message)
+	msg := strings.TrimSpace(textsafe.Clean(r.Message, 4000))
 	if msg == "" {
 		msg = "the trainer failed without a message"
-	}
-	if len(msg) > 4000 {
-		msg = msg[:4000] + "…"
 	}
 	sys := store.AsSystem(ctx)
 	retry := r.Retryable && r.ErrorClass != "data" && r.ErrorClass != "config" && j.RetryCount < j.MaxRetries
@@ -237,12 +235,8 @@ func (s *Service) Fail(ctx context.Context, j store.ExecJob, r FailRequest) (str
 	return store.JobFailed, err
 }
 
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
-}
+// truncate makes agent-sent text storable and cuts it to n runes.
+func truncate(s string, n int) string { return textsafe.Clean(s, n) }
 
 // Cancelled ends a job the agent stopped on request.
 func (s *Service) Cancelled(ctx context.Context, j store.ExecJob, step int) error {

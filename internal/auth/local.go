@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"github.com/brightrun/brightrun/internal/textsafe"
 	"net/mail"
 	"strings"
 	"time"
@@ -196,9 +197,7 @@ func TokenPrincipal(ctx context.Context, s store.Store, token string, now time.T
 	return Principal{UserID: t.UserID, Via: "token"}, nil
 }
 
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
-}
+// truncate makes a header value from the client storable: valid UTF-8, one
+// line, cut to n runes (a byte cut could split a character, which PostgreSQL
+// rejects).
+func truncate(s string, n int) string { return textsafe.Line(s, n) }

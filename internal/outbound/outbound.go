@@ -13,7 +13,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/brightrun/brightrun/internal/textsafe"
 	"io"
 	"log/slog"
 	"mime"
