@@ -99,6 +99,16 @@ func TestAgentProtocolTokensAndFailures(t *testing.T) {
 		if r := bg.Do("POST", "/api/agent/jobs/"+b.ID+"/heartbeat", map[string]any{"stage": "training"}); r.Status != 409 {
 			t.Fatalf("stale attempt after requeue: %d %s", r.Status, r.Body)
 		}
+		// Forged tokens for the job (no genuine secret, old or current
+		// attempt numbers) get a 401 that says nothing about the job.
+		for _, forged := range []string{"brj_" + b.ID + "_0_x", "brj_" + b.ID + "_1_" + strings.Repeat("0", 64), "brj_" + b.ID + "_7_abc"} {
+			fc := s.NewClient(t)
+			fc.Bearer = forged
+			r := fc.Do("POST", "/api/agent/jobs/"+b.ID+"/heartbeat", map[string]any{"stage": "training"})
+			if r.Status != 401 || strings.Contains(string(r.Body), "attempt") || strings.Contains(string(r.Body), "queued") {
+				t.Fatalf("forged token %q: %d %s", forged, r.Status, r.Body)
+			}
+		}
 		b2, ok := claimHTTP(t, s, agentTok, "CPU")
 		if !ok || b2.ID != b.ID || b2.Attempt != 2 {
 			t.Fatalf("reclaim: %+v", b2)

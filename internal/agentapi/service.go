@@ -6,6 +6,10 @@ package agentapi
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -43,6 +47,9 @@ type Service struct {
 	Log     *slog.Logger
 	Now     func() time.Time
 	Opts    Options
+	// Secret keys the MAC in job tokens, so a token can be checked as
+	// genuine even after a newer attempt replaced its stored hash.
+	Secret []byte
 }
 
 // Token prefixes.
@@ -68,48 +75,81 @@ func CreateAgent(ctx context.Context, st store.Store, name string) (string, stor
 	return tok, a, err
 }
 
-// newJobToken binds a token to one job and attempt: brj_<job>_<attempt>_<secret>.
-func newJobToken(jobID string, attempt int) string {
-	tok, _, _ := auth.NewAPIToken()
-	return fmt.Sprintf("%s%s_%d_%s", JobTokenPrefix, jobID, attempt, strings.TrimPrefix(tok, auth.TokenPrefix))
+// newJobToken binds a token to one job and attempt:
+// brj_<job>_<attempt>_<nonce><mac>, where mac is an HMAC of job, attempt and
+// nonce under the server's secret. The MAC lets Authorize refuse a forged token
+// (401) before it says anything about the job, even for a superseded attempt
+// whose hash is no longer stored.
+func (s *Service) newJobToken(jobID string, attempt int) string {
+	nonce := make([]byte, 16)
+	if _, err := rand.Read(nonce); err != nil {
+		panic(err) // crypto/rand never fails on supported platforms
+	}
+	n := hex.EncodeToString(nonce)
+	return fmt.Sprintf("%s%s_%d_%s%s", JobTokenPrefix, jobID, attempt, n, s.jobTokenMAC(jobID, attempt, n))
+}
+
+func (s *Service) jobTokenMAC(jobID string, attempt int, nonce string) string {
+	m := hmac.New(sha256.New, s.Secret)
+	fmt.Fprintf(m, "brj|%s|%d|%s", jobID, attempt, nonce)
+	return hex.EncodeToString(m.Sum(nil))[:32]
+}
+
+// genuine reports whether the secret part of a job token carries this
+// server's MAC for the job and attempt.
+func (s *Service) genuine(jobID string, attempt int, secret string) bool {
+	if len(secret) != 64 {
+		return false
+	}
+	want := s.jobTokenMAC(jobID, attempt, secret[:32])
+	return hmac.Equal([]byte(want), []byte(secret[32:]))
 }
 
 // parseJobToken splits a job token.
-func parseJobToken(tok string) (jobID string, attempt int, ok bool) {
+func parseJobToken(tok string) (jobID string, attempt int, secret string, ok bool) {
 	rest, found := strings.CutPrefix(tok, JobTokenPrefix)
 	if !found {
-		return "", 0, false
+		return "", 0, "", false
 	}
 	parts := strings.SplitN(rest, "_", 3)
 	if len(parts) != 3 {
-		return "", 0, false
+		return "", 0, "", false
 	}
 	n, err := strconv.Atoi(parts[1])
-	return parts[0], n, err == nil
+	return parts[0], n, parts[2], err == nil
 }
 
 // Authorize checks a job token for job id: the job must match (404
-// otherwise), and the token must be the current attempt's (409 when a newer
-// attempt superseded it).
+// otherwise), a token that is not genuine is a 401 that reveals nothing about
+// the job, and a genuine token of an older attempt is a 409 (a newer attempt
+// superseded it).
 func (s *Service) Authorize(ctx context.Context, id, token string) (store.ExecJob, error) {
-	jid, attempt, ok := parseJobToken(token)
+	invalid := apperr.Unauthorized("the job token is not valid: send the job token from the claim answer (Authorization: Bearer brj_…)")
+	jid, attempt, secret, ok := parseJobToken(token)
 	if !ok {
-		return store.ExecJob{}, apperr.Unauthorized("send the job token from the claim answer: Authorization: Bearer brj_…")
+		return store.ExecJob{}, invalid
 	}
 	if jid != id {
 		return store.ExecJob{}, apperr.NotFound("training job")
 	}
+	genuine := s.genuine(jid, attempt, secret)
 	j, err := s.Store.JobExec(store.AsSystem(ctx), id)
 	if err != nil {
+		if !genuine {
+			return store.ExecJob{}, invalid
+		}
 		return j, err
 	}
-	if j.JobTokenHash == auth.HashSecret(token) && j.Attempt == attempt {
-		return j, nil
+	if j.JobTokenHash != "" && j.JobTokenHash == auth.HashSecret(token) && j.Attempt == attempt {
+		return j, nil // the current attempt (also tokens issued before the MAC existed)
+	}
+	if !genuine {
+		return store.ExecJob{}, invalid
 	}
 	if attempt < j.Attempt || (attempt == j.Attempt && j.JobTokenHash == "") {
 		return j, apperr.Conflict("this attempt was superseded (the job is on attempt %d, status %s): stop working on it", j.Attempt, j.Status)
 	}
-	return j, apperr.Unauthorized("the job token is not valid")
+	return store.ExecJob{}, invalid
 }
 
 // Capabilities an agent declares when claiming.
@@ -214,7 +254,7 @@ func (s *Service) Claim(ctx context.Context, agent store.Agent, req ClaimRequest
 func (s *Service) claimOnce(ctx context.Context, agent store.Agent, c Capabilities) (*Assignment, bool, error) {
 	var tok string
 	hash := func(id string, attempt int) string {
-		tok = newJobToken(id, attempt)
+		tok = s.newJobToken(id, attempt)
 		return auth.HashSecret(tok)
 	}
 	cl, ok, err := s.Store.JobClaim(ctx, store.ClaimParams{AgentID: agent.ID, GPUType: c.GPUType, GPUCount: c.GPUCount, TokenHash: hash, Now: s.Now().UTC(), Lease: s.Opts.Lease})

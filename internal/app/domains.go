@@ -38,7 +38,7 @@ func (a *App) domains(ctx context.Context, d *server.Deps) ([]func(*server.Mux),
 	if a.AgentOptions != nil {
 		ao = *a.AgentOptions
 	}
-	as := &agentapi.Service{Store: a.Store, Storage: a.Storage, Catalog: cat, Log: a.Log, Now: a.Now, Opts: ao}
+	as := &agentapi.Service{Store: a.Store, Storage: a.Storage, Catalog: cat, Log: a.Log, Now: a.Now, Opts: ao, Secret: a.Secret}
 	a.Agents = as
 	ah := &agentapi.Handlers{Svc: as, Errors: d.Errors}
 	workers := []func(context.Context){ds.Worker(opts), as.LeaseWorker}
