@@ -51,6 +51,15 @@ func TestAgentProtocolTokensAndFailures(t *testing.T) {
 		if r := bad.Do("POST", "/api/agent/claim", map[string]any{"capabilities": map[string]any{"gpu_type": "CPU"}}); r.Status != 401 {
 			t.Fatalf("bad agent token: %d", r.Status)
 		}
+		// Bad capabilities are refused, naming the field.
+		ac := s.NewClient(t)
+		ac.Bearer = agentTok
+		for _, n := range []int{0, -2} {
+			r := ac.Do("POST", "/api/agent/claim", map[string]any{"capabilities": map[string]any{"gpu_type": "CPU", "gpu_count": n}, "wait_seconds": 0})
+			if msg, det := r.ErrorBody(); r.Status != 400 || det["capabilities.gpu_count"] == nil {
+				t.Fatalf("gpu_count %d: %d %s %v", n, r.Status, msg, det)
+			}
+		}
 		if _, ok := claimHTTP(t, s, agentTok, "H100-80GB"); ok {
 			t.Fatal("an H100 agent claimed a CPU job")
 		}
@@ -115,6 +124,13 @@ func TestAgentProtocolTokensAndFailures(t *testing.T) {
 		}
 		// A data error is final, with the failure recorded and billed.
 		bg.Bearer = b2.Token
+		// A negative checkpoint step and an unknown error class are 400s.
+		if r := bg.Do("POST", "/api/agent/jobs/"+b.ID+"/checkpoint", map[string]any{"step": -1, "files": []any{}}); r.Status != 400 || !strings.Contains(string(r.Body), "step") {
+			t.Fatalf("checkpoint step -1: %d %s", r.Status, r.Body)
+		}
+		if r := bg.Do("POST", "/api/agent/jobs/"+b.ID+"/fail", map[string]any{"error_class": "gremlins", "message": "x"}); r.Status != 400 || !strings.Contains(string(r.Body), "oom") {
+			t.Fatalf("unknown error class: %d %s", r.Status, r.Body)
+		}
 		bg.MustJSON("POST", "/api/agent/jobs/"+b.ID+"/fail", map[string]any{"error_class": "data", "message": "no trainable examples", "retryable": true}, 200, &res)
 		if res.Status != "failed" {
 			t.Fatalf("data failure must not retry: %+v", res)

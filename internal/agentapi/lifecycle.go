@@ -169,6 +169,9 @@ type CheckpointRequest struct {
 
 // SetCheckpoint records the resume point after verifying the objects.
 func (s *Service) SetCheckpoint(ctx context.Context, j store.ExecJob, r CheckpointRequest) error {
+	if r.Step < 0 {
+		return apperr.Validation("validation failed", map[string]string{"step": fmt.Sprintf("must be ≥ 0 (got %d): the optimizer step the checkpoint was saved at", r.Step)})
+	}
 	files, err := s.verify(ctx, j, "checkpoint", r.Step, r.Files)
 	if err != nil {
 		return err
@@ -211,8 +214,11 @@ func Guidance(class string) string {
 
 // Fail requeues a retryable failure or ends the job.
 func (s *Service) Fail(ctx context.Context, j store.ExecJob, r FailRequest) (string, error) {
-	if !contains(ErrorClasses, r.ErrorClass) {
+	if r.ErrorClass == "" {
 		r.ErrorClass = "internal"
+	}
+	if !contains(ErrorClasses, r.ErrorClass) {
+		return "", apperr.Validation("validation failed", map[string]string{"error_class": fmt.Sprintf("unknown error class %q: use one of %s", textsafe.Clean(r.ErrorClass, 40), strings.Join(ErrorClasses, ", "))})
 	}
 	msg := strings.TrimSpace(textsafe.Clean(r.Message, 4000))
 	if msg == "" {

@@ -155,7 +155,7 @@ func (s *Service) Authorize(ctx context.Context, id, token string) (store.ExecJo
 // Capabilities an agent declares when claiming.
 type Capabilities struct {
 	GPUType     string  `json:"gpu_type"`
-	GPUCount    int     `json:"gpu_count"`
+	GPUCount    *int    `json:"gpu_count"` // absent: 1; 0 or less is refused
 	GPUMemoryGB float64 `json:"gpu_memory_gb"`
 }
 
@@ -222,8 +222,12 @@ func (s *Service) Claim(ctx context.Context, agent store.Agent, req ClaimRequest
 	if c.GPUType == "" {
 		return nil, apperr.Validation("validation failed", map[string]string{"capabilities.gpu_type": "declare the catalog gpu_type this agent runs (\"CPU\" for a CPU agent)"})
 	}
-	if c.GPUCount <= 0 {
-		c.GPUCount = 1
+	if c.GPUCount == nil {
+		one := 1
+		c.GPUCount = &one
+	}
+	if *c.GPUCount < 1 {
+		return nil, apperr.Validation("validation failed", map[string]string{"capabilities.gpu_count": fmt.Sprintf("must be 1 or more (got %d): the number of GPUs this agent can use, 1 for a CPU agent", *c.GPUCount)})
 	}
 	sys := store.AsSystem(ctx)
 	caps, _ := json.Marshal(c)
@@ -257,7 +261,7 @@ func (s *Service) claimOnce(ctx context.Context, agent store.Agent, c Capabiliti
 		tok = s.newJobToken(id, attempt)
 		return auth.HashSecret(tok)
 	}
-	cl, ok, err := s.Store.JobClaim(ctx, store.ClaimParams{AgentID: agent.ID, GPUType: c.GPUType, GPUCount: c.GPUCount, TokenHash: hash, Now: s.Now().UTC(), Lease: s.Opts.Lease})
+	cl, ok, err := s.Store.JobClaim(ctx, store.ClaimParams{AgentID: agent.ID, GPUType: c.GPUType, GPUCount: *c.GPUCount, TokenHash: hash, Now: s.Now().UTC(), Lease: s.Opts.Lease})
 	if err != nil || !ok {
 		return nil, false, err
 	}
