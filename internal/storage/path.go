@@ -17,13 +17,18 @@ const (
 	MaxFileNameLen = 200
 )
 
+// ReservedPrefix starts the names of backends' in-progress upload files
+// (local: "<dir>/.brightrun-upload-<random>.tmp"); no path segment may start
+// with it.
+const ReservedPrefix = ".brightrun-upload-"
+
 // CleanPath validates an object path and returns it unchanged when valid.
 // A valid path is relative, slash-separated, made of non-empty segments
 // other than "." and "..", valid UTF-8 without control characters, and
 // contains none of `\`, `%`, `?`, `#`. Percent signs are refused so that no
 // layer (HTTP router, S3 server, file system) can decode a path into a
 // different one; "?" and "#" so that a path can never be mistaken for a URL
-// query or fragment. Limits: MaxPathLen bytes in all, MaxSegmentLen per
+// query or fragment. Segments starting with ReservedPrefix are refused. Limits: MaxPathLen bytes in all, MaxSegmentLen per
 // segment. Anything else yields an error wrapping ErrInvalidPath.
 func CleanPath(p string) (string, error) {
 	bad := func(why string) (string, error) {
@@ -61,6 +66,8 @@ func CleanPath(p string) (string, error) {
 			return bad(fmt.Sprintf("segment longer than %d bytes", MaxSegmentLen))
 		case strings.TrimSpace(seg) != seg:
 			return bad("segments cannot start or end with spaces")
+		case strings.HasPrefix(seg, ReservedPrefix):
+			return bad(fmt.Sprintf("names starting with %q are reserved", ReservedPrefix))
 		}
 	}
 	return p, nil

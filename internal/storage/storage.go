@@ -47,6 +47,9 @@ var (
 	ErrBadSignature  = errors.New("storage: invalid signature")
 	ErrExpired       = errors.New("storage: signed URL expired")
 	ErrUnknownBucket = errors.New("storage: unknown bucket")
+	// ErrUploadClosed is what an UploadGuard returns when the object may no
+	// longer be written through its signed upload URL.
+	ErrUploadClosed = errors.New("storage: this upload is closed")
 )
 
 var bucketLimits = map[string]int64{
@@ -135,6 +138,26 @@ type UploadOptions struct {
 	ContentType string
 	// TTL is how long the URL stays valid; 0 means DefaultURLTTL.
 	TTL time.Duration
+	// CreateOnly makes the URL write-once: a PUT is refused (412) when the
+	// object already exists, so a confirmed object can never be replaced
+	// through it. S3 signs "If-None-Match: *" (returned in the headers); the
+	// local backend checks atomically when it moves the upload into place.
+	// Put (server-side writes) is not affected.
+	CreateOnly bool
+}
+
+// UploadGuard is asked whether a signed upload to bucket/path may still
+// write the object: a nil error allows it, an error wrapping
+// ErrUploadClosed refuses it (403), any other error fails it (503). It lets
+// the domain that issued the URL revoke it (dataset confirmed or deleted).
+type UploadGuard func(ctx context.Context, bucket, path string) error
+
+// UploadGuarder is implemented by backends that serve their signed upload
+// URLs themselves (local) and so can consult an UploadGuard before
+// accepting a body and again before the object is put in place. S3 cannot:
+// there, write-once URLs (CreateOnly) and tombstones do the job.
+type UploadGuarder interface {
+	GuardUploads(bucket string, g UploadGuard)
 }
 
 // Storage is implemented by every backend. Methods are safe for concurrent use.

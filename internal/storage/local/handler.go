@@ -18,8 +18,10 @@ import (
 // GET/HEAD on a GET-signed URL streams the object (ranges and conditional
 // requests supported, always as an attachment); PUT on a PUT-signed URL
 // streams the body into the object, refusing more than the signed maximum
-// with 413. Anything else is 403 (bad, tampered or expired signature, wrong
-// method), 400 (invalid path) or 404 (missing object). Errors are JSON
+// with 413. A write-once URL whose object exists is refused with 412, and
+// an upload the bucket's UploadGuard refuses (closed by its issuer) with 403
+// before any byte is stored. Anything else is 403 (bad, tampered or expired
+// signature, wrong method), 400 (invalid path) or 404 (missing object). Errors are JSON
 // {"error": "...", "details": {...}}; a successful PUT answers 200
 // {"success": true, "data": {"size": N}}.
 func (s *Store) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
@@ -150,16 +152,37 @@ func (s *Store) servePut(w http.ResponseWriter, r *http.Request, g grant) {
 		tooLarge()
 		return
 	}
+	// The issuer may have closed the upload (dataset confirmed or deleted):
+	// ask before reading a byte, and again just before the object is put
+	// in place.
+	guard := func() error { return s.checkGuard(r.Context(), g.Bucket, g.Path) }
+	if err := guard(); err != nil {
+		s.refuseClosed(w, g, err)
+		return
+	}
+	if g.CreateOnly {
+		if _, err := s.roots[g.Bucket].Lstat(g.Path); err == nil {
+			writeExists(w, g)
+			return
+		}
+	}
 	// The server's read timeout is sized for API requests; give an upload
 	// time proportional to its size (at least 256 KiB/s) instead.
 	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(transferTime(max)))
 	root := s.roots[g.Bucket]
 	body := http.MaxBytesReader(w, r.Body, max)
-	n, err := s.write(r.Context(), root, g.Path, body, max, true)
+	n, err := s.write(r.Context(), root, g.Path, body, max, writeOpts{allowShort: true, createOnly: g.CreateOnly, guard: guard})
 	var mbe *http.MaxBytesError
+	var ge *guardError
 	switch {
 	case errors.As(err, &mbe):
 		tooLarge()
+		return
+	case errors.As(err, &ge):
+		s.refuseClosed(w, g, ge.err)
+		return
+	case errors.Is(err, errExists):
+		writeExists(w, g)
 		return
 	case err != nil && errors.Is(mapErr("upload", g.Bucket, g.Path, err), storage.ErrInvalidPath):
 		writeError(w, http.StatusBadRequest, "invalid object path", map[string]any{"reason": "the path resolves outside its bucket"})
@@ -178,6 +201,30 @@ func (s *Store) servePut(w http.ResponseWriter, r *http.Request, g grant) {
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusOK, map[string]any{"success": true, "data": map[string]any{"size": n}})
+}
+
+// guardError marks a refusal by the upload guard at commit time.
+type guardError struct{ err error }
+
+func (e *guardError) Error() string { return e.err.Error() }
+
+// refuseClosed answers an upload the guard refused (403) or could not
+// decide on (503).
+func (s *Store) refuseClosed(w http.ResponseWriter, g grant, err error) {
+	w.Header().Set("Connection", "close")
+	if errors.Is(err, storage.ErrUploadClosed) {
+		writeError(w, http.StatusForbidden, strings.TrimPrefix(err.Error(), "storage: "), map[string]any{"reason": "closed"})
+		return
+	}
+	s.log.Error("local storage: upload guard", "bucket", g.Bucket, "path", g.Path, "err", err)
+	writeError(w, http.StatusServiceUnavailable, "could not check whether this upload is still open; try again", nil)
+}
+
+// writeExists answers a write-once upload whose object already exists.
+func writeExists(w http.ResponseWriter, g grant) {
+	w.Header().Set("Connection", "close")
+	writeError(w, http.StatusPreconditionFailed, "this upload link was already used: the object exists and cannot be replaced",
+		map[string]any{"reason": "exists", "path": g.Path})
 }
 
 // transferTime is the time allowed to move n bytes: 10 minutes plus n at

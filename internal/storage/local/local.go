@@ -19,6 +19,7 @@ import (
 	"os"
 	pathpkg "path"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -28,8 +29,9 @@ import (
 // DefaultPathPrefix is where Handler expects to be mounted.
 const DefaultPathPrefix = "/storage/v1"
 
-// tempPrefix marks in-progress uploads; object paths may not use it.
-const tempPrefix = ".brightrun-upload-"
+// tempPrefix marks in-progress uploads; object paths may not use it
+// (storage.CleanPath refuses it).
+const tempPrefix = storage.ReservedPrefix
 
 // Options configures a local Store.
 type Options struct {
@@ -63,9 +65,43 @@ type Store struct {
 	now     func() time.Time
 	origins map[string]bool
 	log     *slog.Logger
+
+	guardMu sync.RWMutex
+	guards  map[string]storage.UploadGuard
+	// commitMu serialises the last step of every write (guard check, then
+	// rename into place) with Delete, so a delete and a late upload cannot
+	// interleave: either the upload lands first and Delete removes it, or
+	// the guard already refuses it.
+	commitMu sync.Mutex
 }
 
-var _ storage.Storage = (*Store)(nil)
+var (
+	_ storage.Storage       = (*Store)(nil)
+	_ storage.UploadGuarder = (*Store)(nil)
+)
+
+// GuardUploads makes signed uploads to bucket ask g first, before reading
+// the body and again just before the object is put in place (see
+// storage.UploadGuard). Call it while wiring, before serving requests.
+func (s *Store) GuardUploads(bucket string, g storage.UploadGuard) {
+	s.guardMu.Lock()
+	defer s.guardMu.Unlock()
+	if s.guards == nil {
+		s.guards = map[string]storage.UploadGuard{}
+	}
+	s.guards[bucket] = g
+}
+
+// checkGuard runs the bucket's upload guard, if any.
+func (s *Store) checkGuard(ctx context.Context, bucket, p string) error {
+	s.guardMu.RLock()
+	g := s.guards[bucket]
+	s.guardMu.RUnlock()
+	if g == nil {
+		return nil
+	}
+	return g(ctx, bucket, p)
+}
 
 // New creates the bucket directories under o.Root and opens them.
 func New(o Options) (*Store, error) {
@@ -137,11 +173,6 @@ func (s *Store) object(bucket, p string) (*os.Root, string, error) {
 	p, err := storage.CheckObject(bucket, p)
 	if err != nil {
 		return nil, "", err
-	}
-	for _, seg := range strings.Split(p, "/") {
-		if strings.HasPrefix(seg, tempPrefix) {
-			return nil, "", fmt.Errorf("%w: %q: segments starting with %q are reserved", storage.ErrInvalidPath, p, tempPrefix)
-		}
 	}
 	return s.roots[bucket], p, nil
 }
@@ -254,7 +285,7 @@ func (s *Store) Put(ctx context.Context, bucket, p string, r io.Reader, size int
 	if err := storage.CheckSize(bucket, size); err != nil {
 		return err
 	}
-	if _, err := s.write(ctx, root, p, io.LimitReader(r, size+1), size, false); err != nil {
+	if _, err := s.write(ctx, root, p, io.LimitReader(r, size+1), size, writeOpts{}); err != nil {
 		if mapped := mapErr("put", bucket, p, err); errors.Is(mapped, storage.ErrInvalidPath) {
 			return mapped
 		}
@@ -266,10 +297,20 @@ func (s *Store) Put(ctx context.Context, bucket, p string, r io.Reader, size int
 // errShort reports a body shorter than its declared size.
 var errShort = errors.New("body shorter than its declared size")
 
+// errExists reports a create-only write to an existing object.
+var errExists = errors.New("the object already exists and cannot be replaced")
+
+// writeOpts tune write.
+type writeOpts struct {
+	allowShort bool         // fewer than max bytes is fine (signed uploads)
+	createOnly bool         // refuse (errExists) to replace an existing object
+	guard      func() error // asked just before the object is put in place
+}
+
 // write streams r into root/p through a temporary file. More than max
-// bytes yields storage.ErrTooLarge; with allowShort false, fewer than max
+// bytes yields storage.ErrTooLarge; unless o.allowShort, fewer than max
 // bytes yields errShort. Nothing is left behind on error.
-func (s *Store) write(ctx context.Context, root *os.Root, p string, r io.Reader, max int64, allowShort bool) (n int64, err error) {
+func (s *Store) write(ctx context.Context, root *os.Root, p string, r io.Reader, max int64, o writeOpts) (n int64, err error) {
 	dir := pathpkg.Dir(p)
 	if dir != "." {
 		if err := root.MkdirAll(dir, 0o750); err != nil {
@@ -297,7 +338,7 @@ func (s *Store) write(ctx context.Context, root *os.Root, p string, r io.Reader,
 	if n > max {
 		return n, fmt.Errorf("%w: more than %d bytes", storage.ErrTooLarge, max)
 	}
-	if n < max && !allowShort {
+	if n < max && !o.allowShort {
 		return n, fmt.Errorf("%w: got %d of %d bytes", errShort, n, max)
 	}
 	if err = f.Sync(); err != nil {
@@ -306,10 +347,30 @@ func (s *Store) write(ctx context.Context, root *os.Root, p string, r io.Reader,
 	if err = f.Close(); err != nil {
 		return n, err
 	}
-	if err = root.Rename(tmp, p); err != nil {
-		return n, err
+	return n, s.commit(root, tmp, p, o)
+}
+
+// commit moves a finished temporary file into place, under commitMu.
+func (s *Store) commit(root *os.Root, tmp, p string, o writeOpts) error {
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	if o.guard != nil {
+		if err := o.guard(); err != nil {
+			return &guardError{err}
+		}
 	}
-	return n, nil
+	if !o.createOnly {
+		return root.Rename(tmp, p)
+	}
+	// A hard link fails atomically when p exists, even across processes.
+	if err := root.Link(tmp, p); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return errExists
+		}
+		return err
+	}
+	root.Remove(tmp)
+	return nil
 }
 
 // onlyWriter hides *os.File's ReadFrom so CopyBuffer uses our buffer.
@@ -346,6 +407,8 @@ func (s *Store) Delete(ctx context.Context, bucket, p string) error {
 	if err != nil {
 		return err
 	}
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
 	fi, err := root.Lstat(p)
 	if err != nil {
 		if err := mapErr("delete", bucket, p, err); errors.Is(err, storage.ErrNotFound) {
@@ -361,4 +424,39 @@ func (s *Store) Delete(ctx context.Context, bucket, p string) error {
 		return mapErr("delete", bucket, p, err)
 	}
 	return nil
+}
+
+// SweepTemp removes in-progress upload files (left behind when the server
+// crashed mid-upload) whose modification time is older than olderThan
+// before the store's clock, in every bucket. Uploads still in progress keep
+// writing to their file, so a generous age (an hour) never touches them.
+func (s *Store) SweepTemp(olderThan time.Duration) (removed int, err error) {
+	cutoff := s.now().Add(-olderThan)
+	for _, b := range storage.Buckets() {
+		root := s.roots[b]
+		werr := fs.WalkDir(root.FS(), ".", func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				if errors.Is(err, fs.ErrNotExist) {
+					return nil // removed while walking
+				}
+				return err
+			}
+			if d.IsDir() || !d.Type().IsRegular() || !strings.HasPrefix(d.Name(), tempPrefix) || !strings.HasSuffix(d.Name(), ".tmp") {
+				return nil
+			}
+			fi, err := d.Info()
+			if err != nil || !fi.ModTime().Before(cutoff) {
+				return nil
+			}
+			if err := root.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+			removed++
+			return nil
+		})
+		if werr != nil {
+			err = errors.Join(err, fmt.Errorf("local storage: sweep %s: %w", b, werr))
+		}
+	}
+	return removed, err
 }

@@ -22,6 +22,7 @@ const (
 	qExp    = "exp"
 	qMax    = "max"
 	qName   = "dn"
+	qOnce   = "once"
 	qSig    = "sig"
 )
 
@@ -31,6 +32,7 @@ type grant struct {
 	Bucket, Path string
 	Expires      time.Time
 	MaxSize      int64  // PUT only
+	CreateOnly   bool   // PUT only: refuse to replace an existing object
 	DownloadName string // GET only
 }
 
@@ -38,7 +40,11 @@ type grant struct {
 // length-prefixed so no two distinct grants share a canonical form.
 func (s *Store) signature(g grant, exp, max string) string {
 	mac := hmac.New(sha256.New, s.key)
-	for _, f := range []string{"brightrun-storage-url-v1", g.Method, g.Bucket, g.Path, exp, max, g.DownloadName} {
+	once := ""
+	if g.CreateOnly {
+		once = "1"
+	}
+	for _, f := range []string{"brightrun-storage-url-v2", g.Method, g.Bucket, g.Path, exp, max, g.DownloadName, once} {
 		fmt.Fprintf(mac, "%d:%s\n", len(f), f)
 	}
 	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
@@ -55,6 +61,9 @@ func (s *Store) signURL(g grant) string {
 	if g.DownloadName != "" {
 		q.Set(qName, g.DownloadName)
 	}
+	if g.CreateOnly {
+		q.Set(qOnce, "1")
+	}
 	q.Set(qSig, s.signature(g, exp, max))
 	return s.baseURL + s.prefix + "/" + g.Bucket + "/" + escapePath(g.Path) + "?" + q.Encode()
 }
@@ -70,7 +79,7 @@ func escapePath(p string) string {
 // verify checks a signed URL's query for bucket/path. It returns errors
 // wrapping storage.ErrBadSignature or storage.ErrExpired.
 func (s *Store) verify(bucket, p string, q url.Values) (grant, error) {
-	g := grant{Method: q.Get(qMethod), Bucket: bucket, Path: p, DownloadName: q.Get(qName)}
+	g := grant{Method: q.Get(qMethod), Bucket: bucket, Path: p, DownloadName: q.Get(qName), CreateOnly: q.Get(qOnce) == "1"}
 	exp, max, sig := q.Get(qExp), q.Get(qMax), q.Get(qSig)
 	if sig == "" || exp == "" || (g.Method != http.MethodGet && g.Method != http.MethodPut) {
 		return g, fmt.Errorf("%w: the URL is not a complete signed storage URL", storage.ErrBadSignature)
@@ -85,6 +94,9 @@ func (s *Store) verify(bucket, p string, q url.Values) (grant, error) {
 		return g, fmt.Errorf("%w: bad expiry", storage.ErrBadSignature)
 	}
 	g.Expires = time.Unix(secs, 0)
+	if q.Has(qOnce) && q.Get(qOnce) != "1" {
+		return g, fmt.Errorf("%w: bad %s parameter", storage.ErrBadSignature, qOnce)
+	}
 	if g.Method == http.MethodPut {
 		if g.MaxSize, err = strconv.ParseInt(max, 10, 64); err != nil || g.MaxSize < 0 {
 			return g, fmt.Errorf("%w: bad size limit", storage.ErrBadSignature)
@@ -96,8 +108,10 @@ func (s *Store) verify(bucket, p string, q url.Values) (grant, error) {
 	return g, nil
 }
 
-// SignedUploadURL implements storage.Storage. The URL accepts one PUT of at
-// most o.MaxSize bytes to exactly this bucket and path until it expires.
+// SignedUploadURL implements storage.Storage. The URL accepts PUTs of at
+// most o.MaxSize bytes to exactly this bucket and path until it expires
+// (with o.CreateOnly, only while the object does not exist), each also
+// subject to the bucket's UploadGuard.
 func (s *Store) SignedUploadURL(ctx context.Context, bucket, p string, o storage.UploadOptions) (string, map[string]string, error) {
 	_, p, err := s.object(bucket, p)
 	if err != nil {
@@ -113,7 +127,7 @@ func (s *Store) SignedUploadURL(ctx context.Context, bucket, p string, o storage
 	if err != nil {
 		return "", nil, err
 	}
-	u := s.signURL(grant{Method: http.MethodPut, Bucket: bucket, Path: p, Expires: s.expiry(ttl), MaxSize: o.MaxSize})
+	u := s.signURL(grant{Method: http.MethodPut, Bucket: bucket, Path: p, Expires: s.expiry(ttl), MaxSize: o.MaxSize, CreateOnly: o.CreateOnly})
 	headers := map[string]string{}
 	if o.ContentType != "" {
 		headers["Content-Type"] = o.ContentType

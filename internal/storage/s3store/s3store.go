@@ -194,7 +194,9 @@ func wrap(op, bucket, key string, err error) error {
 // SignedUploadURL implements storage.Storage. The URL is a presigned
 // PutObject with Content-Length signed as o.MaxSize (and Content-Type when
 // given): the client must send exactly MaxSize bytes, and S3 refuses any
-// other length. The returned headers are the ones the client must send.
+// other length. With o.CreateOnly, "If-None-Match: *" is signed too, so the
+// URL cannot replace an existing object (412). The returned headers are the
+// ones the client must send.
 func (s *Store) SignedUploadURL(ctx context.Context, bucket, p string, o storage.UploadOptions) (string, map[string]string, error) {
 	rb, key, err := s.object(bucket, p)
 	if err != nil {
@@ -213,6 +215,10 @@ func (s *Store) SignedUploadURL(ctx context.Context, bucket, p string, o storage
 	in := &s3.PutObjectInput{Bucket: aws.String(rb), Key: aws.String(key), ContentLength: aws.Int64(o.MaxSize)}
 	if o.ContentType != "" {
 		in.ContentType = aws.String(o.ContentType)
+	}
+	if o.CreateOnly {
+		// S3 conditional write: refused with 412 once the key holds an object.
+		in.IfNoneMatch = aws.String("*")
 	}
 	req, err := s.presign.PresignPutObject(ctx, in, s3.WithPresignExpires(ttl))
 	if err != nil {

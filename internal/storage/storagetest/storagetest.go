@@ -79,6 +79,7 @@ func Run(t *testing.T, newHarness func(t *testing.T, clock *Clock) Harness) {
 		{"UploadDownloadRoundTrip", testRoundTrip},
 		{"UploadHeaders", testUploadHeaders},
 		{"Overwrite", testOverwrite},
+		{"CreateOnlyUpload", testCreateOnly},
 		{"PutOpenStatDelete", testPutOpenStatDelete},
 		{"PutSizeMismatch", testPutSizeMismatch},
 		{"PutEmpty", testPutEmpty},
@@ -256,6 +257,60 @@ func testOverwrite(t *testing.T, e *env) {
 	status, got, _ := e.download(t, ds, "u/d/f.json", "")
 	if status != http.StatusOK || string(got) != `{"v":22}` {
 		t.Fatalf("after overwrite: %d %q", status, got)
+	}
+}
+
+// testCreateOnly: a write-once upload URL works once; a second PUT on the
+// same URL (or a fresh one) is refused with 412 and the stored bytes stay
+// identical; a server-side Put (a tombstone) closes a URL that was never
+// used; after Delete the key is writable again.
+func testCreateOnly(t *testing.T, e *env) {
+	const path = "u/d/once.json"
+	first, second := []byte(`{"v":1}`), []byte(`{"v":2}`)
+	o := storage.UploadOptions{MaxSize: int64(len(first)), ContentType: "application/json", TTL: 10 * time.Minute, CreateOnly: true}
+	u, hdr, err := e.Store.SignedUploadURL(e.ctx, ds, path, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, body, _ := e.do(t, http.MethodPut, u, hdr, bytes.NewReader(first), int64(len(first))); status != http.StatusOK {
+		t.Fatalf("first PUT: %d %s", status, body)
+	}
+	u2, hdr2, err := e.Store.SignedUploadURL(e.ctx, ds, path, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, url := range []string{u, u2} {
+		h := []map[string]string{hdr, hdr2}[i]
+		if status, body, _ := e.do(t, http.MethodPut, url, h, bytes.NewReader(second), int64(len(second))); status != http.StatusPreconditionFailed {
+			t.Fatalf("PUT %d on an existing object: status %d (%s), want 412", i+2, status, body)
+		}
+	}
+	if status, got, _ := e.download(t, ds, path, ""); status != http.StatusOK || !bytes.Equal(got, first) {
+		t.Fatalf("after refused PUTs: %d %q, want the first upload unchanged", status, got)
+	}
+
+	// An unused URL is closed by a tombstone written server-side.
+	const path2 = "u/d/tomb.json"
+	u3, hdr3, err := e.Store.SignedUploadURL(e.ctx, ds, path2, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Store.Put(e.ctx, ds, path2, bytes.NewReader(nil), 0, ""); err != nil {
+		t.Fatal(err)
+	}
+	if status, body, _ := e.do(t, http.MethodPut, u3, hdr3, bytes.NewReader(second), int64(len(second))); status != http.StatusPreconditionFailed {
+		t.Fatalf("PUT over a tombstone: status %d (%s), want 412", status, body)
+	}
+	if info, err := e.Store.Stat(e.ctx, ds, path2); err != nil || info.Size != 0 {
+		t.Fatalf("tombstone after a refused PUT: %+v %v", info, err)
+	}
+
+	// Deleting frees the key for a new write-once upload.
+	if err := e.Store.Delete(e.ctx, ds, path); err != nil {
+		t.Fatal(err)
+	}
+	if status, body, _ := e.do(t, http.MethodPut, u, hdr, bytes.NewReader(second), int64(len(second))); status != http.StatusOK {
+		t.Fatalf("PUT after Delete: %d %s", status, body)
 	}
 }
 
