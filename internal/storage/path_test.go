@@ -52,6 +52,8 @@ func TestCleanPath(t *testing.T) {
 		"a/",
 		strings.Repeat("a", storage.MaxSegmentLen+1),
 		strings.Repeat("abcdefg/", 128) + "x", // 1025 bytes
+		".brightrun-upload-x",                 // reserved for backends' temporary files
+		"u/d/.brightrun-upload-0a1b.tmp",
 	}, storagetest.BadPaths...)
 	for _, p := range invalid {
 		if got, err := storage.CleanPath(p); !errors.Is(err, storage.ErrInvalidPath) {
