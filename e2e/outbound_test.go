@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -96,7 +97,8 @@ func TestOutboundWebhookRetriesAndEmail(t *testing.T) {
 	testdb.ForEach(t, func(t *testing.T, e testdb.Engine) {
 		sink, smtpAddr := startSMTP(t)
 		s := testserver.Start(t, e, testserver.Options{App: app.Options{OutboundEvery: -1},
-			Env: map[string]string{"BRIGHTRUN_SMTP_ADDR": smtpAddr, "BRIGHTRUN_SMTP_FROM": "brightrun@example.com"}})
+			// The receiver is on loopback: the operator allows it here.
+			Env: map[string]string{"BRIGHTRUN_SMTP_ADDR": smtpAddr, "BRIGHTRUN_SMTP_FROM": "brightrun@example.com", "BRIGHTRUN_WEBHOOK_ALLOW_PRIVATE": "true"}})
 		c := s.SignUp(t, "hooks@example.com")
 
 		var mu sync.Mutex
@@ -243,6 +245,46 @@ func TestOutboundEmailRefusedWithoutSMTP(t *testing.T) {
 		}
 		if r := c.Do("POST", "/api/settings/notifications/rotate-secret", map[string]any{}); r.Status != 409 {
 			t.Fatalf("rotate without URL: %d %s", r.Status, r.Body)
+		}
+	})
+}
+
+// TestWebhookToInternalAddressRefusedByDefault: with no operator setting a
+// webhook to a real loopback receiver, to localhost or to the cloud metadata
+// address is refused when saved; a range the operator allows is accepted and
+// delivered.
+func TestWebhookToInternalAddressRefusedByDefault(t *testing.T) {
+	var hits atomic.Int32
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
+	t.Cleanup(recv.Close)
+	testdb.ForEach(t, func(t *testing.T, e testdb.Engine) {
+		s := testserver.Start(t, e, testserver.Options{App: app.Options{OutboundEvery: -1}})
+		c := s.SignUp(t, "ssrf@example.com")
+		for _, u := range []string{recv.URL + "/hook", "http://localhost:9/x", "http://169.254.169.254/latest/meta-data/", "http://[::ffff:10.0.0.1]/", "http://[fd00::1]:8080/"} {
+			r := c.Do("PUT", "/api/settings/notifications", map[string]any{"webhook_url": u})
+			if _, det := r.ErrorBody(); r.Status != 400 || det["webhook_url"] == nil || !strings.Contains(string(r.Body), "private") {
+				t.Fatalf("%s: %d %s", u, r.Status, r.Body)
+			}
+		}
+		c.MustJSON("PUT", "/api/settings/notifications", map[string]any{"webhook_url": "https://hooks.example.com/brightrun"}, 200, nil)
+
+		allowed := testserver.Start(t, e, testserver.Options{App: app.Options{OutboundEvery: -1}, Env: map[string]string{"BRIGHTRUN_WEBHOOK_ALLOW_CIDRS": "127.0.0.1/32"}})
+		a := allowed.SignUp(t, "internal@example.com")
+		a.MustJSON("PUT", "/api/settings/notifications", map[string]any{"webhook_url": recv.URL + "/hook"}, 200, nil)
+		ob := allowed.App.Outbound
+		// Real-time dependency: the store stamps notifications with its own
+		// clock, and only those newer than the settings are forwarded.
+		time.Sleep(5 * time.Millisecond)
+		if _, err := allowed.App.Store.NotificationCreate(store.AsSystem(context.Background()), store.NotificationCreateParams{UserID: a.UserID,
+			Type: "job_completed", Priority: "high", Title: "Done", Message: "ok"}); err != nil {
+			t.Fatal(err)
+		}
+		before := hits.Load()
+		if err := ob.Tick(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if hits.Load() != before+1 {
+			t.Fatalf("allowed receiver hit %d times", hits.Load()-before)
 		}
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/brightrun/brightrun/internal/agentapi"
+	"github.com/brightrun/brightrun/internal/config"
 	"github.com/brightrun/brightrun/internal/costs"
 	"github.com/brightrun/brightrun/internal/datasets"
 	"github.com/brightrun/brightrun/internal/models"
@@ -51,7 +52,7 @@ func (a *App) domains(ctx context.Context, d *server.Deps) ([]func(*server.Mux),
 	ch := &costs.Handlers{Svc: cs, UI: d.UI}
 	workers = append(workers, cs.Worker(time.Minute))
 	c := a.Config
-	ob := &outbound.Service{Store: a.Store, Log: a.Log, Now: a.Now, HTTP: outbound.NewHTTPClient(), PublicURL: c.PublicURL,
+	ob := &outbound.Service{Store: a.Store, Log: a.Log, Now: a.Now, Policy: webhookPolicy(c), PublicURL: c.PublicURL,
 		SMTP: outbound.SMTPConfig{Addr: c.SMTPAddr, From: c.SMTPFrom, Username: c.SMTPUsername, Password: c.SMTPPassword}}
 	a.Outbound = ob
 	oh := &outbound.Handlers{Svc: ob, UI: d.UI}
@@ -62,4 +63,11 @@ func (a *App) domains(ctx context.Context, d *server.Deps) ([]func(*server.Mux),
 		workers = append(workers, ob.Worker(every))
 	}
 	return []func(*server.Mux){dh.Mount, nh.Mount, th.Mount, ah.Mount, mh.Mount, ch.Mount, oh.Mount}, workers, nil
+}
+
+// webhookPolicy is the operator's choice of internal addresses webhooks may
+// reach (the config was validated at start-up).
+func webhookPolicy(c config.Config) outbound.Policy {
+	cidrs, _ := c.WebhookCIDRs()
+	return outbound.Policy{AllowPrivate: c.WebhookAllowPrivate, AllowCIDRs: cidrs}
 }

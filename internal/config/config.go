@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/mail"
+	"net/netip"
 	"net/url"
 	"path/filepath"
 	"strconv"
@@ -47,6 +48,9 @@ type Config struct {
 	SMTPFrom     string // BRIGHTRUN_SMTP_FROM: sender address
 	SMTPUsername string // BRIGHTRUN_SMTP_USERNAME: PLAIN auth user (optional)
 	SMTPPassword string // BRIGHTRUN_SMTP_PASSWORD
+
+	WebhookAllowPrivate bool   // BRIGHTRUN_WEBHOOK_ALLOW_PRIVATE: let webhooks reach loopback/private/link-local addresses
+	WebhookAllowCIDRs   string // BRIGHTRUN_WEBHOOK_ALLOW_CIDRS: comma-separated private ranges webhooks may reach
 
 	LogLevel  string // BRIGHTRUN_LOG_LEVEL: debug | info | warn | error
 	LogFormat string // BRIGHTRUN_LOG_FORMAT: text | json
@@ -123,6 +127,8 @@ func Load(name string, args []string, getenv Getenv, extra func(*flag.FlagSet)) 
 		{"smtp-from", "BRIGHTRUN_SMTP_FROM", "", "sender address of notification emails", str(&c.SMTPFrom)},
 		{"smtp-username", "BRIGHTRUN_SMTP_USERNAME", "", "SMTP PLAIN auth user (sent only over TLS or to localhost)", str(&c.SMTPUsername)},
 		{"smtp-password", "BRIGHTRUN_SMTP_PASSWORD", "", "SMTP PLAIN auth password", str(&c.SMTPPassword)},
+		{"webhook-allow-private", "BRIGHTRUN_WEBHOOK_ALLOW_PRIVATE", "false", "let user webhooks reach loopback, private and link-local addresses (single-user setups only)", boolean(&c.WebhookAllowPrivate, "BRIGHTRUN_WEBHOOK_ALLOW_PRIVATE")},
+		{"webhook-allow-cidrs", "BRIGHTRUN_WEBHOOK_ALLOW_CIDRS", "", "comma-separated private address ranges user webhooks may reach (e.g. 10.20.0.0/16)", str(&c.WebhookAllowCIDRs)},
 		{"log-level", "BRIGHTRUN_LOG_LEVEL", "info", "debug | info | warn | error", str(&c.LogLevel)},
 		{"log-format", "BRIGHTRUN_LOG_FORMAT", "text", "text | json", str(&c.LogFormat)},
 		{"shutdown-timeout", "BRIGHTRUN_SHUTDOWN_TIMEOUT", "15s", "graceful shutdown timeout", func(v string) error {
@@ -226,6 +232,9 @@ func (c Config) Validate() error {
 			bad("BRIGHTRUN_SMTP_FROM is required when BRIGHTRUN_SMTP_ADDR is set and must be an email address (e.g. brightrun@example.com)")
 		}
 	}
+	if _, err := c.WebhookCIDRs(); err != nil {
+		bad("BRIGHTRUN_WEBHOOK_ALLOW_CIDRS: %v (use comma-separated CIDRs such as 10.20.0.0/16,fd00:1::/64)", err)
+	}
 	if (c.SMTPUsername == "") != (c.SMTPPassword == "") {
 		bad("BRIGHTRUN_SMTP_USERNAME and BRIGHTRUN_SMTP_PASSWORD are set together or not at all")
 	}
@@ -241,4 +250,20 @@ func (c Config) Validate() error {
 		bad("BRIGHTRUN_SHUTDOWN_TIMEOUT must be positive")
 	}
 	return errors.Join(errs...)
+}
+
+// WebhookCIDRs parses BRIGHTRUN_WEBHOOK_ALLOW_CIDRS.
+func (c Config) WebhookCIDRs() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(c.WebhookAllowCIDRs, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a CIDR", f)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"net/http"
 	"net/mail"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -72,8 +73,10 @@ type putReq struct {
 	EmailAddress string `json:"email_address"`
 }
 
-// ValidWebhookURL checks a webhook URL: absolute http(s), at most 2000 characters.
-func ValidWebhookURL(raw string) string {
+// ValidWebhookURL checks a webhook URL: absolute http(s), at most 2000
+// characters, and not a literal address (or localhost) the policy refuses.
+// Names are checked again at connect time, after DNS.
+func (p Policy) ValidWebhookURL(raw string) string {
 	if len(raw) > 2000 {
 		return "use at most 2000 characters"
 	}
@@ -83,6 +86,15 @@ func ValidWebhookURL(raw string) string {
 	}
 	if u.User != nil {
 		return "put credentials in the URL's path or query, not before the host"
+	}
+	host := strings.TrimSuffix(strings.ToLower(u.Hostname()), ".")
+	refused := "this server does not send webhooks to loopback, private or link-local addresses; use a public address (the operator can allow internal receivers with BRIGHTRUN_WEBHOOK_ALLOW_CIDRS)"
+	if a, err := netip.ParseAddr(host); err == nil {
+		if !p.Allowed(a) {
+			return refused
+		}
+	} else if (host == "localhost" || strings.HasSuffix(host, ".localhost")) && !p.Allowed(netip.MustParseAddr("127.0.0.1")) {
+		return refused
 	}
 	return ""
 }
@@ -101,7 +113,7 @@ func (h *Handlers) save(ctx context.Context, w http.ResponseWriter, r *http.Requ
 	req.EmailAddress = strings.TrimSpace(req.EmailAddress)
 	bad := map[string]string{}
 	if req.WebhookURL != "" {
-		if msg := ValidWebhookURL(req.WebhookURL); msg != "" {
+		if msg := h.Svc.Policy.ValidWebhookURL(req.WebhookURL); msg != "" {
 			bad["webhook_url"] = msg
 		}
 	}

@@ -60,14 +60,21 @@ type Service struct {
 	SMTP  SMTPConfig
 	// PublicURL makes action URLs absolute in payloads and emails.
 	PublicURL string
+	// Policy decides which addresses webhooks may reach (default: public only).
+	Policy Policy
 
 	once sync.Once
 }
 
-// NewHTTPClient is the webhook client: a 10 s timeout and redirects
-// followed only on the same scheme and host.
-func NewHTTPClient() *http.Client {
-	return &http.Client{Timeout: Timeout, CheckRedirect: func(req *http.Request, via []*http.Request) error {
+// NewHTTPClient is the webhook client: a 10 s timeout, connections only to
+// addresses the policy allows (checked at connect time, after DNS, for every
+// hop), no proxy from the environment (it would connect for us, unchecked),
+// and redirects followed only on the same scheme and host.
+func NewHTTPClient(p Policy) *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.Proxy = nil
+	tr.DialContext = p.Dialer().DialContext
+	return &http.Client{Timeout: Timeout, Transport: tr, CheckRedirect: func(req *http.Request, via []*http.Request) error {
 		if len(via) >= 3 {
 			return errors.New("too many redirects")
 		}
@@ -81,7 +88,7 @@ func NewHTTPClient() *http.Client {
 func (s *Service) client() *http.Client {
 	s.once.Do(func() {
 		if s.HTTP == nil {
-			s.HTTP = NewHTTPClient()
+			s.HTTP = NewHTTPClient(s.Policy)
 		}
 	})
 	return s.HTTP
