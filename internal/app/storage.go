@@ -3,10 +3,13 @@ package app
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"path/filepath"
+	"time"
 
 	"github.com/brightrun/brightrun/internal/config"
+	"github.com/brightrun/brightrun/internal/datasets"
 	"github.com/brightrun/brightrun/internal/storage"
 	"github.com/brightrun/brightrun/internal/storage/local"
 	"github.com/brightrun/brightrun/internal/storage/s3store"
@@ -36,4 +39,44 @@ func openStorage(ctx context.Context, c config.Config, secret []byte) (storage.S
 		return nil, nil, fmt.Errorf("local storage in BRIGHTRUN_DATA_DIR: %w", err)
 	}
 	return st, st.Handler(), nil
+}
+
+// Stale in-progress upload files (a crash mid-upload) are swept at start-up
+// and then every tempSweepEvery, once older than tempMaxAge.
+const (
+	tempMaxAge     = time.Hour
+	tempSweepEvery = 15 * time.Minute
+)
+
+// wireStorage connects the storage backend to the domains that issue its
+// signed URLs and returns its background workers. On the local backend the
+// datasets domain guards uploads to its bucket (a confirmed or deleted
+// dataset's upload URL stops working), and a worker sweeps stale temporary
+// upload files. S3 needs neither: its dataset upload URLs are write-once and
+// the S3 service owns partial uploads.
+func wireStorage(objects storage.Storage, ds *datasets.Service, log *slog.Logger) []func(context.Context) {
+	if g, ok := objects.(storage.UploadGuarder); ok {
+		g.GuardUploads(storage.BucketDatasets, ds.UploadAllowed)
+		ds.UploadsGuarded = true
+	}
+	ls, ok := objects.(*local.Store)
+	if !ok {
+		return nil
+	}
+	return []func(context.Context){func(ctx context.Context) {
+		t := time.NewTicker(tempSweepEvery)
+		defer t.Stop()
+		for {
+			if n, err := ls.SweepTemp(tempMaxAge); err != nil {
+				log.Warn("stale upload file sweep failed", "err", err)
+			} else if n > 0 {
+				log.Info("stale upload files removed", "count", n)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}}
 }

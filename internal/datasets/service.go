@@ -25,6 +25,13 @@ type Service struct {
 	Storage storage.Storage
 	Log     *slog.Logger
 	Now     func() time.Time
+	// UploadsGuarded is set at wiring when Storage asks UploadAllowed before
+	// accepting a signed upload (local backend): a deleted dataset's object
+	// is then removed at once. Otherwise (S3) upload URLs cannot be revoked,
+	// so Delete overwrites the object with an empty tombstone that the
+	// write-once URLs cannot replace, and the sweeper removes it once every
+	// upload URL has expired.
+	UploadsGuarded bool
 	// wake nudges the validation worker after a confirm.
 	wake chan struct{}
 }
@@ -104,7 +111,10 @@ func (s *Service) uploadURL(ctx context.Context, d store.Dataset) (Upload, error
 	if strings.HasSuffix(strings.ToLower(d.StoragePath), ".jsonl") {
 		ct = "application/x-jsonlines"
 	}
-	url, headers, err := s.Storage.SignedUploadURL(ctx, storage.BucketDatasets, d.StoragePath, storage.UploadOptions{MaxSize: d.FileSize, ContentType: ct, TTL: uploadTTL})
+	// Write-once: the URL can never replace an uploaded (and then confirmed)
+	// object; see also UploadAllowed.
+	url, headers, err := s.Storage.SignedUploadURL(ctx, storage.BucketDatasets, d.StoragePath,
+		storage.UploadOptions{MaxSize: d.FileSize, ContentType: ct, TTL: uploadTTL, CreateOnly: true})
 	if err != nil {
 		return Upload{}, fmt.Errorf("sign upload URL: %w", err)
 	}
@@ -141,6 +151,11 @@ func (s *Service) Confirm(ctx context.Context, userID, id string) (store.Dataset
 		return d, err
 	}
 	if info.Size != d.FileSize {
+		// Upload URLs are write-once: remove the wrong object so that the
+		// complete file can be PUT again.
+		if err := s.Storage.Delete(ctx, storage.BucketDatasets, d.StoragePath); err != nil {
+			return d, err
+		}
 		return d, apperr.Validation(fmt.Sprintf("the uploaded file has %d bytes but %d were declared: upload the complete file again", info.Size, d.FileSize),
 			map[string]any{"declared_size": d.FileSize, "uploaded_size": info.Size})
 	}
@@ -155,14 +170,52 @@ func (s *Service) Confirm(ctx context.Context, userID, id string) (store.Dataset
 	return d, nil
 }
 
+// UploadAllowed is the datasets bucket's storage.UploadGuard: a signed
+// upload may write a dataset's object only while that dataset exists and
+// is still uploading. Once confirmed the object is immutable; once deleted
+// nothing may be written.
+func (s *Service) UploadAllowed(ctx context.Context, bucket, path string) error {
+	parts := strings.SplitN(path, "/", 3)
+	if bucket != storage.BucketDatasets || len(parts) != 3 {
+		return fmt.Errorf("%w: no dataset uses this path", storage.ErrUploadClosed)
+	}
+	d, err := s.Store.DatasetGet(store.AsSystem(ctx), parts[0], parts[1])
+	var ae *apperr.Error
+	if errors.As(err, &ae) && ae.Kind == apperr.KindNotFound {
+		return fmt.Errorf("%w: the dataset was deleted", storage.ErrUploadClosed)
+	}
+	if err != nil {
+		return err
+	}
+	if d.StoragePath != path {
+		return fmt.Errorf("%w: no dataset uses this path", storage.ErrUploadClosed)
+	}
+	if d.Status != store.DatasetUploading {
+		return fmt.Errorf("%w: the dataset is %s: its file was confirmed and can no longer be replaced", storage.ErrUploadClosed, d.Status)
+	}
+	return nil
+}
+
+// uploadWindow is how long after a dataset's deletion one of its upload
+// URLs may still be presented (uploadTTL, plus clock skew).
+const uploadWindow = uploadTTL + 5*time.Minute
+
 // Delete soft-deletes the dataset and removes its object (retried by the
-// sweeper when storage is unavailable).
+// sweeper when storage is unavailable). Without an upload guard the object
+// is replaced by an empty tombstone instead, removed by the sweeper after
+// uploadWindow, so a late PUT on a still valid URL cannot leave an orphan.
 func (s *Service) Delete(ctx context.Context, userID, id string) error {
 	d, err := s.Store.DatasetSoftDelete(ctx, userID, id, s.Now().UTC())
 	if err != nil {
 		return err
 	}
 	sys := store.AsSystem(context.WithoutCancel(ctx))
+	if !s.UploadsGuarded {
+		if err := s.Storage.Put(sys, storage.BucketDatasets, d.StoragePath, strings.NewReader(""), 0, ""); err != nil {
+			s.Log.Warn("dataset tombstone write failed; the sweeper will delete the object", "dataset", d.ID, "err", err)
+		}
+		return nil
+	}
 	if err := s.Storage.Delete(sys, storage.BucketDatasets, d.StoragePath); err != nil {
 		s.Log.Warn("dataset object delete failed; the sweeper will retry", "dataset", d.ID, "err", err)
 		return nil

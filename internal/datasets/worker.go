@@ -150,18 +150,33 @@ func notification(d store.Dataset, v store.DatasetValidation) *store.Notificatio
 
 // sweepDeletes retries object removal for deleted datasets.
 func (s *Service) sweepDeletes(ctx context.Context) {
+	if _, err := s.SweepDeletes(ctx, s.Now().UTC()); err != nil && ctx.Err() == nil {
+		s.Log.Warn("pending deletes", "err", err)
+	}
+}
+
+// SweepDeletes removes the objects of deleted datasets that are still
+// stored, as of now, and reports how many it removed. Without an upload
+// guard an object (a tombstone) is kept until uploadWindow after the
+// deletion, when no upload URL can write it any more.
+func (s *Service) SweepDeletes(ctx context.Context, now time.Time) (int, error) {
 	list, err := s.Store.DatasetPendingObjectDeletes(ctx, 100)
 	if err != nil {
-		if ctx.Err() == nil {
-			s.Log.Warn("pending deletes", "err", err)
-		}
-		return
+		return 0, err
 	}
+	n := 0
 	for _, d := range list {
+		if !s.UploadsGuarded && d.DeletedAt != nil && now.Before(d.DeletedAt.Add(uploadWindow)) {
+			continue
+		}
 		if err := s.Storage.Delete(ctx, storage.BucketDatasets, d.StoragePath); err != nil {
 			s.Log.Warn("dataset object delete failed", "dataset", d.ID, "err", err)
 			continue
 		}
-		_ = s.Store.DatasetMarkObjectDeleted(ctx, d.ID, s.Now().UTC())
+		if err := s.Store.DatasetMarkObjectDeleted(ctx, d.ID, now); err != nil {
+			return n, err
+		}
+		n++
 	}
+	return n, nil
 }

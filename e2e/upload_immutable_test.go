@@ -1,0 +1,105 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/brightrun/brightrun/internal/storage"
+	"github.com/brightrun/brightrun/internal/store"
+	"github.com/brightrun/brightrun/internal/store/testdb"
+	"github.com/brightrun/brightrun/internal/testdata"
+	"github.com/brightrun/brightrun/internal/testserver"
+)
+
+// TestUploadURLClosedAfterConfirmAndDelete: a dataset's signed upload URL
+// stops working once the dataset is confirmed (the validated object is
+// immutable: a second PUT is refused and the bytes stay identical) and once
+// it is deleted (a late PUT is refused and leaves no object behind), on
+// both database engines and both storage backends.
+func TestUploadURLClosedAfterConfirmAndDelete(t *testing.T) {
+	file, err := os.ReadFile(testdata.Dir(t) + "/" + testdata.EQ12JSONL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zeros := make([]byte, len(file))
+	testdb.ForEach(t, func(t *testing.T, e testdb.Engine) {
+		for _, backend := range []string{"local", "s3"} {
+			t.Run(backend, func(t *testing.T) {
+				var env map[string]string
+				if backend == "s3" {
+					env = s3Env(t)
+				}
+				s := testserver.Start(t, e, testserver.Options{Env: env})
+				c := s.SignUp(t, "immutable@example.com")
+				ctx := store.AsSystem(context.Background())
+				stored := func(path string) ([]byte, error) {
+					rc, err := s.App.Storage.Open(ctx, storage.BucketDatasets, path)
+					if err != nil {
+						return nil, err
+					}
+					defer rc.Close()
+					return io.ReadAll(rc)
+				}
+				size := int64(len(file))
+
+				// PUT after confirm.
+				up := createDataset(t, c, "immutable", "eq12.jsonl", size)
+				if res := putFile(t, up, bytes.NewReader(file), size); res.StatusCode != 200 {
+					t.Fatalf("upload: %d", res.StatusCode)
+				}
+				c.MustJSON("POST", "/api/datasets/"+up.Dataset.ID+"/confirm", nil, 200, nil)
+				if d := waitDataset(t, c, up.Dataset.ID); d.Status != "ready" {
+					t.Fatalf("dataset %s, want ready", d.Status)
+				}
+				if res := putFile(t, up, bytes.NewReader(zeros), size); res.StatusCode < 400 || res.StatusCode >= 500 {
+					t.Fatalf("PUT after confirm: status %d, want a 4xx", res.StatusCode)
+				}
+				if got, err := stored(up.StoragePath); err != nil || !bytes.Equal(got, file) {
+					t.Fatalf("object after a PUT on a confirmed dataset: %d bytes, %v; want the validated bytes unchanged", len(got), err)
+				}
+				c.MustJSON("POST", "/api/datasets/"+up.Dataset.ID+"/upload-url", nil, 409, nil)
+
+				// PUT after DELETE, for a confirmed dataset and for one never uploaded.
+				up2 := createDataset(t, c, "never uploaded", "late.jsonl", size)
+				for _, u := range []uploadView{up, up2} {
+					c.MustJSON("DELETE", "/api/datasets/"+u.Dataset.ID, nil, 200, nil)
+					if res := putFile(t, u, bytes.NewReader(zeros), size); res.StatusCode < 400 || res.StatusCode >= 500 {
+						t.Fatalf("PUT after delete: status %d, want a 4xx", res.StatusCode)
+					}
+				}
+				// At most an empty tombstone remains (S3, whose presigned URLs cannot
+				// be revoked) until every upload URL has expired; then nothing.
+				for _, u := range []uploadView{up, up2} {
+					got, err := stored(u.StoragePath)
+					switch {
+					case backend == "local" && !errors.Is(err, storage.ErrNotFound):
+						t.Fatalf("local: object after delete: %d bytes, %v", len(got), err)
+					case backend == "s3" && (err != nil || len(got) != 0):
+						t.Fatalf("s3: object after delete: %d bytes, %v; want an empty tombstone", len(got), err)
+					}
+				}
+				if _, err := s.App.Datasets.SweepDeletes(ctx, time.Now().UTC()); err != nil {
+					t.Fatal(err)
+				}
+				if backend == "s3" {
+					if _, err := stored(up2.StoragePath); err != nil {
+						t.Fatalf("s3: tombstone swept while upload URLs may still be valid: %v", err)
+					}
+				}
+				if _, err := s.App.Datasets.SweepDeletes(ctx, time.Now().UTC().Add(2*time.Hour)); err != nil {
+					t.Fatal(err)
+				}
+				for _, u := range []uploadView{up, up2} {
+					if got, err := stored(u.StoragePath); !errors.Is(err, storage.ErrNotFound) {
+						t.Fatalf("object after the sweep: %d bytes, %v; want none", len(got), err)
+					}
+				}
+			})
+		}
+	})
+}
