@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -102,4 +103,36 @@ func TestUploadURLClosedAfterConfirmAndDelete(t *testing.T) {
 			})
 		}
 	})
+}
+
+// TestStaleUploadFilesSweptAtStartup: temporary upload files a crash left
+// in the local storage are removed when the server starts, once older than
+// an hour; a recent one (an upload may still be writing it) and the
+// objects are kept.
+func TestStaleUploadFilesSweptAtStartup(t *testing.T) {
+	dataDir := t.TempDir()
+	dir := filepath.Join(dataDir, "storage", storage.BucketDatasets, "u", "d")
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-3 * time.Hour)
+	files := map[string]bool{".brightrun-upload-00aa.tmp": false, ".brightrun-upload-11bb.tmp": true, "train.jsonl": true}
+	for name, keep := range files {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte("partial"), 0o640); err != nil {
+			t.Fatal(err)
+		}
+		if !keep || name == "train.jsonl" {
+			if err := os.Chtimes(p, old, old); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	testserver.Start(t, testdb.Engines()[0], testserver.Options{Env: map[string]string{"BRIGHTRUN_DATA_DIR": dataDir}})
+	for name, keep := range files {
+		_, err := os.Stat(filepath.Join(dir, name))
+		if keep && err != nil || !keep && !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s: keep=%v, stat: %v", name, keep, err)
+		}
+	}
 }

@@ -63,19 +63,23 @@ func wireStorage(objects storage.Storage, ds *datasets.Service, log *slog.Logger
 	if !ok {
 		return nil
 	}
+	sweep := func() {
+		if n, err := ls.SweepTemp(tempMaxAge); err != nil {
+			log.Warn("stale upload file sweep failed", "err", err)
+		} else if n > 0 {
+			log.Info("stale upload files removed", "count", n)
+		}
+	}
+	sweep() // at start-up, before serving
 	return []func(context.Context){func(ctx context.Context) {
 		t := time.NewTicker(tempSweepEvery)
 		defer t.Stop()
 		for {
-			if n, err := ls.SweepTemp(tempMaxAge); err != nil {
-				log.Warn("stale upload file sweep failed", "err", err)
-			} else if n > 0 {
-				log.Info("stale upload files removed", "count", n)
-			}
 			select {
 			case <-ctx.Done():
 				return
 			case <-t.C:
+				sweep()
 			}
 		}
 	}}
