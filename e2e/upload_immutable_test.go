@@ -7,11 +7,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/brightrun/brightrun/internal/storage"
 	"github.com/brightrun/brightrun/internal/store"
+	"github.com/brightrun/brightrun/internal/store/storetest"
 	"github.com/brightrun/brightrun/internal/store/testdb"
 	"github.com/brightrun/brightrun/internal/testdata"
 	"github.com/brightrun/brightrun/internal/testserver"
@@ -135,4 +137,33 @@ func TestStaleUploadFilesSweptAtStartup(t *testing.T) {
 			t.Errorf("%s: keep=%v, stat: %v", name, keep, err)
 		}
 	}
+}
+
+// TestAgentUploadReservedName: an agent asking to upload a file whose name
+// is reserved for the storage's temporary files gets a 400 naming the
+// field (it used to be a 500 on the local backend).
+func TestAgentUploadReservedName(t *testing.T) {
+	testdb.ForEach(t, func(t *testing.T, e testdb.Engine) {
+		s := testserver.Start(t, e, testserver.Options{})
+		u := s.SignUp(t, "reserved@example.com")
+		d := storetest.NewDataset(t, s.App.Store, u.UserID, "reserved")
+		storetest.NewJob(t, s.App.Store, u.UserID, d.ID, "CPU")
+		agentTok, _, err := s.App.Agents.CreateAgent(context.Background(), "reserved-agent")
+		if err != nil {
+			t.Fatal(err)
+		}
+		j, ok := claimHTTP(t, s, agentTok, "CPU")
+		if !ok {
+			t.Fatal("no job claimed")
+		}
+		ag := s.NewClient(t)
+		ag.Bearer = j.Token
+		for _, name := range []string{".brightrun-upload-x", "sub/.brightrun-upload-1.tmp"} {
+			r := ag.Do("POST", "/api/agent/jobs/"+j.ID+"/uploads", map[string]any{"kind": "final", "files": []map[string]any{{"name": name, "size": 10}}})
+			if r.Status != 400 || !strings.Contains(string(r.Body), "files.name") {
+				t.Fatalf("upload name %q: %d %s, want 400 naming files.name", name, r.Status, r.Body)
+			}
+		}
+		ag.MustJSON("POST", "/api/agent/jobs/"+j.ID+"/uploads", map[string]any{"kind": "final", "files": []map[string]any{{"name": "adapter_model.safetensors", "size": 10}}}, 200, nil)
+	})
 }
