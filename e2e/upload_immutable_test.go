@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -166,4 +167,30 @@ func TestAgentUploadReservedName(t *testing.T) {
 		}
 		ag.MustJSON("POST", "/api/agent/jobs/"+j.ID+"/uploads", map[string]any{"kind": "final", "files": []map[string]any{{"name": "adapter_model.safetensors", "size": 10}}}, 200, nil)
 	})
+}
+
+// TestStaticNoListingAppNotFound: /static/ lists nothing and unknown static
+// paths get the app's HTML 404 page, like any unknown page.
+func TestStaticNoListingAppNotFound(t *testing.T) {
+	s := testserver.Start(t, testdb.Engines()[0], testserver.Options{})
+	c := s.NewClient(t)
+	get := func(p string) testserver.Response { // as a browser asks
+		req, err := http.NewRequest("GET", s.URL+p, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+		return c.Send(req)
+	}
+	page := get("/no-such-page")
+	if page.Status != 404 || !strings.Contains(string(page.Body), "Page not found") {
+		t.Fatalf("app 404: %d %.200s", page.Status, page.Body)
+	}
+	for _, p := range []string{"/static/", "/static/nope", "/static/dist/", "/static/nope.js?v=1"} {
+		r := get(p)
+		if r.Status != 404 || !strings.HasPrefix(r.Header.Get("Content-Type"), "text/html") || !strings.Contains(string(r.Body), "Page not found") ||
+			strings.Contains(string(r.Body), "README.md") || strings.Contains(string(r.Body), "<pre>") {
+			t.Errorf("GET %s: %d %s %.300s; want the app's 404 page and no listing", p, r.Status, r.Header.Get("Content-Type"), r.Body)
+		}
+	}
 }

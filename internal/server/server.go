@@ -64,7 +64,7 @@ func New(d *Deps) http.Handler {
 // Build builds the handler and returns the user routes it registered.
 func Build(d *Deps) (http.Handler, []string) {
 	m := &Mux{ServeMux: http.NewServeMux(), Deps: d}
-	m.Handle("GET /static/", http.StripPrefix("/static/", ui.Static()))
+	m.Handle("GET /static/", http.StripPrefix("/static/", ui.Static(d.Errors.H(func(http.ResponseWriter, *http.Request) error { return apperr.NotFound("page") }))))
 	m.Handle("GET /metrics", promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{}))
 	m.Public("GET /healthz", d.health)
 	d.authRoutes(m)

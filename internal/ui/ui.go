@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"html/template"
+	"io"
 	"io/fs"
 	"log/slog"
 	"math"
@@ -189,15 +190,33 @@ func (r *Renderer) ErrorPage(w http.ResponseWriter, req *http.Request, status in
 	}
 }
 
-// Static serves the embedded assets with long-lived caching (URLs carry a
-// content hash).
-func Static() http.Handler {
+// Static serves the embedded assets (mount it under http.StripPrefix) with
+// long-lived caching (URLs carry a content hash). Only files are served:
+// directories are never listed, and a directory or a missing file goes to
+// notFound (the app's 404 page).
+func Static(notFound http.Handler) http.Handler {
 	sub, _ := fs.Sub(staticFS, "static")
-	fsrv := http.FileServer(http.FS(sub))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name := strings.TrimPrefix(r.URL.Path, "/")
+		if !fs.ValidPath(name) || name == "." {
+			notFound.ServeHTTP(w, r)
+			return
+		}
+		f, err := sub.Open(name)
+		if err != nil {
+			notFound.ServeHTTP(w, r)
+			return
+		}
+		defer f.Close()
+		fi, err := f.Stat()
+		rs, seekable := f.(io.ReadSeeker)
+		if err != nil || !fi.Mode().IsRegular() || !seekable {
+			notFound.ServeHTTP(w, r)
+			return
+		}
 		if r.URL.Query().Get("v") != "" {
 			w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
 		}
-		fsrv.ServeHTTP(w, r)
+		http.ServeContent(w, r, name, fi.ModTime(), rs)
 	})
 }
