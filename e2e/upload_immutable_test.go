@@ -51,6 +51,21 @@ func TestUploadURLClosedAfterConfirmAndDelete(t *testing.T) {
 				}
 				size := int64(len(file))
 
+				// Write-once URLs do not lock a user out: a wrong-sized upload is
+				// removed at confirm, and the same URL then takes the right file.
+				short := createDataset(t, c, "short", "short.jsonl", size)
+				if res := putFile(t, short, bytes.NewReader(file[:size-1]), size-1); res.StatusCode != 200 {
+					t.Fatalf("short upload: %d", res.StatusCode)
+				}
+				c.MustJSON("POST", "/api/datasets/"+short.Dataset.ID+"/confirm", nil, 400, nil)
+				if res := putFile(t, short, bytes.NewReader(file), size); res.StatusCode != 200 {
+					t.Fatalf("upload after a refused confirm: %d", res.StatusCode)
+				}
+				if res := putFile(t, short, bytes.NewReader(zeros), size); res.StatusCode != 412 {
+					t.Fatalf("second PUT on a write-once URL: %d, want 412", res.StatusCode)
+				}
+				c.MustJSON("POST", "/api/datasets/"+short.Dataset.ID+"/confirm", nil, 200, nil)
+
 				// PUT after confirm.
 				up := createDataset(t, c, "immutable", "eq12.jsonl", size)
 				if res := putFile(t, up, bytes.NewReader(file), size); res.StatusCode != 200 {
