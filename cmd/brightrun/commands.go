@@ -21,10 +21,15 @@ import (
 )
 
 func serve(ctx context.Context, args []string) error {
-	c, _, err := config.Load("serve", args, os.Getenv, nil)
+	c, err := load("serve", args, nil)
 	if err != nil {
 		return err
 	}
+	lock, err := lockDataDir(c.DataDir)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
 	log := app.NewLogger(c, os.Stderr)
 	a, err := app.New(ctx, c, log)
 	if err != nil {
@@ -50,8 +55,18 @@ func serve(ctx context.Context, args []string) error {
 	return err
 }
 
+// load reads a command's settings from args and the environment and refuses
+// positional arguments: no command takes any.
+func load(name string, args []string, extra func(*flag.FlagSet)) (config.Config, error) {
+	c, rest, err := config.Load(name, args, os.Getenv, extra)
+	if len(rest) > 0 {
+		return c, fmt.Errorf("%s: unexpected argument %q (%s takes flags only; see brightrun %s -h)", name, rest[0], name, name)
+	}
+	return c, err
+}
+
 func migrateCmd(ctx context.Context, args []string) error {
-	c, _, err := config.Load("migrate", args, os.Getenv, nil)
+	c, err := load("migrate", args, nil)
 	if err != nil {
 		return err
 	}
@@ -66,7 +81,7 @@ func migrateCmd(ctx context.Context, args []string) error {
 
 func usersCreate(ctx context.Context, args []string) error {
 	var email, password string
-	c, _, err := config.Load("users create", args, os.Getenv, func(fs *flag.FlagSet) {
+	c, err := load("users create", args, func(fs *flag.FlagSet) {
 		fs.StringVar(&email, "email", "", "account email (required)")
 		fs.StringVar(&password, "password", "", "password (read from stdin when omitted)")
 	})
@@ -98,7 +113,7 @@ func usersCreate(ctx context.Context, args []string) error {
 
 func tokensCreate(ctx context.Context, args []string) error {
 	var email, name string
-	c, _, err := config.Load("tokens create", args, os.Getenv, func(fs *flag.FlagSet) {
+	c, err := load("tokens create", args, func(fs *flag.FlagSet) {
 		fs.StringVar(&email, "email", "", "account email (required)")
 		fs.StringVar(&name, "name", "cli", "token name")
 	})
@@ -127,7 +142,7 @@ func tokensCreate(ctx context.Context, args []string) error {
 
 func agentsCreate(ctx context.Context, args []string) error {
 	var name string
-	c, _, err := config.Load("agents create", args, os.Getenv, func(fs *flag.FlagSet) {
+	c, err := load("agents create", args, func(fs *flag.FlagSet) {
 		fs.StringVar(&name, "name", "", "agent name (required), e.g. the GPU machine's host name")
 	})
 	if err != nil {
