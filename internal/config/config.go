@@ -52,6 +52,8 @@ type Config struct {
 	WebhookAllowPrivate bool   // BRIGHTRUN_WEBHOOK_ALLOW_PRIVATE: let webhooks reach loopback/private/link-local addresses
 	WebhookAllowCIDRs   string // BRIGHTRUN_WEBHOOK_ALLOW_CIDRS: comma-separated private ranges webhooks may reach
 
+	TrustedProxies string // BRIGHTRUN_TRUSTED_PROXIES: comma-separated CIDRs of reverse proxies whose X-Forwarded-For / X-Real-IP count
+
 	LogLevel  string // BRIGHTRUN_LOG_LEVEL: debug | info | warn | error
 	LogFormat string // BRIGHTRUN_LOG_FORMAT: text | json
 
@@ -129,6 +131,7 @@ func Load(name string, args []string, getenv Getenv, extra func(*flag.FlagSet)) 
 		{"smtp-password", "BRIGHTRUN_SMTP_PASSWORD", "", "SMTP PLAIN auth password", str(&c.SMTPPassword)},
 		{"webhook-allow-private", "BRIGHTRUN_WEBHOOK_ALLOW_PRIVATE", "false", "let user webhooks reach loopback, private and link-local addresses (single-user setups only)", boolean(&c.WebhookAllowPrivate, "BRIGHTRUN_WEBHOOK_ALLOW_PRIVATE")},
 		{"webhook-allow-cidrs", "BRIGHTRUN_WEBHOOK_ALLOW_CIDRS", "", "comma-separated private address ranges user webhooks may reach (e.g. 10.20.0.0/16)", str(&c.WebhookAllowCIDRs)},
+		{"trusted-proxies", "BRIGHTRUN_TRUSTED_PROXIES", "", "comma-separated CIDRs of reverse proxies trusted to set X-Forwarded-For / X-Real-IP (e.g. 127.0.0.1/32,10.0.0.0/8; empty: the peer address is the client)", str(&c.TrustedProxies)},
 		{"log-level", "BRIGHTRUN_LOG_LEVEL", "info", "debug | info | warn | error", str(&c.LogLevel)},
 		{"log-format", "BRIGHTRUN_LOG_FORMAT", "text", "text | json", str(&c.LogFormat)},
 		{"shutdown-timeout", "BRIGHTRUN_SHUTDOWN_TIMEOUT", "15s", "graceful shutdown timeout", func(v string) error {
@@ -235,6 +238,9 @@ func (c Config) Validate() error {
 	if _, err := c.WebhookCIDRs(); err != nil {
 		bad("BRIGHTRUN_WEBHOOK_ALLOW_CIDRS: %v (use comma-separated CIDRs such as 10.20.0.0/16,fd00:1::/64)", err)
 	}
+	if _, err := c.TrustedProxyCIDRs(); err != nil {
+		bad("BRIGHTRUN_TRUSTED_PROXIES: %v (use comma-separated CIDRs such as 127.0.0.1/32,10.0.0.0/8)", err)
+	}
 	if (c.SMTPUsername == "") != (c.SMTPPassword == "") {
 		bad("BRIGHTRUN_SMTP_USERNAME and BRIGHTRUN_SMTP_PASSWORD are set together or not at all")
 	}
@@ -254,8 +260,17 @@ func (c Config) Validate() error {
 
 // WebhookCIDRs parses BRIGHTRUN_WEBHOOK_ALLOW_CIDRS.
 func (c Config) WebhookCIDRs() ([]netip.Prefix, error) {
+	return parseCIDRs(c.WebhookAllowCIDRs)
+}
+
+// TrustedProxyCIDRs parses BRIGHTRUN_TRUSTED_PROXIES.
+func (c Config) TrustedProxyCIDRs() ([]netip.Prefix, error) {
+	return parseCIDRs(c.TrustedProxies)
+}
+
+func parseCIDRs(list string) ([]netip.Prefix, error) {
 	var out []netip.Prefix
-	for _, f := range strings.Split(c.WebhookAllowCIDRs, ",") {
+	for _, f := range strings.Split(list, ",") {
 		if f = strings.TrimSpace(f); f == "" {
 			continue
 		}

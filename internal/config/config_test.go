@@ -54,3 +54,18 @@ func TestValidationNamesVariables(t *testing.T) {
 		t.Fatalf("bad boolean: %v", err)
 	}
 }
+
+func TestTrustedProxies(t *testing.T) {
+	c, _, err := Load("t", nil, env(map[string]string{"BRIGHTRUN_TRUSTED_PROXIES": " 127.0.0.1/32, 10.1.2.3/8 ,fd00::/8"}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := c.TrustedProxyCIDRs()
+	if len(got) != 3 || got[1].String() != "10.0.0.0/8" {
+		t.Fatalf("trusted proxies: %v", got)
+	}
+	_, _, err = Load("t", nil, env(map[string]string{"BRIGHTRUN_TRUSTED_PROXIES": "127.0.0.1/32,proxy.internal"}), nil)
+	if err == nil || !strings.Contains(err.Error(), `BRIGHTRUN_TRUSTED_PROXIES: "proxy.internal" is not a CIDR`) {
+		t.Fatalf("bad CIDR: %v", err)
+	}
+}
