@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -98,13 +99,37 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
+type routeKey struct{}
+
+// routeSlot carries the matched route pattern back out to Observe: the mux
+// sets Pattern on the request it is given, which middleware that derives a
+// new request (WithContext) hides from the outer layers.
+type routeSlot struct{ pattern string }
+
+// RecordRoute wraps the router (innermost) and reports the pattern it
+// matched to Observe, also when the handler panics.
+func RecordRoute(mux http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if s, ok := r.Context().Value(routeKey{}).(*routeSlot); ok && r.Pattern != "" {
+				s.pattern = r.Pattern
+			}
+		}()
+		mux.ServeHTTP(w, r)
+	})
+}
+
 // Observe logs each request (slog), records metrics and turns panics into a
-// 500 with the request id and no stack trace in the body.
+// 500 with the request id and no stack trace in the body. Metrics are
+// labelled with the route pattern that RecordRoute reports ("unmatched"
+// when no route took the request).
 func Observe(log *slog.Logger, m *Metrics, errs *Errors) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
 			sw := &statusWriter{ResponseWriter: w}
+			slot := &routeSlot{}
+			r = r.WithContext(context.WithValue(r.Context(), routeKey{}, slot))
 			defer func() {
 				if p := recover(); p != nil {
 					if p == http.ErrAbortHandler {
@@ -115,7 +140,10 @@ func Observe(log *slog.Logger, m *Metrics, errs *Errors) func(http.Handler) http
 						errs.Write(sw, r, fmt.Errorf("panic: %v", p))
 					}
 				}
-				route := r.Pattern
+				route := slot.pattern
+				if route == "" {
+					route = r.Pattern
+				}
 				if route == "" {
 					route = "unmatched"
 				}
@@ -134,16 +162,23 @@ func Observe(log *slog.Logger, m *Metrics, errs *Errors) func(http.Handler) http
 	}
 }
 
-// SecurityHeaders sets conservative browser security headers.
-func SecurityHeaders(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := w.Header()
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("X-Frame-Options", "DENY")
-		h.Set("Referrer-Policy", "same-origin")
-		h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; connect-src 'self' https: http:; frame-ancestors 'none'; form-action 'self'; base-uri 'self'")
-		next.ServeHTTP(w, r)
-	})
+// SecurityHeaders sets conservative browser security headers. Scripts may
+// connect only to the app's own origin and to connectSrc (the origins signed
+// upload URLs point at, such as the S3 endpoint).
+func SecurityHeaders(connectSrc ...string) func(http.Handler) http.Handler {
+	csp := "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; connect-src " +
+		strings.Join(append([]string{"'self'"}, connectSrc...), " ") +
+		"; frame-ancestors 'none'; form-action 'self'; base-uri 'self'"
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			h := w.Header()
+			h.Set("X-Content-Type-Options", "nosniff")
+			h.Set("X-Frame-Options", "DENY")
+			h.Set("Referrer-Policy", "same-origin")
+			h.Set("Content-Security-Policy", csp)
+			next.ServeHTTP(w, r)
+		})
+	}
 }
 
 // Chain applies middleware in order (first is outermost).

@@ -29,14 +29,6 @@ func (d *Deps) authRoutes(m *Mux) {
 	m.API("POST /logout", d.logoutForm)
 }
 
-func clientIP(r *http.Request) string {
-	host := r.RemoteAddr
-	if i := strings.LastIndexByte(host, ':'); i > 0 {
-		host = host[:i]
-	}
-	return strings.Trim(host, "[]")
-}
-
 func (d *Deps) localOnly() error {
 	if d.Config.Auth != "local" {
 		return apperr.BadRequest("this server uses Supabase Auth: sign in through your Supabase project and send its access token")
@@ -55,7 +47,7 @@ func (d *Deps) signupAllowed() error {
 }
 
 func (d *Deps) startSession(w http.ResponseWriter, r *http.Request, c auth.Credentials) (store.Session, error) {
-	cookie, se, err := d.Local.Login(r.Context(), c, clientIP(r), r.UserAgent())
+	cookie, se, err := d.Local.Login(r.Context(), c, clientIP(r, d.trustedProxies), r.UserAgent())
 	if err != nil {
 		return se, err
 	}

@@ -5,6 +5,7 @@ package server
 import (
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/brightrun/brightrun/internal/auth"
 	"github.com/brightrun/brightrun/internal/config"
 	"github.com/brightrun/brightrun/internal/httpx"
+	"github.com/brightrun/brightrun/internal/storage"
 	"github.com/brightrun/brightrun/internal/store"
 	"github.com/brightrun/brightrun/internal/ui"
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,6 +34,8 @@ type Deps struct {
 	Now      func() time.Time
 	// Mounts adds domain routes (datasets, storage, …) to the mux.
 	Mounts []func(m *Mux)
+
+	trustedProxies []netip.Prefix // from Config, set by Build
 }
 
 // Mux is the router plus the wrappers a route needs.
@@ -64,6 +68,7 @@ func New(d *Deps) http.Handler {
 // Build builds the handler and returns the user routes it registered.
 func Build(d *Deps) (http.Handler, []string) {
 	m := &Mux{ServeMux: http.NewServeMux(), Deps: d}
+	d.trustedProxies, _ = d.Config.TrustedProxyCIDRs() // validated at start-up
 	m.Handle("GET /static/", http.StripPrefix("/static/", ui.Static(d.Errors.H(func(http.ResponseWriter, *http.Request) error { return apperr.NotFound("page") }))))
 	m.Handle("GET /metrics", promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{}))
 	m.Public("GET /healthz", d.health)
@@ -80,13 +85,43 @@ func Build(d *Deps) (http.Handler, []string) {
 		return apperr.NotFound(notFoundWhat(r))
 	})
 	metrics := httpx.NewMetrics(d.Registry)
-	return httpx.Chain(m.ServeMux,
+	return httpx.Chain(httpx.RecordRoute(m.ServeMux),
 		httpx.WithRequestID,
 		httpx.Observe(d.Log, metrics, d.Errors),
-		httpx.SecurityHeaders,
+		httpx.SecurityHeaders(connectSources(d.Config)...),
 		sameOrigin(d.Config.PublicURL, d.Errors),
 		d.Auth.Identify,
 	), m.UserRoutes
+}
+
+// connectSources are the origins besides 'self' that the app's scripts may
+// connect to: the public URL (local storage signs upload URLs with it) and,
+// with S3, the endpoint the signed dataset upload URLs point at (the bucket's
+// own host with virtual-hosted addressing).
+func connectSources(c config.Config) []string {
+	var out []string
+	add := func(scheme, host string) {
+		o := scheme + "://" + host
+		for _, x := range out {
+			if x == o {
+				return
+			}
+		}
+		out = append(out, o)
+	}
+	if u, err := url.Parse(c.PublicURL); err == nil && u.Host != "" {
+		add(u.Scheme, u.Host)
+	}
+	if c.Storage == "s3" {
+		if u, err := url.Parse(c.S3Endpoint); err == nil && u.Host != "" {
+			if c.S3PathStyle {
+				add(u.Scheme, u.Host)
+			} else {
+				add(u.Scheme, c.S3BucketPrefix+storage.BucketDatasets+"."+u.Host)
+			}
+		}
+	}
+	return out
 }
 
 func notFoundWhat(r *http.Request) string {
