@@ -71,8 +71,13 @@ func TestCostsAccrualBudgetAlertsAndReport(t *testing.T) {
 		if a := alerts(); len(a) != 3 {
 			t.Fatalf("126%%: alerts %v (want 80, 95, 100 once each)", a)
 		}
-		// Storage accrues once per simulated day (no sleeping: the day is a parameter).
-		day := time.Now().UTC().AddDate(0, 0, -3)
+		// Storage accrues once per simulated day (no sleeping: the day is a
+		// parameter) and bills what was stored that day: the dataset was
+		// uploaded today, so yesterday bills nothing, even when accrued later.
+		day := time.Now().UTC().Truncate(24 * time.Hour)
+		if n, err := s.App.Costs.AccrueStorage(ctx, day.AddDate(0, 0, -1)); err != nil || n != 0 {
+			t.Fatalf("accrue the day before the upload: %d records, %v (want none)", n, err)
+		}
 		for i := 0; i < 2; i++ {
 			if n, err := s.App.Costs.AccrueStorage(ctx, day); err != nil || (i == 0) != (n == 1) {
 				t.Fatalf("accrue day 1 (pass %d): %d %v", i, n, err)
@@ -81,6 +86,8 @@ func TestCostsAccrualBudgetAlertsAndReport(t *testing.T) {
 		if n, _ := s.App.Costs.AccrueStorage(ctx, day.AddDate(0, 0, 1)); n != 1 {
 			t.Fatalf("accrue day 2: %d", n)
 		}
+		// The report window ends tomorrow so that both storage days are in it.
+		window := "start=" + day.AddDate(0, 0, -5).Format("2006-01-02") + "&end=" + day.AddDate(0, 0, 1).Format("2006-01-02")
 		var rep struct {
 			Total   float64
 			ByType  map[string]float64 `json:"by_type"`
@@ -94,7 +101,7 @@ func TestCostsAccrualBudgetAlertsAndReport(t *testing.T) {
 				Remaining      *float64 `json:"remaining"`
 			}
 		}
-		c.MustJSON("GET", "/api/costs?period=7", nil, 200, &rep)
+		c.MustJSON("GET", "/api/costs?"+window, nil, 200, &rep)
 		storage := 0
 		for _, r := range rep.Records {
 			if r.CostType == "storage" {
@@ -107,7 +114,7 @@ func TestCostsAccrualBudgetAlertsAndReport(t *testing.T) {
 		if len(rep.Daily) != 7 || storage != 2 || rep.ByType["compute"] < 12.59 || rep.Total < 12.59 || rep.Budget.Remaining == nil || *rep.Budget.Remaining != 0 {
 			t.Fatalf("report: %+v", rep)
 		}
-		r := c.Do("GET", "/api/costs/export.csv?period=30", nil)
+		r := c.Do("GET", "/api/costs/export.csv?"+window, nil)
 		lines := strings.Split(strings.TrimSpace(string(r.Body)), "\n")
 		if r.Status != 200 || !strings.HasPrefix(lines[0], "recorded_at,billing_period,cost_type,amount_usd") || len(lines) != 6 {
 			t.Fatalf("csv: %d %q", r.Status, r.Body)

@@ -37,14 +37,17 @@ func monthStart(t time.Time) time.Time {
 }
 
 // AccrueStorage records the storage cost of the day d (GB stored × price ÷
-// days in the month) for every user, once per user and day.
+// days in the month) for every user, once per user and day. A day bills
+// what was stored that day: every object that existed at some point during
+// it (created before the day's end, not deleted before its start), whenever
+// the accrual runs.
 func (s *Service) AccrueStorage(ctx context.Context, d time.Time) (int, error) {
 	sys := store.AsSystem(ctx)
-	usage, err := s.Store.StorageUsageAll(sys)
+	d = day(d)
+	usage, err := s.Store.StorageUsageDuring(sys, d, d.AddDate(0, 0, 1))
 	if err != nil {
 		return 0, err
 	}
-	d = day(d)
 	days := float64(monthStart(d).AddDate(0, 1, 0).Sub(monthStart(d)).Hours() / 24)
 	n := 0
 	for _, u := range usage {

@@ -16,8 +16,10 @@ type StorageUsage struct {
 type CostStore interface {
 	// CostList returns the user's records with recorded_at in [from, to).
 	CostList(ctx context.Context, userID string, from, to time.Time) ([]CostRecord, error)
-	// StorageUsageAll lists every user's stored bytes (system).
-	StorageUsageAll(ctx context.Context) ([]StorageUsage, error)
+	// StorageUsageDuring lists every user's bytes in objects that existed at
+	// some point in [from, to): created before to and not deleted before
+	// from (system).
+	StorageUsageDuring(ctx context.Context, from, to time.Time) ([]StorageUsage, error)
 	// CostStorageAccrue records one day's storage cost; false when that day
 	// was already recorded for the user (idempotent).
 	CostStorageAccrue(ctx context.Context, userID string, day time.Time, amount float64, details any) (bool, error)

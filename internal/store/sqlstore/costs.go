@@ -32,8 +32,9 @@ func (s *Store) CostList(ctx context.Context, userID string, from, to time.Time)
 	return out, err
 }
 
-// StorageUsageAll sums each user's live dataset and model file sizes.
-func (s *Store) StorageUsageAll(ctx context.Context) ([]store.StorageUsage, error) {
+// StorageUsageDuring sums each user's dataset and model file sizes of the
+// objects that existed at some point in [from, to).
+func (s *Store) StorageUsageDuring(ctx context.Context, from, to time.Time) ([]store.StorageUsage, error) {
 	usage := map[string]*store.StorageUsage{}
 	get := func(id string) *store.StorageUsage {
 		if usage[id] == nil {
@@ -42,7 +43,8 @@ func (s *Store) StorageUsageAll(ctx context.Context) ([]store.StorageUsage, erro
 		return usage[id]
 	}
 	err := s.readTx(ctx, func(x q) error {
-		rows, err := x.query(ctx, "SELECT user_id, sum(file_size) FROM datasets WHERE deleted_at IS NULL AND status <> 'uploading' GROUP BY user_id")
+		rows, err := x.query(ctx, `SELECT user_id, sum(file_size) FROM datasets
+			WHERE status <> 'uploading' AND created_at < ? AND (deleted_at IS NULL OR deleted_at >= ?) GROUP BY user_id`, to, from)
 		if err != nil {
 			return err
 		}
@@ -58,7 +60,7 @@ func (s *Store) StorageUsageAll(ctx context.Context) ([]store.StorageUsage, erro
 			}
 		}
 		rows.Close()
-		rows, err = x.query(ctx, "SELECT user_id, artifacts FROM model_artifacts WHERE deleted_at IS NULL")
+		rows, err = x.query(ctx, "SELECT user_id, artifacts FROM model_artifacts WHERE created_at < ? AND (deleted_at IS NULL OR deleted_at >= ?)", to, from)
 		if err != nil {
 			return err
 		}

@@ -22,6 +22,7 @@ func Run(t *testing.T, open func(t testing.TB) store.Store) {
 	t.Run("Notifications", func(t *testing.T) { testNotifications(t, open(t)) })
 	t.Run("Execution", func(t *testing.T) { testExecution(t, open(t)) })
 	t.Run("Deliveries", func(t *testing.T) { testDeliveries(t, open(t)) })
+	t.Run("StorageUsageDuring", func(t *testing.T) { testStorageUsageDuring(t, open(t)) })
 	t.Run("ConcurrentClaims", func(t *testing.T) { testConcurrentClaims(t, open(t)) })
 }
 
