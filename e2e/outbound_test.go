@@ -272,9 +272,8 @@ func TestWebhookToInternalAddressRefusedByDefault(t *testing.T) {
 		a := allowed.SignUp(t, "internal@example.com")
 		a.MustJSON("PUT", "/api/settings/notifications", map[string]any{"webhook_url": recv.URL + "/hook"}, 200, nil)
 		ob := allowed.App.Outbound
-		// Real-time dependency: the store stamps notifications with its own
-		// clock, and only those newer than the settings are forwarded.
-		time.Sleep(5 * time.Millisecond)
+		// Created after the save, so forwarded (the store compares
+		// created_at >= the settings' updated_at).
 		if _, err := allowed.App.Store.NotificationCreate(store.AsSystem(context.Background()), store.NotificationCreateParams{UserID: a.UserID,
 			Type: "job_completed", Priority: "high", Title: "Done", Message: "ok"}); err != nil {
 			t.Fatal(err)
