@@ -34,6 +34,27 @@ func claimHTTP(t *testing.T, s *testserver.Server, agentTok, gpu string) (claime
 // TestAgentProtocolTokensAndFailures drives the protocol over HTTP without a
 // trainer: job tokens are scoped to their job and attempt, metrics posted
 // twice are stored once, data errors are not retried, retryable ones are.
+// claimedJob signs up email, queues one CPU job for a new dataset and claims
+// it over HTTP: the user's client, the claim, and a client holding its job
+// token.
+func claimedJob(t *testing.T, s *testserver.Server, email string) (*testserver.Client, claimed, *testserver.Client) {
+	t.Helper()
+	u := s.SignUp(t, email)
+	d := storetest.NewDataset(t, s.App.Store, u.UserID, "claimed")
+	storetest.NewJob(t, s.App.Store, u.UserID, d.ID, "CPU")
+	agentTok, _, err := s.App.Agents.CreateAgent(context.Background(), "claim-agent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, ok := claimHTTP(t, s, agentTok, "CPU")
+	if !ok {
+		t.Fatal("no job claimed")
+	}
+	ag := s.NewClient(t)
+	ag.Bearer = j.Token
+	return u, j, ag
+}
+
 func TestAgentProtocolTokensAndFailures(t *testing.T) {
 	testdb.ForEach(t, func(t *testing.T, e testdb.Engine) {
 		s := testserver.Start(t, e, testserver.Options{})

@@ -1,13 +1,11 @@
 package e2e
 
 import (
-	"context"
 	"net/http"
 	"strings"
 	"testing"
 	"unicode/utf8"
 
-	"github.com/brightrun/brightrun/internal/store/storetest"
 	"github.com/brightrun/brightrun/internal/store/testdb"
 	"github.com/brightrun/brightrun/internal/testserver"
 )
@@ -19,19 +17,7 @@ import (
 func TestUntrustedTextIsStored(t *testing.T) {
 	testdb.ForEach(t, func(t *testing.T, e testdb.Engine) {
 		s := testserver.Start(t, e, testserver.Options{})
-		u := s.SignUp(t, "text@example.com")
-		d := storetest.NewDataset(t, s.App.Store, u.UserID, "text")
-		storetest.NewJob(t, s.App.Store, u.UserID, d.ID, "CPU")
-		agentTok, _, err := s.App.Agents.CreateAgent(context.Background(), "text-agent")
-		if err != nil {
-			t.Fatal(err)
-		}
-		j, ok := claimHTTP(t, s, agentTok, "CPU")
-		if !ok {
-			t.Fatal("no job claimed")
-		}
-		ag := s.NewClient(t)
-		ag.Bearer = j.Token
+		u, j, ag := claimedJob(t, s, "text@example.com")
 		// 3-byte characters: a cut at 4000 bytes would split one.
 		long := "nul\x00here " + strings.Repeat("€", 5000)
 		ag.MustJSON("POST", "/api/agent/jobs/"+j.ID+"/events", map[string]any{"events": []map[string]any{{"level": "warn", "message": long}}}, 200, nil)

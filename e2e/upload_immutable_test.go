@@ -14,7 +14,6 @@ import (
 
 	"github.com/brightrun/brightrun/internal/storage"
 	"github.com/brightrun/brightrun/internal/store"
-	"github.com/brightrun/brightrun/internal/store/storetest"
 	"github.com/brightrun/brightrun/internal/store/testdb"
 	"github.com/brightrun/brightrun/internal/testdata"
 	"github.com/brightrun/brightrun/internal/testserver"
@@ -161,19 +160,7 @@ func TestStaleUploadFilesSweptAtStartup(t *testing.T) {
 func TestAgentUploadReservedName(t *testing.T) {
 	testdb.ForEach(t, func(t *testing.T, e testdb.Engine) {
 		s := testserver.Start(t, e, testserver.Options{})
-		u := s.SignUp(t, "reserved@example.com")
-		d := storetest.NewDataset(t, s.App.Store, u.UserID, "reserved")
-		storetest.NewJob(t, s.App.Store, u.UserID, d.ID, "CPU")
-		agentTok, _, err := s.App.Agents.CreateAgent(context.Background(), "reserved-agent")
-		if err != nil {
-			t.Fatal(err)
-		}
-		j, ok := claimHTTP(t, s, agentTok, "CPU")
-		if !ok {
-			t.Fatal("no job claimed")
-		}
-		ag := s.NewClient(t)
-		ag.Bearer = j.Token
+		_, j, ag := claimedJob(t, s, "reserved@example.com")
 		for _, name := range []string{".brightrun-upload-x", "sub/.brightrun-upload-1.tmp"} {
 			r := ag.Do("POST", "/api/agent/jobs/"+j.ID+"/uploads", map[string]any{"kind": "final", "files": []map[string]any{{"name": name, "size": 10}}})
 			if r.Status != 400 || !strings.Contains(string(r.Body), "files.name") {
