@@ -26,6 +26,18 @@ document.addEventListener("submit", (e) => {
   if (msg && !window.confirm(msg)) e.preventDefault();
 });
 
+// Filters and sort menus that apply on change: <select data-autosubmit>.
+// (Inline onchange handlers are blocked by the page's CSP.)
+document.addEventListener("change", (e) => {
+  const sel = e.target.closest("select[data-autosubmit]");
+  if (sel?.form) sel.form.requestSubmit();
+});
+
+// htmx buttons whose result changes the whole page: <button data-reload-after>.
+document.addEventListener("htmx:afterRequest", (e) => {
+  if (e.detail.successful && e.detail.elt.closest("[data-reload-after]")) location.reload();
+});
+
 // Mobile navigation toggle.
 document.addEventListener("click", (e) => {
   const t = e.target.closest("[data-nav-toggle]");
