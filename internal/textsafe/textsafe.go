@@ -5,6 +5,7 @@
 package textsafe
 
 import (
+	"fmt"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -78,7 +79,7 @@ func Problem(s string, multiline bool) string {
 	})
 	if bad >= 0 {
 		r, _ := utf8.DecodeRuneInString(s[bad:])
-		return "contains a control character (U+" + strings.ToUpper(hex4(r)) + "); remove it"
+		return fmt.Sprintf("contains a control character (%U); remove it", r)
 	}
 	return ""
 }
@@ -88,14 +89,4 @@ func unwanted(r rune) bool {
 		return false
 	}
 	return unicode.IsControl(r)
-}
-
-func hex4(r rune) string {
-	const digits = "0123456789abcdef"
-	b := []byte{'0', '0', '0', '0'}
-	for i := 3; i >= 0 && r > 0; i-- {
-		b[i] = digits[r&0xf]
-		r >>= 4
-	}
-	return string(b)
 }
