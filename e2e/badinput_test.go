@@ -44,6 +44,20 @@ func TestBadInput(t *testing.T) {
 			{"wrong method", "PUT", "/api/tokens", "application/json", `{}`, 405, "allowed: GET, POST"},
 			{"signup bad email", "POST", "/api/auth/signup", "application/json", `{"email": "not-an-email", "password": "longenough"}`, 400, "validation failed"},
 			{"signup short password", "POST", "/api/auth/signup", "application/json", `{"email": "x@example.com", "password": "short"}`, 400, "validation failed"},
+			{"NUL in a name", "POST", "/api/tokens", "application/json", `{"name": "a\u0000b"}`, 400, `field "name" contains a NUL byte`},
+			{"control character in a name", "POST", "/api/tokens", "application/json", `{"name": "a\u0007b"}`, 400, `field "name" contains`},
+			{"duplicate key", "POST", "/api/tokens", "application/json", `{"name": "x", "name": "y"}`, 400, `field "name" appears twice`},
+			{"NUL in dataset name", "POST", "/api/datasets", "application/json", `{"name": "d\u0000", "file_name": "d.jsonl", "file_size": 10}`, 400, `field "name" contains a NUL byte`},
+			{"NUL in dataset description", "POST", "/api/datasets", "application/json", `{"name": "d", "description": "x\u0000", "file_name": "d.jsonl", "file_size": 10}`, 400, `field "description" contains a NUL byte`},
+			{"NUL in file name", "POST", "/api/datasets", "application/json", `{"name": "d", "file_name": "d\u0000.jsonl", "file_size": 10}`, 400, `field "file_name" contains a NUL byte`},
+			{"nested duplicate key", "POST", "/api/jobs/estimate", "application/json", `{"preset_id": "balanced", "hyperparameters": {"num_epochs": 1, "num_epochs": 2}}`, 400, `"hyperparameters.num_epochs" appears twice`},
+			{"hyperparameter type", "POST", "/api/jobs/estimate", "application/json", `{"preset_id": "balanced", "hyperparameters": {"lora_dropout": "lots"}}`, 400, `field "hyperparameters.lora_dropout" must be a number, not string`},
+			{"unknown hyperparameter", "POST", "/api/jobs/estimate", "application/json", `{"preset_id": "balanced", "hyperparameters": {"lora_rnak": 4}}`, 400, `unknown field "hyperparameters.lora_rnak"`},
+			{"NUL in search", "GET", "/api/datasets?search=a%00b", "", ``, 400, `query parameter "search" contains a NUL byte`},
+			{"malformed query string", "GET", "/api/datasets?search=%zz", "", ``, 400, "malformed query string"},
+			{"unknown sort", "GET", "/api/models?sort=cheapest", "", ``, 400, "validation failed"},
+			{"NUL in login email", "POST", "/api/auth/login", "application/json", `{"email": "a\u0000@example.com", "password": "longenough"}`, 400, `field "email" contains a NUL byte`},
+			{"NUL in login form", "POST", "/login", "application/x-www-form-urlencoded", `email=a%00%40example.com&password=longenough`, 400, ""},
 			{"SQL metacharacters", "POST", "/api/auth/login", "application/json", `{"email": "' OR '1'='1", "password": "' OR '1'='1"}`, 401, "incorrect"},
 		}
 		for _, c := range cases {
@@ -61,6 +75,11 @@ func TestBadInput(t *testing.T) {
 		a.MustJSON("GET", "/api/tokens", nil, 200, &out)
 		if len(out.Tokens) != 0 {
 			t.Fatalf("bad requests created %d tokens", len(out.Tokens))
+		}
+		var dsl struct{ Total int }
+		a.MustJSON("GET", "/api/datasets", nil, 200, &dsl)
+		if dsl.Total != 0 {
+			t.Fatalf("bad requests created %d datasets", dsl.Total)
 		}
 		// Pages answer with HTML error pages, not JSON.
 		req, _ := http.NewRequest("GET", s.URL+"/no/such/page", nil)

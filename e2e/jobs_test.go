@@ -43,8 +43,9 @@ type estimateView struct {
 	} `json:"memory"`
 	CostRange struct{ Low, High float64 } `json:"cost_range"`
 	Checklist []struct {
-		ID string
-		OK bool
+		ID      string
+		OK      bool
+		Message string
 	} `json:"checklist"`
 }
 
@@ -240,6 +241,14 @@ func TestJobsCreateListCancelBudget(t *testing.T) {
 		c.MustJSON("POST", "/api/jobs", jobReq(ds, smol, cpu, 1, nil), 201, nil) // free CPU job still fits
 		c.MustJSON("PUT", "/api/settings/budget", map[string]any{"monthly_budget": 0.05, "hard_stop": false}, 200, nil)
 		c.MustJSON("POST", "/api/jobs", jobReq(ds, mistral, big, 1, nil), 201, nil)
+		// Committed now exceeds the budget: even a free job is not "within budget".
+		var over estimateView
+		c.MustJSON("POST", "/api/jobs/estimate", jobReq(ds, smol, cpu, 1, nil), 200, &over)
+		for _, ch := range over.Checklist {
+			if ch.ID == "within_budget" && (ch.OK || !strings.Contains(ch.Message, "already exceed")) {
+				t.Fatalf("spent+committed over budget, free job: %+v", ch)
+			}
+		}
 		if r := c.Do("PUT", "/api/settings/budget", map[string]any{"monthly_budget": -1}); r.Status != 400 {
 			t.Fatalf("negative budget: %d", r.Status)
 		}

@@ -1,6 +1,7 @@
 package httpx
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -40,8 +41,11 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, dst any, limit int64, st
 	} else {
 		return apperr.UnsupportedMedia("send the body as JSON with Content-Type: application/json")
 	}
-	body := http.MaxBytesReader(w, r.Body, limit)
-	dec := json.NewDecoder(body)
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		return decodeErr(err, limit)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
 	if strict {
 		dec.DisallowUnknownFields()
 	}
@@ -49,11 +53,13 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, dst any, limit int64, st
 		return decodeErr(err, limit)
 	}
 	if err := dec.Decode(&struct{}{}); !errors.Is(err, io.EOF) {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return decodeErr(err, limit)
-		}
 		return apperr.BadRequest("the body must contain a single JSON object")
+	}
+	if key := DuplicateKey(data); key != "" {
+		return apperr.Validation(fmt.Sprintf("field %q appears twice: send each field once", key), map[string]string{key: "appears twice"})
+	}
+	if strict {
+		return CheckText(dst)
 	}
 	return nil
 }
@@ -70,33 +76,11 @@ func decodeErr(err error, limit int64) error {
 	case errors.Is(err, io.EOF):
 		return apperr.BadRequest("the request body is empty: send a JSON object")
 	case errors.As(err, &typ):
-		field := typ.Field
-		if field == "" {
-			field = "(body)"
-		}
-		return apperr.Validation(fmt.Sprintf("field %q must be %s, not %s", field, typeName(typ.Type.String()), typ.Value),
-			map[string]string{field: "must be " + typeName(typ.Type.String())})
+		return apperr.FromJSONField(err, "")
 	case errors.As(err, &mbe):
 		return apperr.TooLarge("the request body is larger than %d bytes", limit)
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		return apperr.Validation(fmt.Sprintf("unknown field %q: check the field name against the API docs", name), map[string]string{name: "unknown field"})
+		return apperr.FromJSONField(err, "")
 	}
 	return apperr.BadRequest("malformed JSON: %v", err)
-}
-
-func typeName(t string) string {
-	switch {
-	case strings.HasPrefix(t, "int"), strings.HasPrefix(t, "uint"):
-		return "an integer"
-	case strings.HasPrefix(t, "float"):
-		return "a number"
-	case t == "string":
-		return "a string"
-	case t == "bool":
-		return "true or false"
-	case strings.HasPrefix(t, "[]"):
-		return "an array"
-	}
-	return "an object"
 }

@@ -2,6 +2,7 @@ package httpx
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -100,3 +101,49 @@ func TestDecodeJSON(t *testing.T) {
 		}
 	}
 }
+
+func TestDuplicateKey(t *testing.T) {
+	for in, want := range map[string]string{
+		`{"a": 1, "b": 2}`:                     "",
+		`{"a": 1, "a": 2}`:                     "a",
+		`{"h": {"x": 1, "y": {"x": 2}}}`:       "",
+		`{"h": {"x": 1, "x": 2}}`:              "h.x",
+		`{"l": [{"k": 1}, {"k": 1, "k": 2}]}`:  "l[1].k",
+		`[{"k": 1}, {"k": 2}]`:                 "",
+		`{"a": "x", "b": [1, 2, {"a": true}]}`: "",
+		`{"a": `:                               "",
+	} {
+		if got := DuplicateKey([]byte(in)); got != want {
+			t.Errorf("DuplicateKey(%s) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestCheckText(t *testing.T) {
+	type inner struct {
+		Note string `json:"note"`
+	}
+	type req struct {
+		Name  string          `json:"name"`
+		Desc  *string         `json:"description,omitempty"`
+		Items []inner         `json:"items"`
+		Raw   json.RawMessage `json:"raw"`
+	}
+	ok := "line one\nline two\ttabbed"
+	if err := CheckText(&req{Name: "fine", Desc: &ok, Raw: json.RawMessage(`{"x": "y"}`)}); err != nil {
+		t.Fatalf("clean text refused: %v", err)
+	}
+	for want, r := range map[string]req{
+		`"name"`:          {Name: "a\x00b"},
+		`"description"`:   {Desc: ptr("bell\a")},
+		`"items[1].note"`: {Items: []inner{{"ok"}, {"esc\x1b[2J"}}},
+		`"raw.deep"`:      {Raw: json.RawMessage(`{"deep": "nul\u0000"}`)},
+	} {
+		err := CheckText(&r)
+		if err == nil || !strings.Contains(err.Error(), "field "+want) {
+			t.Errorf("%s: got %v", want, err)
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

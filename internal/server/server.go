@@ -88,6 +88,7 @@ func Build(d *Deps) (http.Handler, []string) {
 	return httpx.Chain(httpx.RecordRoute(m.ServeMux),
 		httpx.WithRequestID,
 		httpx.Observe(d.Log, metrics, d.Errors),
+		httpx.CleanInput(d.Errors),
 		httpx.SecurityHeaders(connectSources(d.Config)...),
 		sameOrigin(d.Config.PublicURL, d.Errors),
 		d.Auth.Identify,

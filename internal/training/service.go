@@ -103,7 +103,9 @@ func (s *Service) resolve(ctx context.Context, userID string, req Request, needD
 	}
 	h, err := s.Catalog.ResolveJSON(req.PresetID, req.Hyperparameters)
 	if err != nil {
-		return nil, apperr.Validation(err.Error()+": check the field names and types against GET /api/catalog", map[string]string{"hyperparameters": err.Error()})
+		e := apperr.FromJSONField(err, "hyperparameters")
+		e.Message += " (GET /api/catalog lists the hyperparameters and their types)"
+		return nil, e
 	}
 	model, ok := s.Catalog.Model(h.BaseModel)
 	if !ok {
@@ -234,7 +236,11 @@ func checklist(r *resolved, res estimate.Result, b Budget) []Check {
 	bud := Check{ID: "within_budget", OK: b.WithinBudget, Message: "No monthly budget set"}
 	if b.Remaining != nil {
 		bud.Message = fmt.Sprintf("Within budget ($%.2f left this month)", *b.Remaining)
-		if !b.WithinBudget {
+		switch {
+		case b.WithinBudget:
+		case b.Spent+b.Committed > *b.MonthlyBudget:
+			bud.Message = fmt.Sprintf("Over budget: $%.2f spent and $%.2f committed to queued and running jobs already exceed the $%.2f monthly budget", b.Spent, b.Committed, *b.MonthlyBudget)
+		default:
 			bud.Message = fmt.Sprintf("Over budget: the estimate $%.2f exceeds the $%.2f left this month", res.EstimatedCost, *b.Remaining)
 		}
 	}
@@ -261,7 +267,10 @@ func (s *Service) budget(ctx context.Context, userID string, cost float64) (Budg
 	if st.MonthlyBudget != nil {
 		rem := math.Max(0, *st.MonthlyBudget-b.Spent-b.Committed)
 		b.Remaining = &rem
-		b.WithinBudget = cost <= rem+1e-9
+		// Within budget only when what is spent, what queued and running
+		// jobs will cost, and this job all fit: a free job does not make an
+		// overspent month "within budget".
+		b.WithinBudget = b.Spent+b.Committed+cost <= *st.MonthlyBudget+1e-9
 	}
 	return b, nil
 }

@@ -185,7 +185,7 @@ func (c *Catalog) ResolveJSON(presetID string, raw json.RawMessage) (Hyperparame
 		dec := json.NewDecoder(bytes.NewReader(t))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&h); err != nil {
-			return Hyperparameters{}, fmt.Errorf("hyperparameters: %w", err)
+			return Hyperparameters{}, err // the caller names the field (apperr.FromJSONField)
 		}
 	}
 	return h, nil
