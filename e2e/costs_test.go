@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/brightrun/brightrun/internal/jobs"
 	"github.com/brightrun/brightrun/internal/store"
 	"github.com/brightrun/brightrun/internal/store/storetest"
 	"github.com/brightrun/brightrun/internal/store/testdb"
@@ -14,19 +15,26 @@ import (
 )
 
 // billedJob runs a job through claim and completion with the given run time
-// at $3.60/h (storetest.NewJob's price), so it bills hours × 3.60.
+// at $3.60/h (storetest.NewJob's price), so it bills hours × 3.60: the job
+// lifecycle runs on its own clock, set to the claim and then to the end.
 func billedJob(t *testing.T, s *testserver.Server, userID, datasetID string, hours float64) {
 	t.Helper()
 	st := s.App.Store
-	sys := store.AsSystem(context.Background())
+	ctx := context.Background()
 	j := storetest.NewJob(t, st, userID, datasetID, "BILL-1")
-	ag, _ := st.AgentCreate(sys, "bill", "bill-"+j.ID)
-	now := time.Now().UTC()
-	start := now.Add(-time.Duration(hours * float64(time.Hour)))
-	if _, ok, err := st.JobClaim(sys, store.ClaimParams{AgentID: ag.ID, GPUType: "BILL-1", GPUCount: 1, TokenHash: func(string, int) string { return "x" }, Now: start, Lease: 10 * time.Hour}); !ok || err != nil {
+	ag, _ := st.AgentCreate(store.AsSystem(ctx), "bill", "bill-"+j.ID, time.Now().UTC())
+	end := time.Now().UTC()
+	clock := end.Add(-time.Duration(hours * float64(time.Hour)))
+	js := &jobs.Service{Store: st, Now: func() time.Time { return clock }}
+	if _, ok, err := js.Claim(ctx, jobs.ClaimRequest{AgentID: ag.ID, GPUType: "BILL-1", GPUCount: 1, TokenHash: func(string, int) string { return "x" }, Lease: 10 * time.Hour}); !ok || err != nil {
 		t.Fatalf("claim: %v %v", ok, err)
 	}
-	if _, err := st.JobFinish(sys, store.FinishParams{JobID: j.ID, Status: store.JobCompleted, Now: now}); err != nil {
+	e, err := st.JobExec(store.AsSystem(ctx), j.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock = end
+	if _, err := js.Complete(ctx, e, jobs.Completion{Artifact: store.ArtifactCreateParams{Name: "billed"}}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/brightrun/brightrun/internal/jobs"
 	"github.com/brightrun/brightrun/internal/store"
 	"github.com/brightrun/brightrun/internal/store/storetest"
 	"github.com/brightrun/brightrun/internal/store/testdb"
@@ -119,19 +120,24 @@ func (w *world) jobIntact(t *testing.T) {
 	}
 }
 
-// finishedModel makes a completed job with a model artifact, through the store.
+// finishedModel makes a completed job with a model artifact, through the
+// job lifecycle (no agent: the fixture's files are never downloaded).
 func finishedModel(t *testing.T, s *testserver.Server, userID, datasetID, name string) string {
 	st := s.App.Store
-	sys := store.AsSystem(context.Background())
+	ctx := context.Background()
 	j := storetest.NewJob(t, st, userID, datasetID, "XW-1")
-	ag, err := st.AgentCreate(sys, "fixture", "fixture-hash-"+j.ID)
+	ag, err := st.AgentCreate(store.AsSystem(ctx), "fixture", "fixture-hash-"+j.ID, time.Now().UTC())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok, err := st.JobClaim(sys, store.ClaimParams{AgentID: ag.ID, GPUType: "XW-1", GPUCount: 1, TokenHash: func(string, int) string { return "h" }, Now: time.Now().UTC(), Lease: time.Minute}); !ok || err != nil {
+	if _, ok, err := s.App.Jobs.Claim(ctx, jobs.ClaimRequest{AgentID: ag.ID, GPUType: "XW-1", GPUCount: 1, TokenHash: func(string, int) string { return "h" }, Lease: time.Minute}); !ok || err != nil {
 		t.Fatalf("claim: %v %v", ok, err)
 	}
-	e, err := st.JobFinish(sys, store.FinishParams{JobID: j.ID, Status: store.JobCompleted, Now: time.Now().UTC(), Artifact: &store.ArtifactCreateParams{Name: name,
+	claimed, err := st.JobExec(store.AsSystem(ctx), j.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := s.App.Jobs.Complete(ctx, claimed, jobs.Completion{Artifact: store.ArtifactCreateParams{Name: name,
 		QualityMetrics: json.RawMessage(`{"perplexity_improvement_pct": 20}`), TrainingSummary: json.RawMessage(`{}`), Configuration: json.RawMessage(`{}`),
 		Artifacts: json.RawMessage(`{"files":[{"name":"adapter_config.json","size":2,"storage_path":"` + userID + `/x/adapter/adapter_config.json"}]}`)}})
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/brightrun/brightrun/internal/apperr"
+	"github.com/brightrun/brightrun/internal/jobs"
 	"github.com/brightrun/brightrun/internal/storage"
 	"github.com/brightrun/brightrun/internal/store"
 )
@@ -56,7 +57,6 @@ func (s *Service) Complete(ctx context.Context, j store.ExecJob, r CompleteReque
 			return j, apperr.Validation("the adapter is incomplete: "+need+" was not uploaded", map[string]string{"files": "include " + need})
 		}
 	}
-	sys := store.AsSystem(ctx)
 	quality := map[string]any{}
 	if r.Eval != nil {
 		b, a := r.Eval.Base, r.Eval.Adapter
@@ -104,23 +104,9 @@ func (s *Service) Complete(ctx context.Context, j store.ExecJob, r CompleteReque
 	ts, _ := json.Marshal(summary)
 	cf, _ := json.Marshal(config)
 	af, _ := json.Marshal(artifacts)
-	name := fmt.Sprintf("%s · %s", j.DatasetName, shortModel(j.BaseModel))
-	done, err := s.Store.JobFinish(sys, store.FinishParams{JobID: j.ID, Attempt: j.Attempt, Status: store.JobCompleted, Now: s.Now().UTC(),
-		MeasuredTPS: measured, MeasuredOverhead: overhead, Event: "completed: adapter uploaded", Artifact: &store.ArtifactCreateParams{Name: truncate(name, 200),
-			QualityMetrics: qm, TrainingSummary: ts, Configuration: cf, Artifacts: af},
-		Notification: &store.NotificationCreateParams{Type: "job_completed", Title: "Training complete: " + j.DatasetName,
-			Message: completionMessage(quality), ActionURL: "/training/jobs/" + j.ID, Metadata: map[string]string{"job_id": j.ID}}})
-	if err != nil {
-		return done, err
-	}
-	if done.ArtifactID != nil {
-		if _, err := s.Store.NotificationCreate(sys, store.NotificationCreateParams{UserID: j.UserID, Type: "artifact_ready", Priority: "medium",
-			Title: "Adapter ready: " + name, Message: "Download it or copy the snippet to load it with PEFT or serve it with vLLM.",
-			ActionURL: "/models/" + *done.ArtifactID, Metadata: map[string]string{"job_id": j.ID, "model_id": *done.ArtifactID}}); err != nil {
-			s.Log.Error("notify artifact", "job", j.ID, "err", err)
-		}
-	}
-	return done, nil
+	name := truncate(fmt.Sprintf("%s · %s", j.DatasetName, shortModel(j.BaseModel)), 200)
+	return s.Jobs.Complete(ctx, j, jobs.Completion{MeasuredTPS: measured, Overhead: overhead, Summary: completionMessage(quality),
+		Artifact: store.ArtifactCreateParams{Name: name, QualityMetrics: qm, TrainingSummary: ts, Configuration: cf, Artifacts: af}})
 }
 
 func shortModel(id string) string {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/brightrun/brightrun/internal/apperr"
+	"github.com/brightrun/brightrun/internal/jobs"
 	"github.com/brightrun/brightrun/internal/storage"
 	"github.com/brightrun/brightrun/internal/store"
 )
@@ -37,8 +38,8 @@ func (s *Service) Heartbeat(ctx context.Context, j store.ExecJob, r HeartbeatReq
 	if math.IsNaN(r.Progress) || r.Progress < 0 || r.Progress > 100 {
 		return nil, apperr.Validation("validation failed", map[string]string{"progress": "use 0 to 100"})
 	}
-	cancel, err := s.Store.JobHeartbeat(store.AsSystem(ctx), store.HeartbeatParams{JobID: j.ID, Attempt: j.Attempt, Stage: r.Stage, Progress: r.Progress,
-		Epoch: int(math.Floor(r.Epoch)), Step: r.Step, TotalSteps: r.TotalSteps, TokensPerSec: r.TokensPerSecond, ETASeconds: r.ETASeconds, Now: s.Now().UTC(), Lease: s.Opts.Lease})
+	cancel, err := s.Jobs.Heartbeat(ctx, j, jobs.Progress{Stage: r.Stage, Progress: r.Progress, Epoch: int(math.Floor(r.Epoch)), Step: r.Step,
+		TotalSteps: r.TotalSteps, TokensPerSec: r.TokensPerSecond, ETASeconds: r.ETASeconds, Lease: s.Opts.Lease})
 	if err != nil {
 		return nil, err
 	}
@@ -69,7 +70,7 @@ func (s *Service) Metrics(ctx context.Context, j store.ExecJob, points []store.M
 			}
 		}
 	}
-	return s.Store.MetricsUpsert(store.AsSystem(ctx), j.ID, j.Attempt, points)
+	return s.Store.MetricsUpsert(store.AsSystem(ctx), j.ID, j.Attempt, points, s.Now().UTC())
 }
 
 // Events appends log lines (trimmed to a sane size).
@@ -88,7 +89,7 @@ func (s *Service) Events(ctx context.Context, j store.ExecJob, events []store.Jo
 		// NUL or control characters, cut by runes) instead of refused.
 		events[i].Message = textsafe.Clean(events[i].Message, 4000)
 	}
-	return s.Store.JobEventsAdd(store.AsSystem(ctx), j.ID, j.Attempt, events)
+	return s.Store.JobEventsAdd(store.AsSystem(ctx), j.ID, j.Attempt, events, s.Now().UTC())
 }
 
 // UploadRequest asks for signed upload URLs.
@@ -178,10 +179,11 @@ func (s *Service) SetCheckpoint(ctx context.Context, j store.ExecJob, r Checkpoi
 	}
 	b, _ := json.Marshal(Checkpoint{Step: r.Step, Files: files})
 	sys := store.AsSystem(ctx)
-	if err := s.Store.JobCheckpointSet(sys, j.ID, j.Attempt, b); err != nil {
+	now := s.Now().UTC()
+	if err := s.Store.JobCheckpointSet(sys, j.ID, j.Attempt, b, now); err != nil {
 		return err
 	}
-	return s.Store.JobEventsAdd(sys, j.ID, j.Attempt, []store.JobEvent{{Level: "info", Stage: "training", Message: fmt.Sprintf("checkpoint saved at step %d", r.Step)}})
+	return s.Store.JobEventsAdd(sys, j.ID, j.Attempt, []store.JobEvent{{Level: "info", Stage: "training", Message: fmt.Sprintf("checkpoint saved at step %d", r.Step)}}, now)
 }
 
 // FailRequest reports a failed attempt.
@@ -224,20 +226,16 @@ func (s *Service) Fail(ctx context.Context, j store.ExecJob, r FailRequest) (str
 	if msg == "" {
 		msg = "the trainer failed without a message"
 	}
-	sys := store.AsSystem(ctx)
 	retry := r.Retryable && r.ErrorClass != "data" && r.ErrorClass != "config" && j.RetryCount < j.MaxRetries
 	if retry {
-		_, err := s.Store.JobRequeue(sys, j.ID, j.Attempt, r.ErrorClass, msg, s.Now().UTC())
-		return "queued", err
+		return store.JobQueued, s.Jobs.Requeue(ctx, j, r.ErrorClass, msg)
 	}
 	full := msg
 	if g := Guidance(r.ErrorClass); g != "" {
 		full = msg + "\n\n" + g
 	}
-	_, err := s.Store.JobFinish(sys, store.FinishParams{JobID: j.ID, Attempt: j.Attempt, Status: store.JobFailed, ErrorClass: r.ErrorClass,
-		ErrorMessage: full, ErrorStack: truncate(r.Traceback, 20000), Now: s.Now().UTC(), Event: "failed (" + r.ErrorClass + "): " + msg,
-		Notification: &store.NotificationCreateParams{Type: "job_failed", Priority: "high", Title: "Training failed: " + j.DatasetName,
-			Message: truncate(full, 400), ActionURL: "/training/jobs/" + j.ID, Metadata: map[string]string{"job_id": j.ID, "error_class": r.ErrorClass}}})
+	err := s.Jobs.Fail(ctx, j, jobs.Failure{Class: r.ErrorClass, Message: full, Stack: truncate(r.Traceback, 20000),
+		Line: "failed (" + r.ErrorClass + "): " + msg, Notice: truncate(full, 400)})
 	return store.JobFailed, err
 }
 
@@ -246,12 +244,7 @@ func truncate(s string, n int) string { return textsafe.Clean(s, n) }
 
 // Cancelled ends a job the agent stopped on request.
 func (s *Service) Cancelled(ctx context.Context, j store.ExecJob, step int) error {
-	_, err := s.Store.JobFinish(store.AsSystem(ctx), store.FinishParams{JobID: j.ID, Attempt: j.Attempt, Status: store.JobCancelled, Now: s.Now().UTC(),
-		Event: fmt.Sprintf("cancelled at step %d", step),
-		Notification: &store.NotificationCreateParams{Type: "job_cancelled", Priority: "low", Title: "Training cancelled: " + j.DatasetName,
-			Message: fmt.Sprintf("The job stopped at step %d; the time used is billed.", step), ActionURL: "/training/jobs/" + j.ID,
-			Metadata: map[string]string{"job_id": j.ID}}})
-	return err
+	return s.Jobs.Stopped(ctx, j, step)
 }
 
 // ExpireLeases requeues, fails or cancels jobs whose agents went silent.
@@ -271,13 +264,11 @@ func (s *Service) ExpireLeases(ctx context.Context) {
 		case j.CancelRequestedAt != nil:
 			err = s.Cancelled(ctx, j, j.CurrentStep)
 		case j.RetryCount < j.MaxRetries:
-			_, err = s.Store.JobRequeue(sys, j.ID, j.Attempt, "agent_lost", fmt.Sprintf("the agent missed its heartbeats for %s (lease expired)", s.Opts.Lease), now)
+			err = s.Jobs.Requeue(ctx, j, "agent_lost", fmt.Sprintf("the agent missed its heartbeats for %s (lease expired)", s.Opts.Lease))
 			s.Log.Warn("lease expired; job requeued", "job", j.ID, "attempt", j.Attempt)
 		default:
 			msg := fmt.Sprintf("the training agent stopped responding %d times; giving up", j.RetryCount+1)
-			_, err = s.Store.JobFinish(sys, store.FinishParams{JobID: j.ID, Attempt: j.Attempt, Status: store.JobFailed, ErrorClass: "agent_lost",
-				ErrorMessage: msg, Now: now, Event: msg, Notification: &store.NotificationCreateParams{Type: "job_failed", Priority: "high",
-					Title: "Training failed: " + j.DatasetName, Message: msg, ActionURL: "/training/jobs/" + j.ID, Metadata: map[string]string{"job_id": j.ID}}})
+			err = s.Jobs.Fail(ctx, j, jobs.Failure{Class: "agent_lost", Message: msg, Line: msg, Notice: msg})
 		}
 		if err != nil && !apperr.Is(err, apperr.KindConflict) {
 			s.Log.Error("expire lease", "job", j.ID, "err", err)

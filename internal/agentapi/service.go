@@ -19,6 +19,7 @@ import (
 
 	"github.com/brightrun/brightrun/internal/apperr"
 	"github.com/brightrun/brightrun/internal/auth"
+	"github.com/brightrun/brightrun/internal/jobs"
 	"github.com/brightrun/brightrun/internal/storage"
 	"github.com/brightrun/brightrun/internal/store"
 	"github.com/brightrun/brightrun/internal/training/catalog"
@@ -42,6 +43,7 @@ var DefaultOptions = Options{Lease: 60 * time.Second, Heartbeat: 10 * time.Secon
 // Service implements the protocol.
 type Service struct {
 	Store   store.Store
+	Jobs    *jobs.Service // the lifecycle: every status change goes through it
 	Storage storage.Storage
 	Catalog *catalog.Catalog
 	Log     *slog.Logger
@@ -60,18 +62,23 @@ const (
 
 // CreateAgent registers an agent and returns its token (shown once).
 func (s *Service) CreateAgent(ctx context.Context, name string) (string, store.Agent, error) {
-	return CreateAgent(ctx, s.Store, name)
+	return createAgent(ctx, s.Store, name, s.Now().UTC())
 }
 
-// CreateAgent registers an agent in st (used by `brightrun agents create`).
+// CreateAgent registers an agent in st now (used by `brightrun agents
+// create`, whose clock is the wall clock).
 func CreateAgent(ctx context.Context, st store.Store, name string) (string, store.Agent, error) {
+	return createAgent(ctx, st, name, time.Now().UTC())
+}
+
+func createAgent(ctx context.Context, st store.Store, name string, at time.Time) (string, store.Agent, error) {
 	name = strings.TrimSpace(name)
 	if name == "" || len(name) > 200 {
 		return "", store.Agent{}, apperr.Validation("validation failed", map[string]string{"name": "give the agent a name of 1 to 200 characters"})
 	}
 	tok, _, _ := auth.NewAPIToken()
 	tok = AgentTokenPrefix + strings.TrimPrefix(tok, auth.TokenPrefix)
-	a, err := st.AgentCreate(store.AsSystem(ctx), name, auth.HashSecret(tok))
+	a, err := st.AgentCreate(store.AsSystem(ctx), name, auth.HashSecret(tok), at)
 	return tok, a, err
 }
 
@@ -261,7 +268,7 @@ func (s *Service) claimOnce(ctx context.Context, agent store.Agent, c Capabiliti
 		tok = s.newJobToken(id, attempt)
 		return auth.HashSecret(tok)
 	}
-	cl, ok, err := s.Store.JobClaim(ctx, store.ClaimParams{AgentID: agent.ID, GPUType: c.GPUType, GPUCount: *c.GPUCount, TokenHash: hash, Now: s.Now().UTC(), Lease: s.Opts.Lease})
+	cl, ok, err := s.Jobs.Claim(ctx, jobs.ClaimRequest{AgentID: agent.ID, GPUType: c.GPUType, GPUCount: *c.GPUCount, TokenHash: hash, Lease: s.Opts.Lease})
 	if err != nil || !ok {
 		return nil, false, err
 	}
@@ -272,7 +279,9 @@ func (s *Service) claimOnce(ctx context.Context, agent store.Agent, c Capabiliti
 	a, err := s.assignment(ctx, e, cl.Dataset, tok)
 	if err != nil {
 		// Give the job back rather than strand it.
-		_, _ = s.Store.JobRequeue(ctx, e.ID, e.Attempt, "internal", "could not prepare the assignment: "+err.Error(), s.Now().UTC())
+		if rerr := s.Jobs.Requeue(ctx, e, "internal", "could not prepare the assignment: "+err.Error()); rerr != nil {
+			s.Log.Error("requeue after a failed assignment", "job", e.ID, "err", rerr)
+		}
 		return nil, false, err
 	}
 	s.Log.Info("job claimed", "job", e.ID, "attempt", e.Attempt, "agent", agent.Name)

@@ -23,6 +23,7 @@ import (
 	"github.com/brightrun/brightrun/internal/costs"
 	"github.com/brightrun/brightrun/internal/datasets"
 	"github.com/brightrun/brightrun/internal/httpx"
+	"github.com/brightrun/brightrun/internal/jobs"
 	"github.com/brightrun/brightrun/internal/outbound"
 	"github.com/brightrun/brightrun/internal/server"
 	"github.com/brightrun/brightrun/internal/storage"
@@ -51,6 +52,7 @@ type App struct {
 	DatasetWorker *datasets.WorkerOptions
 	// Agents is the agent protocol service; AgentOptions override its leases.
 	Agents *agentapi.Service
+	Jobs   *jobs.Service // the job lifecycle (state machine, billing, notifications)
 	Costs  *costs.Service
 	// Outbound sends webhooks and emails; OutboundEvery is its worker period.
 	Outbound      *outbound.Service

@@ -9,6 +9,7 @@ import (
 	"github.com/brightrun/brightrun/internal/config"
 	"github.com/brightrun/brightrun/internal/costs"
 	"github.com/brightrun/brightrun/internal/datasets"
+	"github.com/brightrun/brightrun/internal/jobs"
 	"github.com/brightrun/brightrun/internal/models"
 	"github.com/brightrun/brightrun/internal/notify"
 	"github.com/brightrun/brightrun/internal/outbound"
@@ -29,7 +30,9 @@ func (a *App) domains(ctx context.Context, d *server.Deps) ([]func(*server.Mux),
 	if err != nil {
 		return nil, nil, fmt.Errorf("BRIGHTRUN_CATALOG: %w", err)
 	}
-	ts := &training.Service{Store: a.Store, Catalog: cat, Log: a.Log, Now: a.Now}
+	js := &jobs.Service{Store: a.Store, Now: a.Now}
+	a.Jobs = js
+	ts := &training.Service{Store: a.Store, Jobs: js, Catalog: cat, Log: a.Log, Now: a.Now}
 	th := &training.Handlers{Svc: ts, UI: d.UI}
 	opts := datasets.DefaultWorkerOptions
 	if a.DatasetWorker != nil {
@@ -39,7 +42,7 @@ func (a *App) domains(ctx context.Context, d *server.Deps) ([]func(*server.Mux),
 	if a.AgentOptions != nil {
 		ao = *a.AgentOptions
 	}
-	as := &agentapi.Service{Store: a.Store, Storage: a.Storage, Catalog: cat, Log: a.Log, Now: a.Now, Opts: ao, Secret: a.Secret}
+	as := &agentapi.Service{Store: a.Store, Jobs: js, Storage: a.Storage, Catalog: cat, Log: a.Log, Now: a.Now, Opts: ao, Secret: a.Secret}
 	a.Agents = as
 	ah := &agentapi.Handlers{Svc: as, Errors: d.Errors}
 	workers := []func(context.Context){ds.Worker(opts), as.LeaseWorker}

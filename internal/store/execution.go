@@ -27,6 +27,37 @@ type ClaimParams struct {
 	TokenHash func(jobID string, attempt int) string
 	Now       time.Time
 	Lease     time.Duration
+	// Decide is given the queued row before the claim; its Status and Stage
+	// are the claimed job's, its events and notifications are written with it.
+	Decide Decide
+}
+
+// Effects are what one lifecycle step writes, decided by the jobs domain
+// from the row the store read inside the step's transaction. The store only
+// persists them: it holds no status rules, texts or prices.
+type Effects struct {
+	Status        string
+	Stage         string
+	RunSeconds    float64 // billable seconds of the finished attempts
+	Cost          float64 // cost so far (the final cost when the job ends)
+	Progress      float64
+	Events        []JobEvent
+	Notifications []NotificationCreateParams
+	CostRecords   []CostRecordCreateParams
+}
+
+// Decide computes a step's effects from the job's current row; an error
+// aborts the step and nothing is written.
+type Decide func(ExecJob) (Effects, error)
+
+// CostRecordCreateParams add a cost_records row.
+type CostRecordCreateParams struct {
+	UserID, JobID string
+	Type          string // compute | storage | inference
+	Amount        float64
+	Details       json.RawMessage
+	BillingPeriod string // YYYY-MM-DD
+	At            time.Time
 }
 
 // Claim is a job handed to an agent.
@@ -49,19 +80,6 @@ type ExecJob struct {
 	AgentID          string
 }
 
-// Rate is the job's price per wall-clock hour (GPU price × count).
-func (j ExecJob) Rate() float64 {
-	var g struct {
-		Cost float64 `json:"cost_per_gpu_hour"`
-		N    int     `json:"num_gpus"`
-	}
-	_ = json.Unmarshal(j.GPUConfig, &g)
-	if g.N == 0 {
-		g.N = 1
-	}
-	return g.Cost * float64(g.N)
-}
-
 // HeartbeatParams update a running attempt.
 type HeartbeatParams struct {
 	JobID, Stage string
@@ -73,6 +91,16 @@ type HeartbeatParams struct {
 	ETASeconds   float64
 	Now          time.Time
 	Lease        time.Duration
+	Decide       Decide // Status and Cost
+}
+
+// RequeueParams put an attempt back in the queue.
+type RequeueParams struct {
+	JobID          string
+	Attempt        int
+	Class, Message string
+	Now            time.Time
+	Decide         Decide // Status, Stage, RunSeconds, Cost, Events
 }
 
 // MetricPoint is one metrics_points row.
@@ -114,6 +142,7 @@ type CostRecord struct {
 
 // ArtifactCreateParams create a model_artifacts row at completion.
 type ArtifactCreateParams struct {
+	ID              string
 	Name            string
 	QualityMetrics  json.RawMessage
 	TrainingSummary json.RawMessage
@@ -125,7 +154,6 @@ type ArtifactCreateParams struct {
 type FinishParams struct {
 	JobID        string
 	Attempt      int // 0 = whatever attempt is current (lease expiry)
-	Status       string
 	ErrorClass   string
 	ErrorMessage string
 	ErrorStack   string
@@ -134,27 +162,35 @@ type FinishParams struct {
 	MeasuredTPS  *float64
 	// MeasuredOverhead is the run's wall time outside the training loop.
 	MeasuredOverhead *float64
-	Notification     *NotificationCreateParams // created in the same transaction
-	Event            string
+	Decide           Decide // Status, Stage, RunSeconds, Cost (final), Progress, Events, Notifications, CostRecords
+}
+
+// JobCancelParams ask to cancel one of the user's jobs.
+type JobCancelParams struct {
+	UserID, ID string
+	At         time.Time
+	Decide     Decide // Status (cancelled at once, or unchanged: requested), Notifications
 }
 
 // ExecutionStore is what the agent protocol and the lease worker persist.
 type ExecutionStore interface {
-	AgentCreate(ctx context.Context, name, tokenHash string) (Agent, error)
+	AgentCreate(ctx context.Context, name, tokenHash string, at time.Time) (Agent, error)
 	AgentByTokenHash(ctx context.Context, hash string) (Agent, error)
 	AgentSeen(ctx context.Context, id string, caps json.RawMessage, version, hostname string, at time.Time) error
 
 	JobClaim(ctx context.Context, p ClaimParams) (Claim, bool, error)
 	JobExec(ctx context.Context, id string) (ExecJob, error)
 	JobHeartbeat(ctx context.Context, p HeartbeatParams) (cancel bool, err error)
-	JobCheckpointSet(ctx context.Context, id string, attempt int, checkpoint json.RawMessage) error
-	JobRequeue(ctx context.Context, id string, attempt int, class, message string, now time.Time) (ExecJob, error)
+	JobCheckpointSet(ctx context.Context, id string, attempt int, checkpoint json.RawMessage, at time.Time) error
+	JobRequeue(ctx context.Context, p RequeueParams) (ExecJob, error)
 	JobFinish(ctx context.Context, p FinishParams) (ExecJob, error)
 	JobExpiredLeases(ctx context.Context, now time.Time, limit int) ([]ExecJob, error)
 
-	MetricsUpsert(ctx context.Context, jobID string, attempt int, points []MetricPoint) (int, error)
+	// MetricsUpsert stamps points without a timestamp with at.
+	MetricsUpsert(ctx context.Context, jobID string, attempt int, points []MetricPoint, at time.Time) (int, error)
 	MetricsList(ctx context.Context, userID, jobID string, sinceStep, limit int) ([]MetricPoint, error)
-	JobEventsAdd(ctx context.Context, jobID string, attempt int, events []JobEvent) error
+	// JobEventsAdd stamps events without a time with at.
+	JobEventsAdd(ctx context.Context, jobID string, attempt int, events []JobEvent, at time.Time) error
 	JobEventsList(ctx context.Context, userID, jobID string, limit int) ([]JobEvent, error)
 	CostRecordsForJob(ctx context.Context, userID, jobID string) ([]CostRecord, error)
 }

@@ -108,9 +108,10 @@ type JobStore interface {
 	JobCreate(ctx context.Context, p JobCreateParams) (Job, error)
 	JobGet(ctx context.Context, userID, id string) (Job, error)
 	JobList(ctx context.Context, p JobListParams) ([]Job, int, error)
-	// JobCancel cancels a queued job at once (it returns cancelled=true) or
-	// records a cancellation request for an initializing/running one.
-	JobCancel(ctx context.Context, userID, id string, at time.Time) (job Job, cancelled bool, err error)
+	// JobCancel applies the decided cancellation: a new status of cancelled
+	// ends a queued job at once (final cost 0); an unchanged status records
+	// the request for the agent to act on.
+	JobCancel(ctx context.Context, p JobCancelParams) (Job, error)
 	JobSummary(ctx context.Context, userID string, monthStart time.Time) (JobSummary, error)
 	// JobCommitted sums estimates of the user's active jobs (money already
 	// promised this month, for the budget check).

@@ -25,6 +25,7 @@ type NotificationCreateParams struct {
 	UserID, Type, Title, Message, Priority string
 	ActionURL                              string
 	Metadata                               any
+	At                                     time.Time // when it happened (the caller's clock)
 }
 
 // NotificationStore persists notifications.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/brightrun/brightrun/internal/apperr"
+	"github.com/brightrun/brightrun/internal/jobs"
 	"github.com/brightrun/brightrun/internal/store"
 	"github.com/brightrun/brightrun/internal/training/catalog"
 	"github.com/brightrun/brightrun/internal/training/estimate"
@@ -23,6 +24,7 @@ import (
 // Service implements the use cases.
 type Service struct {
 	Store   store.Store
+	Jobs    *jobs.Service // the lifecycle (cancel)
 	Catalog *catalog.Catalog
 	Log     *slog.Logger
 	Now     func() time.Time
@@ -321,19 +323,7 @@ func (s *Service) Create(ctx context.Context, userID string, req Request) (Creat
 
 // Cancel cancels a queued job at once or asks the agent to stop a running one.
 func (s *Service) Cancel(ctx context.Context, userID, id string) (store.Job, error) {
-	j, cancelled, err := s.Store.JobCancel(ctx, userID, id, s.Now().UTC())
-	if err != nil {
-		return j, err
-	}
-	if cancelled {
-		_, err := s.Store.NotificationCreate(store.AsSystem(ctx), store.NotificationCreateParams{UserID: userID, Type: "job_cancelled", Priority: "low",
-			Title: "Training job cancelled", Message: fmt.Sprintf("The job on %q was cancelled before it started; nothing was charged.", j.DatasetName),
-			ActionURL: "/training/jobs/" + j.ID, Metadata: map[string]string{"job_id": j.ID}})
-		if err != nil {
-			s.Log.Error("notify cancel", "job", j.ID, "err", err)
-		}
-	}
-	return j, nil
+	return s.Jobs.Cancel(ctx, userID, id)
 }
 
 // Retry creates a new job with the configuration of a failed or cancelled one.

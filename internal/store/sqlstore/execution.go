@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
-	"strconv"
 	"time"
 
 	"github.com/brightrun/brightrun/internal/apperr"
@@ -36,11 +35,9 @@ type combined struct {
 
 func (c *combined) Scan(dest ...any) error { return c.sc.Scan(append(dest, c.extra()...)...) }
 
-func round2(v float64) float64 { return math.Round(v*100) / 100 }
-
 // AgentCreate registers an agent.
-func (s *Store) AgentCreate(ctx context.Context, name, tokenHash string) (store.Agent, error) {
-	a := store.Agent{ID: uuid.NewString(), Name: name, CreatedAt: time.Now().UTC().Truncate(time.Millisecond)}
+func (s *Store) AgentCreate(ctx context.Context, name, tokenHash string, at time.Time) (store.Agent, error) {
+	a := store.Agent{ID: uuid.NewString(), Name: name, CreatedAt: at.UTC().Truncate(time.Millisecond)}
 	err := s.writeTx(ctx, func(x q) error {
 		_, err := x.exec(ctx, "INSERT INTO agents (id, name, token_hash, created_at) VALUES (?, ?, ?, ?)", a.ID, name, tokenHash, a.CreatedAt)
 		return err
@@ -75,6 +72,33 @@ func (s *Store) event(ctx context.Context, x q, jobID string, attempt int, level
 	return err
 }
 
+// effectsTx writes a step's events, notifications and cost records.
+func (s *Store) effectsTx(ctx context.Context, x q, jobID string, attempt int, eff store.Effects, at time.Time) error {
+	for _, ev := range eff.Events {
+		if ev.CreatedAt.IsZero() {
+			ev.CreatedAt = at
+		}
+		if err := s.event(ctx, x, jobID, attempt, ev.Level, ev.Stage, ev.Message, ev.CreatedAt); err != nil {
+			return err
+		}
+	}
+	for _, n := range eff.Notifications {
+		if n.At.IsZero() {
+			n.At = at
+		}
+		if err := s.notifyTx(ctx, x, n, n.At); err != nil {
+			return err
+		}
+	}
+	for _, c := range eff.CostRecords {
+		if _, err := x.exec(ctx, `INSERT INTO cost_records (id, user_id, job_id, cost_type, amount, details, billing_period, recorded_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, uuid.NewString(), c.UserID, nullIfEmpty(c.JobID), c.Type, c.Amount, jsonArg(c.Details), c.BillingPeriod, c.At); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (s *Store) notifyTx(ctx context.Context, x q, p store.NotificationCreateParams, at time.Time) error {
 	var meta any
 	if p.Metadata != nil {
@@ -100,18 +124,26 @@ func (s *Store) JobClaim(ctx context.Context, p store.ClaimParams) (store.Claim,
 			lock = " FOR UPDATE SKIP LOCKED"
 		}
 		var id string
-		var attempt int
-		err := x.queryRow(ctx, "SELECT id, attempt FROM training_jobs WHERE status = 'queued' AND gpu_type = ? AND num_gpus <= ? ORDER BY queued_at, id LIMIT 1"+lock,
-			p.GPUType, p.GPUCount).Scan(&id, &attempt)
+		err := x.queryRow(ctx, "SELECT id FROM training_jobs WHERE status = 'queued' AND gpu_type = ? AND num_gpus <= ? ORDER BY queued_at, id LIMIT 1"+lock,
+			p.GPUType, p.GPUCount).Scan(&id)
 		if errors.Is(err, errNoRows) {
 			return nil
 		}
 		if err != nil {
 			return err
 		}
-		res, err := x.exec(ctx, `UPDATE training_jobs SET status = 'initializing', current_stage = 'downloading', attempt = ?,
+		pre, err := scanExec(x.queryRow(ctx, "SELECT "+execCols+jobFrom+"WHERE j.id = ?", id))
+		if err != nil {
+			return err
+		}
+		eff, err := p.Decide(pre)
+		if err != nil {
+			return err
+		}
+		res, err := x.exec(ctx, `UPDATE training_jobs SET status = ?, current_stage = ?, attempt = ?,
 			job_token_hash = ?, lease_expires_at = ?, attempt_started_at = ?, started_at = COALESCE(started_at, ?), agent_id = ?, updated_at = ?
-			WHERE id = ? AND status = 'queued' AND attempt = ?`, attempt+1, p.TokenHash(id, attempt+1), p.Now.Add(p.Lease), p.Now, p.Now, p.AgentID, p.Now, id, attempt)
+			WHERE id = ? AND status = ? AND attempt = ?`, eff.Status, eff.Stage, pre.Attempt+1, p.TokenHash(id, pre.Attempt+1), p.Now.Add(p.Lease), p.Now, p.Now,
+			p.AgentID, p.Now, id, pre.Status, pre.Attempt)
 		if err != nil {
 			return err
 		}
@@ -126,27 +158,14 @@ func (s *Store) JobClaim(ctx context.Context, p store.ClaimParams) (store.Claim,
 		if c.Dataset, err = scanDataset(x.queryRow(ctx, "SELECT "+datasetCols+" FROM datasets WHERE id = ?", e.DatasetID)); err != nil {
 			return err
 		}
-		msg := "claimed by an agent (attempt " + itoa(e.Attempt) + ")"
-		if len(e.Checkpoint) > 0 {
-			msg += ", resuming from its last checkpoint"
-		}
-		if err := s.event(ctx, x, id, e.Attempt, "info", "downloading", msg, p.Now); err != nil {
+		if err := s.effectsTx(ctx, x, id, e.Attempt, eff, p.Now); err != nil {
 			return err
-		}
-		if e.Attempt == 1 {
-			if err := s.notifyTx(ctx, x, store.NotificationCreateParams{UserID: e.UserID, Type: "job_started", Priority: "low",
-				Title: "Training started: " + e.DatasetName, Message: "An agent picked up your job on " + e.GPUType + ".",
-				ActionURL: "/training/jobs/" + id, Metadata: map[string]string{"job_id": id}}, p.Now); err != nil {
-				return err
-			}
 		}
 		found = true
 		return nil
 	})
 	return c, found, err
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }
 
 // JobExec loads a job with its execution columns (system).
 func (s *Store) JobExec(ctx context.Context, id string) (store.ExecJob, error) {
@@ -176,18 +195,7 @@ func (s *Store) execForUpdate(ctx context.Context, x q, id string, attempt int) 
 	if attempt != 0 && e.Attempt != attempt {
 		return e, apperr.Conflict("this attempt was superseded by attempt %d: stop working on the job", e.Attempt)
 	}
-	if e.Status != store.JobInitializing && e.Status != store.JobRunning {
-		return e, apperr.Conflict("the job is %s", e.Status)
-	}
 	return e, nil
-}
-
-func elapsed(e store.ExecJob, now time.Time) float64 {
-	secs := e.RunSeconds
-	if e.AttemptStartedAt != nil && now.After(*e.AttemptStartedAt) {
-		secs += now.Sub(*e.AttemptStartedAt).Seconds()
-	}
-	return secs
 }
 
 // JobHeartbeat extends the lease and records progress and cost so far.
@@ -198,15 +206,10 @@ func (s *Store) JobHeartbeat(ctx context.Context, p store.HeartbeatParams) (bool
 		if err != nil {
 			return err
 		}
-		status := store.JobInitializing
-		switch p.Stage {
-		case "training", "evaluating", "saving", "uploading":
-			status = store.JobRunning
+		eff, err := p.Decide(e)
+		if err != nil {
+			return err
 		}
-		if e.Status == store.JobRunning {
-			status = store.JobRunning
-		}
-		cost := round2(elapsed(e, p.Now) / 3600 * e.Rate())
 		var eta any
 		if p.ETASeconds > 0 {
 			eta = p.Now.Add(time.Duration(p.ETASeconds * float64(time.Second)))
@@ -222,7 +225,7 @@ func (s *Store) JobHeartbeat(ctx context.Context, p store.HeartbeatParams) (bool
 		_, err = x.exec(ctx, `UPDATE training_jobs SET status = ?, current_stage = ?, progress = ?, current_epoch = ?, current_step = ?,
 			total_steps = COALESCE(?, total_steps), lease_expires_at = ?, current_cost = ?, estimated_completion_at = COALESCE(?, estimated_completion_at),
 			tokens_per_second = COALESCE(?, tokens_per_second), updated_at = ? WHERE id = ?`,
-			status, p.Stage, math.Min(100, math.Max(0, p.Progress)), p.Epoch, p.Step, total, p.Now.Add(p.Lease), cost, eta, tps, p.Now, p.JobID)
+			eff.Status, p.Stage, math.Min(100, math.Max(0, p.Progress)), p.Epoch, p.Step, total, p.Now.Add(p.Lease), eff.Cost, eta, tps, p.Now, p.JobID)
 		cancel = e.CancelRequestedAt != nil
 		return err
 	})
@@ -230,36 +233,34 @@ func (s *Store) JobHeartbeat(ctx context.Context, p store.HeartbeatParams) (bool
 }
 
 // JobCheckpointSet records the latest uploaded checkpoint of the attempt.
-func (s *Store) JobCheckpointSet(ctx context.Context, id string, attempt int, cp json.RawMessage) error {
+func (s *Store) JobCheckpointSet(ctx context.Context, id string, attempt int, cp json.RawMessage, at time.Time) error {
 	return s.writeTx(ctx, func(x q) error {
 		if _, err := s.execForUpdate(ctx, x, id, attempt); err != nil {
 			return err
 		}
-		_, err := x.exec(ctx, "UPDATE training_jobs SET checkpoint = ?, updated_at = ? WHERE id = ?", jsonArg(cp), time.Now().UTC(), id)
+		_, err := x.exec(ctx, "UPDATE training_jobs SET checkpoint = ?, updated_at = ? WHERE id = ? AND status IN ('initializing', 'running')", jsonArg(cp), at, id)
 		return err
 	})
 }
 
 // JobRequeue puts a failed or abandoned attempt back in the queue.
-func (s *Store) JobRequeue(ctx context.Context, id string, attempt int, class, message string, now time.Time) (store.ExecJob, error) {
+func (s *Store) JobRequeue(ctx context.Context, p store.RequeueParams) (store.ExecJob, error) {
 	var e store.ExecJob
 	err := s.writeTx(ctx, func(x q) error {
 		var err error
-		if e, err = s.execForUpdate(ctx, x, id, attempt); err != nil {
+		if e, err = s.execForUpdate(ctx, x, p.JobID, p.Attempt); err != nil {
 			return err
 		}
-		secs := elapsed(e, now)
-		cost := round2(secs / 3600 * e.Rate())
-		if _, err := x.exec(ctx, `UPDATE training_jobs SET status = 'queued', current_stage = 'queued', retry_count = retry_count + 1, run_seconds = ?,
+		eff, err := p.Decide(e)
+		if err != nil {
+			return err
+		}
+		if _, err := x.exec(ctx, `UPDATE training_jobs SET status = ?, current_stage = ?, retry_count = retry_count + 1, run_seconds = ?,
 			current_cost = ?, attempt_started_at = NULL, lease_expires_at = NULL, job_token_hash = NULL, agent_id = NULL, error_class = ?, error_message = ?,
-			updated_at = ? WHERE id = ?`, secs, cost, nullIfEmpty(class), nullIfEmpty(message), now, id); err != nil {
+			updated_at = ? WHERE id = ?`, eff.Status, eff.Stage, eff.RunSeconds, eff.Cost, nullIfEmpty(p.Class), nullIfEmpty(p.Message), p.Now, p.JobID); err != nil {
 			return err
 		}
-		msg := "requeued (retry " + itoa(e.RetryCount+1) + " of " + itoa(e.MaxRetries) + "): " + message
-		if len(e.Checkpoint) > 0 {
-			msg += "; the next attempt resumes from the last checkpoint"
-		}
-		return s.event(ctx, x, id, e.Attempt, "warn", "queued", msg, now)
+		return s.effectsTx(ctx, x, p.JobID, e.Attempt, eff, p.Now)
 	})
 	return e, err
 }
@@ -273,16 +274,14 @@ func (s *Store) JobFinish(ctx context.Context, p store.FinishParams) (store.Exec
 		if e, err = s.execForUpdate(ctx, x, p.JobID, p.Attempt); err != nil {
 			return err
 		}
-		secs := elapsed(e, p.Now)
-		cost := round2(secs / 3600 * e.Rate())
-		progress := e.Progress
-		if p.Status == store.JobCompleted {
-			progress = 100
+		eff, err := p.Decide(e)
+		if err != nil {
+			return err
 		}
 		var artifactID any
 		if p.Artifact != nil {
-			id := uuid.NewString()
 			a := p.Artifact
+			id := a.ID
 			if _, err := x.exec(ctx, `INSERT INTO model_artifacts (id, user_id, job_id, dataset_id, name, version, status, quality_metrics, training_summary,
 				configuration, artifacts, created_at, updated_at) VALUES (?, ?, ?, ?, ?, '1.0.0', 'stored', ?, ?, ?, ?, ?, ?)`,
 				id, e.UserID, e.ID, e.DatasetID, a.Name, jsonArg(a.QualityMetrics), jsonArg(a.TrainingSummary), jsonArg(a.Configuration), jsonArg(a.Artifacts),
@@ -302,33 +301,15 @@ func (s *Store) JobFinish(ctx context.Context, p store.FinishParams) (store.Exec
 			final_cost = ?, error_class = ?, error_message = ?, error_stack = ?, job_token_hash = NULL, lease_expires_at = NULL, attempt_started_at = NULL,
 			artifact_id = COALESCE(?, artifact_id), measured_tokens_per_second = COALESCE(?, measured_tokens_per_second),
 			measured_overhead_seconds = COALESCE(?, measured_overhead_seconds), updated_at = ? WHERE id = ?`,
-			p.Status, p.Status, progress, p.Now, secs, cost, cost, nullIfEmpty(p.ErrorClass), nullIfEmpty(p.ErrorMessage), nullIfEmpty(p.ErrorStack),
+			eff.Status, eff.Stage, eff.Progress, p.Now, eff.RunSeconds, eff.Cost, eff.Cost, nullIfEmpty(p.ErrorClass), nullIfEmpty(p.ErrorMessage), nullIfEmpty(p.ErrorStack),
 			artifactID, tps, overhead, p.Now, e.ID); err != nil {
 			return err
 		}
-		details, _ := json.Marshal(map[string]any{"gpu_type": e.GPUType, "num_gpus": e.NumGPUs, "seconds": math.Round(secs*10) / 10,
-			"attempts": e.Attempt, "rate_per_hour": e.Rate(), "status": p.Status})
-		if _, err := x.exec(ctx, `INSERT INTO cost_records (id, user_id, job_id, cost_type, amount, details, billing_period, recorded_at)
-			VALUES (?, ?, ?, 'compute', ?, ?, ?, ?)`, uuid.NewString(), e.UserID, e.ID, cost, string(details), p.Now.UTC().Format("2006-01-02"), p.Now); err != nil {
+		if err := s.effectsTx(ctx, x, e.ID, e.Attempt, eff, p.Now); err != nil {
 			return err
 		}
-		if p.Event != "" {
-			level := "info"
-			if p.Status == store.JobFailed {
-				level = "error"
-			}
-			if err := s.event(ctx, x, e.ID, e.Attempt, level, p.Status, p.Event, p.Now); err != nil {
-				return err
-			}
-		}
-		if p.Notification != nil {
-			n := *p.Notification
-			n.UserID = e.UserID
-			if err := s.notifyTx(ctx, x, n, p.Now); err != nil {
-				return err
-			}
-		}
-		e.Status, e.FinalCost = p.Status, &cost
+		cost := eff.Cost
+		e.Status, e.FinalCost = eff.Status, &cost
 		if id, ok := artifactID.(string); ok {
 			e.ArtifactID = &id
 		}
@@ -350,13 +331,13 @@ func (s *Store) JobExpiredLeases(ctx context.Context, now time.Time, limit int) 
 
 // MetricsUpsert stores points idempotently on (job, step); later values
 // fill in or replace earlier ones, never duplicate them.
-func (s *Store) MetricsUpsert(ctx context.Context, jobID string, attempt int, points []store.MetricPoint) (int, error) {
+func (s *Store) MetricsUpsert(ctx context.Context, jobID string, attempt int, points []store.MetricPoint, at time.Time) (int, error) {
 	n := 0
 	err := s.writeTx(ctx, func(x q) error {
 		var latest *store.MetricPoint
 		for i := range points {
 			p := &points[i]
-			ts := time.Now().UTC()
+			ts := at.UTC()
 			if p.Timestamp != nil {
 				ts = p.Timestamp.UTC()
 			}
@@ -440,14 +421,14 @@ func (s *Store) MetricsList(ctx context.Context, userID, jobID string, sinceStep
 }
 
 // JobEventsAdd appends log lines.
-func (s *Store) JobEventsAdd(ctx context.Context, jobID string, attempt int, events []store.JobEvent) error {
+func (s *Store) JobEventsAdd(ctx context.Context, jobID string, attempt int, events []store.JobEvent, at time.Time) error {
 	return s.writeTx(ctx, func(x q) error {
 		for _, ev := range events {
-			at := ev.CreatedAt
-			if at.IsZero() {
-				at = time.Now().UTC()
+			when := ev.CreatedAt
+			if when.IsZero() {
+				when = at
 			}
-			if err := s.event(ctx, x, jobID, attempt, ev.Level, ev.Stage, ev.Message, at); err != nil {
+			if err := s.event(ctx, x, jobID, attempt, ev.Level, ev.Stage, ev.Message, when); err != nil {
 				return err
 			}
 		}

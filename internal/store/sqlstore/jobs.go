@@ -113,33 +113,38 @@ func (s *Store) JobList(ctx context.Context, p store.JobListParams) ([]store.Job
 }
 
 // JobCancel cancels a queued job now, or asks the agent to stop a running one.
-func (s *Store) JobCancel(ctx context.Context, userID, id string, at time.Time) (store.Job, bool, error) {
+func (s *Store) JobCancel(ctx context.Context, p store.JobCancelParams) (store.Job, error) {
 	var j store.Job
-	cancelled := false
 	err := s.writeTx(ctx, func(x q) error {
 		var err error
-		if j, err = s.jobGet(ctx, x, userID, id); err != nil {
+		if j, err = s.jobGet(ctx, x, p.UserID, p.ID); err != nil {
 			return err
 		}
-		switch j.Status {
-		case store.JobQueued:
-			_, err = x.exec(ctx, `UPDATE training_jobs SET status = 'cancelled', current_stage = 'cancelled', cancel_requested_at = ?, completed_at = ?,
-				final_cost = 0, updated_at = ? WHERE id = ? AND user_id = ? AND status = 'queued'`, at, at, at, id, userID)
-			cancelled = true
-		case store.JobInitializing, store.JobRunning:
-			if j.CancelRequestedAt == nil {
-				_, err = x.exec(ctx, "UPDATE training_jobs SET cancel_requested_at = ?, updated_at = ? WHERE id = ? AND user_id = ?", at, at, id, userID)
-			}
-		default:
-			return apperr.Conflict("the job is already %s", j.Status)
+		eff, err := p.Decide(store.ExecJob{Job: j})
+		if err != nil {
+			return err
+		}
+		switch {
+		case eff.Status != j.Status:
+			_, err = x.exec(ctx, `UPDATE training_jobs SET status = ?, current_stage = ?, cancel_requested_at = ?, completed_at = ?,
+				final_cost = ?, updated_at = ? WHERE id = ? AND user_id = ? AND status = ?`, eff.Status, eff.Stage, p.At, p.At, eff.Cost, p.At, p.ID, p.UserID, j.Status)
+		case j.CancelRequestedAt == nil:
+			_, err = x.exec(ctx, "UPDATE training_jobs SET cancel_requested_at = ?, updated_at = ? WHERE id = ? AND user_id = ?", p.At, p.At, p.ID, p.UserID)
 		}
 		if err != nil {
 			return err
 		}
-		j, err = s.jobGet(ctx, x, userID, id)
+		var attempt int
+		if err := x.queryRow(ctx, "SELECT attempt FROM training_jobs WHERE id = ?", p.ID).Scan(&attempt); err != nil {
+			return err
+		}
+		if err := s.effectsTx(ctx, x, p.ID, attempt, eff, p.At); err != nil {
+			return err
+		}
+		j, err = s.jobGet(ctx, x, p.UserID, p.ID)
 		return err
 	})
-	return j, cancelled, err
+	return j, err
 }
 
 // JobSummary counts the user's jobs by outcome and sums this month's costs.

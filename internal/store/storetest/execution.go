@@ -28,34 +28,54 @@ func NewJob(t testing.TB, s store.Store, userID, datasetID, gpuType string) stor
 
 func hashFor(id string, attempt int) string { return fmt.Sprintf("h-%s-%d", id, attempt) }
 
+// fixed decides the same effects whatever the row (the store's tests check
+// persistence; the rules are tested in internal/jobs).
+func fixed(eff store.Effects) store.Decide {
+	return func(store.ExecJob) (store.Effects, error) { return eff, nil }
+}
+
+func claimEffects() store.Decide {
+	return fixed(store.Effects{Status: store.JobInitializing, Stage: "downloading", Events: []store.JobEvent{{Level: "info", Message: "claimed"}}})
+}
+
+// testExecution: each execution step persists what its Decide returned, in
+// one transaction, against the attempt it names.
 func testExecution(t *testing.T, s store.Store) {
 	sys := store.AsSystem(context.Background())
 	u := NewUser(t, s, "exec@example.com")
 	d := NewDataset(t, s, u.ID, "exec data")
-	ag, err := s.AgentCreate(sys, "a1", "agent-hash")
-	if err != nil {
-		t.Fatal(err)
+	now := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+	ag, err := s.AgentCreate(sys, "a1", "agent-hash", now)
+	if err != nil || !ag.CreatedAt.Equal(now) {
+		t.Fatalf("agent: %v %+v", err, ag)
 	}
 	if _, err := s.AgentByTokenHash(sys, "nope"); !apperr.Is(err, apperr.KindUnauthorized) {
 		t.Fatalf("unknown agent token: %v", err)
 	}
 	j := NewJob(t, s, u.ID, d.ID, "H100-80GB")
-	now := time.Now().UTC().Truncate(time.Millisecond)
-	// Wrong GPU type: nothing to claim.
-	if _, ok, _ := s.JobClaim(sys, store.ClaimParams{AgentID: ag.ID, GPUType: "CPU", GPUCount: 1, TokenHash: hashFor, Now: now, Lease: time.Minute}); ok {
+	// Wrong GPU type: nothing to claim, and Decide is never asked.
+	if _, ok, _ := s.JobClaim(sys, store.ClaimParams{AgentID: ag.ID, GPUType: "CPU", GPUCount: 1, TokenHash: hashFor, Now: now, Lease: time.Minute,
+		Decide: func(store.ExecJob) (store.Effects, error) { t.Fatal("decide called with no job"); return store.Effects{}, nil }}); ok {
 		t.Fatal("a CPU agent claimed an H100 job")
 	}
-	c, ok, err := s.JobClaim(sys, store.ClaimParams{AgentID: ag.ID, GPUType: "H100-80GB", GPUCount: 1, TokenHash: hashFor, Now: now, Lease: time.Minute})
+	// A refused claim writes nothing.
+	if _, ok, err := s.JobClaim(sys, store.ClaimParams{AgentID: ag.ID, GPUType: "H100-80GB", GPUCount: 1, TokenHash: hashFor, Now: now, Lease: time.Minute,
+		Decide: func(store.ExecJob) (store.Effects, error) { return store.Effects{}, apperr.Conflict("no") }}); ok || !apperr.Is(err, apperr.KindConflict) {
+		t.Fatalf("refused claim: %v %v", ok, err)
+	}
+	if e, _ := s.JobExec(sys, j.ID); e.Status != store.JobQueued || e.Attempt != 0 {
+		t.Fatalf("after a refused claim: %s attempt %d", e.Status, e.Attempt)
+	}
+	c, ok, err := s.JobClaim(sys, store.ClaimParams{AgentID: ag.ID, GPUType: "H100-80GB", GPUCount: 1, TokenHash: hashFor, Now: now, Lease: time.Minute, Decide: claimEffects()})
 	if err != nil || !ok || c.Job.ID != j.ID || c.Dataset.ID != d.ID {
 		t.Fatalf("claim: %v %v %+v", err, ok, c.Job)
 	}
 	e, _ := s.JobExec(sys, j.ID)
-	if e.Status != store.JobInitializing || e.Attempt != 1 || e.JobTokenHash != hashFor(j.ID, 1) || e.StartedAt == nil {
+	if e.Status != store.JobInitializing || e.CurrentStage != "downloading" || e.Attempt != 1 || e.JobTokenHash != hashFor(j.ID, 1) || e.StartedAt == nil {
 		t.Fatalf("after claim: %+v", e)
 	}
-	// Heartbeat at +30 min: running, cost accrues at $3.60/h.
 	cancel, err := s.JobHeartbeat(sys, store.HeartbeatParams{JobID: j.ID, Attempt: 1, Stage: "training", Progress: 40, Epoch: 1, Step: 4, TotalSteps: 10,
-		Now: now.Add(30 * time.Minute), Lease: time.Minute})
+		Now: now.Add(30 * time.Minute), Lease: time.Minute, Decide: fixed(store.Effects{Status: store.JobRunning, Cost: 1.8})})
 	if err != nil || cancel {
 		t.Fatalf("heartbeat: %v %v", err, cancel)
 	}
@@ -63,23 +83,23 @@ func testExecution(t *testing.T, s store.Store) {
 	if got.Status != store.JobRunning || got.CurrentCost != 1.8 || got.CurrentStep != 4 {
 		t.Fatalf("after heartbeat: %s cost %v step %d", got.Status, got.CurrentCost, got.CurrentStep)
 	}
-	// A stale attempt is refused.
-	if _, err := s.JobHeartbeat(sys, store.HeartbeatParams{JobID: j.ID, Attempt: 0 + 7, Stage: "training", Now: now, Lease: time.Minute}); !apperr.Is(err, apperr.KindConflict) {
+	// A stale attempt is refused before Decide.
+	if _, err := s.JobHeartbeat(sys, store.HeartbeatParams{JobID: j.ID, Attempt: 7, Stage: "training", Now: now, Lease: time.Minute, Decide: fixed(store.Effects{})}); !apperr.Is(err, apperr.KindConflict) {
 		t.Fatalf("stale heartbeat: %v", err)
 	}
-	// Metrics are idempotent on step.
+	// Metrics are idempotent on step; points without a time get the caller's.
 	loss := func(v float64) *float64 { return &v }
 	pts := []store.MetricPoint{{Step: 1, Epoch: 0, TrainingLoss: loss(2.5), LearningRate: loss(1e-4)}, {Step: 2, TrainingLoss: loss(2.2), LearningRate: loss(1e-4)}}
 	for i := 0; i < 2; i++ {
-		if n, err := s.MetricsUpsert(sys, j.ID, 1, pts); err != nil || n != 2 {
+		if n, err := s.MetricsUpsert(sys, j.ID, 1, pts, now); err != nil || n != 2 {
 			t.Fatalf("metrics: %d %v", n, err)
 		}
 	}
-	if _, err := s.MetricsUpsert(sys, j.ID, 1, []store.MetricPoint{{Step: 2, ValidationLoss: loss(2.4)}}); err != nil {
+	if _, err := s.MetricsUpsert(sys, j.ID, 1, []store.MetricPoint{{Step: 2, ValidationLoss: loss(2.4)}}, now); err != nil {
 		t.Fatal(err)
 	}
 	list, err := s.MetricsList(store.WithUser(context.Background(), u.ID), u.ID, j.ID, -1, 100)
-	if err != nil || len(list) != 2 || *list[1].TrainingLoss != 2.2 || list[1].ValidationLoss == nil || *list[1].ValidationLoss != 2.4 {
+	if err != nil || len(list) != 2 || *list[1].TrainingLoss != 2.2 || list[1].ValidationLoss == nil || *list[1].ValidationLoss != 2.4 || !list[0].Timestamp.Equal(now) {
 		t.Fatalf("metrics list: %v %+v", err, list)
 	}
 	if since, _ := s.MetricsList(store.WithUser(context.Background(), u.ID), u.ID, j.ID, 1, 100); len(since) != 1 {
@@ -89,7 +109,7 @@ func testExecution(t *testing.T, s store.Store) {
 	if _, err := s.MetricsList(store.WithUser(context.Background(), other.ID), other.ID, j.ID, -1, 100); !apperr.Is(err, apperr.KindNotFound) {
 		t.Fatalf("another user's metrics: %v", err)
 	}
-	if err := s.JobCheckpointSet(sys, j.ID, 1, json.RawMessage(`{"step":4,"files":[]}`)); err != nil {
+	if err := s.JobCheckpointSet(sys, j.ID, 1, json.RawMessage(`{"step":4,"files":[]}`), now); err != nil {
 		t.Fatal(err)
 	}
 	// Lease expiry → requeue; the next claim is attempt 2 and keeps the checkpoint.
@@ -97,40 +117,45 @@ func testExecution(t *testing.T, s store.Store) {
 	if err != nil || len(exp) != 1 {
 		t.Fatalf("expired: %v %d", err, len(exp))
 	}
-	if _, err := s.JobRequeue(sys, j.ID, 1, "agent_lost", "silent", now.Add(2*time.Hour)); err != nil {
+	if _, err := s.JobRequeue(sys, store.RequeueParams{JobID: j.ID, Attempt: 1, Class: "agent_lost", Message: "silent", Now: now.Add(2 * time.Hour),
+		Decide: fixed(store.Effects{Status: store.JobQueued, Stage: "queued", RunSeconds: 7200, Cost: 7.2, Events: []store.JobEvent{{Level: "warn", Message: "requeued"}}})}); err != nil {
 		t.Fatal(err)
 	}
-	c2, ok, _ := s.JobClaim(sys, store.ClaimParams{AgentID: ag.ID, GPUType: "H100-80GB", GPUCount: 8, TokenHash: hashFor, Now: now.Add(3 * time.Hour), Lease: time.Minute})
+	c2, ok, _ := s.JobClaim(sys, store.ClaimParams{AgentID: ag.ID, GPUType: "H100-80GB", GPUCount: 8, TokenHash: hashFor, Now: now.Add(3 * time.Hour), Lease: time.Minute, Decide: claimEffects()})
 	e2, _ := s.JobExec(sys, j.ID)
-	if !ok || c2.Job.ID != j.ID || e2.Attempt != 2 || e2.RetryCount != 1 || string(e2.Checkpoint) == "" {
+	if !ok || c2.Job.ID != j.ID || e2.Attempt != 2 || e2.RetryCount != 1 || string(e2.Checkpoint) == "" || e2.RunSeconds != 7200 || e2.CurrentCost != 7.2 {
 		t.Fatalf("reclaim: %v %+v", ok, e2)
 	}
 	// The old attempt can no longer finish the job.
-	if _, err := s.JobFinish(sys, store.FinishParams{JobID: j.ID, Attempt: 1, Status: store.JobCompleted, Now: now}); !apperr.Is(err, apperr.KindConflict) {
+	if _, err := s.JobFinish(sys, store.FinishParams{JobID: j.ID, Attempt: 1, Now: now, Decide: fixed(store.Effects{Status: store.JobCompleted})}); !apperr.Is(err, apperr.KindConflict) {
 		t.Fatalf("stale finish: %v", err)
 	}
 	tps := 1234.5
-	done, err := s.JobFinish(sys, store.FinishParams{JobID: j.ID, Attempt: 2, Status: store.JobCompleted, Now: now.Add(3*time.Hour + 30*time.Minute), MeasuredTPS: &tps,
-		Artifact:     &store.ArtifactCreateParams{Name: "a", QualityMetrics: json.RawMessage(`{}`), TrainingSummary: json.RawMessage(`{}`), Configuration: json.RawMessage(`{}`), Artifacts: json.RawMessage(`{}`)},
-		Notification: &store.NotificationCreateParams{Type: "job_completed", Title: "t", Message: "m"}, Event: "done"})
-	if err != nil || done.ArtifactID == nil {
+	end := now.Add(3*time.Hour + 30*time.Minute)
+	done, err := s.JobFinish(sys, store.FinishParams{JobID: j.ID, Attempt: 2, Now: end, MeasuredTPS: &tps,
+		Artifact: &store.ArtifactCreateParams{ID: uuid.NewString(), Name: "a", QualityMetrics: json.RawMessage(`{}`), TrainingSummary: json.RawMessage(`{}`), Configuration: json.RawMessage(`{}`), Artifacts: json.RawMessage(`{}`)},
+		Decide: fixed(store.Effects{Status: store.JobCompleted, Stage: store.JobCompleted, RunSeconds: 9000, Cost: 9, Progress: 100,
+			Events:        []store.JobEvent{{Level: "info", Message: "done"}},
+			Notifications: []store.NotificationCreateParams{{UserID: u.ID, Type: "job_completed", Title: "t", Message: "m"}},
+			CostRecords:   []store.CostRecordCreateParams{{UserID: u.ID, JobID: j.ID, Type: "compute", Amount: 9, Details: json.RawMessage(`{"seconds":9000}`), BillingPeriod: "2026-12-03", At: end}}})})
+	if err != nil || done.ArtifactID == nil || done.Status != store.JobCompleted || done.FinalCost == nil || *done.FinalCost != 9 {
 		t.Fatalf("finish: %v %+v", err, done)
 	}
-	// Billed: 2 h of attempt 1 (claim → requeue) + 30 min of attempt 2 = 2.5 h × $3.60.
-	if done.FinalCost == nil || *done.FinalCost != 9 {
-		t.Fatalf("final cost %v, want 9", done.FinalCost)
-	}
 	recs, err := s.CostRecordsForJob(store.WithUser(context.Background(), u.ID), u.ID, j.ID)
-	if err != nil || len(recs) != 1 || recs[0].Amount != 9 || recs[0].CostType != "compute" {
+	if err != nil || len(recs) != 1 || recs[0].Amount != 9 || recs[0].CostType != "compute" || !recs[0].RecordedAt.Equal(end) {
 		t.Fatalf("cost records: %v %+v", err, recs)
+	}
+	notes, _, err := s.NotificationList(store.WithUser(context.Background(), u.ID), u.ID, false, 10)
+	if err != nil || len(notes) != 1 || notes[0].Type != "job_completed" || !notes[0].CreatedAt.Equal(end) {
+		t.Fatalf("notifications: %v %+v", err, notes)
 	}
 	cal, err := s.JobCalibration(sys, "H100-80GB", "m")
 	if err != nil || cal.Runs != 1 || cal.TokensPerSecond != 1234.5 {
 		t.Fatalf("calibration: %v %+v", err, cal)
 	}
 	evs, err := s.JobEventsList(store.WithUser(context.Background(), u.ID), u.ID, j.ID, 50)
-	if err != nil || len(evs) < 3 {
-		t.Fatalf("events: %v %d", err, len(evs))
+	if err != nil || len(evs) != 4 || evs[3].Message != "done" || !evs[3].CreatedAt.Equal(end) {
+		t.Fatalf("events: %v %+v", err, evs)
 	}
 }
 
@@ -147,7 +172,7 @@ func testConcurrentClaims(t *testing.T, s store.Store) {
 	seen := map[string]int{}
 	var wg sync.WaitGroup
 	for a := 0; a < agents; a++ {
-		ag, err := s.AgentCreate(sys, fmt.Sprintf("agent-%d", a), fmt.Sprintf("hash-%d", a))
+		ag, err := s.AgentCreate(sys, fmt.Sprintf("agent-%d", a), fmt.Sprintf("hash-%d", a), time.Now().UTC())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -155,7 +180,7 @@ func testConcurrentClaims(t *testing.T, s store.Store) {
 		go func() {
 			defer wg.Done()
 			for {
-				c, ok, err := s.JobClaim(sys, store.ClaimParams{AgentID: ag.ID, GPUType: "A100-80GB", GPUCount: 1, TokenHash: hashFor, Now: time.Now().UTC(), Lease: time.Minute})
+				c, ok, err := s.JobClaim(sys, store.ClaimParams{AgentID: ag.ID, GPUType: "A100-80GB", GPUCount: 1, TokenHash: hashFor, Now: time.Now().UTC(), Lease: time.Minute, Decide: claimEffects()})
 				if err != nil {
 					t.Errorf("claim: %v", err)
 					return

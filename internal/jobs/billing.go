@@ -1,0 +1,59 @@
+package jobs
+
+import (
+	"encoding/json"
+	"math"
+	"time"
+
+	"github.com/brightrun/brightrun/internal/store"
+)
+
+// GPUConfig is the priced part of a job's gpu_config document.
+type GPUConfig struct {
+	GPUType        string  `json:"gpu_type"`
+	NumGPUs        int     `json:"num_gpus"`
+	CostPerGPUHour float64 `json:"cost_per_gpu_hour"`
+}
+
+// Rate is the job's price per wall-clock hour: the GPU's price × the GPUs
+// it holds.
+func Rate(j store.Job) float64 {
+	var g GPUConfig
+	if err := json.Unmarshal(j.GPUConfig, &g); err != nil {
+		return 0 // written by training.Create, so always valid; a broken row bills nothing rather than failing the job
+	}
+	return g.CostPerGPUHour * float64(max(g.NumGPUs, 1))
+}
+
+// Elapsed is the billable run time: finished attempts plus the current one
+// up to now. Time spent queued (waiting for an agent) is never billed.
+func Elapsed(e store.ExecJob, now time.Time) float64 {
+	secs := e.RunSeconds
+	if e.AttemptStartedAt != nil && now.After(*e.AttemptStartedAt) {
+		secs += now.Sub(*e.AttemptStartedAt).Seconds()
+	}
+	return secs
+}
+
+// Cost is what seconds of run time at rate per hour cost, in cents.
+func Cost(seconds, ratePerHour float64) float64 {
+	return math.Round(seconds/3600*ratePerHour*100) / 100
+}
+
+// ComputeDetails is the details document of a compute cost record.
+type ComputeDetails struct {
+	GPUType     string  `json:"gpu_type"`
+	NumGPUs     int     `json:"num_gpus"`
+	Seconds     float64 `json:"seconds"`
+	Attempts    int     `json:"attempts"`
+	RatePerHour float64 `json:"rate_per_hour"`
+	Status      string  `json:"status"`
+}
+
+// computeRecord is the job's one compute cost record, written when it ends.
+func computeRecord(e store.ExecJob, status string, secs, cost float64, now time.Time) store.CostRecordCreateParams {
+	d, _ := json.Marshal(ComputeDetails{GPUType: e.GPUType, NumGPUs: e.NumGPUs, Seconds: math.Round(secs*10) / 10,
+		Attempts: e.Attempt, RatePerHour: Rate(e.Job), Status: status}) // a struct of plain fields always marshals
+	return store.CostRecordCreateParams{UserID: e.UserID, JobID: e.ID, Type: "compute", Amount: cost, Details: d,
+		BillingPeriod: now.UTC().Format("2006-01-02"), At: now}
+}

@@ -1,0 +1,70 @@
+package jobs
+
+import (
+	"testing"
+
+	"github.com/brightrun/brightrun/internal/apperr"
+	"github.com/brightrun/brightrun/internal/store"
+)
+
+// TestTransitions checks every status × event pair: the legal ones land
+// where the table says, every other one is a 409.
+func TestTransitions(t *testing.T) {
+	const (
+		q  = store.JobQueued
+		in = store.JobInitializing
+		r  = store.JobRunning
+		c  = store.JobCompleted
+		f  = store.JobFailed
+		x  = store.JobCancelled
+	)
+	want := map[string]map[Event]string{
+		q:  {Claim: in, CancelRequest: x},
+		in: {Setup: in, Train: r, Requeue: q, Complete: c, Fail: f, CancelRequest: in, Stopped: x},
+		r:  {Setup: r, Train: r, Requeue: q, Complete: c, Fail: f, CancelRequest: r, Stopped: x},
+		c:  {},
+		f:  {},
+		x:  {},
+	}
+	n := 0
+	for _, from := range Statuses {
+		for _, ev := range Events {
+			n++
+			to, err := Next(from, ev)
+			exp, legal := want[from][ev]
+			switch {
+			case legal && (err != nil || to != exp):
+				t.Errorf("%s + %s = %q, %v; want %s", from, ev, to, err, exp)
+			case !legal && (err == nil || !apperr.Is(err, apperr.KindConflict)):
+				t.Errorf("%s + %s = %q, %v; want a 409", from, ev, to, err)
+			}
+		}
+	}
+	if n != 6*8 {
+		t.Fatalf("checked %d pairs, want 48", n)
+	}
+	if _, err := Next(c, CancelRequest); err == nil || err.Error() != "the job is already completed" {
+		t.Fatalf("cancel of a finished job says %v", err)
+	}
+}
+
+func TestStageEvent(t *testing.T) {
+	for stage, want := range map[string]Event{"downloading": Setup, "preparing": Setup, "loading_model": Setup,
+		"training": Train, "evaluating": Train, "saving": Train, "uploading": Train} {
+		if got := StageEvent(stage); got != want {
+			t.Errorf("StageEvent(%s) = %s, want %s", stage, got, want)
+		}
+	}
+}
+
+func TestCost(t *testing.T) {
+	for _, c := range []struct{ secs, rate, want float64 }{{3600, 3.6, 3.6}, {1800, 3.6, 1.8}, {9000, 3.6, 9}, {1, 3.6, 0}, {7, 3.6, 0.01}, {0, 0, 0}} {
+		if got := Cost(c.secs, c.rate); got != c.want {
+			t.Errorf("Cost(%v, %v) = %v, want %v", c.secs, c.rate, got, c.want)
+		}
+	}
+	j := store.Job{GPUConfig: []byte(`{"gpu_type":"H100-80GB","num_gpus":4,"cost_per_gpu_hour":2.5}`)}
+	if got := Rate(j); got != 10 {
+		t.Fatalf("Rate of 4 GPUs at $2.50 = %v", got)
+	}
+}
