@@ -132,7 +132,7 @@ func TestAPITokens(t *testing.T) {
 
 		// An expired token is refused.
 		past := time.Now().Add(-time.Minute)
-		tok, _, err := auth.CreateToken(context.Background(), s.App.Store, a.UserID, "old", &past)
+		tok, _, err := auth.CreateToken(context.Background(), s.App.Store, a.UserID, "old", &past, time.Now().UTC())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/brightrun/brightrun/internal/store"
 	"github.com/brightrun/brightrun/internal/store/testdb"
@@ -38,7 +39,7 @@ func TestBrowserControlsWithoutInlineHandlers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.App.Store.NotificationCreate(store.AsSystem(context.Background()), store.NotificationCreateParams{UserID: u.ID,
+	if _, err := s.App.Store.NotificationCreate(store.AsSystem(context.Background()), store.NotificationCreateParams{At: time.Now().UTC(), UserID: u.ID,
 		Type: "job_completed", Priority: "normal", Title: "Done", Message: "Your model is ready."}); err != nil {
 		t.Fatal(err)
 	}

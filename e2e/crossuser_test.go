@@ -38,7 +38,7 @@ func setupWorld(t *testing.T, s *testserver.Server) *world {
 	w.tokenA = tok.APIToken.ID
 	up := createDataset(t, w.a, "owner-secret-dataset", "owner.jsonl", 10)
 	w.dsA = up.Dataset.ID
-	n, err := s.App.Store.NotificationCreate(store.AsSystem(context.Background()), store.NotificationCreateParams{UserID: w.a.UserID,
+	n, err := s.App.Store.NotificationCreate(store.AsSystem(context.Background()), store.NotificationCreateParams{At: time.Now().UTC(), UserID: w.a.UserID,
 		Type: "dataset_ready", Title: "owner-secret-notification", Message: "m"})
 	if err != nil {
 		t.Fatal(err)
@@ -55,7 +55,7 @@ func setupWorld(t *testing.T, s *testserver.Server) *world {
 	w.a.MustJSON("PUT", "/api/settings/notifications", map[string]any{"webhook_url": "https://owner-secret-hook.invalid/x"}, 200, &ch)
 	w.hookA = ch.Settings.WebhookSecret
 	time.Sleep(5 * time.Millisecond)
-	if _, err := s.App.Store.NotificationCreate(store.AsSystem(context.Background()), store.NotificationCreateParams{UserID: w.a.UserID,
+	if _, err := s.App.Store.NotificationCreate(store.AsSystem(context.Background()), store.NotificationCreateParams{At: time.Now().UTC(), UserID: w.a.UserID,
 		Type: "job_completed", Title: "owner-secret-delivered", Message: "m"}); err != nil {
 		t.Fatal(err)
 	}

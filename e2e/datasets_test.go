@@ -227,7 +227,7 @@ func TestDatasetValidationSurvivesCrash(t *testing.T) {
 	sys := store.AsSystem(context.Background())
 	st := s.App.Store
 	// Move to validating without waking the live worker, then claim.
-	if _, err := st.DatasetStartValidation(store.WithUser(context.Background(), c.UserID), c.UserID, up.Dataset.ID); err != nil {
+	if _, err := st.DatasetStartValidation(store.WithUser(context.Background(), c.UserID), c.UserID, up.Dataset.ID, time.Now().UTC()); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok, err := st.DatasetClaimValidation(sys, time.Now().UTC(), 1500*time.Millisecond); !ok || err != nil {

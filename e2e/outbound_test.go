@@ -153,7 +153,7 @@ func TestOutboundWebhookRetriesAndEmail(t *testing.T) {
 		mu.Unlock()
 
 		time.Sleep(5 * time.Millisecond) // the notification is newer than the settings
-		n, err := s.App.Store.NotificationCreate(store.AsSystem(context.Background()), store.NotificationCreateParams{UserID: c.UserID,
+		n, err := s.App.Store.NotificationCreate(store.AsSystem(context.Background()), store.NotificationCreateParams{At: time.Now().UTC(), UserID: c.UserID,
 			Type: "job_completed", Priority: "high", Title: "Job finished: ünïcode run", Message: "Your model is ready.", ActionURL: "/training/jobs/abc", Metadata: map[string]any{"job_id": "abc"}})
 		if err != nil {
 			t.Fatal(err)
@@ -274,7 +274,7 @@ func TestWebhookToInternalAddressRefusedByDefault(t *testing.T) {
 		ob := allowed.App.Outbound
 		// Created after the save, so forwarded (the store compares
 		// created_at >= the settings' updated_at).
-		if _, err := allowed.App.Store.NotificationCreate(store.AsSystem(context.Background()), store.NotificationCreateParams{UserID: a.UserID,
+		if _, err := allowed.App.Store.NotificationCreate(store.AsSystem(context.Background()), store.NotificationCreateParams{At: time.Now().UTC(), UserID: a.UserID,
 			Type: "job_completed", Priority: "high", Title: "Done", Message: "ok"}); err != nil {
 			t.Fatal(err)
 		}

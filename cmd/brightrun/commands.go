@@ -132,7 +132,7 @@ func tokensCreate(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("tokens create: no user with email %s: %w", email, err)
 	}
-	tok, t, err := auth.CreateToken(ctx, st, u.ID, name, nil)
+	tok, t, err := auth.CreateToken(ctx, st, u.ID, name, nil, time.Now().UTC())
 	if err != nil {
 		return err
 	}

@@ -60,7 +60,7 @@ func (l *Local) Signup(ctx context.Context, c Credentials) (store.User, error) {
 	if err != nil {
 		return store.User{}, err
 	}
-	return l.Store.UserCreate(store.AsSystem(ctx), store.UserCreateParams{Email: c.Email, PasswordHash: h})
+	return l.Store.UserCreate(store.AsSystem(ctx), store.UserCreateParams{Email: c.Email, PasswordHash: h, At: l.Now().UTC()})
 }
 
 // Login checks the password (with throttling per email and per IP) and
@@ -163,8 +163,8 @@ func (l *Local) Logout(ctx context.Context, sessionID string) error {
 	return l.Store.SessionDelete(store.AsSystem(ctx), sessionID)
 }
 
-// CreateToken issues an API token for userID; the token is shown once.
-func CreateToken(ctx context.Context, s store.Store, userID, name string, expires *time.Time) (string, store.APIToken, error) {
+// CreateToken issues an API token for userID at now; the token is shown once.
+func CreateToken(ctx context.Context, s store.Store, userID, name string, expires *time.Time, now time.Time) (string, store.APIToken, error) {
 	name = strings.TrimSpace(name)
 	if name == "" {
 		name = "token"
@@ -173,7 +173,7 @@ func CreateToken(ctx context.Context, s store.Store, userID, name string, expire
 		return "", store.APIToken{}, apperr.Validation("validation failed", map[string]string{"name": "use at most 200 characters"})
 	}
 	tok, hash, prefix := NewAPIToken()
-	t, err := s.APITokenCreate(store.AsSystem(ctx), store.APITokenCreateParams{UserID: userID, Name: name, Hash: hash, Prefix: prefix, ExpiresAt: expires})
+	t, err := s.APITokenCreate(store.AsSystem(ctx), store.APITokenCreateParams{UserID: userID, Name: name, Hash: hash, Prefix: prefix, ExpiresAt: expires, At: now})
 	return tok, t, err
 }
 

@@ -114,7 +114,7 @@ func (a *Authenticator) ensure(ctx context.Context, p Principal) error {
 	if _, ok := a.ensured.Load(p.UserID); ok {
 		return nil
 	}
-	if _, err := a.Store.UserEnsure(store.AsSystem(ctx), p.UserID, p.Email); err != nil {
+	if _, err := a.Store.UserEnsure(store.AsSystem(ctx), p.UserID, p.Email, a.Now().UTC()); err != nil {
 		return err
 	}
 	a.ensured.Store(p.UserID, true)

@@ -87,7 +87,7 @@ func (s *Service) CheckBudgets(ctx context.Context) error {
 			if pct < float64(t) {
 				continue
 			}
-			first, err := s.Store.BudgetAlertRecord(sys, u.UserID, month, t)
+			first, err := s.Store.BudgetAlertRecord(sys, u.UserID, month, t, s.Now().UTC())
 			if err != nil {
 				return err
 			}
@@ -99,7 +99,7 @@ func (s *Service) CheckBudgets(ctx context.Context) error {
 			if t == 100 && u.BudgetHardStop {
 				msg += " New jobs whose estimate exceeds what is left are refused until next month or a higher budget."
 			}
-			if _, err := s.Store.NotificationCreate(sys, store.NotificationCreateParams{UserID: u.UserID, Type: "budget_alert", Priority: prio,
+			if _, err := s.Store.NotificationCreate(sys, store.NotificationCreateParams{At: s.Now().UTC(), UserID: u.UserID, Type: "budget_alert", Priority: prio,
 				Title: fmt.Sprintf("Budget %d%% used", t), Message: msg, ActionURL: "/costs", Metadata: map[string]any{"threshold": t, "spent": spent, "budget": *u.MonthlyBudget}}); err != nil {
 				return err
 			}

@@ -129,7 +129,7 @@ func (h *Handlers) update(w http.ResponseWriter, r *http.Request) error {
 	if err := f.Err(); err != nil {
 		return err
 	}
-	d, err := h.Svc.Store.DatasetUpdate(r.Context(), userID(r), r.PathValue("id"), store.DatasetPatch{Name: req.Name, Description: req.Description})
+	d, err := h.Svc.Store.DatasetUpdate(r.Context(), userID(r), r.PathValue("id"), store.DatasetPatch{Name: req.Name, Description: req.Description, At: h.Svc.Now().UTC()})
 	if err != nil {
 		return err
 	}

@@ -98,7 +98,7 @@ func (s *Service) Create(ctx context.Context, userID string, r CreateRequest) (U
 	}
 	id := uuid.NewString()
 	path := userID + "/" + id + "/" + storage.SanitizeFileName(r.FileName)
-	d, err := s.Store.DatasetCreate(ctx, store.DatasetCreateParams{ID: id, UserID: userID, Name: r.Name, Description: r.Description,
+	d, err := s.Store.DatasetCreate(ctx, store.DatasetCreateParams{At: s.Now().UTC(), ID: id, UserID: userID, Name: r.Name, Description: r.Description,
 		Format: r.Format, StoragePath: path, FileName: r.FileName, FileSize: r.FileSize})
 	if err != nil {
 		return Upload{}, err
@@ -159,7 +159,7 @@ func (s *Service) Confirm(ctx context.Context, userID, id string) (store.Dataset
 		return d, apperr.Validation(fmt.Sprintf("the uploaded file has %d bytes but %d were declared: upload the complete file again", info.Size, d.FileSize),
 			map[string]any{"declared_size": d.FileSize, "uploaded_size": info.Size})
 	}
-	d, err = s.Store.DatasetStartValidation(ctx, userID, id)
+	d, err = s.Store.DatasetStartValidation(ctx, userID, id, s.Now().UTC())
 	if err != nil {
 		return d, err
 	}

@@ -215,7 +215,7 @@ func (h *Handlers) update(w http.ResponseWriter, r *http.Request) error {
 	if err := f.Err(); err != nil {
 		return err
 	}
-	m, err := h.Store.ModelUpdate(r.Context(), uid(r), r.PathValue("id"), store.ModelPatch{Name: req.Name, Description: req.Description, Status: req.Status})
+	m, err := h.Store.ModelUpdate(r.Context(), uid(r), r.PathValue("id"), store.ModelPatch{Name: req.Name, Description: req.Description, Status: req.Status, At: h.Now().UTC()})
 	if err != nil {
 		return err
 	}

@@ -147,6 +147,7 @@ func (h *Handlers) save(ctx context.Context, w http.ResponseWriter, r *http.Requ
 	case c.WebhookSecret == "":
 		c.WebhookSecret = NewSecret()
 	}
+	c.UpdatedAt = h.Svc.Now().UTC()
 	c, err = h.Svc.Store.ChannelsPut(ctx, c)
 	if err != nil {
 		return err
@@ -164,6 +165,7 @@ func (h *Handlers) rotate(w http.ResponseWriter, r *http.Request) error {
 		return apperr.Conflict("set a webhook URL first; its secret is created then")
 	}
 	c.WebhookSecret = NewSecret()
+	c.UpdatedAt = h.Svc.Now().UTC()
 	if c, err = h.Svc.Store.ChannelsPut(r.Context(), c); err != nil {
 		return err
 	}

@@ -158,7 +158,7 @@ func (d *Deps) apiTokenCreate(w http.ResponseWriter, r *http.Request) error {
 		t := d.Now().UTC().Add(time.Duration(req.ExpiresInDays) * 24 * time.Hour)
 		exp = &t
 	}
-	tok, t, err := auth.CreateToken(r.Context(), d.Store, p.UserID, req.Name, exp)
+	tok, t, err := auth.CreateToken(r.Context(), d.Store, p.UserID, req.Name, exp, d.Now().UTC())
 	if err != nil {
 		return err
 	}

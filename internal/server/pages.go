@@ -70,7 +70,7 @@ func (d *Deps) settings(w http.ResponseWriter, r *http.Request) error {
 
 func (d *Deps) settingsTokenCreate(w http.ResponseWriter, r *http.Request) error {
 	p, _ := auth.PrincipalFrom(r.Context())
-	tok, _, err := auth.CreateToken(r.Context(), d.Store, p.UserID, r.PostFormValue("name"), nil)
+	tok, _, err := auth.CreateToken(r.Context(), d.Store, p.UserID, r.PostFormValue("name"), nil, d.Now().UTC())
 	if err != nil {
 		return err
 	}

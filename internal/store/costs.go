@@ -26,5 +26,5 @@ type CostStore interface {
 	// BudgetUsers lists users with a monthly budget (system).
 	BudgetUsers(ctx context.Context) ([]UserSettings, error)
 	// BudgetAlertRecord marks a threshold as notified for a month; false if it already was.
-	BudgetAlertRecord(ctx context.Context, userID string, month time.Time, threshold int) (bool, error)
+	BudgetAlertRecord(ctx context.Context, userID string, month time.Time, threshold int, at time.Time) (bool, error)
 }

@@ -49,6 +49,7 @@ type Dataset struct {
 // DatasetCreateParams creates a dataset row in status uploading.
 type DatasetCreateParams struct {
 	ID, UserID, Name string
+	At               time.Time // the caller's clock
 	Description      *string
 	Format           string
 	StoragePath      string
@@ -69,6 +70,7 @@ type DatasetListParams struct {
 type DatasetPatch struct {
 	Name        *string
 	Description *string
+	At          time.Time // the caller's clock
 }
 
 // DatasetValidation is the outcome the validation worker saves.
@@ -99,7 +101,7 @@ type DatasetStore interface {
 	DatasetList(ctx context.Context, p DatasetListParams) ([]Dataset, int, error)
 	DatasetUpdate(ctx context.Context, userID, id string, p DatasetPatch) (Dataset, error)
 	// DatasetStartValidation moves uploading → validating (validating stays).
-	DatasetStartValidation(ctx context.Context, userID, id string) (Dataset, error)
+	DatasetStartValidation(ctx context.Context, userID, id string, at time.Time) (Dataset, error)
 	// DatasetSoftDelete marks the row deleted unless a queued or running
 	// job uses it (apperr conflict).
 	DatasetSoftDelete(ctx context.Context, userID, id string, at time.Time) (Dataset, error)

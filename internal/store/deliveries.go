@@ -13,7 +13,7 @@ type NotificationChannels struct {
 	EmailEnabled  bool      `json:"email_enabled"`
 	EmailAddress  string    `json:"email_address"`
 	CreatedAt     time.Time `json:"created_at"`
-	UpdatedAt     time.Time `json:"updated_at"`
+	UpdatedAt     time.Time `json:"updated_at"` // ChannelsPut stamps it with the caller's time
 }
 
 // Delivery is one notification sent (or to be sent) on one channel.

@@ -62,6 +62,7 @@ type Job struct {
 // JobCreateParams creates a queued job.
 type JobCreateParams struct {
 	ID, UserID, DatasetID, PresetID string
+	At                              time.Time // the caller's clock
 	Hyperparameters, GPUConfig      json.RawMessage
 	Estimate                        json.RawMessage
 	TotalEpochs                     int
@@ -98,9 +99,10 @@ type Calibration struct {
 
 // UserSettings are per-user preferences (monthly budget).
 type UserSettings struct {
-	UserID         string   `json:"user_id"`
-	MonthlyBudget  *float64 `json:"monthly_budget"`
-	BudgetHardStop bool     `json:"budget_hard_stop"`
+	UserID         string    `json:"user_id"`
+	MonthlyBudget  *float64  `json:"monthly_budget"`
+	BudgetHardStop bool      `json:"budget_hard_stop"`
+	At             time.Time `json:"-"` // when saved (the caller's clock)
 }
 
 // JobStore persists training jobs.

@@ -38,6 +38,7 @@ type ModelListParams struct {
 // ModelPatch changes name, description or status (stored | archived).
 type ModelPatch struct {
 	Name, Description, Status *string
+	At                        time.Time // the caller's clock
 }
 
 // ModelStore persists model artifacts.

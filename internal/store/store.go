@@ -14,7 +14,7 @@ import (
 // isolates users even where a query forgot its owner filter.
 type Store interface {
 	UserCreate(ctx context.Context, p UserCreateParams) (User, error)
-	UserEnsure(ctx context.Context, id, email string) (User, error)
+	UserEnsure(ctx context.Context, id, email string, at time.Time) (User, error)
 	UserGet(ctx context.Context, id string) (User, error)
 	UserGetByEmail(ctx context.Context, email string) (User, error)
 	AccountPasswordHash(ctx context.Context, userID string) (string, error)
@@ -59,6 +59,7 @@ type User struct {
 type UserCreateParams struct {
 	Email        string
 	PasswordHash string
+	At           time.Time // the caller's clock
 }
 
 // Session is a server-side browser session. ID is the SHA-256 of the cookie.
@@ -88,6 +89,7 @@ type APIToken struct {
 
 // APITokenCreateParams creates a token row.
 type APITokenCreateParams struct {
+	At        time.Time // the caller's clock
 	UserID    string
 	Name      string
 	Hash      string

@@ -195,6 +195,7 @@ func (h *Handlers) putBudget(w http.ResponseWriter, r *http.Request) error {
 	if req.HardStop != nil {
 		st.BudgetHardStop = *req.HardStop
 	}
+	st.At = h.Svc.Now().UTC()
 	if err := h.Svc.Store.UserSettingsPut(r.Context(), st); err != nil {
 		return err
 	}

@@ -311,7 +311,7 @@ func (s *Service) Create(ctx context.Context, userID string, req Request) (Creat
 	gc, _ := json.Marshal(r.req.GPUConfig)
 	eb, _ := json.Marshal(est.Result)
 	hours := est.EstimatedDurationHours
-	job, err := s.Store.JobCreate(ctx, store.JobCreateParams{ID: uuid.NewString(), UserID: userID, DatasetID: r.dataset.ID, PresetID: r.req.PresetID,
+	job, err := s.Store.JobCreate(ctx, store.JobCreateParams{At: s.Now().UTC(), ID: uuid.NewString(), UserID: userID, DatasetID: r.dataset.ID, PresetID: r.req.PresetID,
 		Hyperparameters: hp, GPUConfig: gc, Estimate: eb, TotalEpochs: r.h.NumEpochs, TotalSteps: est.TotalSteps,
 		EstimatedTotalCost: math.Round(est.EstimatedCost*100) / 100, EstimatedCompletionAt: s.Now().UTC().Add(time.Duration(hours * float64(time.Hour))),
 		BaseModel: r.model.ID, GPUType: r.gpu.GPUType, NumGPUs: r.req.GPUConfig.NumGPUs})

@@ -126,11 +126,11 @@ func (s *Store) BudgetUsers(ctx context.Context) ([]store.UserSettings, error) {
 }
 
 // BudgetAlertRecord records a threshold alert once per month.
-func (s *Store) BudgetAlertRecord(ctx context.Context, userID string, month time.Time, threshold int) (bool, error) {
+func (s *Store) BudgetAlertRecord(ctx context.Context, userID string, month time.Time, threshold int, at time.Time) (bool, error) {
 	inserted := false
 	err := s.writeTx(ctx, func(x q) error {
 		res, err := x.exec(ctx, "INSERT INTO budget_alerts (user_id, month, threshold, created_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-			userID, month.UTC().Format("2006-01-02"), threshold, time.Now().UTC())
+			userID, month.UTC().Format("2006-01-02"), threshold, at.UTC())
 		if err != nil {
 			return err
 		}

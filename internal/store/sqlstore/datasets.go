@@ -36,8 +36,11 @@ func validID(id string) bool { _, err := uuid.Parse(id); return err == nil }
 
 // DatasetCreate inserts a dataset in status uploading.
 func (s *Store) DatasetCreate(ctx context.Context, p store.DatasetCreateParams) (store.Dataset, error) {
-	now := time.Now().UTC().Truncate(time.Millisecond)
-	err := s.writeTx(ctx, func(x q) error {
+	now, err := stamp(p.At, "DatasetCreateParams")
+	if err != nil {
+		return store.Dataset{}, err
+	}
+	err = s.writeTx(ctx, func(x q) error {
 		_, err := x.exec(ctx, `INSERT INTO datasets (id, user_id, name, description, format, status, storage_bucket, storage_path, file_name, file_size, created_at, updated_at)
 			VALUES (?, ?, ?, ?, ?, 'uploading', 'lora-datasets', ?, ?, ?, ?, ?)`,
 			p.ID, p.UserID, p.Name, p.Description, p.Format, p.StoragePath, p.FileName, p.FileSize, now, now)
@@ -113,7 +116,10 @@ func (s *Store) DatasetUpdate(ctx context.Context, userID, id string, p store.Da
 		if p.Description != nil {
 			d.Description = p.Description
 		}
-		now := time.Now().UTC().Truncate(time.Millisecond)
+		now, err := stamp(p.At, "DatasetPatch")
+		if err != nil {
+			return err
+		}
 		_, err = x.exec(ctx, "UPDATE datasets SET name = ?, description = ?, updated_at = ? WHERE id = ? AND user_id = ?", d.Name, d.Description, now, id, userID)
 		d.UpdatedAt = now
 		return err
@@ -122,7 +128,7 @@ func (s *Store) DatasetUpdate(ctx context.Context, userID, id string, p store.Da
 }
 
 // DatasetStartValidation moves an uploaded dataset to validating.
-func (s *Store) DatasetStartValidation(ctx context.Context, userID, id string) (store.Dataset, error) {
+func (s *Store) DatasetStartValidation(ctx context.Context, userID, id string, at time.Time) (store.Dataset, error) {
 	var d store.Dataset
 	err := s.writeTx(ctx, func(x q) error {
 		var err error
@@ -134,7 +140,7 @@ func (s *Store) DatasetStartValidation(ctx context.Context, userID, id string) (
 			return nil // confirming twice is harmless
 		}
 		_, err = x.exec(ctx, "UPDATE datasets SET status = 'validating', validation_lease_until = NULL, updated_at = ? WHERE id = ? AND user_id = ? AND status = 'uploading'",
-			time.Now().UTC(), id, userID)
+			at.UTC(), id, userID)
 		d.Status = store.DatasetValidating
 		return err
 	})

@@ -35,8 +35,11 @@ func (s *Store) ChannelsGet(ctx context.Context, userID string) (store.Notificat
 
 // ChannelsPut saves the user's outbound channels.
 func (s *Store) ChannelsPut(ctx context.Context, c store.NotificationChannels) (store.NotificationChannels, error) {
-	now := time.Now().UTC().Truncate(time.Millisecond)
-	err := s.writeTx(ctx, func(x q) error {
+	now, err := stamp(c.UpdatedAt, "NotificationChannels.UpdatedAt")
+	if err != nil {
+		return c, err
+	}
+	err = s.writeTx(ctx, func(x q) error {
 		_, err := x.exec(ctx, `INSERT INTO notification_channels (user_id, webhook_url, webhook_secret, email_enabled, email_address, created_at, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (user_id) DO UPDATE SET webhook_url = excluded.webhook_url, webhook_secret = excluded.webhook_secret,

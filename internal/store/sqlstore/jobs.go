@@ -59,8 +59,11 @@ func strPtr(s string) *string {
 
 // JobCreate inserts a queued job.
 func (s *Store) JobCreate(ctx context.Context, p store.JobCreateParams) (store.Job, error) {
-	now := time.Now().UTC().Truncate(time.Millisecond)
-	err := s.writeTx(ctx, func(x q) error {
+	now, err := stamp(p.At, "JobCreateParams")
+	if err != nil {
+		return store.Job{}, err
+	}
+	err = s.writeTx(ctx, func(x q) error {
 		_, err := x.exec(ctx, `INSERT INTO training_jobs (id, user_id, dataset_id, preset_id, hyperparameters, gpu_config, status, current_stage,
 			progress, current_epoch, total_epochs, current_step, total_steps, queued_at, estimated_completion_at, current_cost, estimated_total_cost,
 			retry_count, created_at, updated_at, base_model, gpu_type, num_gpus, estimate)
@@ -233,7 +236,10 @@ func (s *Store) UserSettingsGet(ctx context.Context, userID string) (store.UserS
 
 // UserSettingsPut saves the user's settings.
 func (s *Store) UserSettingsPut(ctx context.Context, st store.UserSettings) error {
-	now := time.Now().UTC()
+	now, err := stamp(st.At, "UserSettings.At")
+	if err != nil {
+		return err
+	}
 	return s.writeTx(ctx, func(x q) error {
 		_, err := x.exec(ctx, `INSERT INTO user_settings (user_id, monthly_budget, budget_hard_stop, created_at, updated_at) VALUES (?, ?, ?, ?, ?)
 			ON CONFLICT (user_id) DO UPDATE SET monthly_budget = excluded.monthly_budget, budget_hard_stop = excluded.budget_hard_stop, updated_at = excluded.updated_at`,

@@ -76,7 +76,9 @@ func (s *Store) ModelUpdate(ctx context.Context, userID, id string, p store.Mode
 		if p.Status != nil {
 			m.Status = *p.Status
 		}
-		m.UpdatedAt = time.Now().UTC().Truncate(time.Millisecond)
+		if m.UpdatedAt, err = stamp(p.At, "ModelPatch"); err != nil {
+			return err
+		}
 		_, err = x.exec(ctx, "UPDATE model_artifacts SET name = ?, description = ?, status = ?, updated_at = ? WHERE id = ? AND user_id = ?",
 			m.Name, m.Description, m.Status, m.UpdatedAt, id, userID)
 		return err

@@ -13,7 +13,10 @@ import (
 // NotificationCreate inserts a notification.
 func (s *Store) NotificationCreate(ctx context.Context, p store.NotificationCreateParams) (store.Notification, error) {
 	n := store.Notification{ID: uuid.NewString(), UserID: p.UserID, Type: p.Type, Title: p.Title, Message: p.Message,
-		Priority: p.Priority, CreatedAt: time.Now().UTC().Truncate(time.Millisecond)}
+		Priority: p.Priority, CreatedAt: p.At.UTC().Truncate(time.Millisecond)}
+	if p.At.IsZero() {
+		return n, errNoTime("NotificationCreateParams")
+	}
 	if n.Priority == "" {
 		n.Priority = "medium"
 	}

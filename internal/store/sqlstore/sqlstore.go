@@ -193,3 +193,17 @@ func readOne[T any](s *Store, ctx context.Context, fn func(q) (T, error)) (T, er
 	})
 	return v, err
 }
+
+// stamp is the caller's time for a row, at millisecond precision (what both
+// engines store). The store never reads the clock itself: a zero time is a
+// wiring bug, reported as one.
+func stamp(at time.Time, what string) (time.Time, error) {
+	if at.IsZero() {
+		return at, errNoTime(what)
+	}
+	return at.UTC().Truncate(time.Millisecond), nil
+}
+
+func errNoTime(what string) error {
+	return fmt.Errorf("store: %s needs the time from the caller (At is zero)", what)
+}

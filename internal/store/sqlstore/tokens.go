@@ -21,7 +21,10 @@ func scanToken(sc interface{ Scan(...any) error }) (store.APIToken, error) {
 // APITokenCreate stores a new token (its hash).
 func (s *Store) APITokenCreate(ctx context.Context, p store.APITokenCreateParams) (store.APIToken, error) {
 	t := store.APIToken{ID: uuid.NewString(), UserID: p.UserID, Name: p.Name, Prefix: p.Prefix, Hash: p.Hash,
-		CreatedAt: time.Now().UTC().Truncate(time.Millisecond), ExpiresAt: p.ExpiresAt}
+		CreatedAt: p.At.UTC().Truncate(time.Millisecond), ExpiresAt: p.ExpiresAt}
+	if p.At.IsZero() {
+		return t, errNoTime("APITokenCreateParams")
+	}
 	err := s.writeTx(ctx, func(x q) error {
 		_, err := x.exec(ctx, "INSERT INTO api_tokens (id, user_id, name, prefix, token_hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
 			t.ID, t.UserID, t.Name, t.Prefix, t.Hash, t.CreatedAt, t.ExpiresAt)

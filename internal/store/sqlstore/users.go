@@ -13,7 +13,10 @@ import (
 
 // UserCreate creates a user and its password account in one transaction.
 func (s *Store) UserCreate(ctx context.Context, p store.UserCreateParams) (store.User, error) {
-	u := store.User{ID: uuid.NewString(), Email: normEmail(p.Email), CreatedAt: time.Now().UTC().Truncate(time.Millisecond)}
+	u := store.User{ID: uuid.NewString(), Email: normEmail(p.Email), CreatedAt: p.At.UTC().Truncate(time.Millisecond)}
+	if p.At.IsZero() {
+		return u, errNoTime("UserCreateParams")
+	}
 	err := s.writeTx(ctx, func(x q) error {
 		if _, err := x.exec(ctx, "INSERT INTO "+s.d.UsersTable+" (id, email, created_at, updated_at) VALUES (?, ?, ?, ?)", u.ID, u.Email, u.CreatedAt, u.CreatedAt); err != nil {
 			return err
@@ -29,12 +32,15 @@ func (s *Store) UserCreate(ctx context.Context, p store.UserCreateParams) (store
 
 // UserEnsure returns the user with id, creating the row (no password) when
 // absent: Supabase Auth users the local database has not seen yet.
-func (s *Store) UserEnsure(ctx context.Context, id, email string) (store.User, error) {
+func (s *Store) UserEnsure(ctx context.Context, id, email string, at time.Time) (store.User, error) {
 	u, err := s.UserGet(ctx, id)
 	if err == nil || !apperr.Is(err, apperr.KindNotFound) {
 		return u, err
 	}
-	now := time.Now().UTC().Truncate(time.Millisecond)
+	now, err := stamp(at, "UserEnsure")
+	if err != nil {
+		return store.User{}, err
+	}
 	err = s.writeTx(ctx, func(x q) error {
 		_, err := x.exec(ctx, "INSERT INTO "+s.d.UsersTable+" (id, email, created_at, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING", id, nullIfEmpty(normEmail(email)), now, now)
 		return err

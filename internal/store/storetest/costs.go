@@ -15,11 +15,11 @@ func testStorageUsageDuring(t *testing.T, s store.Store) {
 	u := NewUser(t, s, "usage@example.com")
 	asU := store.WithUser(context.Background(), u.ID)
 	kept := NewDataset(t, s, u.ID, "kept") // 123 bytes each
-	if _, err := s.DatasetStartValidation(asU, u.ID, kept.ID); err != nil {
+	if _, err := s.DatasetStartValidation(asU, u.ID, kept.ID, time.Now().UTC()); err != nil {
 		t.Fatal(err)
 	}
 	gone := NewDataset(t, s, u.ID, "deleted in two days")
-	if _, err := s.DatasetStartValidation(asU, u.ID, gone.ID); err != nil {
+	if _, err := s.DatasetStartValidation(asU, u.ID, gone.ID, time.Now().UTC()); err != nil {
 		t.Fatal(err)
 	}
 	NewDataset(t, s, u.ID, "never uploaded") // still uploading: no object yet

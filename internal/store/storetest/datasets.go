@@ -16,7 +16,7 @@ import (
 func NewDataset(t testing.TB, s store.Store, userID, name string) store.Dataset {
 	t.Helper()
 	id := uuid.NewString()
-	d, err := s.DatasetCreate(store.WithUser(context.Background(), userID), store.DatasetCreateParams{ID: id, UserID: userID, Name: name,
+	d, err := s.DatasetCreate(store.WithUser(context.Background(), userID), store.DatasetCreateParams{At: time.Now().UTC(), ID: id, UserID: userID, Name: name,
 		Format: "brightrun_lora_v4", StoragePath: userID + "/" + id + "/data.json", FileName: "data.json", FileSize: 123})
 	if err != nil {
 		t.Fatalf("create dataset: %v", err)
@@ -59,10 +59,10 @@ func testDatasets(t *testing.T, s store.Store) {
 		t.Fatalf("B lists %d", total)
 	}
 	name := "Renamed"
-	if u, err := s.DatasetUpdate(asA, a.ID, d.ID, store.DatasetPatch{Name: &name}); err != nil || u.Name != name {
+	if u, err := s.DatasetUpdate(asA, a.ID, d.ID, store.DatasetPatch{Name: &name, At: time.Now().UTC()}); err != nil || u.Name != name {
 		t.Fatalf("update: %v %+v", err, u)
 	}
-	if _, err := s.DatasetUpdate(asB, b.ID, d.ID, store.DatasetPatch{Name: &name}); !apperr.Is(err, apperr.KindNotFound) {
+	if _, err := s.DatasetUpdate(asB, b.ID, d.ID, store.DatasetPatch{Name: &name, At: time.Now().UTC()}); !apperr.Is(err, apperr.KindNotFound) {
 		t.Fatalf("B updating: %v", err)
 	}
 
@@ -72,10 +72,10 @@ func testDatasets(t *testing.T, s store.Store) {
 	if _, ok, _ := s.DatasetClaimValidation(sys, now, time.Minute); ok {
 		t.Fatal("nothing is validating yet")
 	}
-	if v, err := s.DatasetStartValidation(asA, a.ID, d.ID); err != nil || v.Status != store.DatasetValidating {
+	if v, err := s.DatasetStartValidation(asA, a.ID, d.ID, time.Now().UTC()); err != nil || v.Status != store.DatasetValidating {
 		t.Fatalf("start: %v %+v", err, v)
 	}
-	if _, err := s.DatasetStartValidation(asA, a.ID, d.ID); err != nil {
+	if _, err := s.DatasetStartValidation(asA, a.ID, d.ID, time.Now().UTC()); err != nil {
 		t.Fatalf("confirm twice: %v", err)
 	}
 	c, ok, err := s.DatasetClaimValidation(sys, now, time.Minute)
@@ -139,7 +139,7 @@ func testNotifications(t *testing.T, s store.Store) {
 	asB := store.WithUser(context.Background(), b.ID)
 	var ids []string
 	for i := 0; i < 3; i++ {
-		n, err := s.NotificationCreate(sys, store.NotificationCreateParams{UserID: a.ID, Type: "dataset_ready", Title: "t", Message: "m", ActionURL: "/datasets/x", Metadata: map[string]int{"i": i}})
+		n, err := s.NotificationCreate(sys, store.NotificationCreateParams{At: time.Now().UTC(), UserID: a.ID, Type: "dataset_ready", Title: "t", Message: "m", ActionURL: "/datasets/x", Metadata: map[string]int{"i": i}})
 		if err != nil {
 			t.Fatal(err)
 		}

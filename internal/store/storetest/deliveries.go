@@ -16,11 +16,11 @@ func testDeliveries(t *testing.T, s store.Store) {
 		t.Fatalf("empty channels: %+v %v", c, err)
 	}
 	// A notification from before the channels were set is never sent.
-	if _, err := s.NotificationCreate(sys, store.NotificationCreateParams{UserID: a.ID, Type: "job_started", Title: "old", Message: "m"}); err != nil {
+	if _, err := s.NotificationCreate(sys, store.NotificationCreateParams{At: time.Now().UTC(), UserID: a.ID, Type: "job_started", Title: "old", Message: "m"}); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(5 * time.Millisecond)
-	c, err := s.ChannelsPut(ua, store.NotificationChannels{UserID: a.ID, WebhookURL: "https://hooks.example.com/x", WebhookSecret: "whsec_1", EmailEnabled: true, EmailAddress: "a@example.com"})
+	c, err := s.ChannelsPut(ua, store.NotificationChannels{UpdatedAt: time.Now().UTC(), UserID: a.ID, WebhookURL: "https://hooks.example.com/x", WebhookSecret: "whsec_1", EmailEnabled: true, EmailAddress: "a@example.com"})
 	if err != nil || c.WebhookSecret != "whsec_1" || !c.EmailEnabled || c.UpdatedAt.IsZero() {
 		t.Fatalf("put: %+v %v", c, err)
 	}
@@ -29,7 +29,7 @@ func testDeliveries(t *testing.T, s store.Store) {
 		t.Fatalf("B reads A's channels: %+v %v", cb, err)
 	}
 	time.Sleep(5 * time.Millisecond)
-	n, err := s.NotificationCreate(sys, store.NotificationCreateParams{UserID: a.ID, Type: "job_completed", Title: "new", Message: "m", ActionURL: "/x", Metadata: map[string]any{"k": 1}})
+	n, err := s.NotificationCreate(sys, store.NotificationCreateParams{At: time.Now().UTC(), UserID: a.ID, Type: "job_completed", Title: "new", Message: "m", ActionURL: "/x", Metadata: map[string]any{"k": 1}})
 	if err != nil {
 		t.Fatal(err)
 	}

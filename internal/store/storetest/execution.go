@@ -16,7 +16,7 @@ import (
 // NewJob creates a queued job for tests.
 func NewJob(t testing.TB, s store.Store, userID, datasetID, gpuType string) store.Job {
 	t.Helper()
-	j, err := s.JobCreate(store.WithUser(context.Background(), userID), store.JobCreateParams{ID: uuid.NewString(), UserID: userID, DatasetID: datasetID,
+	j, err := s.JobCreate(store.WithUser(context.Background(), userID), store.JobCreateParams{At: time.Now().UTC(), ID: uuid.NewString(), UserID: userID, DatasetID: datasetID,
 		PresetID: "balanced", Hyperparameters: json.RawMessage(`{"base_model":"m","num_epochs":1}`),
 		GPUConfig: json.RawMessage(`{"gpu_type":"` + gpuType + `","num_gpus":1,"cost_per_gpu_hour":3.6}`), TotalEpochs: 1, TotalSteps: 10,
 		EstimatedTotalCost: 1, EstimatedCompletionAt: time.Now().Add(time.Hour), BaseModel: "m", GPUType: gpuType, NumGPUs: 1})
@@ -55,7 +55,10 @@ func testExecution(t *testing.T, s store.Store) {
 	j := NewJob(t, s, u.ID, d.ID, "H100-80GB")
 	// Wrong GPU type: nothing to claim, and Decide is never asked.
 	if _, ok, _ := s.JobClaim(sys, store.ClaimParams{AgentID: ag.ID, GPUType: "CPU", GPUCount: 1, TokenHash: hashFor, Now: now, Lease: time.Minute,
-		Decide: func(store.ExecJob) (store.Effects, error) { t.Fatal("decide called with no job"); return store.Effects{}, nil }}); ok {
+		Decide: func(store.ExecJob) (store.Effects, error) {
+			t.Fatal("decide called with no job")
+			return store.Effects{}, nil
+		}}); ok {
 		t.Fatal("a CPU agent claimed an H100 job")
 	}
 	// A refused claim writes nothing.

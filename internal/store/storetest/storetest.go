@@ -31,7 +31,7 @@ var sys = store.AsSystem(context.Background())
 // NewUser creates a user for tests.
 func NewUser(t testing.TB, s store.Store, email string) store.User {
 	t.Helper()
-	u, err := s.UserCreate(sys, store.UserCreateParams{Email: email, PasswordHash: "x"})
+	u, err := s.UserCreate(sys, store.UserCreateParams{At: time.Now().UTC(), Email: email, PasswordHash: "x"})
 	if err != nil {
 		t.Fatalf("create user %s: %v", email, err)
 	}
@@ -53,7 +53,7 @@ func testUsers(t *testing.T, s store.Store) {
 	if err != nil || got.ID != u.ID {
 		t.Fatalf("get by email: %v %+v", err, got)
 	}
-	if _, err := s.UserCreate(sys, store.UserCreateParams{Email: "alice@example.com", PasswordHash: "y"}); !apperr.Is(err, apperr.KindConflict) {
+	if _, err := s.UserCreate(sys, store.UserCreateParams{At: time.Now().UTC(), Email: "alice@example.com", PasswordHash: "y"}); !apperr.Is(err, apperr.KindConflict) {
 		t.Fatalf("duplicate email: want conflict, got %v", err)
 	}
 	if h, err := s.AccountPasswordHash(sys, u.ID); err != nil || h != "x" {
@@ -63,11 +63,11 @@ func testUsers(t *testing.T, s store.Store) {
 		t.Fatalf("bad id: want not found, got %v", err)
 	}
 	id := "7b0e2c8e-5b1f-4a55-9d53-2f1f6f0a9c11"
-	e, err := s.UserEnsure(sys, id, "sb@example.com")
+	e, err := s.UserEnsure(sys, id, "sb@example.com", time.Now().UTC())
 	if err != nil || e.ID != id {
 		t.Fatalf("ensure: %v %+v", err, e)
 	}
-	if e2, err := s.UserEnsure(sys, id, "sb@example.com"); err != nil || e2.ID != id {
+	if e2, err := s.UserEnsure(sys, id, "sb@example.com", time.Now().UTC()); err != nil || e2.ID != id {
 		t.Fatalf("ensure twice: %v", err)
 	}
 }
@@ -101,7 +101,7 @@ func testSessions(t *testing.T, s store.Store) {
 func testTokens(t *testing.T, s store.Store) {
 	a := NewUser(t, s, "a@example.com")
 	b := NewUser(t, s, "b@example.com")
-	tok, err := s.APITokenCreate(sys, store.APITokenCreateParams{UserID: a.ID, Name: "ci", Hash: "h1", Prefix: "br_abc"})
+	tok, err := s.APITokenCreate(sys, store.APITokenCreateParams{At: time.Now().UTC(), UserID: a.ID, Name: "ci", Hash: "h1", Prefix: "br_abc"})
 	if err != nil {
 		t.Fatal(err)
 	}
