@@ -146,6 +146,8 @@ func waitJob(t *testing.T, c *testserver.Client, id string, timeout time.Duratio
 		if time.Now().After(deadline) {
 			t.Fatalf("job %s: timed out in status %s stage %s step %d (error %q)", id, st.Job.Status, st.Job.CurrentStage, st.Job.CurrentStep, errMsg)
 		}
+		// Real-time dependency: the job is trained by a real trainer process,
+		// which reports over HTTP on its own schedule; poll its state.
 		time.Sleep(200 * time.Millisecond)
 	}
 }

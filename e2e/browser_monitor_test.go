@@ -38,7 +38,7 @@ func TestBrowserMonitor(t *testing.T) {
 			if time.Now().After(deadline) {
 				t.Fatalf("timed out waiting for %s", what)
 			}
-			time.Sleep(300 * time.Millisecond)
+			time.Sleep(300 * time.Millisecond) // real-time dependency: a real trainer and Chromium, each on its own schedule
 		}
 	}
 	waitUntil("the first points", 3*time.Minute, func() bool { return points() >= 2 })

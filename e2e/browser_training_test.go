@@ -39,7 +39,7 @@ func TestBrowserConfigure(t *testing.T) {
 			if time.Now().After(deadline) {
 				t.Fatalf("timed out waiting for %s", cond)
 			}
-			time.Sleep(100 * time.Millisecond)
+			time.Sleep(100 * time.Millisecond) // real-time dependency: Chromium renders asynchronously
 		}
 	}
 	waitFor(`!!document.querySelector('#configure').dataset.estimateVersion`)

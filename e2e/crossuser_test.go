@@ -54,8 +54,8 @@ func setupWorld(t *testing.T, s *testserver.Server) *world {
 	}
 	w.a.MustJSON("PUT", "/api/settings/notifications", map[string]any{"webhook_url": "https://owner-secret-hook.invalid/x"}, 200, &ch)
 	w.hookA = ch.Settings.WebhookSecret
-	time.Sleep(5 * time.Millisecond)
-	if _, err := s.App.Store.NotificationCreate(store.AsSystem(context.Background()), store.NotificationCreateParams{At: time.Now().UTC(), UserID: w.a.UserID,
+	// A second after the settings were saved (the caller's clock orders them).
+	if _, err := s.App.Store.NotificationCreate(store.AsSystem(context.Background()), store.NotificationCreateParams{At: time.Now().UTC().Add(time.Second), UserID: w.a.UserID,
 		Type: "job_completed", Title: "owner-secret-delivered", Message: "m"}); err != nil {
 		t.Fatal(err)
 	}

@@ -108,6 +108,8 @@ func waitDataset(t *testing.T, c *testserver.Client, id string) datasetView {
 		if time.Now().After(deadline) {
 			t.Fatalf("dataset %s still %s", id, out.Dataset.Status)
 		}
+		// Real-time dependency: validation runs in the server's worker
+		// goroutine and the API offers no push; poll it as the page does.
 		time.Sleep(50 * time.Millisecond)
 	}
 }

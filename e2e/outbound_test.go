@@ -152,8 +152,9 @@ func TestOutboundWebhookRetriesAndEmail(t *testing.T) {
 		secret = set.Settings.WebhookSecret
 		mu.Unlock()
 
-		time.Sleep(5 * time.Millisecond) // the notification is newer than the settings
-		n, err := s.App.Store.NotificationCreate(store.AsSystem(context.Background()), store.NotificationCreateParams{At: time.Now().UTC(), UserID: c.UserID,
+		// The notification happens a second after the settings were saved
+		// (the store takes the time from the caller: no sleep needed).
+		n, err := s.App.Store.NotificationCreate(store.AsSystem(context.Background()), store.NotificationCreateParams{At: time.Now().UTC().Add(time.Second), UserID: c.UserID,
 			Type: "job_completed", Priority: "high", Title: "Job finished: ünïcode run", Message: "Your model is ready.", ActionURL: "/training/jobs/abc", Metadata: map[string]any{"job_id": "abc"}})
 		if err != nil {
 			t.Fatal(err)

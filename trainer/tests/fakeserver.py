@@ -294,7 +294,7 @@ class FakeServer:
                     return self._ok(h, {"job": self._assignment(job)})
             if time.monotonic() >= deadline:
                 return self._ok(h, {"job": None})
-            time.sleep(0.05)
+            time.sleep(0.05)  # the long-poll claim, as the real server does it (it polls its database)
 
     def _assignment(self, job: Job) -> dict:
         a = {"id": job.id, "attempt": job.attempt, "token": job.token, "lease_seconds": self.lease_seconds,

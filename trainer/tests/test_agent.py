@@ -110,7 +110,7 @@ def test_reporter_waits_for_an_unreachable_server(tmp_path):
         assert rep.flush(30)
         deadline = time.time() + 10
         while not job.heartbeats and time.time() < deadline:
-            time.sleep(0.05)
+            time.sleep(0.05)  # real-time dependency: the reporter's own heartbeat thread
         rep.close()
         assert [s for b in job.point_posts for s in b] == list(range(1, 31))
         assert job.heartbeats and job.heartbeats[-1]["step"] == 0 and not srv.errors
@@ -321,14 +321,14 @@ def test_sigterm_leaves_the_job_to_the_lease(server, models_dir, real_data, tmp_
     while time.time() < deadline and proc.poll() is None:
         if any(h["stage"] == "training" and h["step"] >= 2 for h in list(job.heartbeats)):
             break
-        time.sleep(0.05)
+        time.sleep(0.05)  # real-time dependency: a real agent process training a real model
     assert proc.poll() is None, proc.stderr.read()[-3000:]
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err[-3000:]
     assert job.cancelled is None and job.fail is None and job.complete is None, err[-2000:]
     n = len(job.heartbeats)
-    time.sleep(0.5)
+    time.sleep(0.5)  # real time on purpose: a heartbeat still in flight after exit would land within it
     assert len(job.heartbeats) == n  # no heartbeats after exit
     assert job.points and "abandoned" in err
 
