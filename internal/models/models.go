@@ -84,7 +84,7 @@ const RatingRule = "Stars come from how much the adapter lowers validation perpl
 func RateModel(m store.Model) *Rating {
 	var q map[string]any
 	_ = json.Unmarshal(m.QualityMetrics, &q)
-	v, ok := q["perplexity_improvement_pct"].(float64)
+	v, ok := q[store.ModelSortKey].(float64)
 	if !ok || math.IsNaN(v) {
 		return nil
 	}
@@ -156,25 +156,9 @@ func (h *Handlers) listData(r *http.Request, def int) (map[string]any, error) {
 	for _, m := range list {
 		views = append(views, view(m))
 	}
-	if p.Sort == "quality" {
-		sortByRating(views)
-	}
 	return map[string]any{"models": views, "total": total, "page": p.Page, "limit": p.Limit, "totalPages": httpx.TotalPages(total, p.Limit), "sort": p.Sort}, nil
 }
 
-func sortByRating(v []View) {
-	score := func(x View) float64 {
-		if x.Rating == nil {
-			return -1e9
-		}
-		return x.Rating.Value
-	}
-	for i := 1; i < len(v); i++ {
-		for j := i; j > 0 && score(v[j]) > score(v[j-1]); j-- {
-			v[j], v[j-1] = v[j-1], v[j]
-		}
-	}
-}
 
 func (h *Handlers) list(w http.ResponseWriter, r *http.Request) error {
 	d, err := h.listData(r, 20)

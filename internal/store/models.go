@@ -35,6 +35,10 @@ type ModelListParams struct {
 	Limit  int
 }
 
+// ModelSortKey is the quality metric ModelList sorts by with Sort
+// "quality", highest first (the models domain rates models by it).
+const ModelSortKey = "perplexity_improvement_pct"
+
 // ModelPatch changes name, description or status (stored | archived).
 type ModelPatch struct {
 	Name, Description, Status *string

@@ -27,8 +27,12 @@ func scanModel(sc interface{ Scan(...any) error }) (store.Model, error) {
 func (s *Store) ModelList(ctx context.Context, p store.ModelListParams) ([]store.Model, int, error) {
 	order := " ORDER BY m.created_at DESC, m.id"
 	if p.Sort == "quality" {
-		// Lower adapter perplexity is better; models without evaluation last.
-		order = " ORDER BY CASE WHEN m.quality_metrics IS NULL THEN 1 ELSE 0 END, m.created_at DESC"
+		// By ModelSortKey, best first across every page; unrated models last.
+		key := "CASE WHEN json_type(m.quality_metrics, '$." + store.ModelSortKey + "') IN ('integer', 'real') THEN json_extract(m.quality_metrics, '$." + store.ModelSortKey + "') END"
+		if s.d.Name == "postgres" {
+			key = "CASE WHEN jsonb_typeof(m.quality_metrics->'" + store.ModelSortKey + "') = 'number' THEN (m.quality_metrics->>'" + store.ModelSortKey + "')::float8 END"
+		}
+		order = " ORDER BY " + key + " DESC NULLS LAST, m.created_at DESC, m.id"
 	}
 	var out []store.Model
 	var total int
