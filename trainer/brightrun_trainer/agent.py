@@ -32,7 +32,7 @@ import traceback
 from pathlib import Path
 
 from . import __version__
-from .errors import Cancelled, ConfigError, TrainerError
+from .errors import Cancelled, ConfigError, TrainerError, classify
 from .httpreporter import Api, ApiError, AttemptLost, HttpReporter, Rejected, Stopped, retry, safe_relative
 
 log = logging.getLogger("brightrun.agent")
@@ -212,12 +212,10 @@ class Agent:
             if isinstance(e, (KeyboardInterrupt, SystemExit, AgentShutdown)):
                 rep.shutdown()
                 raise
-            from .cli import _map_exception
-
             if isinstance(e, DownloadError):
                 cls, msg = "network", str(e)
             else:
-                err = _map_exception(e)
+                err = classify(e)
                 cls, msg = err.error_class, err.message
             tb = "" if isinstance(e, TrainerError) else traceback.format_exc()
             if tb:

@@ -15,7 +15,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from .errors import EXIT_CANCELLED, Cancelled, InternalError, OOMError, TrainerError, emit_error
+from .errors import EXIT_CANCELLED, Cancelled, InternalError, TrainerError, classify, emit_error
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -70,19 +70,15 @@ def _quiet_libraries() -> None:
         pass
 
 
-def _map_exception(e: BaseException) -> TrainerError:
-    if isinstance(e, TrainerError):
-        return e
-    try:
-        import torch
-
-        if isinstance(e, torch.OutOfMemoryError):
-            return OOMError(f"out of memory: {str(e).splitlines()[0][:300]}")
-    except Exception:
-        pass
-    if isinstance(e, MemoryError) or (isinstance(e, RuntimeError) and "can't allocate memory" in str(e)):
-        return OOMError(f"out of memory: {str(e)[:300]}")
-    return InternalError(f"{type(e).__name__}: {str(e)[:500]}")
+def _report_failure(e: BaseException) -> TrainerError:
+    """Classify a failure of a command; KeyboardInterrupt and SystemExit pass
+    through, unexpected errors print their traceback to stderr."""
+    if isinstance(e, (KeyboardInterrupt, SystemExit)):
+        raise e
+    err = classify(e)
+    if err.error_class == "internal" and not isinstance(e, TrainerError):
+        traceback.print_exception(e, file=sys.stderr)
+    return err
 
 
 def cmd_train(args) -> int:
@@ -115,11 +111,7 @@ def cmd_train(args) -> int:
         reporter.status("cancelled", step=0, checkpoint=None)
         return EXIT_CANCELLED
     except BaseException as e:  # noqa: BLE001 - every failure gets a class
-        if isinstance(e, (KeyboardInterrupt, SystemExit)):
-            raise
-        err = _map_exception(e)
-        if err.error_class == "internal" and not isinstance(e, TrainerError):
-            traceback.print_exc(file=sys.stderr)
+        err = _report_failure(e)
         try:
             reporter.status("failed", error_class=err.error_class, message=err.message)
         except Exception:
@@ -135,13 +127,8 @@ def cmd_preflight(args) -> int:
     try:
         res = preflight(args.data, args.model, args.max_seq_length, args.validation_share,
                         per_example=not args.no_per_example)
-    except BaseException as e:  # noqa: BLE001
-        if isinstance(e, (KeyboardInterrupt, SystemExit)):
-            raise
-        err = _map_exception(e)
-        if err.error_class == "internal" and not isinstance(e, TrainerError):
-            traceback.print_exc(file=sys.stderr)
-        return emit_error(err)
+    except BaseException as e:  # noqa: BLE001 - every failure gets a class
+        return emit_error(_report_failure(e))
     sys.stdout.write(json.dumps(res) + "\n")
     return 0
 
@@ -153,13 +140,8 @@ def cmd_make_tiny_model(args) -> int:
         texts = corpus_from_files(args.data)
         out = build_tiny_model(args.out, texts, chat_template=None if args.no_chat_template else CHATML_TEMPLATE,
                                vocab_size=args.vocab_size, seed=args.seed)
-    except BaseException as e:  # noqa: BLE001
-        if isinstance(e, (KeyboardInterrupt, SystemExit)):
-            raise
-        err = _map_exception(e)
-        if err.error_class == "internal" and not isinstance(e, TrainerError):
-            traceback.print_exc(file=sys.stderr)
-        return emit_error(err)
+    except BaseException as e:  # noqa: BLE001 - every failure gets a class
+        return emit_error(_report_failure(e))
     sys.stdout.write(json.dumps({"model": str(out)}) + "\n")
     return 0
 

@@ -70,3 +70,20 @@ def emit_error(err: TrainerError, stream=None) -> int:
     stream.write(json.dumps(err.to_json(), ensure_ascii=False) + "\n")
     stream.flush()
     return EXIT_CODES.get(err.error_class, 1)
+
+
+def classify(e: BaseException) -> TrainerError:
+    """The TrainerError for any exception: itself, an out-of-memory error, or
+    an internal error naming the exception type."""
+    if isinstance(e, TrainerError):
+        return e
+    try:
+        import torch
+
+        if isinstance(e, torch.OutOfMemoryError):
+            return OOMError(f"out of memory: {str(e).splitlines()[0][:300]}")
+    except Exception:
+        pass
+    if isinstance(e, MemoryError) or (isinstance(e, RuntimeError) and "can't allocate memory" in str(e)):
+        return OOMError(f"out of memory: {str(e)[:300]}")
+    return InternalError(f"{type(e).__name__}: {str(e)[:500]}")
