@@ -3,6 +3,7 @@ package httpx
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 	"strconv"
@@ -10,56 +11,43 @@ import (
 
 	"github.com/brightrun/brightrun/internal/apperr"
 	"github.com/brightrun/brightrun/internal/textsafe"
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // DuplicateKey returns the path of the first object key that appears twice
-// in one object of the JSON document data ("hyperparameters.epochs"), or ""
-// when there is none (or data is not valid JSON: the decoder reports that).
-// encoding/json keeps the last of two equal keys, silently; a client that
-// sends both meant something we would otherwise ignore.
+// in one object of the JSON document data ("hyperparameters.epochs",
+// "items[1].k"), or "" when there is none (or data is not valid JSON: the
+// decoder reports that). encoding/json keeps the last of two equal keys,
+// silently; a client that sends both meant something we would otherwise
+// ignore. jsontext refuses duplicate names by default.
 func DuplicateKey(data []byte) string {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	var walk func(path string) (string, bool)
-	walk = func(path string) (string, bool) {
-		tok, err := dec.Token()
-		if err != nil {
-			return "", false
-		}
-		d, ok := tok.(json.Delim)
-		if !ok {
-			return "", true
-		}
-		switch d {
-		case '{':
-			seen := map[string]bool{}
-			for dec.More() {
-				kt, err := dec.Token()
-				if err != nil {
-					return "", false
-				}
-				k, _ := kt.(string)
-				p := joinPath(path, k)
-				if seen[k] {
-					return p, false
-				}
-				seen[k] = true
-				if dup, ok := walk(p); !ok {
-					return dup, false
-				}
+	dec := jsontext.NewDecoder(bytes.NewReader(data))
+	for {
+		if _, err := dec.ReadToken(); err != nil {
+			var se *jsontext.SyntacticError
+			if errors.As(err, &se) && errors.Is(se.Err, jsontext.ErrDuplicateName) {
+				return pointerPath(se.JSONPointer)
 			}
-		case '[':
-			for i := 0; dec.More(); i++ {
-				if dup, ok := walk(path + "[" + strconv.Itoa(i) + "]"); !ok {
-					return dup, false
-				}
-			}
+			return ""
 		}
-		_, err = dec.Token() // the closing delimiter
-		return "", err == nil
 	}
-	dup, _ := walk("")
-	return dup
+}
+
+// pointerPath writes a JSON pointer (/items/1/k) the way our error messages
+// name fields (items[1].k).
+func pointerPath(p jsontext.Pointer) string {
+	var b strings.Builder
+	for tok := range p.Tokens() {
+		if _, err := strconv.Atoi(tok); err == nil && b.Len() > 0 {
+			b.WriteString("[" + tok + "]")
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(tok)
+	}
+	return b.String()
 }
 
 func joinPath(path, k string) string {

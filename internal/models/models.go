@@ -319,10 +319,6 @@ func (h *Handlers) detailPage(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var cfg struct {
-		Hyperparameters map[string]any `json:"hyperparameters"`
-	}
-	_ = json.Unmarshal(m.Configuration, &cfg)
 	var hp map[string]any
 	_ = json.Unmarshal(job.Hyperparameters, &hp)
 	p := ui.PageFor(r, m.Name, "models", map[string]any{"M": view(m), "Rule": RatingRule, "Job": job, "Hyper": hp})

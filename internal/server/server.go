@@ -59,12 +59,6 @@ func (m *Mux) Page(pattern string, h httpx.Handler) { m.API(pattern, h) }
 // Public registers a route open to everyone.
 func (m *Mux) Public(pattern string, h httpx.Handler) { m.Handle(pattern, m.Deps.Errors.H(h)) }
 
-// New builds the handler.
-func New(d *Deps) http.Handler {
-	h, _ := Build(d)
-	return h
-}
-
 // Build builds the handler and returns the user routes it registered.
 func Build(d *Deps) (http.Handler, []string) {
 	m := &Mux{ServeMux: http.NewServeMux(), Deps: d}

@@ -2,46 +2,23 @@ package ui
 
 import (
 	"encoding/json"
-	"fmt"
 	"strconv"
 	"strings"
 
 	"github.com/brightrun/brightrun/internal/store"
+	"github.com/dustin/go-humanize"
 )
 
-// humanBytes formats a size in binary units (KiB shown as "KB", as users expect).
+// humanBytes formats a size in binary units ("82 KiB").
 func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
+	if n < 0 {
+		return "—"
 	}
-	div, exp := int64(unit), 0
-	for x := n / unit; x >= unit; x /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %cB", float64(n)/float64(div), "KMGTPE"[exp])
+	return humanize.IBytes(uint64(n))
 }
 
 // groupDigits writes 1234567 as 1,234,567.
-func groupDigits(n int64) string {
-	s := strconv.FormatInt(n, 10)
-	neg := n < 0
-	if neg {
-		s = s[1:]
-	}
-	out := make([]byte, 0, len(s)+len(s)/3)
-	for i := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			out = append(out, ',')
-		}
-		out = append(out, s[i])
-	}
-	if neg {
-		return "-" + string(out)
-	}
-	return string(out)
-}
+func groupDigits(n int64) string { return humanize.Comma(n) }
 
 // trainable is a dataset's trainable example count, or "—" before validation.
 func trainable(d store.Dataset) string {
