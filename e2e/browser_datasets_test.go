@@ -35,7 +35,7 @@ func TestBrowserDatasets(t *testing.T) {
 	if got := b.Text(`[data-stat=conversations]`); got != "12" {
 		t.Fatalf("conversations shown: %q", got)
 	}
-	if st := b.Text(`[data-testid=status]`); st != "ready" {
+	if st := b.Text(`[data-testid=status]`); st != "Ready" {
 		t.Fatalf("status %q", st)
 	}
 	var chat int

@@ -57,7 +57,7 @@ func TestBrowserMonitor(t *testing.T) {
 	}
 	// The page reloads itself on completion and links to the model.
 	b.Run(chromedp.WaitVisible(`[data-testid=model-link]`, chromedp.ByQuery))
-	if st := b.Text(`[data-testid=status]`); st != "completed" {
+	if st := b.Text(`[data-testid=status]`); st != "Completed" {
 		t.Fatalf("final status %q", st)
 	}
 	b.Screenshot("monitor-completed")

@@ -69,7 +69,7 @@ func TestBrowserConfigure(t *testing.T) {
 	waitFor(`!document.querySelector('[data-start]').disabled`)
 	b.Run(chromedp.Evaluate(`window.confirm = () => true`, nil), chromedp.Click(`[data-start]`, chromedp.ByQuery),
 		chromedp.WaitVisible(`[data-job-id]`, chromedp.ByQuery))
-	if st := b.Text(`[data-testid=status]`); st != "queued" {
+	if st := b.Text(`[data-testid=status]`); st != "Queued" {
 		t.Fatalf("new job status %q", st)
 	}
 	b.Screenshot("job-queued")

@@ -9,6 +9,7 @@ import (
 	"github.com/brightrun/brightrun/internal/datasets/validate"
 	"github.com/brightrun/brightrun/internal/storage"
 	"github.com/brightrun/brightrun/internal/store"
+	"github.com/dustin/go-humanize"
 )
 
 // WorkerOptions tune the validation worker.
@@ -137,10 +138,15 @@ func notification(d store.Dataset, v store.DatasetValidation) *store.Notificatio
 		Metadata: map[string]any{"dataset_id": d.ID, "errors": v.ErrorCount, "warnings": v.WarningCount}}
 	if v.Status == store.DatasetReady {
 		p.Type, p.Priority, p.Title = "dataset_ready", "medium", "Dataset ready: "+d.Name
-		p.Message = fmt.Sprintf("%d training and %d validation examples, about %d tokens. Ready to train.", v.TotalTrainingPairs, v.TotalValidationPairs, v.TotalTokens)
+		p.Message = fmt.Sprintf("%s training and %s validation examples, about %s tokens. Ready to train.",
+			humanize.Comma(int64(v.TotalTrainingPairs)), humanize.Comma(int64(v.TotalValidationPairs)), humanize.Comma(int64(v.TotalTokens)))
 	} else {
 		p.Type, p.Priority, p.Title = "dataset_error", "high", "Dataset has problems: "+d.Name
-		p.Message = fmt.Sprintf("Validation found %d error(s). Open the dataset to see each one with its line and a suggested fix.", v.ErrorCount)
+		noun := "errors"
+		if v.ErrorCount == 1 {
+			noun = "error"
+		}
+		p.Message = fmt.Sprintf("Validation found %s %s. Open the dataset to see each one with its line and a suggested fix.", humanize.Comma(int64(v.ErrorCount)), noun)
 		if v.ErrorCount == 0 {
 			p.Message = "The file has no trainable examples (pairs with a target response)."
 		}

@@ -244,7 +244,11 @@ func (d *Deps) signupForm(w http.ResponseWriter, r *http.Request) error {
 		if !ok || (ae.Kind != apperr.KindValidation && ae.Kind != apperr.KindConflict) {
 			return err
 		}
-		p := ui.PageFor(r, "Create account", "", signupData{Email: c.Email, Fields: fieldMap(ae.Details)})
+		fields := fieldMap(ae.Details)
+		if ae.Kind == apperr.KindConflict {
+			fields = map[string]string{"email": ae.Message}
+		}
+		p := ui.PageFor(r, "Create account", "", signupData{Email: c.Email, Fields: fields})
 		p.Error = ae.Message
 		if ae.Kind == apperr.KindValidation {
 			p.Error = "Please fix the highlighted fields."
@@ -267,6 +271,6 @@ func (d *Deps) logoutForm(w http.ResponseWriter, r *http.Request) error {
 	if err := d.endSession(w, r); err != nil {
 		return err
 	}
-	http.Redirect(w, r, "/login", http.StatusSeeOther)
+	http.Redirect(w, r, "/login?flash="+url.QueryEscape("You have signed out."), http.StatusSeeOther)
 	return nil
 }

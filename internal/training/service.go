@@ -231,7 +231,7 @@ func checklist(r *resolved, res estimate.Result, b Budget) []Check {
 			ds.Message = fmt.Sprintf("Dataset %q is not ready to train", r.tokens.Name)
 		}
 	}
-	mem := Check{ID: "fits_in_memory", OK: res.Memory.Fits, Message: fmt.Sprintf("Fits in GPU memory (%.1f of %.0f GB)", res.Memory.RequiredGB, res.Memory.AvailableGB)}
+	mem := Check{ID: "fits_in_memory", OK: res.Memory.Fits, Message: fmt.Sprintf("Fits in memory (%.1f of %.0f GB)", res.Memory.RequiredGB, res.Memory.AvailableGB)}
 	if !res.Memory.Fits {
 		mem.Message = res.Memory.Warning
 	}

@@ -2,8 +2,11 @@ package ui
 
 import (
 	"encoding/json"
+	"fmt"
+	"math"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/brightrun/brightrun/internal/store"
 	"github.com/dustin/go-humanize"
@@ -54,4 +57,118 @@ func qnum(raw json.RawMessage, key string, digits int) string {
 		return "—"
 	}
 	return strconv.FormatFloat(v, 'f', digits, 64)
+}
+
+// labels are the human words for the ids pages show: job statuses and
+// stages, notification and cost types. An id without an entry is written
+// with spaces and a capital ("some_id" → "Some id").
+var labels = map[string]string{
+	"queued": "Queued", "initializing": "Starting", "running": "Running", "completed": "Completed",
+	"failed": "Failed", "cancelled": "Cancelled", "downloading": "Downloading data", "preparing": "Preparing data",
+	"loading_model": "Loading model", "training": "Training", "evaluating": "Evaluating", "saving": "Saving",
+	"uploading": "Uploading", "validating": "Validating", "ready": "Ready", "error": "Has errors",
+	"job_started": "Job started", "job_completed": "Job completed", "job_failed": "Job failed",
+	"job_cancelled": "Job cancelled", "artifact_ready": "Adapter ready", "budget_alert": "Budget",
+	"dataset_ready": "Dataset ready", "dataset_error": "Dataset errors", "compute": "Compute", "storage": "Storage",
+	"inference": "Inference", "custom": "Custom",
+}
+
+// Label is the human word for an id.
+func Label(id string) string {
+	if l, ok := labels[id]; ok {
+		return l
+	}
+	s := strings.ReplaceAll(id, "_", " ")
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+// lossChange words a loss change in percent (positive = the loss fell):
+// "15.8% lower", "15.8% higher", "unchanged".
+func lossChange(raw json.RawMessage, key string) string {
+	var m map[string]any
+	if json.Unmarshal(raw, &m) != nil {
+		return ""
+	}
+	v, ok := m[key].(float64)
+	if !ok {
+		return ""
+	}
+	r := math.Round(v*10) / 10
+	switch {
+	case r > 0:
+		return strconv.FormatFloat(r, 'f', 1, 64) + "% lower"
+	case r < 0:
+		return strconv.FormatFloat(-r, 'f', 1, 64) + "% higher"
+	}
+	return "unchanged"
+}
+
+// plural writes "1 error", "2 errors", "1,234 errors".
+func plural(n int, word string) string {
+	s := groupDigits(int64(n)) + " " + word
+	if n != 1 {
+		s += "s"
+	}
+	return s
+}
+
+// costDetails words a cost record's details document.
+func costDetails(typ string, raw json.RawMessage) string {
+	switch typ {
+	case "compute":
+		var d struct {
+			GPUType     string  `json:"gpu_type"`
+			NumGPUs     int     `json:"num_gpus"`
+			Seconds     float64 `json:"seconds"`
+			Attempts    int     `json:"attempts"`
+			RatePerHour float64 `json:"rate_per_hour"`
+			Status      string  `json:"status"`
+		}
+		if json.Unmarshal(raw, &d) != nil {
+			return ""
+		}
+		s := fmt.Sprintf("%s of %d× %s", humanSeconds(d.Seconds), max(d.NumGPUs, 1), d.GPUType)
+		if d.RatePerHour > 0 {
+			s += fmt.Sprintf(" at $%.2f per GPU-hour", d.RatePerHour)
+		} else {
+			s += ", free"
+		}
+		if d.Attempts > 1 {
+			s += fmt.Sprintf(" over %d attempts", d.Attempts)
+		}
+		if d.Status != "" {
+			s += " · job " + strings.ToLower(Label(d.Status))
+		}
+		return s
+	case "storage":
+		var d struct {
+			Day           string  `json:"day"`
+			DatasetBytes  int64   `json:"dataset_bytes"`
+			ArtifactBytes int64   `json:"artifact_bytes"`
+			PricePerGBMon float64 `json:"price_per_gb_month"`
+		}
+		if json.Unmarshal(raw, &d) != nil {
+			return ""
+		}
+		return fmt.Sprintf("%s stored on %s (datasets %s, adapters %s) at $%.3f per GB-month",
+			humanize.Bytes(uint64(max(d.DatasetBytes+d.ArtifactBytes, 0))), d.Day, humanize.Bytes(uint64(max(d.DatasetBytes, 0))),
+			humanize.Bytes(uint64(max(d.ArtifactBytes, 0))), d.PricePerGBMon)
+	}
+	return ""
+}
+
+// humanSeconds writes 4,290 s as "1 h 11 min 30 s".
+func humanSeconds(s float64) string {
+	d := time.Duration(math.Round(s)) * time.Second
+	h, m, sec := int(d.Hours()), int(d.Minutes())%60, int(d.Seconds())%60
+	switch {
+	case h > 0:
+		return fmt.Sprintf("%d h %d min", h, m)
+	case m > 0:
+		return fmt.Sprintf("%d min %d s", m, sec)
+	}
+	return fmt.Sprintf("%d s", sec)
 }

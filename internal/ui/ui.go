@@ -101,7 +101,11 @@ func New(log *slog.Logger) (*Renderer, error) {
 			}
 			return math.Min(100, math.Round(1000*v/max)/10)
 		},
-		"qnum": qnum,
+		"qnum":        qnum,
+		"label":       Label,
+		"lossChange":  lossChange,
+		"plural":      plural,
+		"costDetails": costDetails,
 		"derefF": func(f *float64) float64 {
 			if f == nil {
 				return 0
@@ -141,7 +145,9 @@ func (r *Renderer) Render(w http.ResponseWriter, status int, name string, p Page
 		return fmt.Errorf("ui: no template %q", name)
 	}
 	layout := "base"
-	if authPages[name] {
+	// Signed-out visitors see auth pages and error pages without the
+	// app's navigation (it leads nowhere without an account).
+	if authPages[name] || (name == "error" && p.User == nil) {
 		layout = "auth"
 	}
 	var buf bytes.Buffer

@@ -25,6 +25,25 @@ export async function api(method, path, body) {
   } catch {
     /* empty body */
   }
+  if (res.status === 401) {
+    sessionEnded();
+    throw new ApiError(401, { error: "Your session has ended. Sign in again to continue." });
+  }
   if (!res.ok) throw new ApiError(res.status, data);
   return data?.data;
+}
+
+// sessionEnded shows, once, a banner with a sign-in link that comes back to
+// this page (a request answered 401: the session expired or was revoked).
+export function sessionEnded() {
+  if (document.querySelector("[data-session-ended]")) return;
+  const box = document.createElement("div");
+  box.className = "alert alert-error session-ended";
+  box.setAttribute("role", "alert");
+  box.dataset.sessionEnded = "";
+  const a = document.createElement("a");
+  a.href = "/login?next=" + encodeURIComponent(location.pathname + location.search);
+  a.textContent = "Sign in again";
+  box.append("Your session has ended. ", a, " to come back to this page.");
+  (document.querySelector("#content") || document.body).prepend(box);
 }

@@ -2,7 +2,7 @@
 // JSON API helper that sends the CSRF token. Page scripts hook in by
 // data-page attributes (see pages/*.js).
 import htmx from "htmx.org";
-import { api, csrfToken } from "./api.js";
+import { api, csrfToken, sessionEnded } from "./api.js";
 import { startBell } from "./bell.js";
 import { runPage } from "./registry.js";
 import "./pages/datasets.js";
@@ -38,6 +38,44 @@ document.addEventListener("htmx:afterRequest", (e) => {
   if (e.detail.successful && e.detail.elt.closest("[data-reload-after]")) location.reload();
 });
 
+// An htmx request answered 401: the session ended while the page was open.
+document.addEventListener("htmx:responseError", (e) => {
+  if (e.detail.xhr?.status === 401) sessionEnded();
+});
+
+// Copy buttons for code snippets and tokens: <pre data-copy>.
+function copyButtons(root) {
+  for (const pre of root.querySelectorAll("pre[data-copy]")) {
+    if (pre.parentElement.classList.contains("copy-wrap")) continue;
+    const wrap = document.createElement("div");
+    wrap.className = "copy-wrap";
+    pre.replaceWith(wrap);
+    wrap.append(pre);
+    const btn = document.createElement("button");
+    btn.type = "button";
+    btn.className = "btn copy-btn";
+    btn.textContent = "Copy";
+    btn.setAttribute("aria-label", "Copy to the clipboard");
+    btn.addEventListener("click", async () => {
+      const text = pre.textContent.trim();
+      try {
+        await navigator.clipboard.writeText(text);
+      } catch {
+        // Without the async clipboard (an insecure origin): select and copy.
+        const range = document.createRange();
+        range.selectNodeContents(pre);
+        const sel = window.getSelection();
+        sel.removeAllRanges();
+        sel.addRange(range);
+        document.execCommand("copy");
+      }
+      btn.textContent = "Copied";
+      setTimeout(() => (btn.textContent = "Copy"), 2000);
+    });
+    wrap.append(btn);
+  }
+}
+
 // Mobile navigation toggle.
 document.addEventListener("click", (e) => {
   const t = e.target.closest("[data-nav-toggle]");
@@ -60,6 +98,7 @@ function relTimes() {
 
 document.addEventListener("DOMContentLoaded", () => {
   relTimes();
+  copyButtons(document);
   setInterval(relTimes, 30000);
   startBell();
   runPage(document.body.dataset.page, document.body);

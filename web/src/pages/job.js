@@ -4,6 +4,7 @@
 import uPlot from "uplot";
 import { api } from "../api.js";
 import { registerPage } from "../registry.js";
+import { label, stepAxis } from "../labels.js";
 
 const stages = ["queued", "downloading", "preparing", "loading_model", "training", "evaluating", "saving", "uploading", "completed"];
 const fmt = (v, d = 3) => (v == null ? "—" : Number(v).toFixed(d));
@@ -39,13 +40,14 @@ registerPage("training-job", (root) => {
       {
         width, height: 280,
         scales: { x: { time: false }, lr: { auto: true } },
-        axes: [{ label: "step" }, { label: "loss" }, { scale: "lr", side: 1, label: "learning rate", grid: { show: false }, values: (u, v) => v.map((x) => x.toExponential(0)) }],
+        axes: [stepAxis, { label: "loss" }, { scale: "lr", side: 1, label: "learning rate", grid: { show: false }, values: (u, v) => v.map((x) => x.toExponential(0)) }],
         series: [{ label: "step" }, { label: "training loss", stroke: "#4f46e5", width: 2 }, { label: "validation loss", stroke: "#f59e0b", width: 2, points: { show: true, size: 6 }, spanGaps: true }, { label: "learning rate", stroke: "#94a3b8", scale: "lr", dash: [4, 4] }],
         legend: { show: false },
       },
       data,
       chartEl,
     );
+    chartEl.uplot = plot; // browser tests read the axis ticks
     window.addEventListener("resize", () => plot.setSize({ width: Math.max(280, chartEl.clientWidth), height: 280 }));
   }
 
@@ -70,7 +72,10 @@ registerPage("training-job", (root) => {
   }
 
   function renderJob(j, events) {
-    live("status").textContent = j.status;
+    // While a job runs its badge names the stage, as the stepper does.
+    const running = j.status === "initializing" || j.status === "running";
+    live("status").textContent = running && j.current_stage ? label(j.current_stage) : label(j.status);
+    live("status").title = `status: ${j.status}`;
     live("status").className = `badge badge-${j.status}`;
     live("progress").textContent = `${Math.round(j.progress)}%`;
     live("progress-bar").style.width = `${j.progress}%`;

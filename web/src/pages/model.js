@@ -2,6 +2,7 @@
 import uPlot from "uplot";
 import { api } from "../api.js";
 import { registerPage } from "../registry.js";
+import { stepAxis } from "../labels.js";
 
 registerPage("model-detail", async (root) => {
   const head = root.querySelector("[data-model-id]");
@@ -18,10 +19,10 @@ registerPage("model-detail", async (root) => {
     const pts = d.metrics;
     el.innerHTML = "";
     if (!pts.length) return;
-    new uPlot(
+    el.uplot = new uPlot(
       {
         width: Math.max(280, el.clientWidth), height: 240, scales: { x: { time: false } }, legend: { show: false },
-        axes: [{ label: "step" }, { label: "loss" }],
+        axes: [stepAxis, { label: "loss" }],
         series: [{}, { label: "training", stroke: "#4f46e5", width: 2 }, { label: "validation", stroke: "#f59e0b", width: 2, points: { show: true, size: 6 }, spanGaps: true }],
       },
       [pts.map((p) => p.step), pts.map((p) => p.training_loss), pts.map((p) => p.validation_loss)],

@@ -7,6 +7,8 @@ const $ = (root, sel) => root.querySelector(sel);
 const money = (v) => (v == null ? "—" : `$${v.toFixed(2)}`);
 const hours = (h) => (h == null ? "—" : h < 1 ? `${Math.round(h * 60)} min` : `${h.toFixed(1)} h`);
 const fields = ["learning_rate", "num_epochs", "batch_size", "lora_rank", "lora_alpha", "lora_dropout", "max_seq_length"];
+// Advanced settings: sent only when filled in (the server defaults them).
+const advanced = ["gradient_accumulation_steps", "warmup_steps", "weight_decay"];
 
 registerPage("training-configure", async (root) => {
   const form = $(root, "#configure");
@@ -24,9 +26,20 @@ registerPage("training-configure", async (root) => {
     const p = cat.presets.find((x) => x.id === id);
     const h = p.hyperparameters;
     setLR(h.learning_rate);
-    for (const f of fields) if (f !== "learning_rate" && h[f] != null) el(f).value = h[f];
-    for (const b of form.querySelectorAll(".preset")) b.setAttribute("aria-checked", String(b.dataset.preset === id));
+    for (const f of [...fields, ...advanced]) if (f !== "learning_rate" && h[f] != null && el(f)) el(f).value = h[f];
+    markPreset(id);
   }
+  function markPreset(id) {
+    for (const b of form.querySelectorAll(".preset")) b.setAttribute("aria-checked", String(b.dataset.preset === id));
+    form.dataset.preset = id;
+  }
+  // Editing a hyperparameter leaves the preset: the job is then "custom".
+  const hyperIds = new Set([...fields, ...advanced]);
+  form.addEventListener("input", (ev) => {
+    if (!hyperIds.has(ev.target.id) || preset === "custom") return;
+    preset = "custom";
+    markPreset("custom");
+  });
 
   // Presets
   const holder = $(form, "[data-presets]");
@@ -39,7 +52,7 @@ registerPage("training-configure", async (root) => {
     const h = p.hyperparameters;
     b.innerHTML = `<strong></strong><span></span>`;
     b.querySelector("strong").textContent = p.name;
-    b.querySelector("span").textContent = `lr ${h.learning_rate} · ${h.num_epochs} epochs · r${h.lora_rank}`;
+    b.querySelector("span").textContent = p.id === "custom" ? "your own settings" : `lr ${h.learning_rate} · ${h.num_epochs} epochs · r${h.lora_rank}`;
     b.addEventListener("click", () => {
       applyPreset(p.id);
       refresh();
@@ -48,14 +61,14 @@ registerPage("training-configure", async (root) => {
   }
   // Selects
   for (const m of cat.base_models) el("base_model").append(new Option(m.display_name + (m.local ? " (runs on CPU)" : ""), m.id));
-  for (const g of cat.gpus) el("gpu_type").append(new Option(`${g.display_name} — ${g.cost_per_gpu_hour ? "$" + g.cost_per_gpu_hour.toFixed(2) + "/h" : "free"}`, g.id));
+  for (const g of cat.gpus) el("gpu_type").append(new Option(`${g.display_name} — ${g.cost_per_gpu_hour ? "$" + g.cost_per_gpu_hour.toFixed(2) + "/h" : g.cpu ? "free (local CPU)" : "free"}`, g.id));
   const fillCounts = () => {
     const g = cat.gpus.find((x) => x.id === el("gpu_type").value);
     const cur = el("num_gpus").value || "1";
     el("num_gpus").innerHTML = "";
     for (const n of g.allowed_counts) el("num_gpus").append(new Option(String(n), String(n)));
     el("num_gpus").value = g.allowed_counts.includes(Number(cur)) ? cur : String(g.allowed_counts[0]);
-    $(form, "[data-gpu-note]").textContent = `${g.memory_gb} GB per GPU`;
+    $(form, "[data-gpu-note]").textContent = g.cpu ? `${g.memory_gb} GB RAM` : `${g.memory_gb} GB per GPU`;
   };
   const noteModel = () => {
     const m = cat.base_models.find((x) => x.id === el("base_model").value);
@@ -90,6 +103,7 @@ registerPage("training-configure", async (root) => {
       lora_alpha: Number(el("lora_alpha").value),
       lora_dropout: Number(el("lora_dropout").value),
       max_seq_length: Number(el("max_seq_length").value),
+      ...Object.fromEntries(advanced.filter((f) => el(f).value.trim() !== "").map((f) => [f, Number(el(f).value)])),
     },
     gpu_config: { gpu_type: el("gpu_type").value, num_gpus: Number(el("num_gpus").value) },
   });
@@ -100,9 +114,15 @@ registerPage("training-configure", async (root) => {
   let seq = 0;
   let timer;
 
+  const gpu = () => cat.gpus.find((x) => x.id === el("gpu_type").value);
   function render(e) {
-    est("cost").textContent = money(e.estimated_cost);
-    est("range").textContent = `${money(e.cost_range.low)}–${money(e.cost_range.high)}`;
+    if (gpu()?.cpu && e.estimated_cost === 0) {
+      est("cost").textContent = "Free";
+      est("range").textContent = "(local CPU)";
+    } else {
+      est("cost").textContent = money(e.estimated_cost);
+      est("range").textContent = `${money(e.cost_range.low)}–${money(e.cost_range.high)}`;
+    }
     est("hours").textContent = hours(e.estimated_duration_hours);
     est("gpu_hours").textContent = e.gpu_hours.toFixed(2);
     est("tokens").textContent = e.tokens_used.toLocaleString();
@@ -113,7 +133,8 @@ registerPage("training-configure", async (root) => {
     const m = e.memory;
     const pct = Math.min(100, (100 * m.required_gb) / m.available_gb);
     est("memory").innerHTML = `<div>Memory: <strong></strong></div><div class="bar${m.fits ? "" : " over"}"><span style="width:${pct}%"></span></div>`;
-    est("memory").querySelector("strong").textContent = `${m.required_gb.toFixed(1)} of ${m.available_gb} GB${m.fits ? "" : " — " + m.warning}`;
+    // The full "does not fit" advice is in the checklist below, once.
+    est("memory").querySelector("strong").textContent = `${m.required_gb.toFixed(1)} of ${m.available_gb} GB${gpu()?.cpu ? " RAM" : ""}${m.fits ? "" : " — does not fit"}`;
     if (!m.fits && m.max_batch_size > 0) {
       const fix = document.createElement("button");
       fix.type = "button";
@@ -139,6 +160,53 @@ registerPage("training-configure", async (root) => {
     start.disabled = !e.checklist.every((c) => c.ok || (c.id === "within_budget" && !e.budget.hard_stop));
   }
 
+  // Validation errors: each under its field (marked invalid); the rest, and
+  // errors without details, in the box under the form.
+  function clearErrors() {
+    errs.hidden = true;
+    errs.textContent = "";
+    for (const x of form.querySelectorAll("[data-field-error]")) x.remove();
+    for (const x of form.querySelectorAll("[aria-invalid]")) {
+      x.removeAttribute("aria-invalid");
+      x.removeAttribute("aria-describedby");
+      x.closest(".field")?.classList.remove("field-invalid");
+    }
+  }
+  function showErrors(err) {
+    clearErrors();
+    const rest = [];
+    for (const [k, v] of Object.entries(err.details || {})) {
+      const id = k.replace(/^(hyperparameters|gpu_config)\./, "");
+      const msg = typeof v === "string" ? v : JSON.stringify(v);
+      const input = el(id);
+      const field = input?.closest(".field");
+      if (!field) {
+        rest.push(`${id.replaceAll("_", " ")}: ${msg}`);
+        continue;
+      }
+      const note = document.createElement("span");
+      note.className = "error";
+      note.id = `${id}-error`;
+      note.dataset.fieldError = id;
+      note.textContent = msg;
+      field.append(note);
+      field.classList.add("field-invalid");
+      input.setAttribute("aria-invalid", "true");
+      input.setAttribute("aria-describedby", note.id);
+      if (field.closest("details")) field.closest("details").open = true;
+    }
+    if (!err.details || rest.length) {
+      errs.hidden = false;
+      errs.textContent = err.details ? rest.join("\n") : "";
+      if (err.status === 401) {
+        const a = document.createElement("a");
+        a.href = "/login?next=" + encodeURIComponent(location.pathname + location.search);
+        a.textContent = "Sign in again";
+        errs.append("Your session has ended. ", a, " to come back to this page.");
+      } else if (!err.details) errs.textContent = err.message;
+    }
+  }
+
   async function refresh() {
     outputs();
     noteModel();
@@ -149,15 +217,14 @@ registerPage("training-configure", async (root) => {
       try {
         const e = await api("POST", "/api/jobs/estimate", request());
         if (my !== seq) return;
-        errs.hidden = true;
+        clearErrors();
         render(e);
         est("status").textContent = "";
         form.dataset.estimateCost = String(e.estimated_cost);
         form.dataset.estimateVersion = String(my);
       } catch (err) {
         if (my !== seq) return;
-        errs.hidden = false;
-        errs.textContent = err.details ? Object.entries(err.details).map(([k, v]) => `${k.replace("hyperparameters.", "")}: ${typeof v === "string" ? v : JSON.stringify(v)}`).join("\n") : err.message;
+        showErrors(err);
         start.disabled = true;
         est("status").textContent = "";
       }
@@ -177,8 +244,7 @@ registerPage("training-configure", async (root) => {
       const res = await api("POST", "/api/jobs", request());
       window.location.href = `/training/jobs/${res.job.id}`;
     } catch (err) {
-      errs.hidden = false;
-      errs.textContent = err.message;
+      showErrors(err);
       start.disabled = false;
     }
   });
