@@ -3,6 +3,7 @@ package agentapi
 import (
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/brightrun/brightrun/internal/apperr"
 	"github.com/brightrun/brightrun/internal/auth"
@@ -82,9 +83,7 @@ func (h *Handlers) heartbeat(w http.ResponseWriter, r *http.Request, j store.Exe
 }
 
 func (h *Handlers) metrics(w http.ResponseWriter, r *http.Request, j store.ExecJob) error {
-	var req struct {
-		Points []store.MetricPoint `json:"points"`
-	}
+	var req MetricsRequest
 	if err := httpx.DecodeJSONLoose(w, r, &req, maxAgentBody); err != nil {
 		return err
 	}
@@ -96,20 +95,14 @@ func (h *Handlers) metrics(w http.ResponseWriter, r *http.Request, j store.ExecJ
 }
 
 func (h *Handlers) events(w http.ResponseWriter, r *http.Request, j store.ExecJob) error {
-	var req struct {
-		Events []struct {
-			Level     string `json:"level"`
-			Stage     string `json:"stage"`
-			Message   string `json:"message"`
-			Timestamp string `json:"timestamp"`
-		} `json:"events"`
-	}
+	var req EventsRequest
 	if err := httpx.DecodeJSONLoose(w, r, &req, maxAgentBody); err != nil {
 		return err
 	}
 	evs := make([]store.JobEvent, 0, len(req.Events))
 	for _, e := range req.Events {
-		evs = append(evs, store.JobEvent{Level: e.Level, Stage: e.Stage, Message: e.Message})
+		at, _ := time.Parse(time.RFC3339Nano, e.Timestamp) // unparseable: zero, the service stamps it
+		evs = append(evs, store.JobEvent{Level: e.Level, Stage: e.Stage, Message: e.Message, CreatedAt: at})
 	}
 	if err := h.Svc.Events(r.Context(), j, evs); err != nil {
 		return err
@@ -165,9 +158,7 @@ func (h *Handlers) fail(w http.ResponseWriter, r *http.Request, j store.ExecJob)
 }
 
 func (h *Handlers) cancelled(w http.ResponseWriter, r *http.Request, j store.ExecJob) error {
-	var req struct {
-		Step int `json:"step"`
-	}
+	var req CancelledRequest
 	if err := httpx.DecodeJSONLoose(w, r, &req, 0); err != nil {
 		return err
 	}

@@ -73,12 +73,41 @@ func (s *Service) Metrics(ctx context.Context, j store.ExecJob, points []store.M
 	return s.Store.MetricsUpsert(store.AsSystem(ctx), j.ID, j.Attempt, points, s.Now().UTC())
 }
 
-// Events appends log lines (trimmed to a sane size).
+// MetricsRequest is the metrics body.
+type MetricsRequest struct {
+	Points []store.MetricPoint `json:"points"`
+}
+
+// AgentEvent is one log line as an agent sends it.
+type AgentEvent struct {
+	Level     string `json:"level"`
+	Stage     string `json:"stage"`
+	Message   string `json:"message"`
+	Timestamp string `json:"timestamp"` // RFC 3339, when it happened on the agent
+}
+
+// EventsRequest is the events body.
+type EventsRequest struct {
+	Events []AgentEvent `json:"events"`
+}
+
+// CancelledRequest is the cancelled body.
+type CancelledRequest struct {
+	Step int `json:"step"`
+}
+
+// Events appends log lines (trimmed to a sane size). An event keeps the
+// agent's time when it is plausible (within the last day, not ahead of the
+// server by more than a minute); otherwise it gets the server's.
 func (s *Service) Events(ctx context.Context, j store.ExecJob, events []store.JobEvent) error {
 	if len(events) > 1000 {
 		return apperr.TooLarge("send at most 1000 events per batch")
 	}
+	now := s.Now().UTC()
 	for i := range events {
+		if at := events[i].CreatedAt; at.Before(now.Add(-24*time.Hour)) || at.After(now.Add(time.Minute)) {
+			events[i].CreatedAt = now
+		}
 		if events[i].Level == "" {
 			events[i].Level = "info"
 		}
@@ -89,7 +118,7 @@ func (s *Service) Events(ctx context.Context, j store.ExecJob, events []store.Jo
 		// NUL or control characters, cut by runes) instead of refused.
 		events[i].Message = textsafe.Clean(events[i].Message, 4000)
 	}
-	return s.Store.JobEventsAdd(store.AsSystem(ctx), j.ID, j.Attempt, events, s.Now().UTC())
+	return s.Store.JobEventsAdd(store.AsSystem(ctx), j.ID, j.Attempt, events, now)
 }
 
 // UploadRequest asks for signed upload URLs.
