@@ -200,6 +200,35 @@ def train_dtype(device: str):
     return torch.float32
 
 
+def cpu_flags() -> set[str]:
+    """The CPU feature flags of /proc/cpuinfo (empty where it does not exist)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def cpu_bf16_supported() -> bool:
+    """Whether the CPU has bf16 matrix units (AMX-BF16 or AVX512-BF16) that oneDNN uses.
+
+    Without them PyTorch emulates bf16 matmuls and autocast is slower than fp32.
+    """
+    import torch
+
+    if not torch.backends.mkldnn.is_available():
+        return False
+    try:
+        if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+            return False
+    except (AttributeError, RuntimeError):
+        return False
+    return bool({"amx_bf16", "avx512_bf16"} & cpu_flags())
+
+
 def load_model(resolved: ResolvedModel, *, device: str, attn_implementation: str = "sdpa",
                load_in_4bit: bool = False, revision: str | None = None):
     import torch

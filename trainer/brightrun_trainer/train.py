@@ -24,7 +24,7 @@ from .config import JobConfig
 from .data import Example, load_dataset, split_examples
 from .encoding import IGNORE_INDEX, Encoded, collate_packed, encode_all, ensure_chat_template, render
 from .errors import Cancelled, ConfigError, DataError, OOMError
-from .models import ResolvedModel, load_model, load_tokenizer, pick_device, resolve_model
+from .models import ResolvedModel, cpu_bf16_supported, load_model, load_tokenizer, pick_device, resolve_model
 from .perf import FlopCounter, GpuStats, device_peak
 from .reporting import Reporter
 
@@ -59,7 +59,11 @@ def set_seed(seed: int) -> None:
 
 
 def token_loss_sum(logits, labels):
-    """Summed next-token cross-entropy over labelled positions, and their count."""
+    """Summed next-token cross-entropy over labelled positions, and their count.
+
+    ``logits`` are full-length ([rows, width, vocab]); the trainer's own path
+    (:func:`forward_loss`) computes logits only where a label follows instead.
+    """
     import torch.nn.functional as F
 
     shift_labels = labels[:, 1:]
@@ -76,25 +80,122 @@ def _to(batch: dict, device: str) -> dict:
 
 
 def forward_loss(model, batch: dict):
-    out = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False)
-    return token_loss_sum(out.logits, batch["labels"])
+    """Summed assistant-token loss of a batch (packed rows or single examples).
+
+    Logits are computed only at the positions whose next token is labelled
+    (``logits_to_keep``), not over the whole sequence: with a 49k-128k
+    vocabulary the full-length fp32 logits, their float copy and the
+    cross-entropy's saved softmax were most of the step's memory (issue 14:
+    several GB per micro-batch at 1024 tokens) and a large share of its time,
+    while only the assistant positions (a third or less) carry a loss. The
+    value is the same as :func:`token_loss_sum` over full logits.
+    """
+    import torch.nn.functional as F
+
+    labels = batch["labels"]
+    nxt = labels[:, 1:] != IGNORE_INDEX                 # position p predicts token p + 1
+    keep = nxt.any(0).nonzero().squeeze(1)              # positions any row needs
+    kwargs = {"input_ids": batch["input_ids"], "use_cache": False, "logits_to_keep": keep}
+    if "position_ids" in batch:
+        kwargs["position_ids"] = batch["position_ids"]
+    if "attention_mask" in batch:
+        kwargs["attention_mask"] = batch["attention_mask"]
+    out = model(**kwargs)
+    target = labels[:, 1:][:, keep]
+    mask = target != IGNORE_INDEX
+    n = int(mask.sum().item())
+    if n == 0:
+        return out.logits.sum() * 0.0, 0
+    return F.cross_entropy(out.logits[mask].float(), target[mask], reduction="sum"), n
 
 
-def evaluate_loss(model, encs: list[Encoded], batch_size: int, capacity: int, pad_id: int, device: str) -> float | None:
+@dataclass(frozen=True)
+class ComputePath:
+    """How micro-batches are laid out and in which precision they run.
+
+    rows="packed": a micro-batch's examples first-fit packed into rows of
+    max_seq_length with position ids restarting per example (GPU: flash/varlen
+    kernels skip cross-example attention, and full rows keep the GPU busy).
+    rows="single": one example per forward, no padding and no mask, so SDPA
+    takes its fused causal (flash) CPU kernel; a packed row's block-diagonal
+    mask forces the math path, which materialises [heads, L, L] attention
+    weights per layer for backward and computes the masked blocks too (on the
+    2-core CPU of issue 14 most of 22 GB peak memory and of the step time).
+    Gradients are accumulated over the examples of the micro-batch with the
+    same normalisation (the micro-batch's assistant-token count), so the
+    update is the packed path's.
+
+    autocast: bf16 autocast on CPUs with bf16 matrix units (AMX / AVX-512
+    BF16), where oneDNN bf16 matmuls run several times faster than fp32;
+    weights, LoRA parameters, optimizer state and the loss stay fp32.
+    """
+
+    rows: str = "packed"
+    autocast: bool = False
+
+    def batches(self, encs: list[Encoded], capacity: int, pad_id: int):
+        if self.rows == "single":
+            return [single_row(e) for e in encs]
+        return [collate_packed(encs, capacity, pad_id)]
+
+    def context(self, device: str):
+        import contextlib
+
+        import torch
+
+        if self.autocast:
+            return torch.autocast(device_type=device, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def describe(self) -> str:
+        return f"{self.rows} rows" + (", bf16 autocast" if self.autocast else "")
+
+
+def single_row(e: Encoded) -> dict:
+    import torch
+
+    return {"input_ids": torch.tensor([e.input_ids], dtype=torch.long),
+            "labels": torch.tensor([e.labels], dtype=torch.long)}
+
+
+def pick_compute_path(device: str, env: dict | None = None) -> ComputePath:
+    """The layout and precision for ``device``.
+
+    CPU: single rows, bf16 autocast where the CPU has bf16 units. CUDA: packed
+    rows (the model is already loaded in bf16). BRIGHTRUN_ROWS=packed|single and
+    BRIGHTRUN_CPU_AUTOCAST=0|1 override (benchmarks, debugging).
+    """
+    env = os.environ if env is None else env
+    if device == "cpu":
+        path = ComputePath(rows="single", autocast=cpu_bf16_supported())
+    else:
+        path = ComputePath(rows="packed", autocast=False)
+    rows = env.get("BRIGHTRUN_ROWS")
+    if rows in ("packed", "single"):
+        path = ComputePath(rows=rows, autocast=path.autocast)
+    ac = env.get("BRIGHTRUN_CPU_AUTOCAST")
+    if device == "cpu" and ac in ("0", "1"):
+        path = ComputePath(rows=path.rows, autocast=ac == "1" and cpu_bf16_supported())
+    return path
+
+
+def evaluate_loss(model, encs: list[Encoded], batch_size: int, capacity: int, pad_id: int, device: str,
+                  path: ComputePath | None = None) -> float | None:
     """Mean per-token loss over the assistant tokens of ``encs``."""
     import torch
 
     if not encs:
         return None
+    path = path or ComputePath()
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
-    with torch.no_grad():
+    with torch.no_grad(), path.context(device):
         for i in range(0, len(encs), batch_size):
-            batch = _to(collate_packed(encs[i:i + batch_size], capacity, pad_id), device)
-            loss, n = forward_loss(model, batch)
-            total += float(loss.item())
-            count += n
+            for batch in path.batches(encs[i:i + batch_size], capacity, pad_id):
+                loss, n = forward_loss(model, _to(batch, device))
+                total += float(loss.item())
+                count += n
     if was_training:
         model.train()
     return total / count if count else None
