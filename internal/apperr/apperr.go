@@ -24,6 +24,7 @@ const (
 	KindRateLimited
 	KindUnsupportedMedia
 	KindMethodNotAllowed
+	KindUnavailable
 )
 
 // Error is an error a client may see: a message plus optional details
@@ -32,7 +33,10 @@ type Error struct {
 	Kind    Kind
 	Message string
 	Details any
-	Err     error // wrapped cause, logged but never shown
+	// Code is a stable machine-readable code for clients that branch on it
+	// (the /v1 face sends it as OpenAI's error.code, e.g. "model_not_found").
+	Code string
+	Err  error // wrapped cause, logged but never shown
 }
 
 func (e *Error) Error() string {
@@ -83,6 +87,15 @@ func TooLarge(format string, a ...any) *Error { return newf(KindTooLarge, format
 
 // RateLimited is a 429.
 func RateLimited(format string, a ...any) *Error { return newf(KindRateLimited, format, a...) }
+
+// Unavailable is a 503: the work cannot be done now (no agent can serve it).
+func Unavailable(format string, a ...any) *Error { return newf(KindUnavailable, format, a...) }
+
+// WithCode sets the machine-readable code and returns e.
+func (e *Error) WithCode(code string) *Error {
+	e.Code = code
+	return e
+}
 
 // BadRequest is a 400 without field details.
 func BadRequest(format string, a ...any) *Error { return newf(KindValidation, format, a...) }

@@ -56,6 +56,8 @@ func Status(k apperr.Kind) int {
 		return http.StatusUnsupportedMediaType
 	case apperr.KindMethodNotAllowed:
 		return http.StatusMethodNotAllowed
+	case apperr.KindUnavailable:
+		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
 }
@@ -89,6 +91,10 @@ func (e *Errors) Write(w http.ResponseWriter, r *http.Request, err error) {
 		ae = &apperr.Error{Kind: apperr.KindInternal, Message: "internal server error (request id " + rid + ")"}
 	}
 	status := Status(ae.Kind)
+	if IsOpenAI(r) {
+		JSON(w, status, OpenAIErrorBody{Error: openAIError(ae, status)})
+		return
+	}
 	if IsAPI(r) || e.Page == nil {
 		JSON(w, status, ErrorBody{Error: ae.Message, Details: ae.Details, RequestID: rid})
 		return

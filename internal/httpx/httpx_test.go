@@ -147,3 +147,53 @@ func TestCheckText(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func TestOpenAIErrorShape(t *testing.T) {
+	e := &Errors{Log: slog.New(slog.DiscardHandler)}
+	cases := []struct {
+		err               error
+		status            int
+		typ, param, code  string
+		messageContaining string
+	}{
+		{apperr.Validation("validation failed", map[string]string{"model": "is required"}), 400, "invalid_request_error", "model", "", "model: is required"},
+		{apperr.NotFound("model").WithCode("model_not_found"), 404, "invalid_request_error", "", "model_not_found", "model not found"},
+		{apperr.Unauthorized("send an API token"), 401, "authentication_error", "", "", "API token"},
+		{apperr.Unavailable("no agent serving X is online"), 503, "server_error", "", "", "no agent"},
+		{apperr.RateLimited("slow down"), 429, "rate_limit_error", "", "", "slow down"},
+	}
+	for _, c := range cases {
+		rec := httptest.NewRecorder()
+		e.Write(rec, httptest.NewRequest("POST", "/v1/chat/completions", nil), c.err)
+		if rec.Code != c.status {
+			t.Fatalf("%v: status %d, want %d", c.err, rec.Code, c.status)
+		}
+		var body struct {
+			Error struct {
+				Message string  `json:"message"`
+				Type    string  `json:"type"`
+				Param   *string `json:"param"`
+				Code    *string `json:"code"`
+			} `json:"error"`
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+			t.Fatal(err)
+		}
+		got := body.Error
+		if got.Type != c.typ || !strings.Contains(got.Message, c.messageContaining) {
+			t.Errorf("%v: %+v", c.err, got)
+		}
+		if (c.param == "") != (got.Param == nil) || got.Param != nil && *got.Param != c.param {
+			t.Errorf("%v: param %v, want %q", c.err, got.Param, c.param)
+		}
+		if (c.code == "") != (got.Code == nil) || got.Code != nil && *got.Code != c.code {
+			t.Errorf("%v: code %v, want %q", c.err, got.Code, c.code)
+		}
+	}
+	// /api keeps the spec's envelope.
+	rec := httptest.NewRecorder()
+	e.Write(rec, httptest.NewRequest("GET", "/api/models/x", nil), apperr.NotFound("model"))
+	if !strings.Contains(rec.Body.String(), `"error":"model not found"`) {
+		t.Fatalf("api envelope: %s", rec.Body.String())
+	}
+}

@@ -159,7 +159,6 @@ func (h *Handlers) listData(r *http.Request, def int) (map[string]any, error) {
 	return map[string]any{"models": views, "total": total, "page": p.Page, "limit": p.Limit, "totalPages": httpx.TotalPages(total, p.Limit), "sort": p.Sort}, nil
 }
 
-
 func (h *Handlers) list(w http.ResponseWriter, r *http.Request) error {
 	d, err := h.listData(r, 20)
 	if err != nil {
