@@ -67,7 +67,7 @@ func (h *Handlers) claim(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return httpx.OK(w, http.StatusOK, map[string]any{"job": a})
+	return httpx.OK(w, http.StatusOK, ClaimAnswer{Job: a})
 }
 
 func (h *Handlers) heartbeat(w http.ResponseWriter, r *http.Request, j store.ExecJob) error {

@@ -30,8 +30,14 @@ type HeartbeatRequest struct {
 // Stages an agent may report.
 var Stages = []string{"downloading", "preparing", "loading_model", "training", "evaluating", "saving", "uploading"}
 
+// HeartbeatAnswer tells the agent whether to stop and how long its lease is.
+type HeartbeatAnswer struct {
+	Cancel       bool    `json:"cancel"`
+	LeaseSeconds float64 `json:"lease_seconds"`
+}
+
 // Heartbeat extends the lease and answers whether to cancel.
-func (s *Service) Heartbeat(ctx context.Context, j store.ExecJob, r HeartbeatRequest) (map[string]any, error) {
+func (s *Service) Heartbeat(ctx context.Context, j store.ExecJob, r HeartbeatRequest) (*HeartbeatAnswer, error) {
 	if !contains(Stages, r.Stage) {
 		return nil, apperr.Validation("validation failed", map[string]string{"stage": "use one of " + strings.Join(Stages, ", ")})
 	}
@@ -43,7 +49,7 @@ func (s *Service) Heartbeat(ctx context.Context, j store.ExecJob, r HeartbeatReq
 	if err != nil {
 		return nil, err
 	}
-	return map[string]any{"cancel": cancel, "lease_seconds": s.Opts.Lease.Seconds()}, nil
+	return &HeartbeatAnswer{Cancel: cancel, LeaseSeconds: s.Opts.Lease.Seconds()}, nil
 }
 
 func contains(list []string, v string) bool {

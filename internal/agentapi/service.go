@@ -203,6 +203,11 @@ type Assignment struct {
 	Resume           *Resume        `json:"resume"`
 }
 
+// ClaimAnswer is the claim answer: a job, or null after the wait.
+type ClaimAnswer struct {
+	Job *Assignment `json:"job"`
+}
+
 // Resume is the checkpoint a retry starts from.
 type Resume struct {
 	Step  int       `json:"step"`

@@ -13,31 +13,29 @@ import json
 import threading
 import time
 import uuid
+from pathlib import Path
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
 STAGES = {"downloading", "preparing", "loading_model", "training", "evaluating", "saving", "uploading"}
 
-# Allowed keys of every body (the Go server decodes with DisallowUnknownFields).
-SCHEMAS = {
-    "claim": {"agent": {"name", "version", "hostname"}, "capabilities": {"gpu_type", "gpu_count", "gpu_memory_gb"},
-              "wait_seconds": None},
-    "heartbeat": {"stage": None, "progress": None, "epoch": None, "step": None, "total_steps": None,
-                  "tokens_per_second": None, "eta_seconds": None},
-    "metrics": {"points": None},
-    "events": {"events": None},
-    "uploads": {"kind": None, "step": None, "files": None},
-    "checkpoint": {"step": None, "files": None},
-    "complete": {"files": None, "summary": None, "eval": None},
-    "fail": {"error_class": None, "message": None, "retryable": None, "traceback": None},
-    "cancelled": {"step": None},
-}
-POINT_KEYS = {"step", "epoch", "training_loss", "validation_loss", "learning_rate", "gradient_norm",
-              "tokens_per_second", "gpu_utilization", "gpu_memory_gb", "mfu", "timestamp"}
-EVENT_KEYS = {"level", "message", "stage", "timestamp"}
-FILE_KEYS = {"name", "size", "storage_path"}
-EVAL_KEYS = {"base", "adapter", "samples"}
-LOSS_KEYS = {"validation_loss", "perplexity"}
+# Allowed keys of every body come from the golden examples the Go server's
+# wire types are tested against (testdata/golden/agent-protocol.json), so the
+# agent is checked against the same definition as the server.
+GOLDEN = json.loads((Path(__file__).resolve().parents[2] / "testdata" / "golden" / "agent-protocol.json").read_text())
+
+
+def _request(call: str) -> dict:
+    return GOLDEN[call]["request"]
+
+
+SCHEMAS = {call: {k: (set(v) if isinstance(v, dict) else None) for k, v in ex["request"].items()}
+           for call, ex in GOLDEN.items() if not call.startswith("_")}
+POINT_KEYS = set(_request("metrics")["points"][0])
+EVENT_KEYS = set(_request("events")["events"][0])
+FILE_KEYS = set(_request("checkpoint")["files"][0])
+EVAL_KEYS = set(_request("complete")["eval"])
+LOSS_KEYS = set(_request("complete")["eval"]["base"])
 INT_FIELDS = {"heartbeat": ("epoch", "step", "total_steps"), "uploads": ("step",), "checkpoint": ("step",),
               "cancelled": ("step",)}
 

@@ -16,3 +16,22 @@ def test_split_rule_matches_the_server():
     for c in cases:
         got = sorted(validation_keys(c["keys"], c["share"]))
         assert got == c["validation"], c["name"]
+
+
+def test_agent_reads_the_golden_claim_answer():
+    from brightrun_trainer.agent import job_config
+
+    golden = json.loads((GOLDEN / "agent-protocol.json").read_text())
+    job = golden["claim"]["response"]["job"]
+    cfg = job_config(job["config"], device="cpu")
+    assert cfg.base_model == job["config"]["base_model"]
+    assert cfg.max_seq_length == job["config"]["max_seq_length"]
+    assert cfg.lora_rank == job["config"]["lora_rank"]
+
+
+def test_fake_server_schemas_come_from_the_golden_file():
+    import fakeserver
+
+    golden = json.loads((GOLDEN / "agent-protocol.json").read_text())
+    assert set(fakeserver.SCHEMAS["heartbeat"]) == set(golden["heartbeat"]["request"])
+    assert fakeserver.POINT_KEYS == set(golden["metrics"]["request"]["points"][0])
