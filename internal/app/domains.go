@@ -25,7 +25,7 @@ func (a *App) domains(ctx context.Context, d *server.Deps) ([]func(*server.Mux),
 	ds := datasets.NewService(a.Store, a.Storage, a.Log, a.Now)
 	a.Datasets = ds
 	dh := &datasets.Handlers{Svc: ds, UI: d.UI}
-	nh := &notify.Handlers{Store: a.Store, UI: d.UI}
+	nh := &notify.Handlers{Svc: &notify.Service{Store: a.Store}, UI: d.UI}
 	cat, err := catalog.Load(a.Config.Catalog)
 	if err != nil {
 		return nil, nil, fmt.Errorf("BRIGHTRUN_CATALOG: %w", err)

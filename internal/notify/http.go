@@ -1,6 +1,3 @@
-// Package notify is the in-app notification domain: the API behind the bell
-// and the notifications page. Notifications are created by the domains that
-// have news (datasets, jobs).
 package notify
 
 import (
@@ -11,14 +8,13 @@ import (
 	"github.com/brightrun/brightrun/internal/auth"
 	"github.com/brightrun/brightrun/internal/httpx"
 	"github.com/brightrun/brightrun/internal/server"
-	"github.com/brightrun/brightrun/internal/store"
 	"github.com/brightrun/brightrun/internal/ui"
 )
 
-// Handlers are the notification routes.
+// Handlers are the notification routes: parse, call the service, answer.
 type Handlers struct {
-	Store store.Store
-	UI    *ui.Renderer
+	Svc *Service
+	UI  *ui.Renderer
 }
 
 // Mount registers the routes.
@@ -29,41 +25,33 @@ func (h *Handlers) Mount(m *server.Mux) {
 	m.Page("GET /notifications", h.page)
 }
 
-func uid(r *http.Request) string { return auth.UserID(r) }
-
-// List is the API's answer.
-type List struct {
-	Notifications []store.Notification `json:"notifications"`
-	UnreadCount   int                  `json:"unread_count"`
-}
-
-func (h *Handlers) load(r *http.Request, def int) (List, error) {
+// listParams reads ?limit= and ?unread= (def is the page's default size).
+func listParams(r *http.Request, def int) (ListParams, error) {
 	q := r.URL.Query()
-	limit := def
+	p := ListParams{UserID: auth.UserID(r), Limit: def}
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 100 {
-			return List{}, apperr.Validation("validation failed", map[string]string{"limit": "use a whole number from 1 to 100"})
+		if err != nil {
+			return p, apperr.Validation("validation failed", map[string]string{"limit": "use a whole number from 1 to 100"})
 		}
-		limit = n
+		p.Limit = n
 	}
-	unread := false
 	if v := q.Get("unread"); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
-			return List{}, apperr.Validation("validation failed", map[string]string{"unread": "use true or false"})
+			return p, apperr.Validation("validation failed", map[string]string{"unread": "use true or false"})
 		}
-		unread = b
+		p.UnreadOnly = b
 	}
-	list, n, err := h.Store.NotificationList(r.Context(), uid(r), unread, limit)
-	if list == nil {
-		list = []store.Notification{}
-	}
-	return List{Notifications: list, UnreadCount: n}, err
+	return p, nil
 }
 
 func (h *Handlers) list(w http.ResponseWriter, r *http.Request) error {
-	l, err := h.load(r, 20)
+	p, err := listParams(r, 20)
+	if err != nil {
+		return err
+	}
+	l, err := h.Svc.List(r.Context(), p)
 	if err != nil {
 		return err
 	}
@@ -71,24 +59,16 @@ func (h *Handlers) list(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *Handlers) read(w http.ResponseWriter, r *http.Request) error {
-	if err := h.Store.NotificationMarkRead(r.Context(), uid(r), r.PathValue("id")); err != nil {
+	if err := h.Svc.MarkRead(r.Context(), auth.UserID(r), r.PathValue("id")); err != nil {
 		return err
 	}
 	return httpx.OK(w, http.StatusOK, map[string]bool{"read": true})
 }
 
 func (h *Handlers) readAll(w http.ResponseWriter, r *http.Request) error {
-	n, err := h.Store.NotificationMarkAllRead(r.Context(), uid(r))
+	n, err := h.Svc.MarkAllRead(r.Context(), auth.UserID(r))
 	if err != nil {
 		return err
 	}
 	return httpx.OK(w, http.StatusOK, map[string]int64{"marked": n})
-}
-
-func (h *Handlers) page(w http.ResponseWriter, r *http.Request) error {
-	l, err := h.load(r, 100)
-	if err != nil {
-		return err
-	}
-	return h.UI.Render(w, http.StatusOK, "notifications", ui.PageFor(r, "Notifications", "", l))
 }
