@@ -99,7 +99,8 @@ def test_adapter_answer_matches_peft_from_pretrained(engine, tiny_model, adapter
 
     ours = gen(engine, tiny_model, adapters["b"], params=greedy(10))
     tok = AutoTokenizer.from_pretrained(str(tiny_model))
-    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(str(tiny_model), dtype=torch.float32),
+    dtype = engine.torch_dtype()   # the engine serves bf16 on CPUs with bf16 units
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(str(tiny_model), dtype=dtype),
                                       str(adapters["b"])).eval()
     ids = tok.apply_chat_template(MESSAGES, add_generation_prompt=True, return_tensors="pt", return_dict=True)
     out = model.generate(**ids, max_new_tokens=10, do_sample=False, pad_token_id=tok.pad_token_id)
