@@ -55,6 +55,9 @@ def _parser() -> argparse.ArgumentParser:
                                           "a GPU agent '*')")
     a.add_argument("--serve-slots", type=int, default=4,
                    help="inference requests served at once (they take turns per token on one model)")
+    a.add_argument("--serve-engine", choices=("auto", "transformers", "vllm"), default="auto",
+                   help="auto: vLLM multi-LoRA on a GPU agent when vllm is installed (untested), "
+                        "else transformers+PEFT")
     a.add_argument("--adapter-cache-gb", type=float, default=2.0, help="size limit of the adapter cache")
     a.add_argument("--adapter-cache-dir", help="adapter cache directory (default WORK_DIR/adapters)")
 
