@@ -1,4 +1,4 @@
-"""Command line: ``brightrun-trainer train|preflight|agent|generate|make-tiny-model``.
+"""Command line: ``brightrun-trainer train|preflight|agent|generate|export|make-tiny-model``.
 
 Every failure ends with one JSON line on stderr, {"error_class", "message"},
 and the exit code of its class (see errors.EXIT_CODES); a cancelled run
@@ -74,6 +74,14 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
     g.add_argument("--json", action="store_true", help="print one JSON object (text, finish_reason, usage, "
                                                        "timings) instead of streaming the text")
+
+    x = sub.add_parser("export", help="export a trained adapter (merged into the base model)")
+    x.add_argument("--merged", action="store_true", required=True,
+                   help="merge the adapter into the base weights (merge_and_unload) and save safetensors + tokenizer")
+    x.add_argument("--model", required=True, help="base model id or path")
+    x.add_argument("--adapter", required=True, help="PEFT adapter directory")
+    x.add_argument("--out", required=True, help="output model directory (replaced)")
+    x.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32")
 
     m = sub.add_parser("make-tiny-model", help="build a tiny random Llama + BPE tokenizer (tests, e2e)")
     m.add_argument("--out", required=True, help="output model directory")
@@ -172,6 +180,17 @@ def cmd_make_tiny_model(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from .export import export_merged
+
+    try:
+        info = export_merged(args.model, args.adapter, args.out, dtype=args.dtype)
+    except BaseException as e:  # noqa: BLE001 - every failure gets a class
+        return emit_error(_report_failure(e))
+    sys.stdout.write(json.dumps(dict(info, out=str(args.out))) + "\n")
+    return 0
+
+
 def cmd_generate(args) -> int:
     from .inference.engine import Engine, GenParams
     from .models import pick_device
@@ -220,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_make_tiny_model(args)
     if args.command == "generate":
         return cmd_generate(args)
+    if args.command == "export":
+        return cmd_export(args)
     return cmd_preflight(args)
 
 
