@@ -64,7 +64,9 @@ func NewBrowser(t testing.TB, width, height int) *Browser {
 		// Chromium may still be flushing its profile: best effort.
 		_ = os.RemoveAll(profile)
 	})
-	if err := chromedp.Run(ctx); err != nil {
+	// Headless Chromium's windows are at least 500 px wide: emulate the
+	// viewport so that a 390 px phone really is 390 px.
+	if err := chromedp.Run(ctx, chromedp.EmulateViewport(int64(width), int64(height))); err != nil {
 		t.Fatalf("start chromium: %v", err)
 	}
 	return &Browser{Ctx: ctx, t: t, dir: ArtifactsDir(t)}

@@ -45,6 +45,9 @@ type Request struct {
 	PresetID        string          `json:"preset_id"`
 	Hyperparameters json.RawMessage `json:"hyperparameters"`
 	GPUConfig       GPUConfig       `json:"gpu_config"`
+	// AllowTruncation consents to a max_seq_length that drops examples
+	// (POST /api/jobs refuses one otherwise).
+	AllowTruncation bool `json:"allow_truncation,omitempty"`
 }
 
 // Budget is the user's monthly budget position.
@@ -70,6 +73,7 @@ type EstimateResponse struct {
 	Hyperparameters catalog.Hyperparameters `json:"hyperparameters"`
 	GPUConfig       GPUConfig               `json:"gpu_config"`
 	Dataset         *DatasetTokens          `json:"dataset,omitempty"`
+	Preflight       *Preflight              `json:"preflight,omitempty"`
 	Budget          Budget                  `json:"budget"`
 	Checklist       []Check                 `json:"checklist"`
 }
@@ -93,6 +97,7 @@ type resolved struct {
 	gpu     catalog.GPU
 	dataset *store.Dataset
 	tokens  *DatasetTokens
+	pre     *Preflight
 }
 
 func (s *Service) resolve(ctx context.Context, userID string, req Request, needDataset bool) (*resolved, error) {
@@ -154,7 +159,15 @@ func (s *Service) resolve(ctx context.Context, userID string, req Request, needD
 		if err != nil {
 			return nil, err
 		}
+		prof, err := s.Store.DatasetTokenProfile(ctx, userID, d.ID)
+		if err != nil {
+			return nil, err
+		}
 		r.dataset, r.tokens = &d, datasetTokens(d, h.MaxSeqLength)
+		if r.pre = preflightFrom(prof, h.MaxSeqLength, model.ContextLength); r.pre != nil {
+			r.tokens.TrainExamples, r.tokens.EvalExamples = r.pre.TrainingExamplesKept, r.pre.ValidationExamplesKept
+			r.tokens.TrainTokens, r.tokens.EvalTokens = r.pre.TokensPerEpoch, r.pre.ValidationTokens
+		}
 	}
 	return r, nil
 }
@@ -217,7 +230,7 @@ func (s *Service) estimate(ctx context.Context, userID string, r *resolved) (Est
 	if err != nil {
 		return EstimateResponse{}, err
 	}
-	out := EstimateResponse{Result: res, Hyperparameters: r.h, GPUConfig: r.req.GPUConfig, Dataset: r.tokens, Budget: b}
+	out := EstimateResponse{Result: res, Hyperparameters: r.h, GPUConfig: r.req.GPUConfig, Dataset: r.tokens, Preflight: r.pre, Budget: b}
 	out.Checklist = checklist(r, res, b)
 	return out, nil
 }
@@ -246,7 +259,21 @@ func checklist(r *resolved, res estimate.Result, b Budget) []Check {
 			bud.Message = fmt.Sprintf("Over budget: the estimate $%.2f exceeds the $%.2f left this month", res.EstimatedCost, *b.Remaining)
 		}
 	}
-	return []Check{ds, mem, bud}
+	checks := []Check{ds}
+	if p := r.pre; p != nil {
+		c := Check{ID: "examples_kept", OK: p.ExamplesDropped == 0 && p.TrainingExamplesKept > 0,
+			Message: fmt.Sprintf("Keeps all %d examples whole at %d tokens", p.ExamplesTotal, p.MaxSeqLength)}
+		switch {
+		case p.TrainingExamplesKept == 0:
+			c.Message = fmt.Sprintf("No training example survives %d tokens", p.MaxSeqLength)
+		case p.ExamplesDropped > 0:
+			c.Message = fmt.Sprintf("Drops %d of %d examples at %d tokens", p.ExamplesDropped, p.ExamplesTotal, p.MaxSeqLength)
+		case p.ExamplesTruncated > 0:
+			c.Message = fmt.Sprintf("Shortens %d of %d examples at %d tokens (%d keeps all whole)", p.ExamplesTruncated, p.ExamplesTotal, p.MaxSeqLength, p.KeepAllMaxSeqLength)
+		}
+		checks = append(checks, c)
+	}
+	return append(checks, mem, bud)
 }
 
 func monthStart(t time.Time) time.Time {
@@ -298,6 +325,9 @@ func (s *Service) Create(ctx context.Context, userID string, req Request) (Creat
 	if err != nil {
 		return CreateResponse{}, err
 	}
+	if err := truncationConsent(r.pre, req.AllowTruncation); err != nil {
+		return CreateResponse{}, err
+	}
 	if !est.Memory.Fits {
 		return CreateResponse{}, apperr.Validation(est.Memory.Warning, map[string]any{"memory": est.Memory})
 	}
@@ -321,6 +351,23 @@ func (s *Service) Create(ctx context.Context, userID string, req Request) (Creat
 	return CreateResponse{Job: job, EstimatedCost: est.EstimatedCost, EstimatedDurationHours: hours, Estimate: est}, nil
 }
 
+// truncationConsent refuses a job that would train on nothing, or drop
+// examples without the caller's allow_truncation.
+func truncationConsent(p *Preflight, allow bool) error {
+	if p == nil {
+		return nil
+	}
+	if p.TrainingExamplesKept == 0 {
+		return apperr.Validation(p.Message, map[string]any{"hyperparameters.max_seq_length": fmt.Sprintf("no training example survives %d tokens; use %d", p.MaxSeqLength, p.KeepAllMaxSeqLength), "preflight": p})
+	}
+	if p.ExamplesDropped > 0 && !allow {
+		return apperr.Validation(p.Message, map[string]any{
+			"allow_truncation": fmt.Sprintf("%d of %d examples would be dropped at max_seq_length %d: raise max_seq_length (%d keeps all) or send allow_truncation: true", p.ExamplesDropped, p.ExamplesTotal, p.MaxSeqLength, p.KeepAllMaxSeqLength),
+			"preflight":        p})
+	}
+	return nil
+}
+
 // Cancel cancels a queued job at once or asks the agent to stop a running one.
 func (s *Service) Cancel(ctx context.Context, userID, id string) (store.Job, error) {
 	return s.Jobs.Cancel(ctx, userID, id)
@@ -340,5 +387,7 @@ func (s *Service) Retry(ctx context.Context, userID, id string) (CreateResponse,
 		return CreateResponse{}, err
 	}
 	return s.Create(ctx, userID, Request{DatasetID: j.DatasetID, PresetID: j.PresetID, Hyperparameters: j.Hyperparameters,
-		GPUConfig: GPUConfig{GPUType: g.GPUType, NumGPUs: g.NumGPUs}})
+		GPUConfig: GPUConfig{GPUType: g.GPUType, NumGPUs: g.NumGPUs},
+		// The original job was created with these settings (and its consent).
+		AllowTruncation: true})
 }

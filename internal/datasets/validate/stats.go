@@ -30,10 +30,12 @@ type aggregator struct {
 
 	primary, extra []Example
 	intern         map[string]string
+	prof           profiler
 }
 
 func newAggregator(opts Options, sink *issueSink) *aggregator {
-	return &aggregator{opts: opts, sink: sink, index: map[string]int32{}, intern: map[string]string{}}
+	return &aggregator{opts: opts, sink: sink, index: map[string]int32{}, intern: map[string]string{},
+		prof: profiler{max: opts.MaxProfileRows, rng: 0x9E3779B97F4A7C15}}
 }
 
 // conv returns the index of the conversation with key, creating it.
@@ -135,6 +137,8 @@ func (a *aggregator) finish(res *Result) {
 	}
 	sort.Strings(st.ValidationConversationKeys)
 	st.TrainingPairs = st.TrainablePairs - st.ValidationPairs
+
+	res.TokenProfile = a.prof.profile(func(c int32) bool { return c >= 0 && val[a.convs[c].key] })
 
 	sample := a.primary
 	for _, e := range a.extra {

@@ -35,10 +35,13 @@ registerPage("training-configure", async (root) => {
   }
   // Editing a hyperparameter leaves the preset: the job is then "custom".
   const hyperIds = new Set([...fields, ...advanced]);
-  form.addEventListener("input", (ev) => {
-    if (!hyperIds.has(ev.target.id) || preset === "custom") return;
+  function markCustom() {
+    if (preset === "custom") return;
     preset = "custom";
     markPreset("custom");
+  }
+  form.addEventListener("input", (ev) => {
+    if (hyperIds.has(ev.target.id)) markCustom();
   });
 
   // Presets
@@ -106,7 +109,11 @@ registerPage("training-configure", async (root) => {
       ...Object.fromEntries(advanced.filter((f) => el(f).value.trim() !== "").map((f) => [f, Number(el(f).value)])),
     },
     gpu_config: { gpu_type: el("gpu_type").value, num_gpus: Number(el("num_gpus").value) },
+    allow_truncation: consent(),
   });
+  // Consent to a max_seq_length that drops examples (the server refuses
+  // such a job without it).
+  const consent = () => !!form.querySelector("#allow_truncation")?.checked;
 
   const est = (k) => form.querySelector(`[data-est="${k}"]`);
   const errs = $(form, "[data-errors]");
@@ -116,7 +123,7 @@ registerPage("training-configure", async (root) => {
 
   const gpu = () => cat.gpus.find((x) => x.id === el("gpu_type").value);
   function render(e) {
-    if (gpu()?.cpu && e.estimated_cost === 0) {
+    if (gpu()?.cpu && e.cost_breakdown.compute === 0) {
       est("cost").textContent = "Free";
       est("range").textContent = "(local CPU)";
     } else {
@@ -148,6 +155,7 @@ registerPage("training-configure", async (root) => {
       });
       est("memory").append(fix);
     }
+    renderPreflight(e.preflight);
     const list = $(form, "[data-checklist]");
     list.innerHTML = "";
     for (const c of e.checklist) {
@@ -157,7 +165,44 @@ registerPage("training-configure", async (root) => {
       li.dataset.check = c.id;
       list.append(li);
     }
-    start.disabled = !e.checklist.every((c) => c.ok || (c.id === "within_budget" && !e.budget.hard_stop));
+    const pf = e.preflight;
+    start.disabled = !e.checklist.every((c) => c.ok || (c.id === "within_budget" && !e.budget.hard_stop) ||
+      (c.id === "examples_kept" && consent() && pf && pf.training_examples_kept > 0));
+  }
+
+  // What max_seq_length does to the dataset, in words, with a one-click fix
+  // and, when examples are dropped, a consent box.
+  function renderPreflight(pf) {
+    const box = $(form, "[data-preflight]");
+    const wasChecked = consent();
+    box.innerHTML = "";
+    box.hidden = !pf || !pf.message;
+    if (box.hidden) return;
+    box.className = `alert ${pf.examples_dropped > 0 ? "alert-error" : "alert-info"} preflight`;
+    const p = document.createElement("p");
+    p.textContent = pf.message;
+    box.append(p);
+    if (pf.keep_all_within_model) {
+      const fix = document.createElement("button");
+      fix.type = "button";
+      fix.className = "btn";
+      fix.dataset.fixSeq = String(pf.keep_all_max_seq_length);
+      fix.textContent = `Use ${pf.keep_all_max_seq_length.toLocaleString()} tokens`;
+      fix.addEventListener("click", () => {
+        el("max_seq_length").value = String(pf.keep_all_max_seq_length);
+        markCustom();
+        refresh();
+      });
+      box.append(fix);
+    }
+    if (pf.examples_dropped > 0 && pf.training_examples_kept > 0) {
+      const label = document.createElement("label");
+      label.className = "consent";
+      label.innerHTML = `<input type="checkbox" id="allow_truncation"> <span></span>`;
+      label.querySelector("span").textContent = `Train anyway on ${pf.examples_kept} of ${pf.examples_total} examples`;
+      label.querySelector("input").checked = wasChecked;
+      box.append(label);
+    }
   }
 
   // Validation errors: each under its field (marked invalid); the rest, and
@@ -176,6 +221,7 @@ registerPage("training-configure", async (root) => {
     clearErrors();
     const rest = [];
     for (const [k, v] of Object.entries(err.details || {})) {
+      if (k === "preflight") continue; // shown by the estimate
       const id = k.replace(/^(hyperparameters|gpu_config)\./, "");
       const msg = typeof v === "string" ? v : JSON.stringify(v);
       const input = el(id);
@@ -238,7 +284,8 @@ registerPage("training-configure", async (root) => {
   });
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
-    if (!window.confirm(`Start training? Estimated cost ${est("cost").textContent}, about ${est("hours").textContent}.`)) return;
+    const warn = form.querySelector("[data-preflight]:not([hidden]) p")?.textContent;
+    if (!window.confirm(`Start training? Estimated cost ${est("cost").textContent}, about ${est("hours").textContent}.${warn ? "\n\n" + warn : ""}`)) return;
     start.disabled = true;
     try {
       const res = await api("POST", "/api/jobs", request());
