@@ -125,6 +125,7 @@ type JobDetail struct {
 	CostRecords []store.CostRecord  `json:"cost_records"`
 	Events      []store.JobEvent    `json:"events"`
 	Guidance    string              `json:"guidance,omitempty"`
+	Queue       *QueueInfo          `json:"queue,omitempty"` // queued jobs: position, whether an agent can run it
 }
 
 func (h *Handlers) get(w http.ResponseWriter, r *http.Request) error {
@@ -159,7 +160,8 @@ func (h *Handlers) detail(r *http.Request, since int) (JobDetail, error) {
 	if d.Events, err = h.Svc.Store.JobEventsList(ctx, uid(r), id, 200); err != nil {
 		return d, err
 	}
-	return d, nil
+	d.Queue, err = h.Svc.Queue(ctx, j)
+	return d, err
 }
 
 func (h *Handlers) cancel(w http.ResponseWriter, r *http.Request) error {
@@ -240,7 +242,11 @@ func (h *Handlers) jobPage(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	p := ui.PageFor(r, "Training job", "training", newJobView(j))
+	v := newJobView(j)
+	if v.Queue, err = h.Svc.Queue(r.Context(), j); err != nil {
+		return err
+	}
+	p := ui.PageFor(r, "Training job", "training", v)
 	p.Page = "training-job"
 	return h.UI.Render(w, http.StatusOK, "training_job", p)
 }

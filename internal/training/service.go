@@ -28,6 +28,14 @@ type Service struct {
 	Catalog *catalog.Catalog
 	Log     *slog.Logger
 	Now     func() time.Time
+	// Agents says whether an online agent can run a GPU choice (nil: the
+	// checklist does not say).
+	Agents AgentChecker
+}
+
+// AgentChecker is what training asks the agents domain.
+type AgentChecker interface {
+	CapableMessage(ctx context.Context, gpuType string, count int) (bool, string, error)
 }
 
 // GPUConfig is the spec's GPUConfig. Price and memory always come from the
@@ -232,6 +240,13 @@ func (s *Service) estimate(ctx context.Context, userID string, r *resolved) (Est
 	}
 	out := EstimateResponse{Result: res, Hyperparameters: r.h, GPUConfig: r.req.GPUConfig, Dataset: r.tokens, Preflight: r.pre, Budget: b}
 	out.Checklist = checklist(r, res, b)
+	if s.Agents != nil {
+		ok, msg, err := s.Agents.CapableMessage(ctx, r.gpu.GPUType, r.req.GPUConfig.NumGPUs)
+		if err != nil {
+			return EstimateResponse{}, err
+		}
+		out.Checklist = append(out.Checklist, Check{ID: "agent_available", OK: ok, Message: msg})
+	}
 	return out, nil
 }
 
@@ -366,6 +381,32 @@ func truncationConsent(p *Preflight, allow bool) error {
 			"preflight":        p})
 	}
 	return nil
+}
+
+// QueueInfo is where a queued job stands: its place among the queued jobs
+// for the same GPU type, and whether an online agent can run it.
+type QueueInfo struct {
+	Position       int    `json:"position"`
+	AgentAvailable bool   `json:"agent_available"`
+	Message        string `json:"message"`
+}
+
+// Queue answers for a queued job (nil otherwise).
+func (s *Service) Queue(ctx context.Context, j store.Job) (*QueueInfo, error) {
+	if j.Status != store.JobQueued {
+		return nil, nil
+	}
+	pos, err := s.Store.JobQueuePosition(store.AsSystem(ctx), j.ID)
+	if err != nil {
+		return nil, err
+	}
+	q := &QueueInfo{Position: pos, AgentAvailable: true}
+	if s.Agents != nil {
+		if q.AgentAvailable, q.Message, err = s.Agents.CapableMessage(ctx, j.GPUType, j.NumGPUs); err != nil {
+			return nil, err
+		}
+	}
+	return q, nil
 }
 
 // Cancel cancels a queued job at once or asks the agent to stop a running one.

@@ -70,7 +70,7 @@ var labels = map[string]string{
 	"job_started": "Job started", "job_completed": "Job completed", "job_failed": "Job failed",
 	"job_cancelled": "Job cancelled", "artifact_ready": "Adapter ready", "budget_alert": "Budget",
 	"dataset_ready": "Dataset ready", "dataset_error": "Dataset errors", "compute": "Compute", "storage": "Storage",
-	"inference": "Inference", "custom": "Custom",
+	"inference": "Inference", "custom": "Custom", "online": "Online", "offline": "Offline", "busy": "Running a job",
 }
 
 // Label is the human word for an id.

@@ -167,7 +167,15 @@ registerPage("training-configure", async (root) => {
     }
     const pf = e.preflight;
     start.disabled = !e.checklist.every((c) => c.ok || (c.id === "within_budget" && !e.budget.hard_stop) ||
-      (c.id === "examples_kept" && consent() && pf && pf.training_examples_kept > 0));
+      (c.id === "examples_kept" && consent() && pf && pf.training_examples_kept > 0) ||
+      c.id === "agent_available"); // a job may wait in the queue for an agent
+    const noAgent = list.querySelector('[data-check="agent_available"].fail');
+    if (noAgent) {
+      const a = document.createElement("a");
+      a.href = "/help/agents";
+      a.textContent = "How to start one";
+      noAgent.append(" — ", a);
+    }
   }
 
   // What max_seq_length does to the dataset, in words, with a one-click fix
