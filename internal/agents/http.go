@@ -14,7 +14,7 @@ import (
 
 // Handlers are the agents routes.
 type Handlers struct {
-	Svc     *Service
+	Svc       *Service
 	Catalog   *catalog.Catalog
 	UI        *ui.Renderer
 	PublicURL string // for the help page's command
