@@ -127,6 +127,13 @@ type Result struct {
 	Memory                 MemoryFit          `json:"memory"`
 	OverheadsHours         map[string]float64 `json:"overheads_hours"` // download, load, evaluation, upload
 	AdapterGB              float64            `json:"adapter_gb"`
+	// AfterTrainingSeconds is the time after the last training step:
+	// final evaluation (validation passes and sample generations), saving
+	// and upload. EvalTokenSeconds is its part that scales with the
+	// training throughput (the validation passes). A running job's ETA adds
+	// them to the trainer's time for the remaining steps.
+	AfterTrainingSeconds float64 `json:"after_training_seconds"`
+	EvalTokenSeconds     float64 `json:"eval_token_seconds"`
 	NumGPUs                int                `json:"num_gpus"`
 }
 
@@ -262,7 +269,8 @@ func Estimate(in Input) Result {
 		gen = GenTokensPerSecondCPU
 	}
 	// Evaluation runs data-parallel like training.
-	eval := float64(in.EvalTokens)*float64(passes)/(agg*EvalSpeedup) + SampleGenerations*SampleNewTokens/gen
+	evalTokens := float64(in.EvalTokens) * float64(passes) / (agg * EvalSpeedup)
+	eval := evalTokens + SampleGenerations*SampleNewTokens/gen
 	lora := LoraParams(in.Model.Arch, max(h.LoraRank, 1))
 	adapterGB := float64(lora) * AdapterBytesPerParam / 1e9
 	upload := UploadFixedSeconds + adapterGB/UploadGBPerSecond
@@ -274,8 +282,12 @@ func Estimate(in Input) Result {
 
 	r.TrainingHours = round(trainSec/3600, 4)
 	overheads := download + load + eval + upload
+	r.AfterTrainingSeconds, r.EvalTokenSeconds = round(eval+upload, 1), round(evalTokens, 1)
 	if r.Calibrated && in.Calibration.OverheadSeconds > 0 {
-		// Past runs of this model on this GPU measured the fixed part too.
+		// Past runs of this model on this GPU measured the fixed part too;
+		// the part after training keeps its modelled share of it.
+		scale := in.Calibration.OverheadSeconds / overheads
+		r.AfterTrainingSeconds, r.EvalTokenSeconds = round((eval+upload)*scale, 1), round(evalTokens*scale, 1)
 		overheads = in.Calibration.OverheadSeconds
 		r.OverheadsHours = map[string]float64{"measured": round(overheads/3600, 4)}
 	}

@@ -408,3 +408,20 @@ func TestResultJSON(t *testing.T) {
 		}
 	}
 }
+
+// The time after training (evaluation and upload) is reported for the
+// running job's ETA; with calibration it keeps its share of the measured
+// overhead.
+func TestAfterTrainingSeconds(t *testing.T) {
+	in := baseInput(t)
+	r := Estimate(in)
+	want := (r.OverheadsHours["evaluation"] + r.OverheadsHours["upload"]) * 3600
+	if math.Abs(r.AfterTrainingSeconds-want) > 1 || r.EvalTokenSeconds <= 0 || r.EvalTokenSeconds >= r.AfterTrainingSeconds {
+		t.Fatalf("after training %v s (eval tokens %v s), want %v", r.AfterTrainingSeconds, r.EvalTokenSeconds, want)
+	}
+	in.Calibration = &Calibration{TokensPerSecond: r.PerGPUTokensPerSecond, Runs: 3, OverheadSeconds: 2 * (r.EstimatedDurationHours - r.TrainingHours) * 3600}
+	c := Estimate(in)
+	if math.Abs(c.AfterTrainingSeconds-2*r.AfterTrainingSeconds) > 1 {
+		t.Fatalf("calibrated: %v, want twice %v", c.AfterTrainingSeconds, r.AfterTrainingSeconds)
+	}
+}
