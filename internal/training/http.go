@@ -207,6 +207,7 @@ func (h *Handlers) putBudget(w http.ResponseWriter, r *http.Request) error {
 type configureData struct {
 	Dataset  *store.Dataset
 	Datasets []store.Dataset
+	From     string // a job whose settings prefill the form ("Run again")
 }
 
 func (h *Handlers) configurePage(w http.ResponseWriter, r *http.Request) error {
@@ -217,6 +218,13 @@ func (h *Handlers) configurePage(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		data.Dataset = &d
+		if from := r.URL.Query().Get("from"); from != "" {
+			j, err := h.Svc.Store.JobGet(r.Context(), uid(r), from)
+			if err != nil {
+				return err
+			}
+			data.From = j.ID
+		}
 	} else {
 		list, _, err := h.Svc.Store.DatasetList(r.Context(), store.DatasetListParams{UserID: uid(r), Status: store.DatasetReady, Page: 1, Limit: 100})
 		if err != nil {

@@ -56,6 +56,8 @@ type Request struct {
 	// AllowTruncation consents to a max_seq_length that drops examples
 	// (POST /api/jobs refuses one otherwise).
 	AllowTruncation bool `json:"allow_truncation,omitempty"`
+	// Name is an optional label for the job (at most 200 characters).
+	Name string `json:"name,omitempty"`
 }
 
 // Budget is the user's monthly budget position.
@@ -157,6 +159,8 @@ func (s *Service) resolve(ctx context.Context, userID string, req Request, needD
 	if needDataset && req.DatasetID == "" {
 		f.Add("dataset_id", "choose a dataset")
 	}
+	req.Name = strings.TrimSpace(req.Name)
+	f.MaxRunes("name", &req.Name, 200)
 	if err := f.Err(); err != nil {
 		return nil, err
 	}
@@ -359,7 +363,7 @@ func (s *Service) Create(ctx context.Context, userID string, req Request) (Creat
 	job, err := s.Store.JobCreate(ctx, store.JobCreateParams{At: s.Now().UTC(), ID: uuid.NewString(), UserID: userID, DatasetID: r.dataset.ID, PresetID: r.req.PresetID,
 		Hyperparameters: hp, GPUConfig: gc, Estimate: eb, TotalEpochs: r.h.NumEpochs, TotalSteps: est.TotalSteps,
 		EstimatedTotalCost: math.Round(est.EstimatedCost*100) / 100, EstimatedCompletionAt: s.Now().UTC().Add(time.Duration(hours * float64(time.Hour))),
-		BaseModel: r.model.ID, GPUType: r.gpu.GPUType, NumGPUs: r.req.GPUConfig.NumGPUs})
+		BaseModel: r.model.ID, GPUType: r.gpu.GPUType, NumGPUs: r.req.GPUConfig.NumGPUs, Name: r.req.Name})
 	if err != nil {
 		return CreateResponse{}, err
 	}
@@ -427,7 +431,7 @@ func (s *Service) Retry(ctx context.Context, userID, id string) (CreateResponse,
 	if err := json.Unmarshal(j.GPUConfig, &g); err != nil {
 		return CreateResponse{}, err
 	}
-	return s.Create(ctx, userID, Request{DatasetID: j.DatasetID, PresetID: j.PresetID, Hyperparameters: j.Hyperparameters,
+	return s.Create(ctx, userID, Request{DatasetID: j.DatasetID, PresetID: j.PresetID, Hyperparameters: j.Hyperparameters, Name: j.Name,
 		GPUConfig: GPUConfig{GPUType: g.GPUType, NumGPUs: g.NumGPUs},
 		// The original job was created with these settings (and its consent).
 		AllowTruncation: true})

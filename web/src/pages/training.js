@@ -87,6 +87,23 @@ registerPage("training-configure", async (root) => {
   noteModel();
   // The local CPU has less memory than a GPU: start from a batch that fits.
   if (cpu && el("gpu_type").value === cpu.id) el("batch_size").value = "1";
+  // "Run again with these settings": prefill from that job.
+  if (form.dataset.from) {
+    const { job } = await api("GET", `/api/jobs/${form.dataset.from}?since_step=1000000000`);
+    const h = job.hyperparameters || {};
+    const g = job.gpu_config || {};
+    if (cat.base_models.some((m) => m.id === h.base_model)) el("base_model").value = h.base_model;
+    const gp = cat.gpus.find((x) => x.gpu_type === g.gpu_type || x.id === g.gpu_type);
+    if (gp) el("gpu_type").value = gp.id;
+    fillCounts();
+    if (g.num_gpus) el("num_gpus").value = String(g.num_gpus);
+    if (h.learning_rate) setLR(h.learning_rate);
+    for (const f of [...fields, ...advanced]) if (f !== "learning_rate" && h[f] != null && el(f)) el(f).value = h[f];
+    preset = cat.presets.some((p) => p.id === job.preset_id) ? job.preset_id : "custom";
+    markPreset(preset);
+    el("job_name").value = job.name || "";
+    noteModel();
+  }
 
   const outputs = () => {
     form.querySelector('[data-out="learning_rate"]').textContent = getLR().toExponential(1);
@@ -110,6 +127,7 @@ registerPage("training-configure", async (root) => {
     },
     gpu_config: { gpu_type: el("gpu_type").value, num_gpus: Number(el("num_gpus").value) },
     allow_truncation: consent(),
+    name: el("job_name").value.trim(),
   });
   // Consent to a max_seq_length that drops examples (the server refuses
   // such a job without it).
