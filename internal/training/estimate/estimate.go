@@ -134,7 +134,7 @@ type Result struct {
 	// them to the trainer's time for the remaining steps.
 	AfterTrainingSeconds float64 `json:"after_training_seconds"`
 	EvalTokenSeconds     float64 `json:"eval_token_seconds"`
-	NumGPUs                int                `json:"num_gpus"`
+	NumGPUs              int     `json:"num_gpus"`
 }
 
 // scalingTable: data-parallel efficiency per GPU count (interpolated between).
