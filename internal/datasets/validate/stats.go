@@ -79,6 +79,9 @@ func (a *aggregator) example(tokens int, turnTokens int) {
 // wantSample reports whether an example (the first of its conversation or
 // not) would be kept as a sample, so that it is only materialised then.
 func (a *aggregator) wantSample(first bool) bool {
+	if a.opts.Visit != nil {
+		return true
+	}
 	if first {
 		return len(a.primary) < a.opts.SampleSize
 	}
@@ -87,6 +90,10 @@ func (a *aggregator) wantSample(first bool) bool {
 
 func (a *aggregator) offerSample(key string, ex Example, first bool) {
 	ex.ConversationKey = key
+	if a.opts.Visit != nil {
+		a.opts.Visit(ex)
+		return
+	}
 	if first && len(a.primary) < a.opts.SampleSize {
 		a.primary = append(a.primary, ex)
 	} else if !first && len(a.extra) < a.opts.SampleSize {

@@ -47,6 +47,11 @@ type Options struct {
 	MaxDistributionKeys int
 	// Format forces a format instead of detecting it ("" = detect).
 	Format string
+	// Visit, when set, is called with every trainable example in file
+	// order (with its conversation key; Split is left empty) instead of
+	// collecting samples: the dataset preview pages through examples with
+	// it. Cancel ctx to stop early.
+	Visit func(Example)
 	// MaxProfileRows caps the rows of Result.TokenProfile; default 20000
 	// (about 16 bytes of memory each during validation).
 	MaxProfileRows int
