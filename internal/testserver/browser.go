@@ -56,7 +56,7 @@ func NewBrowser(t testing.TB, width, height int) *Browser {
 	}
 	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelC := chromedp.NewContext(actx)
-	ctx, cancelT := context.WithTimeout(ctx, 3*time.Minute)
+	ctx, cancelT := context.WithTimeout(ctx, 8*time.Minute) // a real trainer on a busy machine can take minutes
 	t.Cleanup(func() {
 		cancelT()
 		cancelC()

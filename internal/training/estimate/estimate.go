@@ -365,12 +365,12 @@ func Memory(m catalog.BaseModel, g catalog.GPU, h catalog.Hyperparameters, meanT
 		fit.RequiredGB, fit.WeightsGB, fit.ActivationsGB, fit.MicroBatchTokens, g.DisplayName, fit.AvailableGB)
 	switch {
 	case fit.MaxBatchSize > 0:
-		msg += fmt.Sprintf(" The largest batch_size that fits is %d (use gradient_accumulation_steps to keep the effective batch).", fit.MaxBatchSize)
+		msg += fmt.Sprintf(" The largest batch size that fits is %d (raise gradient accumulation steps, under Advanced, to keep the effective batch).", fit.MaxBatchSize)
 	default:
 		msg += " Even batch_size 1 does not fit: choose a " + dev + " with more memory, a shorter max_seq_length, or gradient checkpointing."
 	}
 	if fit.FitsWithCheckpointing {
-		msg += " It would fit with gradient_checkpointing (about 25% slower)."
+		msg += " It would fit with gradient checkpointing (under Advanced; about 25% slower)."
 	}
 	fit.Warning = msg
 	return fit

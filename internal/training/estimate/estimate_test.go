@@ -157,7 +157,7 @@ func TestMemoryKnownCases(t *testing.T) {
 				if c.maxBatch == 0 && !strings.Contains(f.Warning, "Even batch_size 1") {
 					t.Errorf("warning %q", f.Warning)
 				}
-				if c.maxBatch > 0 && !strings.Contains(f.Warning, "largest batch_size that fits is") {
+				if c.maxBatch > 0 && !strings.Contains(f.Warning, "largest batch size that fits is") {
 					t.Errorf("warning %q", f.Warning)
 				}
 			} else if f.Warning != "" || f.RequiredGB > f.AvailableGB {
@@ -189,7 +189,7 @@ func TestMemoryKnownCases(t *testing.T) {
 func TestWarningSuggestsCheckpointing(t *testing.T) {
 	h := balanced(mistral)
 	f := Memory(model(t, mistral), gpu(t, "A100-40GB"), h, 0)
-	if f.Fits || !f.FitsWithCheckpointing || !strings.Contains(f.Warning, "gradient_checkpointing") {
+	if f.Fits || !f.FitsWithCheckpointing || !strings.Contains(f.Warning, "gradient checkpointing (under Advanced") {
 		t.Fatalf("%+v", f)
 	}
 }

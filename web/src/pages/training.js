@@ -9,6 +9,9 @@ const hours = (h) => (h == null ? "—" : h < 1 ? `${Math.round(h * 60)} min` : 
 const fields = ["learning_rate", "num_epochs", "batch_size", "lora_rank", "lora_alpha", "lora_dropout", "max_seq_length"];
 // Advanced settings: sent only when filled in (the server defaults them).
 const advanced = ["gradient_accumulation_steps", "warmup_steps", "weight_decay"];
+// Advanced choices that are not numbers.
+const choices = ["lr_scheduler", "target_modules", "gradient_checkpointing"];
+const attention = ["q_proj", "k_proj", "v_proj", "o_proj"];
 
 registerPage("training-configure", async (root) => {
   const form = $(root, "#configure");
@@ -34,7 +37,7 @@ registerPage("training-configure", async (root) => {
     form.dataset.preset = id;
   }
   // Editing a hyperparameter leaves the preset: the job is then "custom".
-  const hyperIds = new Set([...fields, ...advanced]);
+  const hyperIds = new Set([...fields, ...advanced, ...choices]);
   function markCustom() {
     if (preset === "custom") return;
     preset = "custom";
@@ -102,6 +105,9 @@ registerPage("training-configure", async (root) => {
     preset = cat.presets.some((p) => p.id === job.preset_id) ? job.preset_id : "custom";
     markPreset(preset);
     el("job_name").value = job.name || "";
+    el("lr_scheduler").value = ["linear", "constant"].includes(h.lr_scheduler) ? h.lr_scheduler : "";
+    el("target_modules").value = Array.isArray(h.target_modules) && h.target_modules.join() === attention.join() ? "attention" : "";
+    el("gradient_checkpointing").checked = !!h.gradient_checkpointing;
     noteModel();
   }
 
@@ -124,6 +130,9 @@ registerPage("training-configure", async (root) => {
       lora_dropout: Number(el("lora_dropout").value),
       max_seq_length: Number(el("max_seq_length").value),
       ...Object.fromEntries(advanced.filter((f) => el(f).value.trim() !== "").map((f) => [f, Number(el(f).value)])),
+      ...(el("lr_scheduler").value ? { lr_scheduler: el("lr_scheduler").value } : {}),
+      ...(el("target_modules").value === "attention" ? { target_modules: attention } : {}),
+      ...(el("gradient_checkpointing").checked ? { gradient_checkpointing: true } : {}),
     },
     gpu_config: { gpu_type: el("gpu_type").value, num_gpus: Number(el("num_gpus").value) },
     allow_truncation: consent(),
@@ -172,6 +181,20 @@ registerPage("training-configure", async (root) => {
         refresh();
       });
       est("memory").append(fix);
+    }
+    if (!m.fits && m.fits_with_checkpointing && !el("gradient_checkpointing").checked) {
+      const gc = document.createElement("button");
+      gc.type = "button";
+      gc.className = "btn";
+      gc.dataset.fixCheckpointing = "";
+      gc.textContent = "Turn on gradient checkpointing";
+      gc.style.marginTop = "8px";
+      gc.addEventListener("click", () => {
+        el("gradient_checkpointing").checked = true;
+        markCustom();
+        refresh();
+      });
+      est("memory").append(gc);
     }
     renderPreflight(e.preflight);
     const list = $(form, "[data-checklist]");
