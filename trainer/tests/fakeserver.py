@@ -36,7 +36,7 @@ POINT_KEYS = {"step", "epoch", "training_loss", "validation_loss", "learning_rat
               "tokens_per_second", "gpu_utilization", "gpu_memory_gb", "mfu", "timestamp"}
 EVENT_KEYS = {"level", "message", "stage", "timestamp"}
 FILE_KEYS = {"name", "size", "storage_path"}
-EVAL_KEYS = {"base", "adapter", "samples"}
+EVAL_KEYS = {"base", "adapter", "samples", "samples_from"}
 LOSS_KEYS = {"validation_loss", "perplexity"}
 INT_FIELDS = {"heartbeat": ("epoch", "step", "total_steps"), "uploads": ("step",), "checkpoint": ("step",),
               "cancelled": ("step",)}
