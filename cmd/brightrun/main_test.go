@@ -2,14 +2,14 @@ package main
 
 import (
 	"context"
-
 	"fmt"
-	"github.com/brightrun/brightrun/internal/app"
-	"github.com/brightrun/brightrun/internal/store"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/brightrun/brightrun/internal/app"
+	"github.com/brightrun/brightrun/internal/store"
 )
 
 // cleanEnv keeps the developer's BRIGHTRUN_* settings out of the test and
