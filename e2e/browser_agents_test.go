@@ -47,7 +47,7 @@ func TestBrowserAgents(t *testing.T) {
 					t.Fatalf("agent row lacks %q: %q", want, row)
 				}
 			}
-			if avail := b.Text(`[data-testid=gpu-availability]`); !strings.Contains(avail, "An online agent can run 1× A100-80GB") || !strings.Contains(avail, "No agent with H100-80GB") {
+			if avail := b.Text(`[data-testid=gpu-availability]`); !strings.Contains(avail, "NVIDIA A100 80 GB (SXM): can run now") || !strings.Contains(avail, "NVIDIA H100 80 GB (SXM): no agent connected") {
 				t.Fatalf("availability: %q", avail)
 			}
 			b.Run(chromedp.SetValue(`#agent-name`, "box-"+vp.name, chromedp.ByQuery), chromedp.Click(`[data-agent-create] button[type=submit]`, chromedp.ByQuery),

@@ -134,7 +134,11 @@ func (h *Handlers) page(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		d.GPUs = append(d.GPUs, gpuRow{Name: g.DisplayName, Capable: c.Capable, Message: c.Message()})
+		msg := "no agent connected; jobs wait in the queue"
+		if c.Capable {
+			msg = "can run now (an agent is online)"
+		}
+		d.GPUs = append(d.GPUs, gpuRow{Name: g.DisplayName, Capable: c.Capable, Message: msg})
 	}
 	p := ui.PageFor(r, "Agents", "agents", d)
 	p.Page = "agents"
