@@ -70,7 +70,7 @@ func TestBrowserMonitor(t *testing.T) {
 	if sum := b.Text(`[data-testid=summary]`); !strings.Contains(sum, "tokens/s") || !strings.Contains(sum, "wall") {
 		t.Fatalf("training summary: %q", sum)
 	}
-	if cfg := b.Text(`[data-testid=configuration]`); !strings.Contains(cfg, "learning_rate") || !strings.Contains(cfg, "eq12") {
+	if cfg := b.Text(`[data-testid=configuration]`); !strings.Contains(cfg, "Learning rate") || !strings.Contains(cfg, "eq12") {
 		t.Fatalf("configuration: %q", cfg)
 	}
 	b.Screenshot("model")

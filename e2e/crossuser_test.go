@@ -27,6 +27,7 @@ type world struct {
 	unread int    // A's unread notifications after setup
 	secret []string
 	hookA  string // A's webhook signing secret
+	agentA string // an agent A (the first account: an operator) created
 }
 
 func setupWorld(t *testing.T, s *testserver.Server) *world {
@@ -54,6 +55,12 @@ func setupWorld(t *testing.T, s *testserver.Server) *world {
 	}
 	w.a.MustJSON("PUT", "/api/settings/notifications", map[string]any{"webhook_url": "https://owner-secret-hook.invalid/x"}, 200, &ch)
 	w.hookA = ch.Settings.WebhookSecret
+	var ag struct {
+		Agent struct{ ID string }
+		Token string
+	}
+	w.a.MustJSON("POST", "/api/agents", map[string]string{"name": "owner-secret-agent"}, 201, &ag)
+	w.agentA = ag.Agent.ID
 	// A second after the settings were saved (the caller's clock orders them).
 	if _, err := s.App.Store.NotificationCreate(store.AsSystem(context.Background()), store.NotificationCreateParams{At: time.Now().UTC().Add(time.Second), UserID: w.a.UserID,
 		Type: "job_completed", Title: "owner-secret-delivered", Message: "m"}); err != nil {
@@ -67,7 +74,7 @@ func setupWorld(t *testing.T, s *testserver.Server) *world {
 	}
 	w.a.MustJSON("GET", "/api/notifications", nil, 200, &n0)
 	w.unread = n0.UnreadCount
-	w.secret = []string{w.hookA, "owner-secret-hook", "owner-secret-delivered", w.a.UserID, "owner@example.com", tok.APIToken.ID, "owner-secret-token-name", w.dsA, "owner-secret-dataset", n.ID, "owner-secret-notification", w.jobA, "123.45", w.modelA, "owner-secret-model"}
+	w.secret = []string{w.hookA, "owner-secret-hook", "owner-secret-delivered", w.a.UserID, "owner@example.com", tok.APIToken.ID, "owner-secret-token-name", w.dsA, "owner-secret-dataset", n.ID, "owner-secret-notification", w.jobA, "123.45", w.modelA, "owner-secret-model", "owner-secret-agent", w.agentA}
 	return w
 }
 
@@ -154,6 +161,17 @@ func (w *world) modelIntact(t *testing.T) {
 	}
 }
 
+func (w *world) agentIntact(t *testing.T) {
+	var out struct{ Agents []struct{ ID string } }
+	w.a.MustJSON("GET", "/api/agents", nil, 200, &out)
+	for _, a := range out.Agents {
+		if a.ID == w.agentA {
+			return
+		}
+	}
+	t.Fatalf("the operator's agent was revoked by another user")
+}
+
 func (w *world) channelsIntact(t *testing.T) {
 	var out struct {
 		Settings struct {
@@ -178,8 +196,10 @@ func crossUserCases(w *world) []testserver.CrossUserCase {
 		{Route: "DELETE /api/datasets/{id}", Path: ds, Secret: s, After: w.datasetIntact},
 		{Route: "POST /api/datasets/{id}/confirm", Path: ds + "/confirm", Secret: s, After: w.datasetIntact},
 		{Route: "POST /api/datasets/{id}/upload-url", Path: ds + "/upload-url", Secret: s},
+		{Route: "GET /api/datasets/{id}/errors.csv", Path: ds + "/errors.csv", Secret: s},
+		{Route: "GET /api/datasets/{id}/examples", Path: ds + "/examples", Secret: s},
 		{Route: "GET /datasets", Path: "/datasets", Secret: s},
-		{Route: "GET /datasets/new", Path: "/datasets/new", Secret: s},
+		{Route: "GET /datasets/new", Path: "/datasets/new?replace=" + w.dsA, Secret: s},
 		{Route: "GET /datasets/{id}", Path: "/datasets/" + w.dsA, Secret: s},
 		{Route: "POST /datasets/{id}/delete", Path: "/datasets/" + w.dsA + "/delete", Form: "x=1", Secret: s, After: w.datasetIntact},
 		{Route: "GET /api/notifications", Path: "/api/notifications", Secret: s},
@@ -216,6 +236,12 @@ func crossUserCases(w *world) []testserver.CrossUserCase {
 		{Route: "GET /training/jobs", Path: "/training/jobs", Secret: s},
 		{Route: "GET /training/jobs/{id}", Path: "/training/jobs/" + w.jobA, Secret: s},
 		{Route: "POST /training/jobs/{id}/cancel", Path: "/training/jobs/" + w.jobA + "/cancel", Form: "x=1", Secret: s, After: w.jobIntact},
+		{Route: "GET /api/agents", Path: "/api/agents?all=true", Secret: s},
+		{Route: "POST /api/agents", Path: "/api/agents", Body: map[string]string{"name": "intruder-agent"}, Secret: s},
+		{Route: "DELETE /api/agents/{id}", Path: "/api/agents/" + w.agentA, Secret: s, After: w.agentIntact},
+		{Route: "GET /api/agents/capability", Path: "/api/agents/capability?gpu_type=cpu-local", Secret: s},
+		{Route: "GET /agents", Path: "/agents?all=true", Secret: s},
+		{Route: "GET /help/agents", Path: "/help/agents", Secret: s},
 		{Route: "GET /api/auth/me", Path: "/api/auth/me", Secret: s},
 		{Route: "GET /api/tokens", Path: "/api/tokens", Secret: s},
 		{Route: "POST /api/tokens", Path: "/api/tokens", Body: map[string]string{"name": "b"}, Secret: s},

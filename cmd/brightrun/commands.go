@@ -81,9 +81,11 @@ func migrateCmd(ctx context.Context, args []string) error {
 
 func usersCreate(ctx context.Context, args []string) error {
 	var email, password string
+	var admin bool
 	c, err := load("users create", args, func(fs *flag.FlagSet) {
 		fs.StringVar(&email, "email", "", "account email (required)")
 		fs.StringVar(&password, "password", "", "password (read from stdin when omitted)")
+		fs.BoolVar(&admin, "admin", false, "make the user an operator (sees and manages trainer agents); the first account always is one")
 	})
 	if err != nil {
 		return err
@@ -103,7 +105,11 @@ func usersCreate(ctx context.Context, args []string) error {
 		return err
 	}
 	defer st.Close()
-	u, err := auth.NewLocal(st).Signup(ctx, auth.Credentials{Email: email, Password: password})
+	op := store.OperatorIfNone
+	if admin {
+		op = store.OperatorAlways
+	}
+	u, err := auth.NewLocal(st).SignupAs(ctx, auth.Credentials{Email: email, Password: password}, op)
 	if err != nil {
 		return err
 	}

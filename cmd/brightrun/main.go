@@ -2,7 +2,7 @@
 //
 //	brightrun [serve]                               start the web UI, API and workers
 //	brightrun migrate                               apply database migrations
-//	brightrun users create --email E [--password P] create a local account (password from stdin if omitted)
+//	brightrun users create --email E [--password P] [--admin] create a local account (password from stdin if omitted)
 //	brightrun tokens create --email E [--name N]    print a new API token as the last line
 //	brightrun agents create --name N                print a new trainer agent token as the last line
 //
@@ -101,7 +101,7 @@ func splitLeadingFlags(args []string) (lead, rest []string, err error) {
 const usage = `usage:
   brightrun [serve] [flags]                              start the server (default)
   brightrun migrate [flags]                              apply database migrations
-  brightrun users create --email E [--password P]        create a local account (password read from stdin when omitted)
+  brightrun users create --email E [--password P] [--admin]        create a local account (password read from stdin when omitted)
   brightrun tokens create --email E [--name N]           print a new API token as the last line of stdout
   brightrun agents create --name N                       print a new trainer agent token as the last line of stdout
 settings for every command, before or after it: --data-dir, --database-url, … (brightrun serve -h lists them all)`

@@ -7,6 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/brightrun/brightrun/internal/app"
+	"github.com/brightrun/brightrun/internal/store"
 )
 
 // cleanEnv keeps the developer's BRIGHTRUN_* settings out of the test and
@@ -109,4 +112,37 @@ func TestSecondServerOnOneDataDirIsRefused(t *testing.T) {
 		t.Fatalf("lock after release: %v", err)
 	}
 	again.Close()
+}
+
+// The first account is an operator; later ones only with --admin.
+func TestUsersCreateAdmin(t *testing.T) {
+	cleanEnv(t)
+	dir := t.TempDir()
+	ctx := context.Background()
+	for _, args := range [][]string{
+		{"--email", "first@example.com"}, {"--email", "second@example.com"}, {"--email", "third@example.com", "--admin"},
+	} {
+		if err := run(ctx, append([]string{"--data-dir", dir, "users", "create", "--password", "long enough password"}, args...)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := load("check", []string{"--data-dir", dir}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := app.OpenStore(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	sys := store.AsSystem(ctx)
+	for email, want := range map[string]bool{"first@example.com": true, "second@example.com": false, "third@example.com": true} {
+		u, err := st.UserGetByEmail(sys, email)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := st.OperatorIs(sys, u.ID); err != nil || got != want {
+			t.Errorf("%s operator: %v %v, want %v", email, got, err, want)
+		}
+	}
 }

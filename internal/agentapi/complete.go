@@ -23,9 +23,12 @@ type CompleteRequest struct {
 
 // EvalReport is the trainer's eval.json.
 type EvalReport struct {
-	Base    LossPPL          `json:"base"`
-	Adapter LossPPL          `json:"adapter"`
-	Samples []map[string]any `json:"samples"`
+	Base    LossPPL `json:"base"`
+	Adapter LossPPL `json:"adapter"`
+	// SamplesFrom: "validation" (held-out prompts) or "train" (no
+	// validation split was left).
+	SamplesFrom *string          `json:"samples_from,omitempty"`
+	Samples     []map[string]any `json:"samples"`
 }
 
 // LossPPL is one model's validation loss and perplexity.

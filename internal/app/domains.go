@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/brightrun/brightrun/internal/agentapi"
+	"github.com/brightrun/brightrun/internal/agents"
 	"github.com/brightrun/brightrun/internal/config"
 	"github.com/brightrun/brightrun/internal/costs"
 	"github.com/brightrun/brightrun/internal/datasets"
@@ -32,7 +33,8 @@ func (a *App) domains(ctx context.Context, d *server.Deps) ([]func(*server.Mux),
 	}
 	js := &jobs.Service{Store: a.Store, Now: a.Now}
 	a.Jobs = js
-	ts := &training.Service{Store: a.Store, Jobs: js, Catalog: cat, Log: a.Log, Now: a.Now}
+	fleet := &agents.Service{Store: a.Store, Now: a.Now}
+	ts := &training.Service{Store: a.Store, Jobs: js, Catalog: cat, Log: a.Log, Now: a.Now, Agents: fleet}
 	th := &training.Handlers{Svc: ts, UI: d.UI}
 	opts := datasets.DefaultWorkerOptions
 	if a.DatasetWorker != nil {
@@ -65,7 +67,8 @@ func (a *App) domains(ctx context.Context, d *server.Deps) ([]func(*server.Mux),
 	case every > 0:
 		workers = append(workers, ob.Worker(every))
 	}
-	return []func(*server.Mux){dh.Mount, nh.Mount, th.Mount, ah.Mount, mh.Mount, ch.Mount, oh.Mount}, workers, nil
+	agh := &agents.Handlers{Svc: fleet, Catalog: cat, UI: d.UI, PublicURL: c.PublicURL}
+	return []func(*server.Mux){dh.Mount, nh.Mount, th.Mount, ah.Mount, mh.Mount, ch.Mount, oh.Mount, agh.Mount}, workers, nil
 }
 
 // webhookPolicy is the operator's choice of internal addresses webhooks may

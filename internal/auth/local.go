@@ -51,8 +51,15 @@ func ValidateCredentials(c Credentials) error {
 	return f.Err()
 }
 
-// Signup creates an account.
+// Signup creates an account; the first account is an operator
+// (docs/security.md).
 func (l *Local) Signup(ctx context.Context, c Credentials) (store.User, error) {
+	return l.SignupAs(ctx, c, store.OperatorIfNone)
+}
+
+// SignupAs creates an account, an operator as op says (`brightrun users
+// create --admin` passes store.OperatorAlways).
+func (l *Local) SignupAs(ctx context.Context, c Credentials, op store.OperatorGrant) (store.User, error) {
 	if err := ValidateCredentials(c); err != nil {
 		return store.User{}, err
 	}
@@ -60,7 +67,7 @@ func (l *Local) Signup(ctx context.Context, c Credentials) (store.User, error) {
 	if err != nil {
 		return store.User{}, err
 	}
-	return l.Store.UserCreate(store.AsSystem(ctx), store.UserCreateParams{Email: c.Email, PasswordHash: h, At: l.Now().UTC()})
+	return l.Store.UserCreate(store.AsSystem(ctx), store.UserCreateParams{Email: c.Email, PasswordHash: h, At: l.Now().UTC(), Operator: op})
 }
 
 // Login checks the password (with throttling per email and per IP) and

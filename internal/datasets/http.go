@@ -1,13 +1,18 @@
 package datasets
 
 import (
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/brightrun/brightrun/internal/apperr"
 	"github.com/brightrun/brightrun/internal/auth"
+	"github.com/brightrun/brightrun/internal/datasets/validate"
 	"github.com/brightrun/brightrun/internal/httpx"
 	"github.com/brightrun/brightrun/internal/server"
 	"github.com/brightrun/brightrun/internal/store"
@@ -29,6 +34,8 @@ func (h *Handlers) Mount(m *server.Mux) {
 	m.API("DELETE /api/datasets/{id}", h.delete)
 	m.API("POST /api/datasets/{id}/confirm", h.confirm)
 	m.API("POST /api/datasets/{id}/upload-url", h.renew)
+	m.API("GET /api/datasets/{id}/errors.csv", h.errorsCSV)
+	m.API("GET /api/datasets/{id}/examples", h.examples)
 
 	m.Page("GET /datasets", h.listPage)
 	m.Page("GET /datasets/new", h.newPage)
@@ -168,7 +175,17 @@ func (h *Handlers) listPage(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *Handlers) newPage(w http.ResponseWriter, r *http.Request) error {
-	p := ui.PageFor(r, "Upload dataset", "datasets", map[string]any{"MaxSize": int64(500 << 20), "Formats": Formats})
+	data := map[string]any{"MaxSize": int64(500 << 20), "Formats": Formats}
+	// "Upload a corrected file": the new dataset keeps the old one's name
+	// and description; the page deletes the old one once the new is uploaded.
+	if id := r.URL.Query().Get("replace"); id != "" {
+		d, err := h.Svc.Store.DatasetGet(r.Context(), userID(r), id)
+		if err != nil {
+			return err
+		}
+		data["Replace"] = d
+	}
+	p := ui.PageFor(r, "Upload dataset", "datasets", data)
 	p.Page = "dataset-new"
 	return h.UI.Render(w, http.StatusOK, "dataset_new", p)
 }
@@ -189,4 +206,73 @@ func (h *Handlers) deleteForm(w http.ResponseWriter, r *http.Request) error {
 	}
 	http.Redirect(w, r, "/datasets?flash="+url.QueryEscape("Dataset deleted."), http.StatusSeeOther)
 	return nil
+}
+
+// errorsCSV is the dataset's error report as CSV: every kept error (the
+// first 100; the header row's last column says how many there were).
+func (h *Handlers) errorsCSV(w http.ResponseWriter, r *http.Request) error {
+	d, err := h.Svc.Store.DatasetGet(r.Context(), userID(r), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	var issues []validate.Issue
+	if len(d.ValidationErrors) > 0 {
+		if err := json.Unmarshal(d.ValidationErrors, &issues); err != nil {
+			return err
+		}
+	}
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s-errors.csv"`, safeFileName(d.Name)))
+	cw := csv.NewWriter(w)
+	_ = cw.Write([]string{"line", "column", "field", "code", "problem", "how_to_fix", fmt.Sprintf("%d of %d errors", len(issues), d.ErrorCount)})
+	for _, e := range issues {
+		_ = cw.Write([]string{strconv.Itoa(e.Line), strconv.Itoa(e.Column), cell(e.Field), e.Code, cell(e.Error), cell(e.Suggestion), ""})
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+// cell keeps spreadsheet programs from reading a value as a formula.
+func cell(s string) string {
+	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+		return "'" + s
+	}
+	return s
+}
+
+func safeFileName(name string) string {
+	out := []rune{}
+	for _, c := range name {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_', c == '.':
+			out = append(out, c)
+		default:
+			out = append(out, '-')
+		}
+	}
+	if len(out) == 0 || len(out) > 80 {
+		return "dataset"
+	}
+	return string(out)
+}
+
+// examples pages through the dataset's trainable examples (?page, ?limit
+// 1–50, default 5, ?q to search their text).
+func (h *Handlers) examples(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	f := apperr.FieldErrors{}
+	page, limit := httpx.Paging(q, 5, f)
+	if limit > 50 {
+		f.Add("limit", "use a whole number from 1 to 50")
+	}
+	text := q.Get("q")
+	f.MaxRunes("q", &text, 200)
+	if err := f.Err(); err != nil {
+		return err
+	}
+	p, err := h.Svc.Examples(r.Context(), userID(r), r.PathValue("id"), text, page, limit)
+	if err != nil {
+		return err
+	}
+	return httpx.OK(w, http.StatusOK, p)
 }

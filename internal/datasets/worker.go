@@ -125,7 +125,7 @@ func toValidation(res *validate.Result, at time.Time) store.DatasetValidation {
 		TotalTrainingPairs: res.Stats.TrainingPairs, TotalValidationPairs: res.Stats.ValidationPairs, TotalTokens: res.Stats.TotalTokens,
 		AvgTurns: res.Stats.AvgTurnsPerConversation, AvgTokensPerTurn: res.Stats.AvgTokensPerTurn,
 		Errors: js(errs), Warnings: js(warns), ErrorCount: res.ErrorCount, WarningCount: res.WarningCount,
-		Statistics: js(res.Stats), Sample: js(res.Sample), At: at}
+		Statistics: js(res.Stats), Sample: js(res.Sample), TokenProfile: js(res.TokenProfile), At: at}
 	if res.TrainingReady {
 		v.Status = store.DatasetReady
 	}

@@ -1,6 +1,8 @@
 package jobs
 
 import (
+	"encoding/json"
+	"math"
 	"testing"
 
 	"github.com/brightrun/brightrun/internal/apperr"
@@ -66,5 +68,33 @@ func TestCost(t *testing.T) {
 	j := store.Job{GPUConfig: []byte(`{"gpu_type":"H100-80GB","num_gpus":4,"cost_per_gpu_hour":2.5}`)}
 	if got := Rate(j); got != 10 {
 		t.Fatalf("Rate of 4 GPUs at $2.50 = %v", got)
+	}
+}
+
+// The ETA during training adds the stages after it (evaluation, saving,
+// upload) from the job's estimate, with the validation passes rescaled by
+// the measured throughput; after training the trainer's value stands.
+func TestETAIncludesEvaluation(t *testing.T) {
+	j := store.Job{Estimate: json.RawMessage(`{"tokens_per_second": 100, "after_training_seconds": 90, "eval_token_seconds": 60}`)}
+	cases := []struct {
+		stage    string
+		eta, tps float64
+		want     float64
+	}{
+		{"training", 120, 0, 210},   // 120 + 90
+		{"training", 120, 100, 210}, // measured = assumed
+		{"training", 120, 50, 270},  // half the throughput: validation passes take 120 s, not 60
+		{"training", 120, 200, 180}, // twice: 30 s
+		{"evaluating", 0, 100, 0},   // the completion time set during training stands
+		{"evaluating", 15, 100, 15}, // a trainer that reports evaluation time itself
+		{"training", 0, 100, 0},     // no trainer ETA yet
+	}
+	for _, c := range cases {
+		if got := ETA(j, c.stage, c.eta, c.tps); math.Abs(got-c.want) > 1e-9 {
+			t.Errorf("ETA(%s, %v, %v) = %v, want %v", c.stage, c.eta, c.tps, got, c.want)
+		}
+	}
+	if got := ETA(store.Job{}, "training", 120, 50); got != 120 {
+		t.Errorf("a job without an estimate: %v", got)
 	}
 }

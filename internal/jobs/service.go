@@ -69,7 +69,7 @@ type Progress struct {
 func (s *Service) Heartbeat(ctx context.Context, j store.ExecJob, p Progress) (bool, error) {
 	now := s.now()
 	return s.Store.JobHeartbeat(store.AsSystem(ctx), store.HeartbeatParams{JobID: j.ID, Attempt: j.Attempt, Stage: p.Stage, Progress: p.Progress,
-		Epoch: p.Epoch, Step: p.Step, TotalSteps: p.TotalSteps, TokensPerSec: p.TokensPerSec, ETASeconds: p.ETASeconds, Now: now, Lease: p.Lease,
+		Epoch: p.Epoch, Step: p.Step, TotalSteps: p.TotalSteps, TokensPerSec: p.TokensPerSec, ETASeconds: ETA(j.Job, p.Stage, p.ETASeconds, p.TokensPerSec), Now: now, Lease: p.Lease,
 		Decide: func(e store.ExecJob) (store.Effects, error) {
 			to, err := Next(e.Status, StageEvent(p.Stage))
 			if err != nil {

@@ -119,6 +119,11 @@ type Eval struct {
 		Base      string `json:"base"`
 		Adapter   string `json:"adapter"`
 	} `json:"samples"`
+	// SamplesFrom is the split the sample prompts come from: "validation"
+	// (held out) or "train" (there was no validation split).
+	SamplesFrom string `json:"samples_from"`
+	// HeldOut: the prompts were never trained on (set by view).
+	HeldOut bool `json:"-"`
 }
 
 func view(m store.Model) View {
@@ -128,6 +133,8 @@ func view(m store.Model) View {
 	if e := artifactsOf(m).Eval; len(e) > 0 {
 		var ev Eval
 		if json.Unmarshal(e, &ev) == nil {
+			// Older artifacts lack samples_from: a rating means a validation split.
+			ev.HeldOut = ev.SamplesFrom == "validation" || (ev.SamplesFrom == "" && v.Rating != nil)
 			v.Eval = &ev
 		}
 	}

@@ -88,7 +88,9 @@ type DatasetValidation struct {
 	WarningCount         int
 	Statistics           json.RawMessage
 	Sample               json.RawMessage
-	At                   time.Time
+	// TokenProfile is validate.TokenProfile (per-example token estimates).
+	TokenProfile json.RawMessage
+	At           time.Time
 	// Notification is created in the same transaction (user id filled in).
 	Notification *NotificationCreateParams
 }
@@ -105,6 +107,9 @@ type DatasetStore interface {
 	// DatasetSoftDelete marks the row deleted unless a queued or running
 	// job uses it (apperr conflict).
 	DatasetSoftDelete(ctx context.Context, userID, id string, at time.Time) (Dataset, error)
+	// DatasetTokenProfile is the token profile saved by validation (nil
+	// when the dataset was validated before profiles existed).
+	DatasetTokenProfile(ctx context.Context, userID, id string) (json.RawMessage, error)
 
 	// System (worker) methods.
 	DatasetClaimValidation(ctx context.Context, now time.Time, lease time.Duration) (Dataset, bool, error)

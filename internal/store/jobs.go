@@ -57,6 +57,7 @@ type Job struct {
 	MeasuredTokensPerSecond *float64        `json:"measured_tokens_per_second"`
 	CancelRequestedAt       *time.Time      `json:"cancel_requested_at"`
 	DatasetName             string          `json:"dataset_name,omitempty"`
+	Name                    string          `json:"name"` // user-given ("" = none)
 }
 
 // JobCreateParams creates a queued job.
@@ -71,6 +72,7 @@ type JobCreateParams struct {
 	EstimatedCompletionAt           time.Time
 	BaseModel, GPUType              string
 	NumGPUs                         int
+	Name                            string // optional
 }
 
 // JobListParams filter and page a user's jobs.

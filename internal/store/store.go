@@ -42,6 +42,7 @@ type Store interface {
 	ModelStore
 	CostStore
 	DeliveryStore
+	AgentAdminStore
 
 	Ping(ctx context.Context) error
 	Close() error
@@ -60,6 +61,7 @@ type UserCreateParams struct {
 	Email        string
 	PasswordHash string
 	At           time.Time // the caller's clock
+	Operator     OperatorGrant
 }
 
 // Session is a server-side browser session. ID is the SHA-256 of the cookie.

@@ -56,7 +56,7 @@ func NewBrowser(t testing.TB, width, height int) *Browser {
 	}
 	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelC := chromedp.NewContext(actx)
-	ctx, cancelT := context.WithTimeout(ctx, 3*time.Minute)
+	ctx, cancelT := context.WithTimeout(ctx, 8*time.Minute) // a real trainer on a busy machine can take minutes
 	t.Cleanup(func() {
 		cancelT()
 		cancelC()
@@ -64,7 +64,9 @@ func NewBrowser(t testing.TB, width, height int) *Browser {
 		// Chromium may still be flushing its profile: best effort.
 		_ = os.RemoveAll(profile)
 	})
-	if err := chromedp.Run(ctx); err != nil {
+	// Headless Chromium's windows are at least 500 px wide: emulate the
+	// viewport so that a 390 px phone really is 390 px.
+	if err := chromedp.Run(ctx, chromedp.EmulateViewport(int64(width), int64(height))); err != nil {
 		t.Fatalf("start chromium: %v", err)
 	}
 	return &Browser{Ctx: ctx, t: t, dir: ArtifactsDir(t)}

@@ -125,6 +125,7 @@ type JobDetail struct {
 	CostRecords []store.CostRecord  `json:"cost_records"`
 	Events      []store.JobEvent    `json:"events"`
 	Guidance    string              `json:"guidance,omitempty"`
+	Queue       *QueueInfo          `json:"queue,omitempty"` // queued jobs: position, whether an agent can run it
 }
 
 func (h *Handlers) get(w http.ResponseWriter, r *http.Request) error {
@@ -159,7 +160,8 @@ func (h *Handlers) detail(r *http.Request, since int) (JobDetail, error) {
 	if d.Events, err = h.Svc.Store.JobEventsList(ctx, uid(r), id, 200); err != nil {
 		return d, err
 	}
-	return d, nil
+	d.Queue, err = h.Svc.Queue(ctx, j)
+	return d, err
 }
 
 func (h *Handlers) cancel(w http.ResponseWriter, r *http.Request) error {
@@ -205,6 +207,7 @@ func (h *Handlers) putBudget(w http.ResponseWriter, r *http.Request) error {
 type configureData struct {
 	Dataset  *store.Dataset
 	Datasets []store.Dataset
+	From     string // a job whose settings prefill the form ("Run again")
 }
 
 func (h *Handlers) configurePage(w http.ResponseWriter, r *http.Request) error {
@@ -215,6 +218,13 @@ func (h *Handlers) configurePage(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		data.Dataset = &d
+		if from := r.URL.Query().Get("from"); from != "" {
+			j, err := h.Svc.Store.JobGet(r.Context(), uid(r), from)
+			if err != nil {
+				return err
+			}
+			data.From = j.ID
+		}
 	} else {
 		list, _, err := h.Svc.Store.DatasetList(r.Context(), store.DatasetListParams{UserID: uid(r), Status: store.DatasetReady, Page: 1, Limit: 100})
 		if err != nil {
@@ -240,7 +250,11 @@ func (h *Handlers) jobPage(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	p := ui.PageFor(r, "Training job", "training", newJobView(j))
+	v := newJobView(j)
+	if v.Queue, err = h.Svc.Queue(r.Context(), j); err != nil {
+		return err
+	}
+	p := ui.PageFor(r, "Training job", "training", v)
 	p.Page = "training-job"
 	return h.UI.Render(w, http.StatusOK, "training_job", p)
 }

@@ -28,6 +28,14 @@ type Service struct {
 	Catalog *catalog.Catalog
 	Log     *slog.Logger
 	Now     func() time.Time
+	// Agents says whether an online agent can run a GPU choice (nil: the
+	// checklist does not say).
+	Agents AgentChecker
+}
+
+// AgentChecker is what training asks the agents domain.
+type AgentChecker interface {
+	CapableMessage(ctx context.Context, gpuType string, count int) (bool, string, error)
 }
 
 // GPUConfig is the spec's GPUConfig. Price and memory always come from the
@@ -45,6 +53,11 @@ type Request struct {
 	PresetID        string          `json:"preset_id"`
 	Hyperparameters json.RawMessage `json:"hyperparameters"`
 	GPUConfig       GPUConfig       `json:"gpu_config"`
+	// AllowTruncation consents to a max_seq_length that drops examples
+	// (POST /api/jobs refuses one otherwise).
+	AllowTruncation bool `json:"allow_truncation,omitempty"`
+	// Name is an optional label for the job (at most 200 characters).
+	Name string `json:"name,omitempty"`
 }
 
 // Budget is the user's monthly budget position.
@@ -70,6 +83,7 @@ type EstimateResponse struct {
 	Hyperparameters catalog.Hyperparameters `json:"hyperparameters"`
 	GPUConfig       GPUConfig               `json:"gpu_config"`
 	Dataset         *DatasetTokens          `json:"dataset,omitempty"`
+	Preflight       *Preflight              `json:"preflight,omitempty"`
 	Budget          Budget                  `json:"budget"`
 	Checklist       []Check                 `json:"checklist"`
 }
@@ -93,6 +107,7 @@ type resolved struct {
 	gpu     catalog.GPU
 	dataset *store.Dataset
 	tokens  *DatasetTokens
+	pre     *Preflight
 }
 
 func (s *Service) resolve(ctx context.Context, userID string, req Request, needDataset bool) (*resolved, error) {
@@ -144,6 +159,8 @@ func (s *Service) resolve(ctx context.Context, userID string, req Request, needD
 	if needDataset && req.DatasetID == "" {
 		f.Add("dataset_id", "choose a dataset")
 	}
+	req.Name = strings.TrimSpace(req.Name)
+	f.MaxRunes("name", &req.Name, 200)
 	if err := f.Err(); err != nil {
 		return nil, err
 	}
@@ -154,7 +171,15 @@ func (s *Service) resolve(ctx context.Context, userID string, req Request, needD
 		if err != nil {
 			return nil, err
 		}
+		prof, err := s.Store.DatasetTokenProfile(ctx, userID, d.ID)
+		if err != nil {
+			return nil, err
+		}
 		r.dataset, r.tokens = &d, datasetTokens(d, h.MaxSeqLength)
+		if r.pre = preflightFrom(prof, h.MaxSeqLength, model.ContextLength); r.pre != nil {
+			r.tokens.TrainExamples, r.tokens.EvalExamples = r.pre.TrainingExamplesKept, r.pre.ValidationExamplesKept
+			r.tokens.TrainTokens, r.tokens.EvalTokens = r.pre.TokensPerEpoch, r.pre.ValidationTokens
+		}
 	}
 	return r, nil
 }
@@ -217,8 +242,15 @@ func (s *Service) estimate(ctx context.Context, userID string, r *resolved) (Est
 	if err != nil {
 		return EstimateResponse{}, err
 	}
-	out := EstimateResponse{Result: res, Hyperparameters: r.h, GPUConfig: r.req.GPUConfig, Dataset: r.tokens, Budget: b}
+	out := EstimateResponse{Result: res, Hyperparameters: r.h, GPUConfig: r.req.GPUConfig, Dataset: r.tokens, Preflight: r.pre, Budget: b}
 	out.Checklist = checklist(r, res, b)
+	if s.Agents != nil {
+		ok, msg, err := s.Agents.CapableMessage(ctx, r.gpu.GPUType, r.req.GPUConfig.NumGPUs)
+		if err != nil {
+			return EstimateResponse{}, err
+		}
+		out.Checklist = append(out.Checklist, Check{ID: "agent_available", OK: ok, Message: msg})
+	}
 	return out, nil
 }
 
@@ -246,7 +278,21 @@ func checklist(r *resolved, res estimate.Result, b Budget) []Check {
 			bud.Message = fmt.Sprintf("Over budget: the estimate $%.2f exceeds the $%.2f left this month", res.EstimatedCost, *b.Remaining)
 		}
 	}
-	return []Check{ds, mem, bud}
+	checks := []Check{ds}
+	if p := r.pre; p != nil {
+		c := Check{ID: "examples_kept", OK: p.ExamplesDropped == 0 && p.TrainingExamplesKept > 0,
+			Message: fmt.Sprintf("Keeps all %d examples whole at %d tokens", p.ExamplesTotal, p.MaxSeqLength)}
+		switch {
+		case p.TrainingExamplesKept == 0:
+			c.Message = fmt.Sprintf("No training example survives %d tokens", p.MaxSeqLength)
+		case p.ExamplesDropped > 0:
+			c.Message = fmt.Sprintf("Drops %d of %d examples at %d tokens", p.ExamplesDropped, p.ExamplesTotal, p.MaxSeqLength)
+		case p.ExamplesTruncated > 0:
+			c.Message = fmt.Sprintf("Shortens %d of %d examples at %d tokens (%d keeps all whole)", p.ExamplesTruncated, p.ExamplesTotal, p.MaxSeqLength, p.KeepAllMaxSeqLength)
+		}
+		checks = append(checks, c)
+	}
+	return append(checks, mem, bud)
 }
 
 func monthStart(t time.Time) time.Time {
@@ -298,6 +344,9 @@ func (s *Service) Create(ctx context.Context, userID string, req Request) (Creat
 	if err != nil {
 		return CreateResponse{}, err
 	}
+	if err := truncationConsent(r.pre, req.AllowTruncation); err != nil {
+		return CreateResponse{}, err
+	}
 	if !est.Memory.Fits {
 		return CreateResponse{}, apperr.Validation(est.Memory.Warning, map[string]any{"memory": est.Memory})
 	}
@@ -314,11 +363,54 @@ func (s *Service) Create(ctx context.Context, userID string, req Request) (Creat
 	job, err := s.Store.JobCreate(ctx, store.JobCreateParams{At: s.Now().UTC(), ID: uuid.NewString(), UserID: userID, DatasetID: r.dataset.ID, PresetID: r.req.PresetID,
 		Hyperparameters: hp, GPUConfig: gc, Estimate: eb, TotalEpochs: r.h.NumEpochs, TotalSteps: est.TotalSteps,
 		EstimatedTotalCost: math.Round(est.EstimatedCost*100) / 100, EstimatedCompletionAt: s.Now().UTC().Add(time.Duration(hours * float64(time.Hour))),
-		BaseModel: r.model.ID, GPUType: r.gpu.GPUType, NumGPUs: r.req.GPUConfig.NumGPUs})
+		BaseModel: r.model.ID, GPUType: r.gpu.GPUType, NumGPUs: r.req.GPUConfig.NumGPUs, Name: r.req.Name})
 	if err != nil {
 		return CreateResponse{}, err
 	}
 	return CreateResponse{Job: job, EstimatedCost: est.EstimatedCost, EstimatedDurationHours: hours, Estimate: est}, nil
+}
+
+// truncationConsent refuses a job that would train on nothing, or drop
+// examples without the caller's allow_truncation.
+func truncationConsent(p *Preflight, allow bool) error {
+	if p == nil {
+		return nil
+	}
+	if p.TrainingExamplesKept == 0 {
+		return apperr.Validation(p.Message, map[string]any{"hyperparameters.max_seq_length": fmt.Sprintf("no training example survives %d tokens; use %d", p.MaxSeqLength, p.KeepAllMaxSeqLength), "preflight": p})
+	}
+	if p.ExamplesDropped > 0 && !allow {
+		return apperr.Validation(p.Message, map[string]any{
+			"allow_truncation": fmt.Sprintf("%d of %d examples would be dropped at max_seq_length %d: raise max_seq_length (%d keeps all) or send allow_truncation: true", p.ExamplesDropped, p.ExamplesTotal, p.MaxSeqLength, p.KeepAllMaxSeqLength),
+			"preflight":        p})
+	}
+	return nil
+}
+
+// QueueInfo is where a queued job stands: its place among the queued jobs
+// for the same GPU type, and whether an online agent can run it.
+type QueueInfo struct {
+	Position       int    `json:"position"`
+	AgentAvailable bool   `json:"agent_available"`
+	Message        string `json:"message"`
+}
+
+// Queue answers for a queued job (nil otherwise).
+func (s *Service) Queue(ctx context.Context, j store.Job) (*QueueInfo, error) {
+	if j.Status != store.JobQueued {
+		return nil, nil
+	}
+	pos, err := s.Store.JobQueuePosition(store.AsSystem(ctx), j.ID)
+	if err != nil {
+		return nil, err
+	}
+	q := &QueueInfo{Position: pos, AgentAvailable: true}
+	if s.Agents != nil {
+		if q.AgentAvailable, q.Message, err = s.Agents.CapableMessage(ctx, j.GPUType, j.NumGPUs); err != nil {
+			return nil, err
+		}
+	}
+	return q, nil
 }
 
 // Cancel cancels a queued job at once or asks the agent to stop a running one.
@@ -339,6 +431,8 @@ func (s *Service) Retry(ctx context.Context, userID, id string) (CreateResponse,
 	if err := json.Unmarshal(j.GPUConfig, &g); err != nil {
 		return CreateResponse{}, err
 	}
-	return s.Create(ctx, userID, Request{DatasetID: j.DatasetID, PresetID: j.PresetID, Hyperparameters: j.Hyperparameters,
-		GPUConfig: GPUConfig{GPUType: g.GPUType, NumGPUs: g.NumGPUs}})
+	return s.Create(ctx, userID, Request{DatasetID: j.DatasetID, PresetID: j.PresetID, Hyperparameters: j.Hyperparameters, Name: j.Name,
+		GPUConfig: GPUConfig{GPUType: g.GPUType, NumGPUs: g.NumGPUs},
+		// The original job was created with these settings (and its consent).
+		AllowTruncation: true})
 }

@@ -15,6 +15,7 @@ type JobView struct {
 	GPU      GPUConfig
 	Estimate *estimate.Result
 	Active   bool
+	Queue    *QueueInfo // queued jobs only
 }
 
 func newJobView(j store.Job) JobView {

@@ -70,7 +70,11 @@ var labels = map[string]string{
 	"job_started": "Job started", "job_completed": "Job completed", "job_failed": "Job failed",
 	"job_cancelled": "Job cancelled", "artifact_ready": "Adapter ready", "budget_alert": "Budget",
 	"dataset_ready": "Dataset ready", "dataset_error": "Dataset errors", "compute": "Compute", "storage": "Storage",
-	"inference": "Inference", "custom": "Custom",
+	"inference": "Inference", "custom": "Custom", "online": "Online", "offline": "Offline", "busy": "Running a job",
+	"learning_rate": "Learning rate", "num_epochs": "Epochs", "batch_size": "Batch size", "lora_rank": "LoRA rank",
+	"lora_alpha": "LoRA alpha", "lora_dropout": "LoRA dropout", "max_seq_length": "Max sequence length",
+	"warmup_steps": "Warmup steps", "weight_decay": "Weight decay", "gradient_accumulation_steps": "Gradient accumulation steps",
+	"gradient_checkpointing": "Gradient checkpointing", "lr_scheduler": "Learning-rate scheduler", "target_modules": "Target modules",
 }
 
 // Label is the human word for an id.

@@ -36,6 +36,7 @@ var nav = []NavItem{
 	{"training", "Training", "/training/jobs"},
 	{"models", "Models", "/models"},
 	{"costs", "Costs", "/costs"},
+	{"agents", "Agents", "/agents"},
 }
 
 // Page is what every template receives.

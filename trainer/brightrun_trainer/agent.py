@@ -415,6 +415,7 @@ def _eval_report(ev) -> dict | None:
                 for k in ("validation_loss", "perplexity")}
 
     return {"base": side(ev.get("base")), "adapter": side(ev.get("adapter")),
+            "samples_from": ev.get("samples_from") if ev.get("samples_from") in ("validation", "train") else None,
             "samples": [s for s in ev.get("samples") or [] if isinstance(s, dict)]}
 
 

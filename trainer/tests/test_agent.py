@@ -198,6 +198,8 @@ def test_e2e_completes_with_every_file(e2e, tmp_path):
     assert job.complete["summary"] == summary, summary
     assert summary["steps_completed"] == summary["total_steps"] == TOTAL, summary
     assert job.complete["eval"]["adapter"]["validation_loss"] > 0 and len(job.complete["eval"]["samples"]) == 1
+    # The page says "held-out" only for prompts from the validation split.
+    assert job.complete["eval"]["samples_from"] == "validation", job.complete["eval"].get("samples_from")
     cfg = json.loads((adir / "adapter_config.json").read_text())
     assert cfg["base_model_name_or_path"] == MODEL_ID and cfg["r"] == 8
     base = AutoModelForCausalLM.from_pretrained(str(Path(os.environ["BRIGHTRUN_MODELS_DIR"]) / MODEL_ID),

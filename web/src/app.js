@@ -11,6 +11,7 @@ import "./pages/job.js";
 import "./pages/model.js";
 import "./pages/costs.js";
 import "./pages/settings_notifications.js";
+import "./pages/agents.js";
 
 window.htmx = htmx;
 window.brightrun = { api };
@@ -99,6 +100,8 @@ function relTimes() {
 document.addEventListener("DOMContentLoaded", () => {
   relTimes();
   copyButtons(document);
+  // Page scripts that add <pre data-copy> later announce it.
+  window.addEventListener("brightrun:content", (e) => copyButtons(e.detail));
   setInterval(relTimes, 30000);
   startBell();
   runPage(document.body.dataset.page, document.body);

@@ -150,14 +150,15 @@ func (v *run) jsonl(openai bool) error {
 				v.sink.warnf(lineNo, "", WarnMissingHeader, "the file has no {\"_meta\": …} header line")
 			}
 			pairs++
-			c := &dummy
+			c, idx := &dummy, -1
 			if pr.hasConvID && pr.convID.len() > 0 {
-				idx, _ := v.agg.conv(p.bytesOf(pr.convID))
+				idx, _ = v.agg.conv(p.bytesOf(pr.convID))
 				c = &v.agg.convs[idx]
 			}
 			if ex, isFirst, ok := p.finishV4(&pr, before, true, c); ok {
 				v.agg.offerSample(c.key, ex, isFirst)
 			}
+			p.flushRows(idx)
 		}
 		if !blank {
 			first = false
@@ -303,6 +304,7 @@ func (v *run) openaiLine(p *parser) error {
 	c.pairs++
 	isFirst := c.trainable == 0
 	turns := p.exampleStats(line)
+	p.flushRows(idx)
 	c.trainable++
 	c.turns = max(c.turns, int32(turns))
 	if v.agg.wantSample(isFirst) {

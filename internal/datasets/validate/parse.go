@@ -58,6 +58,7 @@ type parser struct {
 	arena   []byte
 	hist    []msgSpan
 	msgs    []msgSpan
+	rows    []profileRow // token profile rows waiting for their conversation
 	nameBuf []byte
 }
 
@@ -528,10 +529,41 @@ func (p *parser) exampleStats(line int) int {
 		turnTok = estimateLen(p.msgs[n-1].len()) + estimateLen(p.msgs[n-2].len())
 	}
 	p.agg.example(tokens, turnTok)
+	p.rows = append(p.rows, p.profileRow(tokens))
 	if tokens > p.opts.LongExampleTokens {
 		p.sink.warnf(line, p.exampleField(), WarnLongExample, "the example has about %d tokens (more than %d)", tokens, p.opts.LongExampleTokens)
 	}
 	return turns
+}
+
+// profileRow is the token profile row of p.msgs (the last message is the
+// target): the prompt a truncation keeps is the system prompt (when first)
+// and the latest user message, as in the trainer's truncation rule
+// (trainer/brightrun_trainer/encoding.py encode_example).
+func (p *parser) profileRow(total int) profileRow {
+	n := len(p.msgs)
+	target := estimateLen(p.msgs[n-1].len()) + messageOverheadTokens
+	prompt := 0
+	if p.msgs[0].role == roleSystem && n > 1 {
+		prompt += estimateLen(p.msgs[0].len()) + messageOverheadTokens
+	}
+	for i := n - 2; i >= 0; i-- {
+		if p.msgs[i].role == roleUser {
+			prompt += estimateLen(p.msgs[i].len()) + messageOverheadTokens
+			break
+		}
+	}
+	return profileRow{total: clamp32(total), prompt: clamp32(prompt), target: clamp32(target)}
+}
+
+// flushRows adds the pending profile rows as examples of conversation conv
+// (an index into agg.convs, or -1 when there is none).
+func (p *parser) flushRows(conv int) {
+	for _, r := range p.rows {
+		r.conv = int32(conv)
+		p.agg.prof.add(r)
+	}
+	p.rows = p.rows[:0]
 }
 
 func (p *parser) exampleField() string {

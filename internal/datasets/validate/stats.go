@@ -30,10 +30,12 @@ type aggregator struct {
 
 	primary, extra []Example
 	intern         map[string]string
+	prof           profiler
 }
 
 func newAggregator(opts Options, sink *issueSink) *aggregator {
-	return &aggregator{opts: opts, sink: sink, index: map[string]int32{}, intern: map[string]string{}}
+	return &aggregator{opts: opts, sink: sink, index: map[string]int32{}, intern: map[string]string{},
+		prof: profiler{max: opts.MaxProfileRows, rng: 0x9E3779B97F4A7C15}}
 }
 
 // conv returns the index of the conversation with key, creating it.
@@ -77,6 +79,9 @@ func (a *aggregator) example(tokens int, turnTokens int) {
 // wantSample reports whether an example (the first of its conversation or
 // not) would be kept as a sample, so that it is only materialised then.
 func (a *aggregator) wantSample(first bool) bool {
+	if a.opts.Visit != nil {
+		return true
+	}
 	if first {
 		return len(a.primary) < a.opts.SampleSize
 	}
@@ -85,6 +90,10 @@ func (a *aggregator) wantSample(first bool) bool {
 
 func (a *aggregator) offerSample(key string, ex Example, first bool) {
 	ex.ConversationKey = key
+	if a.opts.Visit != nil {
+		a.opts.Visit(ex)
+		return
+	}
 	if first && len(a.primary) < a.opts.SampleSize {
 		a.primary = append(a.primary, ex)
 	} else if !first && len(a.extra) < a.opts.SampleSize {
@@ -135,6 +144,8 @@ func (a *aggregator) finish(res *Result) {
 	}
 	sort.Strings(st.ValidationConversationKeys)
 	st.TrainingPairs = st.TrainablePairs - st.ValidationPairs
+
+	res.TokenProfile = a.prof.profile(func(c int32) bool { return c >= 0 && val[a.convs[c].key] })
 
 	sample := a.primary
 	for _, e := range a.extra {

@@ -291,6 +291,7 @@ func (v *run) docConversation(p *parser, i int) error {
 	if dst.topic == "" {
 		dst.topic = c.topic
 	}
+	p.flushRows(idx)
 	for _, ps := range pending {
 		v.agg.offerSample(dst.key, ps.ex, ps.first && isNew)
 	}

@@ -47,6 +47,14 @@ type Options struct {
 	MaxDistributionKeys int
 	// Format forces a format instead of detecting it ("" = detect).
 	Format string
+	// Visit, when set, is called with every trainable example in file
+	// order (with its conversation key; Split is left empty) instead of
+	// collecting samples: the dataset preview pages through examples with
+	// it. Cancel ctx to stop early.
+	Visit func(Example)
+	// MaxProfileRows caps the rows of Result.TokenProfile; default 20000
+	// (about 16 bytes of memory each during validation).
+	MaxProfileRows int
 }
 
 func (o Options) withDefaults() Options {
@@ -71,6 +79,9 @@ func (o Options) withDefaults() Options {
 	if o.MaxDistributionKeys <= 0 {
 		o.MaxDistributionKeys = 1000
 	}
+	if o.MaxProfileRows <= 0 {
+		o.MaxProfileRows = 20000
+	}
 	return o
 }
 
@@ -89,6 +100,8 @@ type Result struct {
 	// conversations).
 	Sample    []Example `json:"sample"`
 	BytesRead int64     `json:"bytes_read"`
+	// TokenProfile is the per-example token estimate (see TokenProfile).
+	TokenProfile TokenProfile `json:"token_profile"`
 }
 
 // Message is one chat message of an example.

@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"time"
@@ -212,10 +213,10 @@ func (s *Store) DatasetSaveValidation(ctx context.Context, id string, v store.Da
 	err := s.writeTx(ctx, func(x q) error {
 		res, err := x.exec(ctx, `UPDATE datasets SET status = ?, format = ?, training_ready = ?, total_training_pairs = ?, total_validation_pairs = ?,
 			total_tokens = ?, avg_turns_per_conversation = ?, avg_tokens_per_turn = ?, validation_errors = ?, validation_warnings = ?,
-			error_count = ?, warning_count = ?, statistics = ?, sample_data = ?, validated_at = ?, validation_lease_until = NULL, updated_at = ?
+			error_count = ?, warning_count = ?, statistics = ?, sample_data = ?, token_profile = ?, validated_at = ?, validation_lease_until = NULL, updated_at = ?
 			WHERE id = ? AND status = 'validating' AND deleted_at IS NULL`,
 			v.Status, v.Format, v.TrainingReady, v.TotalTrainingPairs, v.TotalValidationPairs, v.TotalTokens, v.AvgTurns, v.AvgTokensPerTurn,
-			jsonArg(v.Errors), jsonArg(v.Warnings), v.ErrorCount, v.WarningCount, jsonArg(v.Statistics), jsonArg(v.Sample), v.At, v.At, id)
+			jsonArg(v.Errors), jsonArg(v.Warnings), v.ErrorCount, v.WarningCount, jsonArg(v.Statistics), jsonArg(v.Sample), jsonArg(v.TokenProfile), v.At, v.At, id)
 		if err != nil {
 			return err
 		}
@@ -252,4 +253,19 @@ func (s *Store) DatasetMarkObjectDeleted(ctx context.Context, id string, at time
 		_, err := x.exec(ctx, "UPDATE datasets SET storage_deleted_at = ? WHERE id = ?", at, id)
 		return err
 	})
+}
+
+// DatasetTokenProfile reads the token profile of one of the user's datasets.
+func (s *Store) DatasetTokenProfile(ctx context.Context, userID, id string) (json.RawMessage, error) {
+	if !validID(id) {
+		return nil, apperr.NotFound("dataset")
+	}
+	var p json.RawMessage
+	err := s.readTx(ctx, func(x q) error {
+		return x.queryRow(ctx, "SELECT token_profile FROM datasets WHERE id = ? AND user_id = ? AND deleted_at IS NULL", id, userID).Scan(njson{&p})
+	})
+	if errors.Is(err, errNoRows) {
+		return nil, apperr.NotFound("dataset")
+	}
+	return p, err
 }

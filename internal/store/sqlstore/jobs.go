@@ -14,13 +14,13 @@ const jobCols = `j.id, j.user_id, j.dataset_id, j.preset_id, j.hyperparameters, 
 	j.current_epoch, j.total_epochs, j.current_step, j.total_steps, j.current_metrics, j.queued_at, j.started_at, j.completed_at,
 	j.estimated_completion_at, j.current_cost, j.estimated_total_cost, j.final_cost, j.error_message, j.error_stack, j.retry_count,
 	j.external_job_id, j.artifact_id, j.created_at, j.updated_at, j.base_model, j.gpu_type, j.num_gpus, j.estimate,
-	j.measured_tokens_per_second, j.cancel_requested_at, d.name`
+	j.measured_tokens_per_second, j.cancel_requested_at, d.name, j.name`
 
 const jobFrom = " FROM training_jobs j JOIN datasets d ON d.id = j.dataset_id "
 
 func scanJob(sc interface{ Scan(...any) error }) (store.Job, error) {
 	var j store.Job
-	var status, stage, base, gpu, dname string
+	var status, stage, base, gpu, dname, name string
 	var progress, cost *float64
 	var epoch, step, retry, ngpu *int
 	var errMsg, errStack, ext, art string
@@ -28,7 +28,8 @@ func scanJob(sc interface{ Scan(...any) error }) (store.Job, error) {
 		&epoch, &j.TotalEpochs, &step, &j.TotalSteps, njson{&j.CurrentMetrics}, ts{&j.QueuedAt}, nts{&j.StartedAt}, nts{&j.CompletedAt},
 		nts{&j.EstimatedCompletionAt}, &cost, &j.EstimatedTotalCost, &j.FinalCost, nstr{&errMsg}, nstr{&errStack}, &retry,
 		nstr{&ext}, nstr{&art}, ts{&j.CreatedAt}, ts{&j.UpdatedAt}, nstr{&base}, nstr{&gpu}, &ngpu, njson{&j.Estimate},
-		&j.MeasuredTokensPerSecond, nts{&j.CancelRequestedAt}, nstr{&dname})
+		&j.MeasuredTokensPerSecond, nts{&j.CancelRequestedAt}, nstr{&dname}, nstr{&name})
+	j.Name = name
 	j.Status, j.CurrentStage, j.BaseModel, j.GPUType, j.DatasetName = status, stage, base, gpu, dname
 	j.Progress, j.CurrentCost = deref(progress), deref(cost)
 	j.CurrentEpoch, j.CurrentStep, j.RetryCount, j.NumGPUs = derefInt(epoch), derefInt(step), derefInt(retry), derefInt(ngpu)
@@ -66,10 +67,10 @@ func (s *Store) JobCreate(ctx context.Context, p store.JobCreateParams) (store.J
 	err = s.writeTx(ctx, func(x q) error {
 		_, err := x.exec(ctx, `INSERT INTO training_jobs (id, user_id, dataset_id, preset_id, hyperparameters, gpu_config, status, current_stage,
 			progress, current_epoch, total_epochs, current_step, total_steps, queued_at, estimated_completion_at, current_cost, estimated_total_cost,
-			retry_count, created_at, updated_at, base_model, gpu_type, num_gpus, estimate)
-			VALUES (?, ?, ?, ?, ?, ?, 'queued', 'queued', 0, 0, ?, 0, ?, ?, ?, 0, ?, 0, ?, ?, ?, ?, ?, ?)`,
+			retry_count, created_at, updated_at, base_model, gpu_type, num_gpus, estimate, name)
+			VALUES (?, ?, ?, ?, ?, ?, 'queued', 'queued', 0, 0, ?, 0, ?, ?, ?, 0, ?, 0, ?, ?, ?, ?, ?, ?, ?)`,
 			p.ID, p.UserID, p.DatasetID, p.PresetID, jsonArg(p.Hyperparameters), jsonArg(p.GPUConfig), p.TotalEpochs, p.TotalSteps,
-			now, p.EstimatedCompletionAt, p.EstimatedTotalCost, now, now, p.BaseModel, p.GPUType, p.NumGPUs, jsonArg(p.Estimate))
+			now, p.EstimatedCompletionAt, p.EstimatedTotalCost, now, now, p.BaseModel, p.GPUType, p.NumGPUs, jsonArg(p.Estimate), nullIfEmpty(p.Name))
 		return err
 	})
 	if err != nil {

@@ -21,8 +21,10 @@ func (s *Store) UserCreate(ctx context.Context, p store.UserCreateParams) (store
 		if _, err := x.exec(ctx, "INSERT INTO "+s.d.UsersTable+" (id, email, created_at, updated_at) VALUES (?, ?, ?, ?)", u.ID, u.Email, u.CreatedAt, u.CreatedAt); err != nil {
 			return err
 		}
-		_, err := x.exec(ctx, "INSERT INTO brightrun_accounts (user_id, password_hash) VALUES (?, ?)", u.ID, p.PasswordHash)
-		return err
+		if _, err := x.exec(ctx, "INSERT INTO brightrun_accounts (user_id, password_hash) VALUES (?, ?)", u.ID, p.PasswordHash); err != nil {
+			return err
+		}
+		return s.grantTx(ctx, x, u.ID, p.Operator, u.CreatedAt)
 	})
 	if IsUnique(err) {
 		return store.User{}, apperr.Conflict("an account with email %s already exists", u.Email)
@@ -42,8 +44,11 @@ func (s *Store) UserEnsure(ctx context.Context, id, email string, at time.Time) 
 		return store.User{}, err
 	}
 	err = s.writeTx(ctx, func(x q) error {
-		_, err := x.exec(ctx, "INSERT INTO "+s.d.UsersTable+" (id, email, created_at, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING", id, nullIfEmpty(normEmail(email)), now, now)
-		return err
+		if _, err := x.exec(ctx, "INSERT INTO "+s.d.UsersTable+" (id, email, created_at, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING", id, nullIfEmpty(normEmail(email)), now, now); err != nil {
+			return err
+		}
+		// The first user (Supabase Auth: the first one seen) is an operator.
+		return s.grantTx(ctx, x, id, store.OperatorIfNone, now)
 	})
 	if err != nil {
 		return store.User{}, err

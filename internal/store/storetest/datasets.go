@@ -92,7 +92,8 @@ func testDatasets(t *testing.T, s store.Store) {
 	}
 	saved, err := s.DatasetSaveValidation(sys, d.ID, store.DatasetValidation{Status: store.DatasetReady, Format: "brightrun_lora_v4_jsonl", TrainingReady: true,
 		TotalTrainingPairs: 40, TotalValidationPairs: 4, TotalTokens: 12345, AvgTurns: 7.5, AvgTokensPerTurn: 88.25,
-		Errors: json.RawMessage(`[]`), Statistics: json.RawMessage(`{"conversations":12}`), Sample: json.RawMessage(`[{"messages":[]}]`), At: now})
+		Errors: json.RawMessage(`[]`), Statistics: json.RawMessage(`{"conversations":12}`), Sample: json.RawMessage(`[{"messages":[]}]`),
+		TokenProfile: json.RawMessage(`{"examples":2,"rows":[[10,4,3,0],[900,300,200,1]]}`), At: now})
 	if err != nil || !saved {
 		t.Fatalf("save: %v %v", saved, err)
 	}
@@ -104,6 +105,17 @@ func testDatasets(t *testing.T, s store.Store) {
 	var st map[string]int
 	if err := json.Unmarshal(got.Statistics, &st); err != nil || st["conversations"] != 12 {
 		t.Fatalf("statistics: %s %v", got.Statistics, err)
+	}
+	// The token profile: the owner reads it, another user does not.
+	var prof struct {
+		Examples int        `json:"examples"`
+		Rows     [][4]int32 `json:"rows"`
+	}
+	if raw, err := s.DatasetTokenProfile(asA, a.ID, d.ID); err != nil || json.Unmarshal(raw, &prof) != nil || prof.Examples != 2 || prof.Rows[1] != [4]int32{900, 300, 200, 1} {
+		t.Fatalf("token profile: %s %v", raw, err)
+	}
+	if _, err := s.DatasetTokenProfile(asB, b.ID, d.ID); !apperr.Is(err, apperr.KindNotFound) {
+		t.Fatalf("B reading A's token profile: %v", err)
 	}
 	if saved, _ := s.DatasetSaveValidation(sys, d.ID, store.DatasetValidation{Status: store.DatasetError, At: now}); saved {
 		t.Fatal("a finished validation must not be overwritten")

@@ -39,6 +39,13 @@ type Hyperparameters struct {
 	// GradientCheckpointing trades ~25% throughput for far less activation
 	// memory (the trainer's gradient_checkpointing setting).
 	GradientCheckpointing bool `json:"gradient_checkpointing,omitempty"`
+	// LRScheduler is the learning-rate schedule after warmup: cosine (the
+	// trainer's default), linear or constant.
+	LRScheduler string `json:"lr_scheduler,omitempty"`
+	// TargetModules are the layers LoRA adapts: ["all-linear"] (the
+	// trainer's default) or projection names such as q_proj, v_proj. The
+	// estimates assume all linear layers (an upper bound).
+	TargetModules []string `json:"target_modules,omitempty"`
 }
 
 // Preset is a named set of hyperparameters.

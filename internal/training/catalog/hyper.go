@@ -77,7 +77,33 @@ func ValidateHyperparameters(h Hyperparameters) map[string]string {
 	checkFloat(out, "weight_decay", h.WeightDecay, MinWeightDecay, MaxWeightDecay)
 	checkInt(out, "max_seq_length", h.MaxSeqLength, MinSeqLength, MaxSeqLength)
 	checkInt(out, "gradient_accumulation_steps", h.GradientAccumulationSteps, MinGradAccum, MaxGradAccum)
+	switch h.LRScheduler {
+	case "", "cosine", "linear", "constant":
+	default:
+		out["lr_scheduler"] = "use cosine, linear or constant"
+	}
+	if msg := checkTargetModules(h.TargetModules); msg != "" {
+		out["target_modules"] = msg
+	}
 	return out
+}
+
+// projections are the layer names target_modules may list (Llama, Mistral,
+// Qwen and SmolLM naming).
+var projections = map[string]bool{"q_proj": true, "k_proj": true, "v_proj": true, "o_proj": true, "gate_proj": true, "up_proj": true, "down_proj": true}
+
+func checkTargetModules(m []string) string {
+	if len(m) == 0 || (len(m) == 1 && m[0] == "all-linear") {
+		return ""
+	}
+	seen := map[string]bool{}
+	for _, x := range m {
+		if !projections[x] || seen[x] {
+			return `use ["all-linear"] or distinct names among q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj`
+		}
+		seen[x] = true
+	}
+	return ""
 }
 
 // ValidateForModel is ValidateHyperparameters plus the checks that need the

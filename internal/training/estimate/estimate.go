@@ -127,7 +127,14 @@ type Result struct {
 	Memory                 MemoryFit          `json:"memory"`
 	OverheadsHours         map[string]float64 `json:"overheads_hours"` // download, load, evaluation, upload
 	AdapterGB              float64            `json:"adapter_gb"`
-	NumGPUs                int                `json:"num_gpus"`
+	// AfterTrainingSeconds is the time after the last training step:
+	// final evaluation (validation passes and sample generations), saving
+	// and upload. EvalTokenSeconds is its part that scales with the
+	// training throughput (the validation passes). A running job's ETA adds
+	// them to the trainer's time for the remaining steps.
+	AfterTrainingSeconds float64 `json:"after_training_seconds"`
+	EvalTokenSeconds     float64 `json:"eval_token_seconds"`
+	NumGPUs              int     `json:"num_gpus"`
 }
 
 // scalingTable: data-parallel efficiency per GPU count (interpolated between).
@@ -262,7 +269,8 @@ func Estimate(in Input) Result {
 		gen = GenTokensPerSecondCPU
 	}
 	// Evaluation runs data-parallel like training.
-	eval := float64(in.EvalTokens)*float64(passes)/(agg*EvalSpeedup) + SampleGenerations*SampleNewTokens/gen
+	evalTokens := float64(in.EvalTokens) * float64(passes) / (agg * EvalSpeedup)
+	eval := evalTokens + SampleGenerations*SampleNewTokens/gen
 	lora := LoraParams(in.Model.Arch, max(h.LoraRank, 1))
 	adapterGB := float64(lora) * AdapterBytesPerParam / 1e9
 	upload := UploadFixedSeconds + adapterGB/UploadGBPerSecond
@@ -274,8 +282,12 @@ func Estimate(in Input) Result {
 
 	r.TrainingHours = round(trainSec/3600, 4)
 	overheads := download + load + eval + upload
+	r.AfterTrainingSeconds, r.EvalTokenSeconds = round(eval+upload, 1), round(evalTokens, 1)
 	if r.Calibrated && in.Calibration.OverheadSeconds > 0 {
-		// Past runs of this model on this GPU measured the fixed part too.
+		// Past runs of this model on this GPU measured the fixed part too;
+		// the part after training keeps its modelled share of it.
+		scale := in.Calibration.OverheadSeconds / overheads
+		r.AfterTrainingSeconds, r.EvalTokenSeconds = round((eval+upload)*scale, 1), round(evalTokens*scale, 1)
 		overheads = in.Calibration.OverheadSeconds
 		r.OverheadsHours = map[string]float64{"measured": round(overheads/3600, 4)}
 	}
@@ -353,12 +365,12 @@ func Memory(m catalog.BaseModel, g catalog.GPU, h catalog.Hyperparameters, meanT
 		fit.RequiredGB, fit.WeightsGB, fit.ActivationsGB, fit.MicroBatchTokens, g.DisplayName, fit.AvailableGB)
 	switch {
 	case fit.MaxBatchSize > 0:
-		msg += fmt.Sprintf(" The largest batch_size that fits is %d (use gradient_accumulation_steps to keep the effective batch).", fit.MaxBatchSize)
+		msg += fmt.Sprintf(" The largest batch size that fits is %d (raise gradient accumulation steps, under Advanced, to keep the effective batch).", fit.MaxBatchSize)
 	default:
 		msg += " Even batch_size 1 does not fit: choose a " + dev + " with more memory, a shorter max_seq_length, or gradient checkpointing."
 	}
 	if fit.FitsWithCheckpointing {
-		msg += " It would fit with gradient_checkpointing (about 25% slower)."
+		msg += " It would fit with gradient checkpointing (under Advanced; about 25% slower)."
 	}
 	fit.Warning = msg
 	return fit

@@ -157,7 +157,7 @@ func TestMemoryKnownCases(t *testing.T) {
 				if c.maxBatch == 0 && !strings.Contains(f.Warning, "Even batch_size 1") {
 					t.Errorf("warning %q", f.Warning)
 				}
-				if c.maxBatch > 0 && !strings.Contains(f.Warning, "largest batch_size that fits is") {
+				if c.maxBatch > 0 && !strings.Contains(f.Warning, "largest batch size that fits is") {
 					t.Errorf("warning %q", f.Warning)
 				}
 			} else if f.Warning != "" || f.RequiredGB > f.AvailableGB {
@@ -189,7 +189,7 @@ func TestMemoryKnownCases(t *testing.T) {
 func TestWarningSuggestsCheckpointing(t *testing.T) {
 	h := balanced(mistral)
 	f := Memory(model(t, mistral), gpu(t, "A100-40GB"), h, 0)
-	if f.Fits || !f.FitsWithCheckpointing || !strings.Contains(f.Warning, "gradient_checkpointing") {
+	if f.Fits || !f.FitsWithCheckpointing || !strings.Contains(f.Warning, "gradient checkpointing (under Advanced") {
 		t.Fatalf("%+v", f)
 	}
 }
@@ -406,5 +406,22 @@ func TestResultJSON(t *testing.T) {
 		if !strings.Contains(string(b), k) {
 			t.Errorf("JSON lacks %s: %s", k, b)
 		}
+	}
+}
+
+// The time after training (evaluation and upload) is reported for the
+// running job's ETA; with calibration it keeps its share of the measured
+// overhead.
+func TestAfterTrainingSeconds(t *testing.T) {
+	in := baseInput(t)
+	r := Estimate(in)
+	want := (r.OverheadsHours["evaluation"] + r.OverheadsHours["upload"]) * 3600
+	if math.Abs(r.AfterTrainingSeconds-want) > 1 || r.EvalTokenSeconds <= 0 || r.EvalTokenSeconds >= r.AfterTrainingSeconds {
+		t.Fatalf("after training %v s (eval tokens %v s), want %v", r.AfterTrainingSeconds, r.EvalTokenSeconds, want)
+	}
+	in.Calibration = &Calibration{TokensPerSecond: r.PerGPUTokensPerSecond, Runs: 3, OverheadSeconds: 2 * (r.EstimatedDurationHours - r.TrainingHours) * 3600}
+	c := Estimate(in)
+	if math.Abs(c.AfterTrainingSeconds-2*r.AfterTrainingSeconds) > 1 {
+		t.Fatalf("calibrated: %v, want twice %v", c.AfterTrainingSeconds, r.AfterTrainingSeconds)
 	}
 }

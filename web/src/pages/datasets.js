@@ -73,6 +73,14 @@ registerPage("dataset-new", (root) => {
       bar.style.width = "100%";
       status.textContent = "Upload complete. Validating…";
       await api("POST", `/api/datasets/${up.dataset.id}/confirm`);
+      // A corrected file replaces the dataset with errors.
+      if (form.dataset.replace) {
+        try {
+          await api("DELETE", `/api/datasets/${form.dataset.replace}`);
+        } catch {
+          // Already deleted, or in use: the new dataset stands either way.
+        }
+      }
       for (;;) {
         const { dataset } = await api("GET", `/api/datasets/${up.dataset.id}`);
         if (dataset.status === "ready" || dataset.status === "error") break;
@@ -86,8 +94,73 @@ registerPage("dataset-new", (root) => {
   });
 });
 
+// The conversation browser: every trainable example, a page at a time,
+// with search (GET /api/datasets/{id}/examples).
+function preview(root) {
+  const box = root.querySelector("[data-preview]");
+  if (!box) return;
+  const list = box.querySelector("[data-preview-list]");
+  const prev = box.querySelector("[data-preview-prev]");
+  const next = box.querySelector("[data-preview-next]");
+  const status = box.querySelector("[data-preview-status]");
+  const search = box.querySelector("[data-preview-search]");
+  const limit = 5;
+  let page = 0;
+  let q = "";
+  const bubble = (m) => {
+    if (m.role === "system") {
+      const d = document.createElement("details");
+      d.className = "chat-system";
+      d.innerHTML = `<summary>System prompt</summary><div class="pre"></div>`;
+      d.querySelector(".pre").textContent = m.content;
+      return d;
+    }
+    const b = document.createElement("div");
+    b.className = `bubble bubble-${m.role === "user" ? "user" : "assistant"}`;
+    b.innerHTML = `<div class="bubble-role"></div><div class="pre"></div>`;
+    b.querySelector(".bubble-role").textContent = m.role;
+    b.querySelector(".pre").textContent = m.content;
+    return b;
+  };
+  async function load(p) {
+    status.textContent = "Loading…";
+    try {
+      const res = await api("GET", `/api/datasets/${box.dataset.dataset}/examples?page=${p}&limit=${limit}&q=${encodeURIComponent(q)}`);
+      page = p;
+      list.innerHTML = "";
+      for (const ex of res.examples) {
+        const c = document.createElement("div");
+        c.className = "chat";
+        c.dataset.example = "";
+        const tag = document.createElement("div");
+        tag.className = "small muted";
+        tag.textContent = ex.split === "validation" ? "validation example" : "training example";
+        c.append(tag, ...ex.messages.map(bubble));
+        list.append(c);
+      }
+      const first = (p - 1) * limit + 1;
+      status.textContent = res.examples.length
+        ? `Examples ${first}–${first + res.examples.length - 1}${q ? ` matching “${q}”` : ""}`
+        : q ? `No example matches “${q}”` : "No examples";
+      prev.hidden = p <= 1;
+      next.hidden = !res.has_more;
+      next.textContent = "Next →";
+    } catch (err) {
+      status.textContent = err.message;
+    }
+  }
+  next.addEventListener("click", () => load(page + 1));
+  prev.addEventListener("click", () => load(page - 1));
+  search.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    q = search.querySelector("input").value.trim();
+    load(1);
+  });
+}
+
 // The detail page reloads itself until validation finishes.
 registerPage("dataset-detail", (root) => {
+  preview(root);
   const head = root.querySelector("[data-dataset-id]");
   if (!head) return;
   const st = head.dataset.status;

@@ -9,6 +9,9 @@ const hours = (h) => (h == null ? "—" : h < 1 ? `${Math.round(h * 60)} min` : 
 const fields = ["learning_rate", "num_epochs", "batch_size", "lora_rank", "lora_alpha", "lora_dropout", "max_seq_length"];
 // Advanced settings: sent only when filled in (the server defaults them).
 const advanced = ["gradient_accumulation_steps", "warmup_steps", "weight_decay"];
+// Advanced choices that are not numbers.
+const choices = ["lr_scheduler", "target_modules", "gradient_checkpointing"];
+const attention = ["q_proj", "k_proj", "v_proj", "o_proj"];
 
 registerPage("training-configure", async (root) => {
   const form = $(root, "#configure");
@@ -34,11 +37,14 @@ registerPage("training-configure", async (root) => {
     form.dataset.preset = id;
   }
   // Editing a hyperparameter leaves the preset: the job is then "custom".
-  const hyperIds = new Set([...fields, ...advanced]);
-  form.addEventListener("input", (ev) => {
-    if (!hyperIds.has(ev.target.id) || preset === "custom") return;
+  const hyperIds = new Set([...fields, ...advanced, ...choices]);
+  function markCustom() {
+    if (preset === "custom") return;
     preset = "custom";
     markPreset("custom");
+  }
+  form.addEventListener("input", (ev) => {
+    if (hyperIds.has(ev.target.id)) markCustom();
   });
 
   // Presets
@@ -84,6 +90,26 @@ registerPage("training-configure", async (root) => {
   noteModel();
   // The local CPU has less memory than a GPU: start from a batch that fits.
   if (cpu && el("gpu_type").value === cpu.id) el("batch_size").value = "1";
+  // "Run again with these settings": prefill from that job.
+  if (form.dataset.from) {
+    const { job } = await api("GET", `/api/jobs/${form.dataset.from}?since_step=1000000000`);
+    const h = job.hyperparameters || {};
+    const g = job.gpu_config || {};
+    if (cat.base_models.some((m) => m.id === h.base_model)) el("base_model").value = h.base_model;
+    const gp = cat.gpus.find((x) => x.gpu_type === g.gpu_type || x.id === g.gpu_type);
+    if (gp) el("gpu_type").value = gp.id;
+    fillCounts();
+    if (g.num_gpus) el("num_gpus").value = String(g.num_gpus);
+    if (h.learning_rate) setLR(h.learning_rate);
+    for (const f of [...fields, ...advanced]) if (f !== "learning_rate" && h[f] != null && el(f)) el(f).value = h[f];
+    preset = cat.presets.some((p) => p.id === job.preset_id) ? job.preset_id : "custom";
+    markPreset(preset);
+    el("job_name").value = job.name || "";
+    el("lr_scheduler").value = ["linear", "constant"].includes(h.lr_scheduler) ? h.lr_scheduler : "";
+    el("target_modules").value = Array.isArray(h.target_modules) && h.target_modules.join() === attention.join() ? "attention" : "";
+    el("gradient_checkpointing").checked = !!h.gradient_checkpointing;
+    noteModel();
+  }
 
   const outputs = () => {
     form.querySelector('[data-out="learning_rate"]').textContent = getLR().toExponential(1);
@@ -104,9 +130,17 @@ registerPage("training-configure", async (root) => {
       lora_dropout: Number(el("lora_dropout").value),
       max_seq_length: Number(el("max_seq_length").value),
       ...Object.fromEntries(advanced.filter((f) => el(f).value.trim() !== "").map((f) => [f, Number(el(f).value)])),
+      ...(el("lr_scheduler").value ? { lr_scheduler: el("lr_scheduler").value } : {}),
+      ...(el("target_modules").value === "attention" ? { target_modules: attention } : {}),
+      ...(el("gradient_checkpointing").checked ? { gradient_checkpointing: true } : {}),
     },
     gpu_config: { gpu_type: el("gpu_type").value, num_gpus: Number(el("num_gpus").value) },
+    allow_truncation: consent(),
+    name: el("job_name").value.trim(),
   });
+  // Consent to a max_seq_length that drops examples (the server refuses
+  // such a job without it).
+  const consent = () => !!form.querySelector("#allow_truncation")?.checked;
 
   const est = (k) => form.querySelector(`[data-est="${k}"]`);
   const errs = $(form, "[data-errors]");
@@ -116,7 +150,7 @@ registerPage("training-configure", async (root) => {
 
   const gpu = () => cat.gpus.find((x) => x.id === el("gpu_type").value);
   function render(e) {
-    if (gpu()?.cpu && e.estimated_cost === 0) {
+    if (gpu()?.cpu && e.cost_breakdown.compute === 0) {
       est("cost").textContent = "Free";
       est("range").textContent = "(local CPU)";
     } else {
@@ -148,6 +182,21 @@ registerPage("training-configure", async (root) => {
       });
       est("memory").append(fix);
     }
+    if (!m.fits && m.fits_with_checkpointing && !el("gradient_checkpointing").checked) {
+      const gc = document.createElement("button");
+      gc.type = "button";
+      gc.className = "btn";
+      gc.dataset.fixCheckpointing = "";
+      gc.textContent = "Turn on gradient checkpointing";
+      gc.style.marginTop = "8px";
+      gc.addEventListener("click", () => {
+        el("gradient_checkpointing").checked = true;
+        markCustom();
+        refresh();
+      });
+      est("memory").append(gc);
+    }
+    renderPreflight(e.preflight);
     const list = $(form, "[data-checklist]");
     list.innerHTML = "";
     for (const c of e.checklist) {
@@ -157,7 +206,52 @@ registerPage("training-configure", async (root) => {
       li.dataset.check = c.id;
       list.append(li);
     }
-    start.disabled = !e.checklist.every((c) => c.ok || (c.id === "within_budget" && !e.budget.hard_stop));
+    const pf = e.preflight;
+    start.disabled = !e.checklist.every((c) => c.ok || (c.id === "within_budget" && !e.budget.hard_stop) ||
+      (c.id === "examples_kept" && consent() && pf && pf.training_examples_kept > 0) ||
+      c.id === "agent_available"); // a job may wait in the queue for an agent
+    const noAgent = list.querySelector('[data-check="agent_available"].fail');
+    if (noAgent) {
+      const a = document.createElement("a");
+      a.href = "/help/agents";
+      a.textContent = "How to start one";
+      noAgent.append(" — ", a);
+    }
+  }
+
+  // What max_seq_length does to the dataset, in words, with a one-click fix
+  // and, when examples are dropped, a consent box.
+  function renderPreflight(pf) {
+    const box = $(form, "[data-preflight]");
+    const wasChecked = consent();
+    box.innerHTML = "";
+    box.hidden = !pf || !pf.message;
+    if (box.hidden) return;
+    box.className = `alert ${pf.examples_dropped > 0 ? "alert-error" : "alert-info"} preflight`;
+    const p = document.createElement("p");
+    p.textContent = pf.message;
+    box.append(p);
+    if (pf.keep_all_within_model) {
+      const fix = document.createElement("button");
+      fix.type = "button";
+      fix.className = "btn";
+      fix.dataset.fixSeq = String(pf.keep_all_max_seq_length);
+      fix.textContent = `Use ${pf.keep_all_max_seq_length.toLocaleString()} tokens`;
+      fix.addEventListener("click", () => {
+        el("max_seq_length").value = String(pf.keep_all_max_seq_length);
+        markCustom();
+        refresh();
+      });
+      box.append(fix);
+    }
+    if (pf.examples_dropped > 0 && pf.training_examples_kept > 0) {
+      const label = document.createElement("label");
+      label.className = "consent";
+      label.innerHTML = `<input type="checkbox" id="allow_truncation"> <span></span>`;
+      label.querySelector("span").textContent = `Train anyway on ${pf.examples_kept} of ${pf.examples_total} examples`;
+      label.querySelector("input").checked = wasChecked;
+      box.append(label);
+    }
   }
 
   // Validation errors: each under its field (marked invalid); the rest, and
@@ -176,6 +270,7 @@ registerPage("training-configure", async (root) => {
     clearErrors();
     const rest = [];
     for (const [k, v] of Object.entries(err.details || {})) {
+      if (k === "preflight") continue; // shown by the estimate
       const id = k.replace(/^(hyperparameters|gpu_config)\./, "");
       const msg = typeof v === "string" ? v : JSON.stringify(v);
       const input = el(id);
@@ -238,7 +333,8 @@ registerPage("training-configure", async (root) => {
   });
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
-    if (!window.confirm(`Start training? Estimated cost ${est("cost").textContent}, about ${est("hours").textContent}.`)) return;
+    const warn = form.querySelector("[data-preflight]:not([hidden]) p")?.textContent;
+    if (!window.confirm(`Start training? Estimated cost ${est("cost").textContent}, about ${est("hours").textContent}.${warn ? "\n\n" + warn : ""}`)) return;
     start.disabled = true;
     try {
       const res = await api("POST", "/api/jobs", request());
