@@ -371,7 +371,8 @@ class HttpReporter(Reporter):
             self.log("info", f"plan: {record.get('train_examples')} training / {record.get('validation_examples')} "
                              f"validation examples, {record.get('total_steps')} steps "
                              f"({record.get('steps_per_epoch')} per epoch)"
-                             + (f", resuming after step {start}" if start else ""))
+                             + (f", resuming after step {start}" if start else "")
+                             + _world_note(record))
         elif t == "status":
             st = record.get("status")
             if st == "failed":
@@ -708,6 +709,16 @@ class HttpReporter(Reporter):
                 t.join(timeout=5)
         if self.staging_dir is not None:
             shutil.rmtree(self.staging_dir, ignore_errors=True)
+
+
+def _world_note(plan: dict) -> str:
+    """The plan event's words on the number of training processes (distributed jobs)."""
+    ws, old = int(plan.get("world_size") or 1), plan.get("resumed_world_size")
+    note = f", {ws} training processes (one per GPU)" if ws > 1 else ""
+    if old and int(old) != ws:
+        note += (f"; the checkpoint was written by {old} process(es): each step's examples are re-split "
+                 f"between {ws}")
+    return note
 
 
 def _fmt(v) -> str:

@@ -22,6 +22,7 @@ from pathlib import Path
 from . import __version__
 from .config import JobConfig
 from .data import Example, load_dataset, split_examples
+from .distributed import Dist
 from .encoding import IGNORE_INDEX, Encoded, collate_packed, encode_all, ensure_chat_template, render
 from .errors import Cancelled, ConfigError, DataError, OOMError
 from .models import ResolvedModel, cpu_bf16_supported, load_model, load_tokenizer, pick_device, resolve_model
@@ -357,8 +358,11 @@ def prepare_data(data_path: Path, cfg: JobConfig):
 
 
 def run_training(cfg: JobConfig, data_path: str | Path, out_dir: str | Path, *, reporter: Reporter,
-                 resume: str | Path | None = None) -> RunResult:
+                 resume: str | Path | None = None, dist: Dist | None = None) -> RunResult:
+    """``dist``: this process's rank in a multi-process job (see distributed.py); None: one process."""
     import torch
+
+    dist = dist or Dist()
 
     t_start = time.time()
     data_path, out = Path(data_path), Path(out_dir)
@@ -466,8 +470,10 @@ def run_training(cfg: JobConfig, data_path: str | Path, out_dir: str | Path, *, 
         assistant_trained = ckpt_state["assistant_tokens_trained"]
         train_seconds = ckpt_state["train_seconds"]
         loss_history = ckpt_state.get("loss_history", [])
+    dist.sync_params(params, cfg.seed, start_step)
 
-    reporter.record("plan", total_steps=plan.total_steps, steps_per_epoch=plan.steps_per_epoch,
+    reporter.record("plan", world_size=dist.world_size,
+                    resumed_world_size=ckpt_state.get("world_size", 1) if ckpt_state else None, total_steps=plan.total_steps, steps_per_epoch=plan.steps_per_epoch,
                     train_examples=len(train_enc), validation_examples=len(val_enc),
                     train_tokens_per_epoch=train_stats.tokens, start_step=start_step,
                     truncation=train_stats.to_json())
@@ -486,9 +492,12 @@ def run_training(cfg: JobConfig, data_path: str | Path, out_dir: str | Path, *, 
                 "epoch_index": step_ // plan.steps_per_epoch, "step_in_epoch": step_ % plan.steps_per_epoch,
                 "total_steps": plan.total_steps, "tokens_trained": tokens_trained,
                 "assistant_tokens_trained": assistant_trained, "train_seconds": train_seconds,
-                "loss_history": loss_history, "data_sha256": data_sha, "config": cfg.to_dict()}
+                "loss_history": loss_history, "data_sha256": data_sha, "config": cfg.to_dict(),
+                "world_size": dist.world_size}
 
-    def checkpoint(step_: int) -> Path:
+    def checkpoint(step_: int) -> Path | None:
+        if not dist.is_main:  # rank 0 writes the job's checkpoints
+            return None
         p = save_checkpoint(ckpt_root, model=model, optimizer=optimizer, scheduler=scheduler,
                             state=state_dict(step_), resolved_config=resolved_config, device=device,
                             keep=cfg.checkpoint_keep)
@@ -499,9 +508,11 @@ def run_training(cfg: JobConfig, data_path: str | Path, out_dir: str | Path, *, 
     try:
         while step < plan.total_steps:
             t_step = time.time()
+            dist.before_step(step + 1)
             epoch_idx, micro = plan.micro_batches(step, cfg.seed)
-            batches = [[train_enc[i] for i in idx] for idx in micro]
-            n_loss_tokens = sum(e.n_assistant for b in batches for e in b)
+            step_batches = [[train_enc[i] for i in idx] for idx in micro]  # the global batch
+            n_loss_tokens = sum(e.n_assistant for b in step_batches for e in b)
+            batches = dist.shard(step_batches, cfg.batch_size)  # this rank's share (all of it in one process)
             step_loss = 0.0
             for b in batches:
                 batch = _to(collate_packed(b, cfg.max_seq_length, pad_id), device)
@@ -509,6 +520,7 @@ def run_training(cfg: JobConfig, data_path: str | Path, out_dir: str | Path, *, 
                 (loss_sum / n_loss_tokens).backward()
                 step_loss += float(loss_sum.item())
                 win["flops"] += flops.batch_flops([e.n_tokens for e in b])
+            step_loss = dist.sync_grads(params, step_loss)
             max_norm = cfg.max_grad_norm if cfg.max_grad_norm > 0 else float("inf")
             grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
             lr = scheduler.get_last_lr()[0]
@@ -518,7 +530,7 @@ def run_training(cfg: JobConfig, data_path: str | Path, out_dir: str | Path, *, 
             if device == "cuda":
                 torch.cuda.synchronize()
             step += 1
-            n_tokens = sum(e.n_tokens for b in batches for e in b)
+            n_tokens = sum(e.n_tokens for b in step_batches for e in b)
             tokens_trained += n_tokens
             assistant_trained += n_loss_tokens
             train_seconds += time.time() - t_step
@@ -558,8 +570,8 @@ def run_training(cfg: JobConfig, data_path: str | Path, out_dir: str | Path, *, 
                 last_ckpt = checkpoint(step)
                 win["t0"] = time.time()
 
-            if reporter.cancel_requested():
-                last_ckpt = checkpoint(step)
+            if dist.agree_stop(reporter.cancel_requested()):
+                last_ckpt = checkpoint(step) or last_ckpt
                 raise Cancelled()
     except Cancelled:
         status = "cancelled"
@@ -588,7 +600,10 @@ def run_training(cfg: JobConfig, data_path: str | Path, out_dir: str | Path, *, 
         "model_flops_per_token_dense": flops.per_token_dense(),
         "peak_flops_name": peak_name,
         "last_checkpoint": str(last_ckpt) if last_ckpt else None,
+        "world_size": dist.world_size,
     }
+    if not dist.is_main:  # rank 0 evaluates, saves and reports; the others are done
+        return RunResult(status, summary, out, loss_history, model)
     if device == "cuda":
         summary["gpu_memory_peak_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)
 

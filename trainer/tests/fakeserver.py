@@ -20,7 +20,7 @@ STAGES = {"downloading", "preparing", "loading_model", "training", "evaluating",
 
 # Allowed keys of every body (the Go server decodes with DisallowUnknownFields).
 SCHEMAS = {
-    "claim": {"agent": {"name", "version", "hostname"}, "capabilities": {"gpu_type", "gpu_count", "gpu_memory_gb"},
+    "claim": {"agent": {"name", "version", "hostname"}, "capabilities": {"gpu_type", "gpu_count", "gpu_memory_gb", "distributed"},
               "wait_seconds": None},
     "heartbeat": {"stage": None, "progress": None, "epoch": None, "step": None, "total_steps": None,
                   "tokens_per_second": None, "eta_seconds": None},
