@@ -345,7 +345,7 @@ def _failure(codes: list, errors: dict, world_size: int) -> TrainerError:
     for rank in sorted(errors):
         cls, msg, tb = errors[rank]
         if cls != "internal":
-            return _ERRORS.get(cls, InternalError)(msg if world_size == 1 else f"rank {rank}: {msg}")
+            return _ERRORS.get(cls, InternalError)(msg)  # the user's error (data, config, memory), as one process says it
     silent = [r for r, c in enumerate(codes) if c not in (0, None) and r not in errors]
     if silent:
         r = silent[0]

@@ -225,7 +225,9 @@ func Estimate(in Input) Result {
 
 	r.TokensUsed = in.TrainTokens * int64(epochs)
 	if in.Examples > 0 {
-		micro := (in.Examples + batch*n - 1) / (batch * n) // each GPU takes batch examples per micro-step
+		// The same global batch (batch × accum examples) and so the same
+		// optimizer steps on any GPU count: n GPUs split each step's examples.
+		micro := (in.Examples + batch - 1) / batch
 		r.TotalSteps = (micro + accum - 1) / accum * epochs
 	}
 
@@ -261,8 +263,9 @@ func Estimate(in Input) Result {
 	if in.GPU.CPU {
 		gen = GenTokensPerSecondCPU
 	}
-	// Evaluation runs data-parallel like training.
-	eval := float64(in.EvalTokens)*float64(passes)/(agg*EvalSpeedup) + SampleGenerations*SampleNewTokens/gen
+	// Evaluation runs on one device (rank 0; the periodic evaluation runs
+	// on every rank at once, which takes the same time).
+	eval := float64(in.EvalTokens)*float64(passes)/(perGPU*EvalSpeedup) + SampleGenerations*SampleNewTokens/gen
 	lora := LoraParams(in.Model.Arch, max(h.LoraRank, 1))
 	adapterGB := float64(lora) * AdapterBytesPerParam / 1e9
 	upload := UploadFixedSeconds + adapterGB/UploadGBPerSecond

@@ -290,6 +290,10 @@ func TestPointEstimate(t *testing.T) {
 	if math.Abs(r4.GPUHours-4*r4.EstimatedDurationHours) > 1e-3 || math.Abs(r4.CostBreakdown.Compute-r4.GPUHours*2.99) > 1e-2 {
 		t.Errorf("4 GPUs: %+v", r4)
 	}
+	// The trainer keeps the global batch: 4 GPUs take as many optimizer steps as 1.
+	if r4.TotalSteps != r.TotalSteps {
+		t.Errorf("4 GPUs: %d steps, 1 GPU: %d", r4.TotalSteps, r.TotalSteps)
+	}
 }
 
 func TestRangeBracketsPoint(t *testing.T) {
