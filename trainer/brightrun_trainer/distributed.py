@@ -277,7 +277,7 @@ def run_distributed(cfg, data_path, out_dir, *, reporter: Reporter, world_size: 
         p.start()
         procs.append(p)
 
-    result, errors, cancelled = None, {}, set()
+    result, errors, cancelled, statuses = None, {}, set(), {}
     failed_at = None  # monotonic time the first rank failed or rank 0 ended
 
     def drain(block: bool) -> None:
@@ -291,8 +291,10 @@ def run_distributed(cfg, data_path, out_dir, *, reporter: Reporter, world_size: 
             kind = msg[0]
             if kind == "record":
                 reporter.emit(msg[1])
-            elif kind == "result" and msg[1] == 0:
-                result = msg
+            elif kind == "result":
+                statuses[msg[1]] = msg[2]
+                if msg[1] == 0:
+                    result = msg
             elif kind == "error":
                 errors[msg[1]] = msg[2:]
             elif kind == "cancelled":
@@ -319,8 +321,12 @@ def run_distributed(cfg, data_path, out_dir, *, reporter: Reporter, world_size: 
         rdv.unlink(missing_ok=True)
 
     codes = [p.exitcode for p in procs]
+    for p in procs:
+        p.close()
     if result is not None and codes[0] == 0:  # rank 0 finished the job (the others had left after training)
         _, _, status, summary, losses = result
+        # How each rank ended (None: it had to be terminated), for logs and tests.
+        summary = dict(summary, rank_statuses=[statuses.get(r) for r in range(world_size)])
         return RunResult(status, summary, Path(out_dir), losses, None)
     if 0 in cancelled and not errors:
         raise Cancelled()
