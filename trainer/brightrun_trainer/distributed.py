@@ -166,18 +166,23 @@ class Dist:
 
 
 class QueueReporter(Reporter):
-    """Rank 0's reporter: records go to the launcher; the launcher's cancel event is the stop flag."""
+    """Rank 0's reporter: records go to the launcher; the launcher's cancel event is the stop flag.
+
+    A launcher that is gone (the agent was killed: its daemon workers are not
+    reaped then) also stops the job, so no orphaned ranks keep the GPUs busy.
+    """
 
     def __init__(self, q, cancel) -> None:
         super().__init__()
         self.q = q
         self.cancel = cancel
+        self.parent = os.getppid()
 
     def emit(self, record: dict) -> None:
         self.q.put(("record", record))
 
     def cancel_requested(self) -> bool:
-        return super().cancel_requested() or self.cancel.is_set()
+        return super().cancel_requested() or self.cancel.is_set() or os.getppid() != self.parent
 
 
 class NullReporter(Reporter):

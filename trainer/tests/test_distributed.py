@@ -18,6 +18,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -227,3 +231,58 @@ def test_a_cancel_stops_every_rank_within_a_step(models_dir, real_data, tmp_path
     assert rep.asked_at is not None and stopped <= rep.asked_at + 1 < 500
     ckpt = tmp_path / "out" / "checkpoints" / f"step-{stopped:06d}"
     assert json.loads((ckpt / "trainer_state.json").read_text())["world_size"] == 2
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(d.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc to find the agent's worker processes")
+def test_workers_stop_when_the_agent_is_killed(models_dir, data, tmp_path):
+    srv = FakeServer(heartbeat_seconds=0.2).start()
+    workers: list[int] = []
+    try:
+        job = srv.add_job(job_config(num_gpus=2, num_epochs=50, batch_size=2, gradient_accumulation_steps=1,
+                                     max_steps=0, checkpoint_every_steps=1000), data, "eq12.jsonl")
+        env = dict(os.environ, HF_HUB_OFFLINE="1")
+        proc = subprocess.Popen([sys.executable, "-m", "brightrun_trainer", "agent", "--server", srv.url, "--token",
+                                 "bra_test", "--gpu-type", "CPU", "--gpu-count", "2", "--once", "--wait-seconds", "1",
+                                 "--work-dir", str(tmp_path)], env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+        deadline = time.time() + 240
+        while time.time() < deadline and proc.poll() is None:
+            if any(h["stage"] == "training" and h["step"] >= 2 for h in list(job.heartbeats)):
+                break
+            time.sleep(0.1)  # real-time dependency: a real agent and its worker processes training a real model
+        assert proc.poll() is None, proc.stderr.read()[-3000:]
+        workers = [p for p in _children(proc.pid) if "brightrun" in Path(f"/proc/{p}/cmdline").read_text()
+                   or "multiprocessing" in Path(f"/proc/{p}/cmdline").read_text()]
+        assert len(workers) >= 2, workers
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        end = time.time() + 120
+        while time.time() < end and any(_alive(p) for p in workers):
+            time.sleep(0.2)  # real-time dependency: the orphaned workers notice at the end of their step
+        assert not any(_alive(p) for p in workers), [p for p in workers if _alive(p)]
+    finally:
+        for p in workers:  # on a failure, leave no orphaned worker behind
+            if _alive(p):
+                os.kill(p, signal.SIGKILL)
+        srv.stop()
