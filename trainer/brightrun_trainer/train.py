@@ -461,7 +461,8 @@ def run_training(cfg: JobConfig, data_path: str | Path, out_dir: str | Path, *, 
         from peft import set_peft_model_state_dict
         from safetensors.torch import load_file
 
-        set_peft_model_state_dict(model, load_file(str(ckpt_dir / "adapter_model.safetensors"), device=device))
+        where = f"cuda:{torch.cuda.current_device()}" if device == "cuda" else device  # a rank's own GPU
+        set_peft_model_state_dict(model, load_file(str(ckpt_dir / "adapter_model.safetensors"), device=where))
         optimizer.load_state_dict(torch.load(ckpt_dir / "optimizer.pt", map_location=device, weights_only=False))
         scheduler.load_state_dict(torch.load(ckpt_dir / "scheduler.pt", weights_only=False))
         _set_rng_state(torch.load(ckpt_dir / "rng.pt", weights_only=False), device)
