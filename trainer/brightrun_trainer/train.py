@@ -473,8 +473,9 @@ def run_training(cfg: JobConfig, data_path: str | Path, out_dir: str | Path, *, 
         loss_history = ckpt_state.get("loss_history", [])
     dist.sync_params(params, cfg.seed, start_step)
 
-    reporter.record("plan", world_size=dist.world_size,
-                    resumed_world_size=ckpt_state.get("world_size", 1) if ckpt_state else None, total_steps=plan.total_steps, steps_per_epoch=plan.steps_per_epoch,
+    reporter.record("plan", total_steps=plan.total_steps, steps_per_epoch=plan.steps_per_epoch,
+                    world_size=dist.world_size,
+                    resumed_world_size=ckpt_state.get("world_size", 1) if ckpt_state else None,
                     train_examples=len(train_enc), validation_examples=len(val_enc),
                     train_tokens_per_epoch=train_stats.tokens, start_step=start_step,
                     truncation=train_stats.to_json())
