@@ -333,7 +333,7 @@ def run_distributed(cfg, data_path, out_dir, *, reporter: Reporter, world_size: 
         # How each rank ended (None: it had to be terminated), for logs and tests.
         summary = dict(summary, rank_statuses=[statuses.get(r) for r in range(world_size)])
         return RunResult(status, summary, Path(out_dir), losses, None)
-    if 0 in cancelled and not errors:
+    if 0 in cancelled:  # stopped before training (the others' errors are the consequence: rank 0 left)
         raise Cancelled()
     raise _failure(codes, errors, world_size)
 
