@@ -176,7 +176,7 @@ def test_every_compute_path_matches_full_logits(tiny_model, tok, real_data, rows
         single = collate_packed([e], 1000, tok.pad_token_id)
         loss, _ = token_loss_sum(model(input_ids=single["input_ids"], use_cache=False).logits, single["labels"])
         (loss / n_loss).backward()
-        ref_loss += float(loss)
+        ref_loss += float(loss.detach())
     ref_grad = {n: p.grad.clone() for n, p in params.items()}
     model.zero_grad(set_to_none=True)
 
