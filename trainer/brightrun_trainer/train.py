@@ -432,23 +432,14 @@ def run_training(cfg: JobConfig, data_path: str | Path, out_dir: str | Path, *, 
         raise DataError("cannot resume: the data file differs from the one the checkpoint was trained on")
     set_seed(cfg.seed)
 
-    # -- model -------------------------------------------------------------------
+    # -- tokenizer and encoding (before the weights: the memory check needs the lengths)
     device = pick_device(cfg.device)
-    reporter.stage("loading_model", model=cfg.base_model, device=device)
+    path = pick_compute_path(device)
+    reporter.stage("preparing", detail="tokenizing")
     _check_cancel(reporter)
     resolved: ResolvedModel = resolve_model(cfg.base_model)
     tokenizer = load_tokenizer(resolved)
     template_source = ensure_chat_template(tokenizer)
-    try:
-        model = load_model(resolved, device=device, attn_implementation=cfg.attn_implementation,
-                           load_in_4bit=cfg.load_in_4bit, revision=cfg.model_revision)
-    except torch.OutOfMemoryError:
-        raise OOMError(f"out of memory while loading {cfg.base_model} on {device}") from None
-    model.config.use_cache = False
-    _check_cancel(reporter)
-
-    # -- encode ------------------------------------------------------------------
-    reporter.stage("preparing", detail="tokenizing")
     train_enc, _, train_stats = encode_all(tokenizer, train_ex, cfg.max_seq_length)
     val_enc, val_kept, val_stats = encode_all(tokenizer, val_ex, cfg.max_seq_length)
     if not train_enc:
@@ -456,6 +447,17 @@ def run_training(cfg: JobConfig, data_path: str | Path, out_dir: str | Path, *, 
                         f"({train_stats.dropped_examples} examples lost every assistant token)")
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     plan = Plan(len(train_enc), cfg.batch_size, cfg.gradient_accumulation_steps, cfg.num_epochs, cfg.max_steps)
+    check_memory(resolved, cfg, path, device, train_enc + val_enc)
+
+    # -- model -------------------------------------------------------------------
+    reporter.stage("loading_model", model=cfg.base_model, device=device)
+    try:
+        model = load_model(resolved, device=device, attn_implementation=cfg.attn_implementation,
+                           load_in_4bit=cfg.load_in_4bit, revision=cfg.model_revision)
+    except torch.OutOfMemoryError:
+        raise OOMError(f"out of memory while loading {cfg.base_model} on {device}") from None
+    model.config.use_cache = False
+    _check_cancel(reporter)
 
     # -- LoRA --------------------------------------------------------------------
     model = wrap_lora(model, cfg)
@@ -467,7 +469,6 @@ def run_training(cfg: JobConfig, data_path: str | Path, out_dir: str | Path, *, 
                                   betas=(0.9, 0.999), eps=1e-8, fused=(device == "cuda"))
     scheduler = make_scheduler(optimizer, cfg, plan.total_steps)
     flops = FlopCounter(model)
-    path = pick_compute_path(device)
     peak_name, peak_flops = device_peak(device)
     gpu = GpuStats(device)
 
@@ -672,6 +673,42 @@ def run_training(cfg: JobConfig, data_path: str | Path, out_dir: str | Path, *, 
     reporter.status("completed", step=step, total_steps=plan.total_steps,
                     training_loss=last_train_loss, validation_loss=summary["final_validation_loss"])
     return RunResult("completed", summary, out, loss_history, model)
+
+
+def largest_forward_tokens(encs: list[Encoded], path: ComputePath, batch_size: int, capacity: int) -> int:
+    """Tokens in the largest single forward: the longest example on the
+    single-rows path; on the packed path the batch_size longest examples
+    packed into rows of ``capacity`` (rows x widest row, at most full rows)."""
+    lens = sorted((e.n_tokens for e in encs), reverse=True)
+    if not lens:
+        return 0
+    if path.rows == "single":
+        return lens[0]
+    top = sum(lens[:batch_size])
+    if top <= capacity:
+        return top
+    return min(batch_size, math.ceil(top / capacity)) * capacity
+
+
+def check_memory(resolved: ResolvedModel, cfg: JobConfig, path: ComputePath, device: str,
+                 encs: list[Encoded]) -> None:
+    """Refuse, before loading the weights, a job that would not fit (memory.py)."""
+    from transformers import AutoConfig
+
+    from . import memory
+
+    try:
+        config = AutoConfig.from_pretrained(resolved.path, **({"gguf_file": resolved.gguf_file}
+                                                              if resolved.gguf_file else {}))
+        arch = memory.Arch.from_config(config)
+    except Exception:  # noqa: BLE001 - an unknown architecture is checked by the load itself
+        return
+    need = memory.estimate(arch, rank=cfg.lora_rank, dropout=cfg.lora_dropout, device=device,
+                           autocast=path.autocast, tokens=largest_forward_tokens(encs, path, cfg.batch_size,
+                                                                                 cfg.max_seq_length),
+                           load_in_4bit=cfg.load_in_4bit, gradient_checkpointing=cfg.gradient_checkpointing)
+    memory.check(need, device, batch_size=cfg.batch_size, max_seq_length=cfg.max_seq_length,
+                 single_rows=path.rows == "single")
 
 
 def _check_cancel(reporter: Reporter) -> None:
