@@ -52,7 +52,7 @@ func TestBrowserConfigure(t *testing.T) {
 	before := b.Text(`[data-est=hours]`)
 	tokensBefore := b.Text(`[data-est=tokens]`)
 	v1 := cost()
-	// Move the epochs slider from the preset's 2 to 10.
+	// Move the epochs slider from the preset's 1 to 10.
 	b.Run(chromedp.Evaluate(`(() => { const r = document.querySelector('#num_epochs'); r.value = 10; r.dispatchEvent(new Event('input', {bubbles: true})); })()`, nil))
 	waitFor(`document.querySelector('#configure').dataset.estimateVersion !== "` + v1 + `"`)
 	after := b.Text(`[data-est=hours]`)

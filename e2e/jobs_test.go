@@ -82,7 +82,7 @@ func TestCatalogAndEstimates(t *testing.T) {
 	want := map[string][]float64{ // lr, batch, epochs, rank, alpha, dropout (the spec's presets)
 		"conservative": {0.0001, 4, 3, 8, 16, 0.05}, "balanced": {0.0002, 8, 5, 16, 32, 0.1},
 		"aggressive": {0.0003, 16, 10, 32, 64, 0.1}, "custom": {0.0002, 8, 5, 16, 32, 0.1},
-		"quick-demo-cpu": {0.0005, 4, 2, 8, 16, 0}, // issue 14's CPU quick start, on the local demo model
+		"quick-demo-cpu": {0.0005, 4, 1, 8, 16, 0}, // issue 14's CPU quick start, on the local demo model
 	}
 	if len(cat.Presets) != 5 {
 		t.Fatalf("presets: %+v", cat.Presets)
