@@ -2,8 +2,8 @@
 """GPU benchmark: LoRA r16 on every linear layer of a Mistral-7B- or Llama-3.1-8B-shaped model.
 
 Uses the trainer's own model setup (brightrun_trainer.train.wrap_lora, the
-trainer's forward_loss with logits only where a label follows, and its
-ComputePath), on a random-initialised bf16 model built on the GPU (no internet,
+trainer's forward_loss with logits only where a label follows; the header names
+the compute path the trainer picks), on a random-initialised bf16 model built on the GPU (no internet,
 no weights). Packed rows of 2048 tokens made of random-length examples
 (position ids restart per example, so attention is block-diagonal causal,
 exactly as in brightrun-trainer), no gradient checkpointing, loss on the last
@@ -55,12 +55,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "trainer"))
 from brightrun_trainer.config import JobConfig  # noqa: E402
 from brightrun_trainer.encoding import IGNORE_INDEX  # noqa: E402
-from brightrun_trainer.train import ComputePath, forward_loss, pick_compute_path, wrap_lora  # noqa: E402
+from brightrun_trainer.train import forward_loss, pick_compute_path, wrap_lora  # noqa: E402
 
 PEAKS = [("H100 PCIe", 756.0), ("H100 NVL", 835.0), ("H100", 989.4), ("H200", 989.4), ("H800", 989.4),
          ("GH200", 989.4), ("B200", 2250.0), ("A100", 312.0), ("L40S", 362.05), ("L4", 121.0)]
