@@ -357,6 +357,8 @@ func Memory(m catalog.BaseModel, g catalog.GPU, h catalog.Hyperparameters, meanT
 	switch {
 	case fit.MaxBatchSize > 0:
 		msg += fmt.Sprintf(" The largest batch_size that fits is %d (use gradient_accumulation_steps to keep the effective batch).", fit.MaxBatchSize)
+	case g.CPU:
+		msg += " On the CPU one example is in memory at a time, so batch_size does not change this: use a shorter max_seq_length, a larger memory budget, or gradient checkpointing."
 	default:
 		msg += " Even batch_size 1 does not fit: choose a " + dev + " with more memory, a shorter max_seq_length, or gradient checkpointing."
 	}
@@ -374,6 +376,9 @@ func memoryFor(m catalog.BaseModel, g catalog.GPU, h catalog.Hyperparameters, se
 	}
 	lora := float64(LoraParams(m.Arch, max(h.LoraRank, 1)))
 	tokens := MicroBatchTokens(batch, seq, meanTokens)
+	if g.CPU {
+		tokens = CPUForwardTokens(seq)
+	}
 	per := ActivationBytesPerToken(m.Arch, h.LoraDropout, g.CPU)
 	if ckpt {
 		per = checkpointedBytesPerToken(m.Arch, h.LoraDropout, g.CPU)
