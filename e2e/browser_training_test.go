@@ -43,10 +43,16 @@ func TestBrowserConfigure(t *testing.T) {
 		}
 	}
 	waitFor(`!!document.querySelector('#configure').dataset.estimateVersion`)
+	// The local CPU is the default device, and on it the CPU quick start is the default preset.
+	var presetID string
+	b.Run(chromedp.Evaluate(`document.querySelector('#configure').dataset.preset`, &presetID))
+	if presetID != "quick-demo-cpu" || b.Text(`.preset[aria-checked=true] strong`) != "Quick demo (CPU)" {
+		t.Fatalf("default preset on the CPU: %q", presetID)
+	}
 	before := b.Text(`[data-est=hours]`)
 	tokensBefore := b.Text(`[data-est=tokens]`)
 	v1 := cost()
-	// Move the epochs slider from the preset's 5 to 10.
+	// Move the epochs slider from the preset's 1 to 10.
 	b.Run(chromedp.Evaluate(`(() => { const r = document.querySelector('#num_epochs'); r.value = 10; r.dispatchEvent(new Event('input', {bubbles: true})); })()`, nil))
 	waitFor(`document.querySelector('#configure').dataset.estimateVersion !== "` + v1 + `"`)
 	after := b.Text(`[data-est=hours]`)

@@ -82,15 +82,20 @@ func TestCatalogAndEstimates(t *testing.T) {
 	want := map[string][]float64{ // lr, batch, epochs, rank, alpha, dropout (the spec's presets)
 		"conservative": {0.0001, 4, 3, 8, 16, 0.05}, "balanced": {0.0002, 8, 5, 16, 32, 0.1},
 		"aggressive": {0.0003, 16, 10, 32, 64, 0.1}, "custom": {0.0002, 8, 5, 16, 32, 0.1},
+		"quick-demo-cpu": {0.0005, 4, 1, 8, 16, 0}, // issue 14's CPU quick start, on the local demo model
 	}
-	if len(cat.Presets) != 4 {
+	if len(cat.Presets) != 5 {
 		t.Fatalf("presets: %+v", cat.Presets)
 	}
 	for _, p := range cat.Presets {
 		w := want[p.ID]
 		h := p.Hyperparameters
 		got := []float64{h["learning_rate"].(float64), h["batch_size"].(float64), h["num_epochs"].(float64), h["lora_rank"].(float64), h["lora_alpha"].(float64), h["lora_dropout"].(float64)}
-		if fmt.Sprint(got) != fmt.Sprint(w) || h["base_model"] != mistral {
+		wantModel := mistral
+		if p.ID == "quick-demo-cpu" {
+			wantModel = "HuggingFaceTB/SmolLM2-135M-Instruct"
+		}
+		if fmt.Sprint(got) != fmt.Sprint(w) || h["base_model"] != wantModel {
 			t.Errorf("preset %s: %v want %v", p.ID, got, w)
 		}
 	}

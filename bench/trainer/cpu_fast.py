@@ -55,8 +55,8 @@ def child(args) -> dict:
     from brightrun_trainer.data import load_dataset, split_examples
     from brightrun_trainer.encoding import collate_packed, encode_all, ensure_chat_template
     from brightrun_trainer.models import load_model, load_tokenizer, resolve_model
-    from brightrun_trainer.train import (ComputePath, Plan, evaluate_loss, forward_loss, make_scheduler,
-                                         pick_compute_path, set_seed, token_loss_sum, wrap_lora)
+    from brightrun_trainer.train import (ComputePath, Plan, evaluate_loss, make_scheduler, pick_compute_path,
+                                         set_seed, token_loss_sum, train_micro_batch, wrap_lora)
 
     cfg = JobConfig(base_model=args.model, lora_rank=8, lora_alpha=16, lora_dropout=0.05, learning_rate=1e-4,
                     batch_size=args.batch_size, num_epochs=1, max_seq_length=args.max_seq_length, device="cpu",
@@ -105,12 +105,8 @@ def child(args) -> dict:
                 (loss / n_loss).backward()
                 step_loss += float(loss)
                 del logits, loss
-            else:
-                for t in path.batches(batch, cfg.max_seq_length, pad):
-                    with path.context("cpu"):
-                        loss, _ = forward_loss(model, t)
-                    (loss / n_loss).backward()
-                    step_loss += float(loss)
+            else:  # the trainer's own micro-batch step
+                step_loss += train_micro_batch(model, path, batch, n_loss, cfg.max_seq_length, pad, "cpu")
             torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
             opt.step()
             sched.step()
@@ -172,7 +168,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--variants", default="today,fast")
     ap.add_argument("--model", default=MODEL)
-    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "eq-12-conversations.v4.json"))
+    data_dir = Path(os.environ.get("BRIGHTRUN_DATASETS_DIR", "/work/shared/data"))
+    ap.add_argument("--data", default=str(data_dir / "eq-12-conversations.v4.json"))
     ap.add_argument("--max-seq-length", type=int, default=1024)
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--steps", type=int, default=0, help="0: one epoch")

@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
-"""GPU benchmark: LoRA r16 on every linear layer of a Mistral-7B-shaped model.
+"""GPU benchmark: LoRA r16 on every linear layer of a Mistral-7B- or Llama-3.1-8B-shaped model.
 
-Standalone: needs only torch, transformers and peft (no internet, no weights:
-the model is random-initialised in bf16 directly on the GPU). Packed rows of
-2048 tokens made of random-length examples (position ids restart per example,
-so attention is block-diagonal causal, exactly as in brightrun-trainer), no
-gradient checkpointing, loss on every real token, AdamW on the LoRA weights.
+Uses the trainer's own model setup (brightrun_trainer.train.wrap_lora, the
+trainer's forward_loss with logits only where a label follows; the header names
+the compute path the trainer picks), on a random-initialised bf16 model built on the GPU (no internet,
+no weights). Packed rows of 2048 tokens made of random-length examples
+(position ids restart per example, so attention is block-diagonal causal,
+exactly as in brightrun-trainer), no gradient checkpointing, loss on the last
+--assistant-share of each example (the trainer's assistant-only loss), AdamW
+on the LoRA weights.
 
 Variants (one JSON line each, then a summary line):
   baseline     SDPA attention (transformers builds the block-diagonal mask from
@@ -14,15 +17,26 @@ Variants (one JSON line each, then a summary line):
   compiled     baseline + torch.compile of each decoder layer (regional
                compilation: one graph reused by all 32 layers) + fused AdamW
   flex_compiled  flex attention + regional compile + fused AdamW
+  varlen       flash_attention_2 (variable-length kernel fed by the packed
+               position ids; needs the flash-attn package)
+  liger        baseline + liger-kernel's fused linear cross-entropy (the
+               output head and the loss in chunks, never the full logits;
+               needs liger-kernel): the Llama-3.1 128k vocabulary makes the
+               loss the bottleneck there
+  liger_compiled liger + regional compile + fused AdamW
+Shapes (--shape): mistral7b (default), llama8b (Llama-3.1-8B: vocab 128,256,
+rope theta 500k), smoke (tiny, CPU self-check).
 
 MFU = model FLOPs / s / peak, model FLOPs per token = 4N + 6P + attention, with
 N the frozen linear weights (incl. the output head), P the LoRA weights and
 attention 6 * layers * width * sum(L_i^2) / tokens (causal half counted),
 against the device's dense bf16 peak (H100 SXM: 989.4 TFLOP/s).
 
-Run from the repo root on the GPU machine:
-  python3 bench/trainer/gpu_bench.py                # all variants, ~3-5 min on one H100
-  python3 bench/trainer/gpu_bench.py --variants baseline --steps 5
+Run from the repo root on the GPU machine (optional packages: pip install
+liger-kernel flash-attn, pinned in bench/trainer/requirements-bench.txt):
+  PYTHONPATH=trainer python3 bench/trainer/gpu_bench.py --shape mistral7b
+  PYTHONPATH=trainer python3 bench/trainer/gpu_bench.py --shape llama8b --variants baseline,liger,liger_compiled
+Variants whose package is missing print {"variant", "error": "missing", ...} and the others go on.
 """
 
 from __future__ import annotations
@@ -41,7 +55,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "trainer"))
+from brightrun_trainer.config import JobConfig  # noqa: E402
+from brightrun_trainer.encoding import IGNORE_INDEX  # noqa: E402
+from brightrun_trainer.train import forward_loss, pick_compute_path, wrap_lora  # noqa: E402
 
 PEAKS = [("H100 PCIe", 756.0), ("H100 NVL", 835.0), ("H100", 989.4), ("H200", 989.4), ("H800", 989.4),
          ("GH200", 989.4), ("B200", 2250.0), ("A100", 312.0), ("L40S", 362.05), ("L4", 121.0)]
@@ -74,6 +92,9 @@ SHAPES = {
     # Mistral-7B-v0.1
     "mistral7b": dict(vocab_size=32000, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
                       num_attention_heads=32, num_key_value_heads=8),
+    # Llama-3.1-8B
+    "llama8b": dict(vocab_size=128256, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
+                    num_attention_heads=32, num_key_value_heads=8, rope_theta=500000.0),
     # for checking the script itself on a CPU (--smoke)
     "smoke": dict(vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                   num_attention_heads=4, num_key_value_heads=2),
@@ -81,10 +102,14 @@ SHAPES = {
 
 
 def build_model(attn: str, shape: str, device: str):
-    from transformers import AutoModelForCausalLM, MistralConfig
+    from transformers import AutoModelForCausalLM, LlamaConfig, MistralConfig
 
-    cfg = MistralConfig(**SHAPES[shape], max_position_embeddings=32768, rms_norm_eps=1e-5, rope_theta=10000.0,
-                        sliding_window=None, tie_word_embeddings=False)
+    dims = dict(SHAPES[shape])
+    if shape == "llama8b":
+        cfg = LlamaConfig(**dims, max_position_embeddings=131072, rms_norm_eps=1e-5, tie_word_embeddings=False)
+    else:
+        cfg = MistralConfig(**dims, max_position_embeddings=32768, rms_norm_eps=1e-5, rope_theta=10000.0,
+                            sliding_window=None, tie_word_embeddings=False)
     t0 = time.time()
     prev = torch.get_default_dtype()
     torch.set_default_dtype(torch.bfloat16)
@@ -100,11 +125,9 @@ def build_model(attn: str, shape: str, device: str):
 
 
 def add_lora(model, rank: int, dropout: float):
-    from peft import LoraConfig, get_peft_model
-
-    lcfg = LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=dropout, target_modules="all-linear",
-                      bias="none", task_type="CAUSAL_LM")
-    return get_peft_model(model, lcfg)
+    """The trainer's own LoRA wrapping (all linear layers, its checks)."""
+    return wrap_lora(model, JobConfig(lora_rank=rank, lora_alpha=2 * rank, lora_dropout=dropout,
+                                      target_modules="all-linear", device=DEVICE))
 
 
 def count_flops(model):
@@ -119,27 +142,48 @@ def count_flops(model):
     return frozen, trainable
 
 
-def make_batches(n_batches, rows, seq, vocab, min_len, max_len, seed):
-    """Rows of `seq` tokens packed from random-length examples (no padding)."""
+def make_batches(n_batches, rows, seq, vocab, min_len, max_len, seed, share=1.0):
+    """Rows of `seq` tokens packed from random-length examples (no padding);
+    labels on the last `share` of each example (the assistant's answer)."""
     rng = random.Random(seed)
     out = []
     for _ in range(n_batches):
         pos = torch.empty(rows, seq, dtype=torch.long)
+        ids = torch.randint(0, vocab, (rows, seq), generator=torch.Generator().manual_seed(rng.randint(0, 1 << 30)))
+        labels = torch.full((rows, seq), IGNORE_INDEX, dtype=torch.long)
         lengths = []
         for r in range(rows):
             at = 0
             while at < seq:
                 n = min(rng.randint(min_len, max_len), seq - at)
                 pos[r, at:at + n] = torch.arange(n)
+                k = max(1, int(round(n * share)))
+                labels[r, at + n - k:at + n] = ids[r, at + n - k:at + n]
                 lengths.append(n)
                 at += n
-        ids = torch.randint(0, vocab, (rows, seq), generator=torch.Generator().manual_seed(rng.randint(0, 1 << 30)))
-        out.append({"input_ids": ids.to(DEVICE), "position_ids": pos.to(DEVICE), "lengths": lengths})
+        out.append({"input_ids": ids.to(DEVICE), "position_ids": pos.to(DEVICE), "labels": labels.to(DEVICE),
+                    "lengths": lengths})
     return out
 
 
-def loss_fn(logits, labels):
-    return F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).float(), labels[:, 1:].reshape(-1))
+def trainer_loss(model, b):
+    """The trainer's forward_loss: logits only at labelled positions, mean over them."""
+    batch = {k: b[k] for k in ("input_ids", "position_ids", "labels")}
+    loss_sum, n = forward_loss(model, batch)
+    return loss_sum / max(n, 1)
+
+
+def liger_loss(model, b):
+    """Fused linear cross-entropy (liger-kernel): the head and the loss in
+    chunks from the last hidden states; the [tokens, vocab] logits never exist."""
+    from liger_kernel.transformers import LigerFusedLinearCrossEntropyLoss
+
+    base = model.get_base_model()
+    hidden = base.model(input_ids=b["input_ids"], position_ids=b["position_ids"], use_cache=False).last_hidden_state
+    labels = b["labels"][:, 1:]
+    mask = labels != IGNORE_INDEX
+    h = hidden[:, :-1][mask]
+    return LigerFusedLinearCrossEntropyLoss()(base.lm_head.weight, h, labels[mask])
 
 
 def regional_compile(model):
@@ -159,9 +203,10 @@ def run_variant(name, model, batches, args, *, fused, peak, flops_frozen, flops_
     opt = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.0, fused=fused, foreach=None if fused else True)
     model.train()
 
+    loss_of = liger_loss if name.startswith("liger") else trainer_loss
+
     def one(b):
-        out = model(input_ids=b["input_ids"], position_ids=b["position_ids"], use_cache=False)
-        loss = loss_fn(out.logits, b["input_ids"])
+        loss = loss_of(model, b)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
@@ -203,9 +248,21 @@ def run_variant(name, model, batches, args, *, fused, peak, flops_frozen, flops_
     return res
 
 
+def _missing_package(variant: str) -> str | None:
+    import importlib.util
+
+    need = {"liger": "liger_kernel", "varlen": "flash_attn"}.get(variant.split("_")[0])
+    if need and importlib.util.find_spec(need) is None:
+        return need.replace("_", "-")
+    return None
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--variants", default="baseline,flex,compiled,flex_compiled")
+    ap.add_argument("--variants", default="baseline,flex,varlen,liger,compiled,flex_compiled,liger_compiled")
+    ap.add_argument("--shape", default="mistral7b", choices=["mistral7b", "llama8b"])
+    ap.add_argument("--assistant-share", type=float, default=0.5,
+                    help="share of each example's tokens that carry a loss (assistant-only loss)")
     ap.add_argument("--rows", type=int, default=2, help="packed 2048-token rows per step")
     ap.add_argument("--seq", type=int, default=2048)
     ap.add_argument("--steps", type=int, default=10)
@@ -230,19 +287,29 @@ def main():
     gpu, peak_name, peak = device_peak()
     header = {"gpu": gpu, "peak": peak_name, "torch": torch.__version__, "transformers": transformers.__version__,
               "peft": peft.__version__, "rows": args.rows, "seq": args.seq, "lora_rank": args.rank,
-              "lora_dropout": args.dropout, "gradient_checkpointing": False}
+              "lora_dropout": args.dropout, "gradient_checkpointing": False,
+              "shape": "smoke" if args.smoke else args.shape, "assistant_share": args.assistant_share,
+              "trainer_compute_path": pick_compute_path(DEVICE).describe()}
     print(json.dumps(header), flush=True)
 
-    shape = SHAPES["smoke" if args.smoke else "mistral7b"]
-    model = add_lora(build_model("sdpa", "smoke" if args.smoke else "mistral7b", DEVICE), args.rank, args.dropout)
+    shape_name = "smoke" if args.smoke else args.shape
+    shape = SHAPES[shape_name]
+    model = add_lora(build_model("sdpa", shape_name, DEVICE), args.rank, args.dropout)
     frozen, trainable = count_flops(model)
     layers, width = shape["num_hidden_layers"], shape["hidden_size"]
-    batches = make_batches(4, args.rows, args.seq, shape["vocab_size"], args.min_len, args.max_len, 0)
+    batches = make_batches(4, args.rows, args.seq, shape["vocab_size"], args.min_len, args.max_len, 0,
+                           args.assistant_share)
     results = {}
     compiled = False
     for name in [v.strip() for v in args.variants.split(",") if v.strip()]:
-        attn = "flex_attention" if name.startswith("flex") else "sdpa"
+        attn = {"flex": "flex_attention", "varlen": "flash_attention_2"}.get(name.split("_")[0], "sdpa")
         try:
+            missing = _missing_package(name)
+            if missing:
+                res = {"variant": name, "error": "missing", "message": f"pip install {missing} (not installed)"}
+                results[name] = res
+                print(json.dumps(res), flush=True)
+                continue
             model.get_base_model().set_attn_implementation(attn)
             if name.endswith("compiled") and not compiled:
                 regional_compile(model)

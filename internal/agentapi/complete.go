@@ -12,6 +12,7 @@ import (
 	"github.com/brightrun/brightrun/internal/jobs"
 	"github.com/brightrun/brightrun/internal/storage"
 	"github.com/brightrun/brightrun/internal/store"
+	"github.com/brightrun/brightrun/internal/training/estimate"
 )
 
 // CompleteRequest reports a finished run and its uploaded files.
@@ -80,13 +81,17 @@ func (s *Service) Complete(ctx context.Context, j store.ExecJob, r CompleteReque
 	}
 	// Calibrate in the estimate's own token units, so the next estimate for
 	// this GPU and model uses what this run really achieved.
+	// An n-GPU run is stored divided by the assumed scaling efficiency, so
+	// that per GPU (the calibration divides by num_gpus) it is the one-device
+	// throughput the estimate multiplies by n × eff(n) (docs/estimates.md).
+	used := worldSize(r.Summary)
 	var measured, overhead *float64
 	var est struct {
 		TokensUsed int64 `json:"tokens_used"`
 	}
 	_ = json.Unmarshal(j.Estimate, &est)
 	if secs := num(r.Summary, "train_seconds"); secs != nil && *secs > 0 && est.TokensUsed > 0 {
-		v := float64(est.TokensUsed) / *secs
+		v := float64(est.TokensUsed) / *secs / estimate.ScalingEfficiency(jobs.GPUsBilled(j.NumGPUs, used))
 		measured = &v
 		if j.AttemptStartedAt != nil && j.Attempt == 1 { // retries would add their lost time
 			o := max(0, s.Now().UTC().Sub(*j.AttemptStartedAt).Seconds()-*secs)
@@ -108,8 +113,18 @@ func (s *Service) Complete(ctx context.Context, j store.ExecJob, r CompleteReque
 	cf, _ := json.Marshal(config)
 	af, _ := json.Marshal(artifacts)
 	name := truncate(fmt.Sprintf("%s · %s", j.DatasetName, shortModel(j.BaseModel)), 200)
-	return s.Jobs.Complete(ctx, j, jobs.Completion{MeasuredTPS: measured, Overhead: overhead, Summary: completionMessage(quality),
+	return s.Jobs.Complete(ctx, j, jobs.Completion{MeasuredTPS: measured, Overhead: overhead, Summary: completionMessage(quality), GPUsUsed: used,
 		Artifact: store.ArtifactCreateParams{Name: name, QualityMetrics: qm, TrainingSummary: ts, Configuration: cf, Artifacts: af}})
+}
+
+// worldSize is the number of training processes the summary reports
+// (summary.world_size; 0 when absent or not a whole number ≥ 1).
+func worldSize(summary map[string]any) int {
+	v := num(summary, "world_size")
+	if v == nil || *v < 1 || *v != math.Trunc(*v) || *v > 1024 {
+		return 0
+	}
+	return int(*v)
 }
 
 func shortModel(id string) string {

@@ -164,6 +164,10 @@ type Capabilities struct {
 	GPUType     string  `json:"gpu_type"`
 	GPUCount    *int    `json:"gpu_count"` // absent: 1; 0 or less is refused
 	GPUMemoryGB float64 `json:"gpu_memory_gb"`
+	// Distributed: the agent runs an N-GPU job as N processes. Agents
+	// without it (older trainers) are only given 1-GPU jobs, which they
+	// would otherwise train on one GPU and be billed for N.
+	Distributed bool `json:"distributed"`
 }
 
 // AgentInfo describes the agent process.
@@ -273,7 +277,11 @@ func (s *Service) claimOnce(ctx context.Context, agent store.Agent, c Capabiliti
 		tok = s.newJobToken(id, attempt)
 		return auth.HashSecret(tok)
 	}
-	cl, ok, err := s.Jobs.Claim(ctx, jobs.ClaimRequest{AgentID: agent.ID, GPUType: c.GPUType, GPUCount: *c.GPUCount, TokenHash: hash, Lease: s.Opts.Lease})
+	count := *c.GPUCount
+	if !c.Distributed {
+		count = 1
+	}
+	cl, ok, err := s.Jobs.Claim(ctx, jobs.ClaimRequest{AgentID: agent.ID, GPUType: c.GPUType, GPUCount: count, TokenHash: hash, Lease: s.Opts.Lease})
 	if err != nil || !ok {
 		return nil, false, err
 	}
@@ -310,6 +318,7 @@ func (s *Service) assignment(ctx context.Context, e store.ExecJob, d store.Datas
 		every = 50
 	}
 	h["checkpoint_every_steps"] = every
+	h["num_gpus"] = max(e.NumGPUs, 1) // the agent runs this many training processes
 	url, err := s.Storage.SignedDownloadURL(ctx, storage.BucketDatasets, d.StoragePath, s.Opts.URLTTL, d.FileName)
 	if err != nil {
 		return nil, err

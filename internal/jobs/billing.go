@@ -18,11 +18,29 @@ type GPUConfig struct {
 // Rate is the job's price per wall-clock hour: the GPU's price × the GPUs
 // it holds.
 func Rate(j store.Job) float64 {
+	return RateFor(j, 0)
+}
+
+// RateFor is the price per hour of the job run on used GPUs: the world size
+// the agent reported it trained with (docs/trainer.md, "Distributed"), or,
+// when 0, the job's num_gpus. An agent never runs more processes than the
+// job asked for, so more than num_gpus bills num_gpus.
+func RateFor(j store.Job, used int) float64 {
 	var g GPUConfig
 	if err := json.Unmarshal(j.GPUConfig, &g); err != nil {
 		return 0 // written by training.Create, so always valid; a broken row bills nothing rather than failing the job
 	}
-	return g.CostPerGPUHour * float64(max(g.NumGPUs, 1))
+	return g.CostPerGPUHour * float64(GPUsBilled(g.NumGPUs, used))
+}
+
+// GPUsBilled is the GPU count time is billed for: used when the agent
+// reported it (1 ≤ used ≤ asked), else what the job asked for.
+func GPUsBilled(asked, used int) int {
+	asked = max(asked, 1)
+	if used >= 1 && used < asked {
+		return used
+	}
+	return asked
 }
 
 // Elapsed is the billable run time: finished attempts plus the current one
@@ -51,9 +69,9 @@ type ComputeDetails struct {
 }
 
 // computeRecord is the job's one compute cost record, written when it ends.
-func computeRecord(e store.ExecJob, status string, secs, cost float64, now time.Time) store.CostRecordCreateParams {
-	d, _ := json.Marshal(ComputeDetails{GPUType: e.GPUType, NumGPUs: e.NumGPUs, Seconds: math.Round(secs*10) / 10,
-		Attempts: e.Attempt, RatePerHour: Rate(e.Job), Status: status}) // a struct of plain fields always marshals
+func computeRecord(e store.ExecJob, status string, secs, cost float64, used int, now time.Time) store.CostRecordCreateParams {
+	d, _ := json.Marshal(ComputeDetails{GPUType: e.GPUType, NumGPUs: GPUsBilled(e.NumGPUs, used), Seconds: math.Round(secs*10) / 10,
+		Attempts: e.Attempt, RatePerHour: RateFor(e.Job, used), Status: status}) // a struct of plain fields always marshals
 	return store.CostRecordCreateParams{UserID: e.UserID, JobID: e.ID, Type: "compute", Amount: cost, Details: d,
 		BillingPeriod: now.UTC().Format("2006-01-02"), At: now}
 }

@@ -69,6 +69,15 @@ func TestCost(t *testing.T) {
 	if got := Rate(j); got != 10 {
 		t.Fatalf("Rate of 4 GPUs at $2.50 = %v", got)
 	}
+	// The world size the agent reported: fewer GPUs bill fewer; more (or none reported) bill what the job asked for.
+	for used, want := range map[int]float64{0: 10, 1: 2.5, 2: 5, 4: 10, 8: 10, -1: 10} {
+		if got := RateFor(j, used); got != want {
+			t.Errorf("RateFor(4 GPUs asked, %d used) = %v, want %v", used, got, want)
+		}
+	}
+	if GPUsBilled(0, 0) != 1 || GPUsBilled(2, 1) != 1 || GPUsBilled(2, 3) != 2 {
+		t.Error("GPUsBilled")
+	}
 }
 
 // The ETA during training adds the stages after it (evaluation, saving,

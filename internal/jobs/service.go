@@ -97,9 +97,10 @@ func (s *Service) Requeue(ctx context.Context, j store.ExecJob, class, message s
 	return err
 }
 
-// end finishes a job for good with event ev: final cost, its compute cost
-// record, the event line and the notifications notes returns.
-func (s *Service) end(ctx context.Context, p store.FinishParams, ev Event, line string, notes func(e store.ExecJob) []store.NotificationCreateParams) (store.ExecJob, error) {
+// end finishes a job for good with event ev: final cost (for used GPUs, 0:
+// the job's num_gpus), its compute cost record, the event line and the
+// notifications notes returns.
+func (s *Service) end(ctx context.Context, p store.FinishParams, ev Event, line string, used int, notes func(e store.ExecJob) []store.NotificationCreateParams) (store.ExecJob, error) {
 	now := s.now()
 	p.Now = now
 	p.Decide = func(e store.ExecJob) (store.Effects, error) {
@@ -108,7 +109,7 @@ func (s *Service) end(ctx context.Context, p store.FinishParams, ev Event, line 
 			return store.Effects{}, err
 		}
 		secs := Elapsed(e, now)
-		cost := Cost(secs, Rate(e.Job))
+		cost := Cost(secs, RateFor(e.Job, used))
 		progress := e.Progress
 		if to == store.JobCompleted {
 			progress = 100
@@ -119,7 +120,7 @@ func (s *Service) end(ctx context.Context, p store.FinishParams, ev Event, line 
 		}
 		return store.Effects{Status: to, Stage: to, RunSeconds: secs, Cost: cost, Progress: progress,
 			Events:        []store.JobEvent{{Level: level, Stage: to, Message: line, CreatedAt: now}},
-			Notifications: notes(e), CostRecords: []store.CostRecordCreateParams{computeRecord(e, to, secs, cost, now)}}, nil
+			Notifications: notes(e), CostRecords: []store.CostRecordCreateParams{computeRecord(e, to, secs, cost, used, now)}}, nil
 	}
 	return s.Store.JobFinish(store.AsSystem(ctx), p)
 }
@@ -136,7 +137,7 @@ type Failure struct {
 // Fail ends the job as failed.
 func (s *Service) Fail(ctx context.Context, j store.ExecJob, f Failure) error {
 	_, err := s.end(ctx, store.FinishParams{JobID: j.ID, Attempt: j.Attempt, ErrorClass: f.Class, ErrorMessage: f.Message, ErrorStack: f.Stack},
-		Fail, f.Line, func(e store.ExecJob) []store.NotificationCreateParams {
+		Fail, f.Line, 0, func(e store.ExecJob) []store.NotificationCreateParams {
 			return []store.NotificationCreateParams{failedNotice(e, f.Notice, f.Class)}
 		})
 	return err
@@ -145,7 +146,7 @@ func (s *Service) Fail(ctx context.Context, j store.ExecJob, f Failure) error {
 // Stopped ends a job the agent stopped on the user's request; the time it
 // ran is billed.
 func (s *Service) Stopped(ctx context.Context, j store.ExecJob, step int) error {
-	_, err := s.end(ctx, store.FinishParams{JobID: j.ID, Attempt: j.Attempt}, Stopped, fmt.Sprintf("cancelled at step %d", step),
+	_, err := s.end(ctx, store.FinishParams{JobID: j.ID, Attempt: j.Attempt}, Stopped, fmt.Sprintf("cancelled at step %d", step), 0,
 		func(e store.ExecJob) []store.NotificationCreateParams {
 			return []store.NotificationCreateParams{stoppedNotice(e, step)}
 		})
@@ -158,6 +159,9 @@ type Completion struct {
 	MeasuredTPS *float64
 	Overhead    *float64 // wall time outside the training loop
 	Summary     string   // the completion notification's text
+	// GPUsUsed is the number of training processes (one per GPU) the agent
+	// reported; 0: unknown, bill the job's num_gpus.
+	GPUsUsed int
 }
 
 // Complete ends the job as completed with its model artifact, in one
@@ -171,7 +175,7 @@ func (s *Service) Complete(ctx context.Context, j store.ExecJob, c Completion) (
 		}
 	}
 	return s.end(ctx, store.FinishParams{JobID: j.ID, Attempt: j.Attempt, Artifact: &a, MeasuredTPS: c.MeasuredTPS, MeasuredOverhead: c.Overhead},
-		Complete, "completed: adapter uploaded", func(e store.ExecJob) []store.NotificationCreateParams {
+		Complete, "completed: adapter uploaded", c.GPUsUsed, func(e store.ExecJob) []store.NotificationCreateParams {
 			return []store.NotificationCreateParams{completedNotice(e, c.Summary), artifactNotice(e, a.Name, a.ID)}
 		})
 }

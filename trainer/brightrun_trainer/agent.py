@@ -32,7 +32,7 @@ import traceback
 from pathlib import Path
 
 from . import __version__
-from .errors import Cancelled, ConfigError, TrainerError, classify
+from .errors import Cancelled, ConfigError, InternalError, TrainerError, classify
 from .httpreporter import Api, ApiError, AttemptLost, HttpReporter, Rejected, Stopped, retry, safe_relative
 
 log = logging.getLogger("brightrun.agent")
@@ -66,6 +66,18 @@ def job_config(raw: dict, *, device: str) -> "JobConfig":  # noqa: F821
         data["checkpoint_steps"] = every
     data["device"] = device
     return JobConfig.from_dict(data)
+
+
+def world_size_for(raw: dict, gpu_count: int) -> int:
+    """The number of training processes for a claim's config: its num_gpus (absent: 1)."""
+    n = raw.get("num_gpus", 1) if isinstance(raw, dict) else 1
+    if isinstance(n, bool) or not isinstance(n, (int, float)) or n != int(n) or n < 1:
+        raise ConfigError(f"num_gpus must be a whole number of 1 or more, got {n!r}")
+    n = int(n)
+    if n > gpu_count:
+        # The server matched the job to a smaller agent: not the job's fault, so retryable.
+        raise InternalError(f"the job asks for {n} GPUs but this agent declared {gpu_count} (--gpu-count)")
+    return n
 
 
 def _detect_cuda() -> tuple[bool, int, float, str]:
@@ -103,7 +115,10 @@ class Agent:
                  serve: ServeSettings | None = None):
         self.api = Api(server)
         self.token = token
-        self.caps = {"gpu_type": gpu_type, "gpu_count": int(gpu_count), "gpu_memory_gb": float(gpu_memory_gb)}
+        # distributed: this agent runs an N-GPU job as N processes (older agents, without the field, are
+        # only given 1-GPU jobs, so a job is never billed for GPUs it did not use).
+        self.caps = {"gpu_type": gpu_type, "gpu_count": int(gpu_count), "gpu_memory_gb": float(gpu_memory_gb),
+                     "distributed": True}
         self.device = "cpu" if gpu_type.upper() == "CPU" else "cuda"
         self.name = name or socket.gethostname()
         self.work_dir = Path(work_dir or Path.home() / ".cache" / "brightrun" / "agent").expanduser()
@@ -229,7 +244,6 @@ class Agent:
 
     def run_job(self, job: dict) -> dict:
         from .reporting import JsonlFileReporter, MultiReporter
-        from .train import run_training
 
         jid, attempt, token = job["id"], int(job.get("attempt") or 1), job["token"]
         jdir = self.work_dir / jid / f"attempt-{attempt}"
@@ -261,7 +275,7 @@ class Agent:
                 raise Cancelled()
             out.mkdir(parents=True, exist_ok=True)
             jsonl = JsonlFileReporter(out / "metrics.jsonl")
-            result = run_training(cfg, data_path, out, reporter=MultiReporter(jsonl, rep), resume=resume_dir)
+            result = self._train(job, cfg, data_path, out, MultiReporter(jsonl, rep), resume_dir, jdir)
             outcome.update(status=result.status, step=result.summary.get("steps_completed", 0))
         except (Cancelled, Stopped):
             outcome.update(status="cancelled", step=start_step)
@@ -274,7 +288,7 @@ class Agent:
             else:
                 err = classify(e)
                 cls, msg = err.error_class, err.message
-            tb = "" if isinstance(e, TrainerError) else traceback.format_exc()
+            tb = (e.details.get("traceback") or "") if isinstance(e, TrainerError) else traceback.format_exc()
             if tb:
                 log.error("job %s failed:\n%s", jid, tb)
             outcome.update(status="failed", error_class=cls, message=msg, traceback=tb)
@@ -297,6 +311,21 @@ class Agent:
         log.info("job %s attempt %d: %s", jid, attempt, outcome.get("reported") or outcome["status"])
         self.results.append(outcome)
         return outcome
+
+    def _train(self, job: dict, cfg, data_path: Path, out: Path, reporter, resume_dir, jdir: Path):
+        """Run the job in this process, or as num_gpus processes (distributed.py).
+
+        BRIGHTRUN_DISTRIBUTED=1 sends a 1-GPU job through the distributed path
+        too (benchmarks: bench/trainer/ddp_overhead.py).
+        """
+        from .distributed import run_distributed
+        from .train import run_training
+
+        world = world_size_for(job.get("config") or {}, self.caps["gpu_count"])
+        if world > 1 or os.environ.get("BRIGHTRUN_DISTRIBUTED") == "1":
+            return run_distributed(cfg, data_path, out, reporter=reporter, world_size=world, work_dir=jdir / "ranks",
+                                   resume=resume_dir)
+        return run_training(cfg, data_path, out, reporter=reporter, resume=resume_dir)
 
     def _finish(self, rep: HttpReporter, outcome: dict, out: Path) -> None:
         status = outcome["status"]
@@ -344,6 +373,8 @@ class Agent:
                 return
             # failed
             cls = outcome.get("error_class") or "internal"
+            if RETRYABLE.get(cls, True):
+                rep.wait_checkpoints(60)  # the retry resumes from the newest checkpoint that reached the server
             rep.abort_checkpoints()
             rep.flush(30)
             rep.stop_heartbeat()

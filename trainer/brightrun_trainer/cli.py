@@ -41,7 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--token", help="agent token (bra_...; default $BRIGHTRUN_AGENT_TOKEN)")
     a.add_argument("--gpu-type", help='catalog gpu_type this agent runs (e.g. H100-80GB), or "CPU" '
                                       "(default: CPU when there is no CUDA GPU; required otherwise)")
-    a.add_argument("--gpu-count", type=int, help="GPUs offered (default: the CUDA device count, 1 for CPU)")
+    a.add_argument("--gpu-count", type=int, help="GPUs offered (default: the CUDA device count, 1 for CPU); "
+                   "an N-GPU job runs as N training processes, one per GPU")
     a.add_argument("--gpu-memory-gb", type=float, help="memory per GPU in GB (default: measured)")
     a.add_argument("--name", help="agent name (default: the hostname)")
     a.add_argument("--work-dir", help="where jobs download and train (default ~/.cache/brightrun/agent)")

@@ -363,6 +363,8 @@ class HttpReporter(Reporter):
             self._on_metrics(record)
         elif t == "eval":
             self._on_eval(record)
+        elif t == "eval_progress":
+            self._on_eval_progress(record)
         elif t == "checkpoint":
             self._on_checkpoint(record)
         elif t == "plan":
@@ -371,7 +373,8 @@ class HttpReporter(Reporter):
             self.log("info", f"plan: {record.get('train_examples')} training / {record.get('validation_examples')} "
                              f"validation examples, {record.get('total_steps')} steps "
                              f"({record.get('steps_per_epoch')} per epoch)"
-                             + (f", resuming after step {start}" if start else ""))
+                             + (f", resuming after step {start}" if start else "")
+                             + _world_note(record))
         elif t == "status":
             st = record.get("status")
             if st == "failed":
@@ -463,6 +466,21 @@ class HttpReporter(Reporter):
                      stage="evaluating")
         else:
             self.log("info", f"validation loss {_fmt(vl)} at step {step}", stage="evaluating")
+
+    def _on_eval_progress(self, r: dict) -> None:
+        """The final evaluation's parts: during the evaluating stage the
+        heartbeat's progress is the share of evaluation done and its ETA the
+        time the remaining parts should take at the pace so far, so the page
+        does not sit at "100 %, ETA —" while answers are generated."""
+        done, total = int(r.get("done") or 0), int(r.get("total") or 0)
+        if total <= 0:
+            return
+        elapsed = time.monotonic() - self._stage_since
+        eta = elapsed / done * (total - done) if done else 0.0
+        self._set(progress=min(100.0, 100.0 * done / total), eta_seconds=eta)
+        if done:
+            self.log("info", f"evaluating {done}/{total}: {r.get('part')}", stage="evaluating")
+        self._hb_wake.set()
 
     def _on_checkpoint(self, r: dict) -> None:
         if self.cancel_requested() or self.staging_dir is None or self._ckpt_abort.is_set():
@@ -708,6 +726,16 @@ class HttpReporter(Reporter):
                 t.join(timeout=5)
         if self.staging_dir is not None:
             shutil.rmtree(self.staging_dir, ignore_errors=True)
+
+
+def _world_note(plan: dict) -> str:
+    """The plan event's words on the number of training processes (distributed jobs)."""
+    ws, old = int(plan.get("world_size") or 1), plan.get("resumed_world_size")
+    note = f", {ws} training processes (one per GPU)" if ws > 1 else ""
+    if old and int(old) != ws:
+        note += (f"; the checkpoint was written by {old} process(es): each step's examples are re-split "
+                 f"between {ws}")
+    return note
 
 
 def _fmt(v) -> str:

@@ -250,7 +250,7 @@ def load_model(resolved: ResolvedModel, *, device: str, attn_implementation: str
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=dtype)
-        kwargs["device_map"] = {"": 0}
+        kwargs["device_map"] = {"": torch.cuda.current_device()}  # a distributed rank's own GPU
     try:
         model = AutoModelForCausalLM.from_pretrained(resolved.path, **kwargs)
     except torch.OutOfMemoryError:

@@ -7,6 +7,7 @@ with a ``type`` field:
 - ``progress``  {step, total_steps, epoch}
 - ``metrics``   {step, epoch, training_loss, learning_rate, grad_norm, tokens_per_second, ...}
 - ``eval``      {step, epoch, validation_loss, perplexity}
+- ``eval_progress`` {done, total, part}: the final evaluation's parts (0/4 … 4/4)
 - ``checkpoint``{step, path}
 - ``status``    {status: completed|cancelled|failed, ...}
 

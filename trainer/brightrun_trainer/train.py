@@ -22,6 +22,7 @@ from pathlib import Path
 from . import __version__
 from .config import JobConfig
 from .data import Example, load_dataset, split_examples
+from .distributed import Dist
 from .encoding import IGNORE_INDEX, Encoded, collate_packed, encode_all, ensure_chat_template, render
 from .errors import Cancelled, ConfigError, DataError, OOMError
 from .models import ResolvedModel, cpu_bf16_supported, load_model, load_tokenizer, pick_device, resolve_model
@@ -179,6 +180,24 @@ def pick_compute_path(device: str, env: dict | None = None) -> ComputePath:
     return path
 
 
+def train_micro_batch(model, path: ComputePath, encs: list[Encoded], n_loss_tokens: int, capacity: int,
+                      pad_id: int, device: str) -> float:
+    """Forward and backward of one micro-batch; returns its summed loss.
+
+    Every forward of the micro-batch (one packed tensor, or one per example on
+    the single-rows path) is divided by the whole optimizer step's
+    assistant-token count before backward, so the accumulated gradient is the
+    mean over the step's assistant tokens whatever the layout.
+    """
+    total = 0.0
+    for batch in path.batches(encs, capacity, pad_id):
+        with path.context(device):
+            loss_sum, _ = forward_loss(model, _to(batch, device))
+        (loss_sum / n_loss_tokens).backward()  # outside autocast, as torch recommends
+        total += float(loss_sum.item())
+    return total
+
+
 def evaluate_loss(model, encs: list[Encoded], batch_size: int, capacity: int, pad_id: int, device: str,
                   path: ComputePath | None = None) -> float | None:
     """Mean per-token loss over the assistant tokens of ``encs``."""
@@ -320,18 +339,49 @@ def find_checkpoint(path: str | Path) -> Path:
 # Generation for side-by-side samples
 
 
-def generate(model, tokenizer, example: Example, max_new_tokens: int, max_len: int, device: str) -> str:
+def prompt_ids(tokenizer, example: Example, max_new_tokens: int, max_len: int) -> list[int]:
+    """The generation prompt's token ids, cut from the left to leave room for the answer."""
+    prompt = render(tokenizer, example.prompt_messages(), True)
+    ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    keep = max(1, max_len - max_new_tokens)
+    return ids[-keep:]
+
+
+def generate_batch(model, tokenizer, examples: list[Example], max_new_tokens: int, max_len: int,
+                   device: str) -> list[str]:
+    """Greedy answers to several prompts in one ``generate`` call.
+
+    Prompts are left-padded (the attention mask hides the padding, position
+    ids follow the mask) so every row's next token sits in the last column and
+    one decoding loop with a KV cache serves the whole batch: on the CPU of
+    issue 14, 3 prompts x 128 tokens x (base + adapter) one prompt at a time
+    were most of a demo job's 3 min 48 s evaluation. Runs in the weights'
+    own precision (no autocast) so the answers are those of the saved adapter.
+    """
     import torch
 
-    prompt = render(tokenizer, example.prompt_messages(), True)
-    ids = tokenizer(prompt, add_special_tokens=False, return_tensors="pt")["input_ids"]
-    keep = max(1, max_len - max_new_tokens)
-    ids = ids[:, -keep:].to(device)
+    if not examples:
+        return []
+    rows = [prompt_ids(tokenizer, ex, max_new_tokens, max_len) for ex in examples]
+    width = max(len(r) for r in rows)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], dtype=torch.long, device=device)
+    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], dtype=torch.long, device=device)
     with torch.no_grad():
-        out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
-                             do_sample=False, pad_token_id=tokenizer.pad_token_id,
-                             eos_token_id=tokenizer.eos_token_id, use_cache=True)
-    return tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True).strip()
+        out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
+                             pad_token_id=pad, eos_token_id=tokenizer.eos_token_id, use_cache=True)
+    answers = []
+    for i in range(len(rows)):
+        new = out[i, width:].tolist()
+        if tokenizer.eos_token_id in new:  # rows that finished early are filled with padding after their EOS
+            new = new[:new.index(tokenizer.eos_token_id) + 1]
+        answers.append(tokenizer.decode(new, skip_special_tokens=True).strip())
+    return answers
+
+
+def generate(model, tokenizer, example: Example, max_new_tokens: int, max_len: int, device: str) -> str:
+    """One prompt's greedy answer (the batched path with a batch of one)."""
+    return generate_batch(model, tokenizer, [example], max_new_tokens, max_len, device)[0]
 
 
 # ----------------------------------------------------------------------------
@@ -357,8 +407,11 @@ def prepare_data(data_path: Path, cfg: JobConfig):
 
 
 def run_training(cfg: JobConfig, data_path: str | Path, out_dir: str | Path, *, reporter: Reporter,
-                 resume: str | Path | None = None) -> RunResult:
+                 resume: str | Path | None = None, dist: Dist | None = None) -> RunResult:
+    """``dist``: this process's rank in a multi-process job (see distributed.py); None: one process."""
     import torch
+
+    dist = dist or Dist()
 
     t_start = time.time()
     data_path, out = Path(data_path), Path(out_dir)
@@ -383,23 +436,14 @@ def run_training(cfg: JobConfig, data_path: str | Path, out_dir: str | Path, *, 
         raise DataError("cannot resume: the data file differs from the one the checkpoint was trained on")
     set_seed(cfg.seed)
 
-    # -- model -------------------------------------------------------------------
+    # -- tokenizer and encoding (before the weights: the memory check needs the lengths)
     device = pick_device(cfg.device)
-    reporter.stage("loading_model", model=cfg.base_model, device=device)
+    path = pick_compute_path(device)
+    reporter.stage("preparing", detail="tokenizing")
     _check_cancel(reporter)
     resolved: ResolvedModel = resolve_model(cfg.base_model)
     tokenizer = load_tokenizer(resolved)
     template_source = ensure_chat_template(tokenizer)
-    try:
-        model = load_model(resolved, device=device, attn_implementation=cfg.attn_implementation,
-                           load_in_4bit=cfg.load_in_4bit, revision=cfg.model_revision)
-    except torch.OutOfMemoryError:
-        raise OOMError(f"out of memory while loading {cfg.base_model} on {device}") from None
-    model.config.use_cache = False
-    _check_cancel(reporter)
-
-    # -- encode ------------------------------------------------------------------
-    reporter.stage("preparing", detail="tokenizing")
     train_enc, _, train_stats = encode_all(tokenizer, train_ex, cfg.max_seq_length)
     val_enc, val_kept, val_stats = encode_all(tokenizer, val_ex, cfg.max_seq_length)
     if not train_enc:
@@ -407,6 +451,17 @@ def run_training(cfg: JobConfig, data_path: str | Path, out_dir: str | Path, *, 
                         f"({train_stats.dropped_examples} examples lost every assistant token)")
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     plan = Plan(len(train_enc), cfg.batch_size, cfg.gradient_accumulation_steps, cfg.num_epochs, cfg.max_steps)
+    check_memory(resolved, cfg, path, device, train_enc + val_enc)
+
+    # -- model -------------------------------------------------------------------
+    reporter.stage("loading_model", model=cfg.base_model, device=device)
+    try:
+        model = load_model(resolved, device=device, attn_implementation=cfg.attn_implementation,
+                           load_in_4bit=cfg.load_in_4bit, revision=cfg.model_revision)
+    except torch.OutOfMemoryError:
+        raise OOMError(f"out of memory while loading {cfg.base_model} on {device}") from None
+    model.config.use_cache = False
+    _check_cancel(reporter)
 
     # -- LoRA --------------------------------------------------------------------
     model = wrap_lora(model, cfg)
@@ -432,6 +487,7 @@ def run_training(cfg: JobConfig, data_path: str | Path, out_dir: str | Path, *, 
             "device": device,
             "dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
             "attn_implementation": getattr(model.config, "_attn_implementation", cfg.attn_implementation),
+            "compute_path": path.describe(),
             "data_file": str(data_path),
             "data_sha256": data_sha,
             "data_format": ds.format,
@@ -457,7 +513,8 @@ def run_training(cfg: JobConfig, data_path: str | Path, out_dir: str | Path, *, 
         from peft import set_peft_model_state_dict
         from safetensors.torch import load_file
 
-        set_peft_model_state_dict(model, load_file(str(ckpt_dir / "adapter_model.safetensors"), device=device))
+        where = f"cuda:{torch.cuda.current_device()}" if device == "cuda" else device  # a rank's own GPU
+        set_peft_model_state_dict(model, load_file(str(ckpt_dir / "adapter_model.safetensors"), device=where))
         optimizer.load_state_dict(torch.load(ckpt_dir / "optimizer.pt", map_location=device, weights_only=False))
         scheduler.load_state_dict(torch.load(ckpt_dir / "scheduler.pt", weights_only=False))
         _set_rng_state(torch.load(ckpt_dir / "rng.pt", weights_only=False), device)
@@ -466,8 +523,11 @@ def run_training(cfg: JobConfig, data_path: str | Path, out_dir: str | Path, *, 
         assistant_trained = ckpt_state["assistant_tokens_trained"]
         train_seconds = ckpt_state["train_seconds"]
         loss_history = ckpt_state.get("loss_history", [])
+    dist.sync_params(params, cfg.seed, start_step)
 
     reporter.record("plan", total_steps=plan.total_steps, steps_per_epoch=plan.steps_per_epoch,
+                    world_size=dist.world_size,
+                    resumed_world_size=ckpt_state.get("world_size", 1) if ckpt_state else None,
                     train_examples=len(train_enc), validation_examples=len(val_enc),
                     train_tokens_per_epoch=train_stats.tokens, start_step=start_step,
                     truncation=train_stats.to_json())
@@ -486,9 +546,12 @@ def run_training(cfg: JobConfig, data_path: str | Path, out_dir: str | Path, *, 
                 "epoch_index": step_ // plan.steps_per_epoch, "step_in_epoch": step_ % plan.steps_per_epoch,
                 "total_steps": plan.total_steps, "tokens_trained": tokens_trained,
                 "assistant_tokens_trained": assistant_trained, "train_seconds": train_seconds,
-                "loss_history": loss_history, "data_sha256": data_sha, "config": cfg.to_dict()}
+                "loss_history": loss_history, "data_sha256": data_sha, "config": cfg.to_dict(),
+                "world_size": dist.world_size}
 
-    def checkpoint(step_: int) -> Path:
+    def checkpoint(step_: int) -> Path | None:
+        if not dist.is_main:  # rank 0 writes the job's checkpoints
+            return None
         p = save_checkpoint(ckpt_root, model=model, optimizer=optimizer, scheduler=scheduler,
                             state=state_dict(step_), resolved_config=resolved_config, device=device,
                             keep=cfg.checkpoint_keep)
@@ -499,16 +562,16 @@ def run_training(cfg: JobConfig, data_path: str | Path, out_dir: str | Path, *, 
     try:
         while step < plan.total_steps:
             t_step = time.time()
+            dist.before_step(step + 1)
             epoch_idx, micro = plan.micro_batches(step, cfg.seed)
-            batches = [[train_enc[i] for i in idx] for idx in micro]
-            n_loss_tokens = sum(e.n_assistant for b in batches for e in b)
+            step_batches = [[train_enc[i] for i in idx] for idx in micro]  # the global batch
+            n_loss_tokens = sum(e.n_assistant for b in step_batches for e in b)
+            batches = dist.shard(step_batches, cfg.batch_size)  # this rank's share (all of it in one process)
             step_loss = 0.0
             for b in batches:
-                batch = _to(collate_packed(b, cfg.max_seq_length, pad_id), device)
-                loss_sum, _ = forward_loss(model, batch)
-                (loss_sum / n_loss_tokens).backward()
-                step_loss += float(loss_sum.item())
+                step_loss += train_micro_batch(model, path, b, n_loss_tokens, cfg.max_seq_length, pad_id, device)
                 win["flops"] += flops.batch_flops([e.n_tokens for e in b])
+            step_loss = dist.sync_grads(params, step_loss)
             max_norm = cfg.max_grad_norm if cfg.max_grad_norm > 0 else float("inf")
             grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
             lr = scheduler.get_last_lr()[0]
@@ -518,7 +581,7 @@ def run_training(cfg: JobConfig, data_path: str | Path, out_dir: str | Path, *, 
             if device == "cuda":
                 torch.cuda.synchronize()
             step += 1
-            n_tokens = sum(e.n_tokens for b in batches for e in b)
+            n_tokens = sum(e.n_tokens for b in step_batches for e in b)
             tokens_trained += n_tokens
             assistant_trained += n_loss_tokens
             train_seconds += time.time() - t_step
@@ -548,7 +611,7 @@ def run_training(cfg: JobConfig, data_path: str | Path, out_dir: str | Path, *, 
 
             if cfg.eval_steps and step % cfg.eval_steps == 0 and step < plan.total_steps and val_enc:
                 reporter.stage("evaluating", step=step)
-                last_val_loss = evaluate_loss(model, val_enc, cfg.batch_size, cfg.max_seq_length, pad_id, device)
+                last_val_loss = evaluate_loss(model, val_enc, cfg.batch_size, cfg.max_seq_length, pad_id, device, path)
                 reporter.record("eval", step=step, epoch=round(epoch, 4), validation_loss=last_val_loss,
                                 perplexity=_ppl(last_val_loss))
                 reporter.stage("training", total_steps=plan.total_steps, start_step=step)
@@ -558,8 +621,8 @@ def run_training(cfg: JobConfig, data_path: str | Path, out_dir: str | Path, *, 
                 last_ckpt = checkpoint(step)
                 win["t0"] = time.time()
 
-            if reporter.cancel_requested():
-                last_ckpt = checkpoint(step)
+            if dist.agree_stop(reporter.cancel_requested()):
+                last_ckpt = checkpoint(step) or last_ckpt
                 raise Cancelled()
     except Cancelled:
         status = "cancelled"
@@ -588,7 +651,10 @@ def run_training(cfg: JobConfig, data_path: str | Path, out_dir: str | Path, *, 
         "model_flops_per_token_dense": flops.per_token_dense(),
         "peak_flops_name": peak_name,
         "last_checkpoint": str(last_ckpt) if last_ckpt else None,
+        "world_size": dist.world_size,
     }
+    if not dist.is_main:  # rank 0 evaluates, saves and reports; the others are done
+        return RunResult(status, summary, out, loss_history, model)
     if device == "cuda":
         summary["gpu_memory_peak_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)
 
@@ -601,7 +667,9 @@ def run_training(cfg: JobConfig, data_path: str | Path, out_dir: str | Path, *, 
 
     # -- evaluate ------------------------------------------------------------------------
     reporter.stage("evaluating", step=step)
-    eval_json = run_final_eval(model, tokenizer, cfg, val_enc, val_kept, train_ex, pad_id, device)
+    eval_json = run_final_eval(model, tokenizer, cfg, val_enc, val_kept, train_ex, pad_id, device, path,
+                               progress=lambda done, total, what: reporter.record(
+                                   "eval_progress", done=done, total=total, part=what))
     summary["final_validation_loss"] = eval_json["adapter"]["validation_loss"]
     summary["base_validation_loss"] = eval_json["base"]["validation_loss"]
     reporter.record("eval", step=step, epoch=round(step / plan.steps_per_epoch, 4), final=True,
@@ -622,6 +690,42 @@ def run_training(cfg: JobConfig, data_path: str | Path, out_dir: str | Path, *, 
     reporter.status("completed", step=step, total_steps=plan.total_steps,
                     training_loss=last_train_loss, validation_loss=summary["final_validation_loss"])
     return RunResult("completed", summary, out, loss_history, model)
+
+
+def largest_forward_tokens(encs: list[Encoded], path: ComputePath, batch_size: int, capacity: int) -> int:
+    """Tokens in the largest single forward: the longest example on the
+    single-rows path; on the packed path the batch_size longest examples
+    packed into rows of ``capacity`` (rows x widest row, at most full rows)."""
+    lens = sorted((e.n_tokens for e in encs), reverse=True)
+    if not lens:
+        return 0
+    if path.rows == "single":
+        return lens[0]
+    top = sum(lens[:batch_size])
+    if top <= capacity:
+        return top
+    return min(batch_size, math.ceil(top / capacity)) * capacity
+
+
+def check_memory(resolved: ResolvedModel, cfg: JobConfig, path: ComputePath, device: str,
+                 encs: list[Encoded]) -> None:
+    """Refuse, before loading the weights, a job that would not fit (memory.py)."""
+    from transformers import AutoConfig
+
+    from . import memory
+
+    try:
+        config = AutoConfig.from_pretrained(resolved.path, **({"gguf_file": resolved.gguf_file}
+                                                              if resolved.gguf_file else {}))
+        arch = memory.Arch.from_config(config)
+    except Exception:  # noqa: BLE001 - an unknown architecture is checked by the load itself
+        return
+    need = memory.estimate(arch, rank=cfg.lora_rank, dropout=cfg.lora_dropout, device=device,
+                           autocast=path.autocast, tokens=largest_forward_tokens(encs, path, cfg.batch_size,
+                                                                                 cfg.max_seq_length),
+                           load_in_4bit=cfg.load_in_4bit, gradient_checkpointing=cfg.gradient_checkpointing)
+    memory.check(need, device, batch_size=cfg.batch_size, max_seq_length=cfg.max_seq_length,
+                 single_rows=path.rows == "single")
 
 
 def _check_cancel(reporter: Reporter) -> None:
@@ -663,22 +767,44 @@ def wrap_lora(model, cfg: JobConfig):
     return model
 
 
-def run_final_eval(model, tokenizer, cfg, val_enc, val_kept, train_ex, pad_id, device) -> dict:
-    adapter_loss = evaluate_loss(model, val_enc, cfg.batch_size, cfg.max_seq_length, pad_id, device)
-    with model.disable_adapter():
-        base_loss = evaluate_loss(model, val_enc, cfg.batch_size, cfg.max_seq_length, pad_id, device)
-    samples = []
+def run_final_eval(model, tokenizer, cfg, val_enc, val_kept, train_ex, pad_id, device,
+                   path: ComputePath | None = None, progress=None) -> dict:
+    """Validation loss of the adapter and of the base (the same weights with the
+    adapter disabled, never a second model load), and side-by-side answers.
+
+    ``progress(done, total, what)`` is called after each of the four parts so
+    the job page can show how far evaluation is.
+    """
+    path = path or ComputePath()
     prompts_from = "validation" if val_kept else "train"
-    pool = val_kept if val_kept else train_ex
+    pool = (val_kept if val_kept else train_ex)[: cfg.eval_samples]
+    parts = ["adapter validation loss", "base validation loss", "adapter answers", "base answers"]
+    done = 0
+
+    def tick():
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, len(parts), parts[done - 1])
+
+    if progress is not None:
+        progress(0, len(parts), "starting")
+    adapter_loss = evaluate_loss(model, val_enc, cfg.batch_size, cfg.max_seq_length, pad_id, device, path)
+    tick()
+    with model.disable_adapter():
+        base_loss = evaluate_loss(model, val_enc, cfg.batch_size, cfg.max_seq_length, pad_id, device, path)
+    tick()
     model.eval()
     model.config.use_cache = True
-    for ex in pool[: cfg.eval_samples]:
-        adapter_out = generate(model, tokenizer, ex, cfg.eval_max_new_tokens, cfg.max_seq_length, device)
-        with model.disable_adapter():
-            base_out = generate(model, tokenizer, ex, cfg.eval_max_new_tokens, cfg.max_seq_length, device)
-        samples.append({"prompt": ex.prompt_messages()[-1]["content"], "reference": ex.reference(),
-                        "base": base_out, "adapter": adapter_out, "messages": ex.prompt_messages()})
+    adapter_out = generate_batch(model, tokenizer, pool, cfg.eval_max_new_tokens, cfg.max_seq_length, device)
+    tick()
+    with model.disable_adapter():
+        base_out = generate_batch(model, tokenizer, pool, cfg.eval_max_new_tokens, cfg.max_seq_length, device)
+    tick()
     model.config.use_cache = False
+    samples = [{"prompt": ex.prompt_messages()[-1]["content"], "reference": ex.reference(),
+                "base": b, "adapter": a, "messages": ex.prompt_messages()}
+               for ex, a, b in zip(pool, adapter_out, base_out)]
     return {
         "base": {"validation_loss": base_loss, "perplexity": _ppl(base_loss)},
         "adapter": {"validation_loss": adapter_loss, "perplexity": _ppl(adapter_loss)},

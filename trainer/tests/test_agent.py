@@ -153,7 +153,7 @@ def test_agent_once_without_a_job(server, tmp_path):
         signal.signal(signal.SIGINT, handlers[1])
     assert rc == 0 and time.time() - t0 < 20
     (claim,) = server.claims
-    assert claim["capabilities"] == {"gpu_type": "CPU", "gpu_count": 1, "gpu_memory_gb": 0.0}
+    assert claim["capabilities"] == {"gpu_type": "CPU", "gpu_count": 1, "gpu_memory_gb": 0.0, "distributed": True}
     assert claim["agent"]["name"] == "t1" and claim["wait_seconds"] == 0.5
 
 

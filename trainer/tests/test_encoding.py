@@ -146,3 +146,42 @@ def test_packed_loss_equals_per_example_loss(tiny_model, tok, real_data):
     assert worst_packed < 1e-4
     # Control: without per-example position ids the rows leak attention across examples.
     assert worst_leaky > 100 * max(worst_packed, 1e-6)
+
+
+@pytest.mark.parametrize("rows,autocast", [("packed", False), ("single", False), ("packed", True), ("single", True)])
+def test_every_compute_path_matches_full_logits(tiny_model, tok, real_data, rows, autocast):
+    """Every layout/precision the trainer may pick gives the loss and LoRA
+    gradients of the reference: full-length logits, one example at a time, fp32."""
+    from transformers import AutoModelForCausalLM
+
+    from brightrun_trainer.config import JobConfig
+    from brightrun_trainer.models import cpu_bf16_supported
+    from brightrun_trainer.train import ComputePath, token_loss_sum, train_micro_batch, wrap_lora
+
+    if autocast and not cpu_bf16_supported():
+        pytest.skip("this CPU has no bf16 units (AMX / AVX-512 BF16): the trainer never picks bf16 autocast here")
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_model), dtype=torch.float32, attn_implementation="sdpa")
+    model = wrap_lora(model, JobConfig(lora_rank=8, lora_dropout=0.0, device="cpu"))
+    for n, p in model.named_parameters():
+        if "lora_B" in n:  # non-zero B so that every LoRA weight gets a gradient
+            torch.nn.init.normal_(p, std=0.02)
+    ds = load_dataset(real_data["eq18_json"])
+    encs, _, _ = encode_all(tok, ds.examples[:5], 300)
+    n_loss = sum(e.n_assistant for e in encs)
+    params = {n: p for n, p in model.named_parameters() if p.requires_grad}
+
+    ref_loss = 0.0
+    for e in encs:
+        single = collate_packed([e], 1000, tok.pad_token_id)
+        loss, _ = token_loss_sum(model(input_ids=single["input_ids"], use_cache=False).logits, single["labels"])
+        (loss / n_loss).backward()
+        ref_loss += float(loss.detach())
+    ref_grad = {n: p.grad.clone() for n, p in params.items()}
+    model.zero_grad(set_to_none=True)
+
+    got = train_micro_batch(model, ComputePath(rows, autocast), encs, n_loss, 1000, tok.pad_token_id, "cpu")
+    tol = 2e-2 if autocast else 1e-5  # bf16 matmuls keep 8 bits of mantissa
+    assert abs(got - ref_loss) / ref_loss < tol
+    worst = max((params[n].grad - g).norm().item() / max(g.norm().item(), 1e-12) for n, g in ref_grad.items())
+    assert worst < (5e-2 if autocast else 1e-4)

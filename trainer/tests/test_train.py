@@ -161,3 +161,38 @@ def test_resume_refuses_a_changed_config(trained, tmp_path):
     p.write_text(json.dumps(cfg))
     with pytest.raises(ConfigError, match="learning_rate"):
         run(p, _data(trained), tmp_path / "o", resume=trained["out"])
+
+
+def test_final_evaluation_reports_its_parts(trained):
+    parts = [r for r in trained["records"] if r["type"] == "eval_progress"]
+    assert [(r["done"], r["total"]) for r in parts] == [(0, 4), (1, 4), (2, 4), (3, 4), (4, 4)]
+    stages = [r for r in trained["records"] if r["type"] in ("stage", "eval_progress")]
+    first = stages.index(parts[0])
+    assert stages[first - 1]["stage"] == "evaluating"  # reported inside the evaluating stage
+    ev = json.loads((trained["out"] / "eval.json").read_text())
+    assert len(ev["samples"]) == 2 and all(s["base"] is not None and s["adapter"] is not None for s in ev["samples"])
+
+
+def test_batched_generation_gives_the_one_at_a_time_answers(trained):
+    """Left-padded batched greedy decoding answers as each prompt alone does,
+    for the adapter and for the base (the same weights, adapter disabled)."""
+    from brightrun_trainer.data import load_dataset
+    from brightrun_trainer.encoding import ensure_chat_template
+    from brightrun_trainer.models import load_tokenizer, resolve_model
+    from brightrun_trainer.train import generate, generate_batch
+
+    cfg = JobConfig.load(trained["cfg"])
+    tok = load_tokenizer(resolve_model(cfg.base_model))
+    ensure_chat_template(tok)
+    model = trained["res"].model
+    model.eval()
+    model.config.use_cache = True
+    examples = load_dataset(_data(trained)).examples[:4]
+    assert len({len(e.prompt_messages()[-1]["content"]) for e in examples}) > 1  # prompts of different lengths
+    for adapter in (True, False):
+        ctx = model.disable_adapter() if not adapter else torch.no_grad()
+        with ctx:
+            batched = generate_batch(model, tok, examples, 12, cfg.max_seq_length, "cpu")
+            alone = [generate(model, tok, e, 12, cfg.max_seq_length, "cpu") for e in examples]
+        assert batched == alone
+        assert any(batched)

@@ -13,12 +13,29 @@ func TestDefaultValidates(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if len(c.GPUs) < 7 || len(c.BaseModels) != 5 || len(c.Presets) != 4 {
+	if len(c.GPUs) < 7 || len(c.BaseModels) != 5 || len(c.Presets) != 5 {
 		t.Fatalf("unexpected sizes: %d gpus, %d models, %d presets", len(c.GPUs), len(c.BaseModels), len(c.Presets))
 	}
 	c2, err := Load("")
 	if err != nil || len(c2.GPUs) != len(c.GPUs) {
 		t.Fatalf("Load(\"\"): %v", err)
+	}
+}
+
+// The CPU quick start (issue 14): the local demo model, short enough to
+// finish in minutes on a small CPU (measurement: bench/trainer/README.md).
+func TestQuickDemoPresetRunsTheLocalModel(t *testing.T) {
+	c := Default()
+	p, ok := c.Preset(QuickDemoPresetID)
+	if !ok {
+		t.Fatalf("preset %s missing", QuickDemoPresetID)
+	}
+	m, ok := c.Model(p.Hyperparameters.BaseModel)
+	if !ok || !m.Local {
+		t.Fatalf("quick demo base model %q is not a local (CPU) model", p.Hyperparameters.BaseModel)
+	}
+	if p.Name != "Quick demo (CPU)" || p.Hyperparameters.LoraDropout != 0 || p.Hyperparameters.NumEpochs > 2 {
+		t.Fatalf("quick demo preset = %+v", p)
 	}
 }
 

@@ -35,7 +35,9 @@ const (
 
 // Defaults for the fields the spec's presets leave out.
 const (
-	DefaultPresetID     = "balanced"
+	DefaultPresetID = "balanced"
+	// QuickDemoPresetID is the configure page's default on the local CPU.
+	QuickDemoPresetID   = "quick-demo-cpu"
 	DefaultMaxSeqLength = 2048
 	DefaultGradAccum    = 1
 )

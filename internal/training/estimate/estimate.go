@@ -232,7 +232,9 @@ func Estimate(in Input) Result {
 
 	r.TokensUsed = in.TrainTokens * int64(epochs)
 	if in.Examples > 0 {
-		micro := (in.Examples + batch*n - 1) / (batch * n) // each GPU takes batch examples per micro-step
+		// The same global batch (batch × accum examples) and so the same
+		// optimizer steps on any GPU count: n GPUs split each step's examples.
+		micro := (in.Examples + batch - 1) / batch
 		r.TotalSteps = (micro + accum - 1) / accum * epochs
 	}
 
@@ -268,8 +270,9 @@ func Estimate(in Input) Result {
 	if in.GPU.CPU {
 		gen = GenTokensPerSecondCPU
 	}
-	// Evaluation runs data-parallel like training.
-	evalTokens := float64(in.EvalTokens) * float64(passes) / (agg * EvalSpeedup)
+	// Evaluation runs on one device (rank 0; the periodic evaluation runs
+	// on every rank at once, which takes the same time).
+	evalTokens := float64(in.EvalTokens) * float64(passes) / (perGPU * EvalSpeedup)
 	eval := evalTokens + SampleGenerations*SampleNewTokens/gen
 	lora := LoraParams(in.Model.Arch, max(h.LoraRank, 1))
 	adapterGB := float64(lora) * AdapterBytesPerParam / 1e9
@@ -366,6 +369,8 @@ func Memory(m catalog.BaseModel, g catalog.GPU, h catalog.Hyperparameters, meanT
 	switch {
 	case fit.MaxBatchSize > 0:
 		msg += fmt.Sprintf(" The largest batch size that fits is %d (raise gradient accumulation steps, under Advanced, to keep the effective batch).", fit.MaxBatchSize)
+	case g.CPU:
+		msg += " On the CPU one example is in memory at a time, so the batch size does not change this: use a shorter max sequence length, a larger memory budget, or gradient checkpointing (under Advanced)."
 	default:
 		msg += " Even batch_size 1 does not fit: choose a " + dev + " with more memory, a shorter max_seq_length, or gradient checkpointing."
 	}
@@ -383,6 +388,9 @@ func memoryFor(m catalog.BaseModel, g catalog.GPU, h catalog.Hyperparameters, se
 	}
 	lora := float64(LoraParams(m.Arch, max(h.LoraRank, 1)))
 	tokens := MicroBatchTokens(batch, seq, meanTokens)
+	if g.CPU {
+		tokens = CPUForwardTokens(seq)
+	}
 	per := ActivationBytesPerToken(m.Arch, h.LoraDropout, g.CPU)
 	if ckpt {
 		per = checkpointedBytesPerToken(m.Arch, h.LoraDropout, g.CPU)

@@ -290,6 +290,10 @@ func TestPointEstimate(t *testing.T) {
 	if math.Abs(r4.GPUHours-4*r4.EstimatedDurationHours) > 1e-3 || math.Abs(r4.CostBreakdown.Compute-r4.GPUHours*2.99) > 1e-2 {
 		t.Errorf("4 GPUs: %+v", r4)
 	}
+	// The trainer keeps the global batch: 4 GPUs take as many optimizer steps as 1.
+	if r4.TotalSteps != r.TotalSteps {
+		t.Errorf("4 GPUs: %d steps, 1 GPU: %d", r4.TotalSteps, r.TotalSteps)
+	}
 }
 
 func TestRangeBracketsPoint(t *testing.T) {
@@ -350,6 +354,31 @@ func TestCPUDemo(t *testing.T) {
 	}
 	if !r.Memory.Fits {
 		t.Errorf("memory %+v", r.Memory)
+	}
+	// One example per forward on the CPU: memory does not grow with the batch,
+	// so any batch size fits once one max_seq_length row does.
+	h.BatchSize, h.MaxSeqLength = 32, 1024
+	in.Hyper = h
+	r32 := Estimate(in).Memory
+	h.BatchSize = 1
+	in.Hyper = h
+	r1 := Estimate(in).Memory
+	if r32.RequiredGB != r1.RequiredGB || r32.MicroBatchTokens != 1024 || !r32.Fits || r32.MaxBatchSize != catalog.MaxBatchSize {
+		t.Errorf("cpu memory batch 32 %+v, batch 1 %+v", r32, r1)
+	}
+	// SmolLM2 at 1024 tokens on the fp32 sizing: ~4.8 GB of activations, ~6.5 GB in all
+	// (the trainer's bf16-autocast path measured 4.8 GB peak RSS).
+	if r32.ActivationsGB < 4 || r32.ActivationsGB > 5.5 || r32.RequiredGB > 8 {
+		t.Errorf("cpu memory %+v", r32)
+	}
+	// Too long for the budget: the advice is max_seq_length, not batch size.
+	g := gpu(t, "cpu-local")
+	g.MemoryGB = 4
+	h.MaxSeqLength = 4096
+	in.Hyper, in.GPU = h, g
+	m := Estimate(in).Memory
+	if m.Fits || m.MaxBatchSize != 0 || !strings.Contains(m.Warning, "batch_size does not change this") {
+		t.Errorf("cpu too long: %+v", m)
 	}
 }
 

@@ -34,7 +34,10 @@ const (
 	actDropI       = 3.0
 	actVocab       = 17.0
 	// cpuActivationFactor: fp32 activations on the CPU, measured 2.2× the bf16
-	// figure (4.67 MB/token for SmolLM2-135M, RSS slope).
+	// figure (4.67 MB/token for SmolLM2-135M, RSS slope). The trainer's CPU
+	// path (single rows, bf16 autocast where the CPU has bf16 units) keeps
+	// ~1.65× (bench/trainer/cpu_fast.py peak RSS); the estimator does not know
+	// the server CPU's features, so it sizes for fp32, the larger of the two.
 	cpuActivationFactor = 2.2
 
 	// CUDAContextGB is the CUDA context and library workspaces outside the
@@ -126,6 +129,13 @@ func checkpointedBytesPerToken(a catalog.Arch, dropout float64, cpu bool) float6
 	}
 	return b
 }
+
+// CPUForwardTokens is the token count the CPU's memory is sized for: the
+// trainer runs one example per forward there (single rows: no padding, no
+// block-diagonal mask, SDPA's fused causal kernel) and accumulates the
+// micro-batch's gradients, so activations are those of the longest example,
+// at most max_seq_length, whatever the batch size.
+func CPUForwardTokens(maxSeq int) float64 { return float64(maxSeq) }
 
 // MicroBatchTokens is the token count memory is sized for: batch examples of
 // the mean length (capped at maxSeq) times MicroBatchPeakFactor, rounded up to

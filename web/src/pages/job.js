@@ -77,7 +77,10 @@ registerPage("training-job", (root) => {
     live("status").textContent = running && j.current_stage ? label(j.current_stage) : label(j.status);
     live("status").title = `status: ${j.status}`;
     live("status").className = `badge badge-${j.status}`;
-    live("progress").textContent = `${Math.round(j.progress)}%`;
+    // In the evaluating stage the agent reports the share of evaluation done
+    // (validation losses, then the answers), not of training.
+    const evaluating = running && j.current_stage === "evaluating";
+    live("progress").textContent = evaluating ? `evaluating ${Math.round(j.progress)}%` : `${Math.round(j.progress)}%`;
     live("progress-bar").style.width = `${j.progress}%`;
     live("epoch").textContent = j.current_epoch;
     live("step").textContent = j.current_step;

@@ -12,6 +12,8 @@ const advanced = ["gradient_accumulation_steps", "warmup_steps", "weight_decay"]
 // Advanced choices that are not numbers.
 const choices = ["lr_scheduler", "target_modules", "gradient_checkpointing"];
 const attention = ["q_proj", "k_proj", "v_proj", "o_proj"];
+// The CPU quick-start preset: the default when the chosen GPU is the local CPU.
+const QUICK_DEMO = "quick-demo-cpu";
 
 registerPage("training-configure", async (root) => {
   const form = $(root, "#configure");
@@ -30,6 +32,11 @@ registerPage("training-configure", async (root) => {
     const h = p.hyperparameters;
     setLR(h.learning_rate);
     for (const f of [...fields, ...advanced]) if (f !== "learning_rate" && h[f] != null && el(f)) el(f).value = h[f];
+    // A preset made for one model (the CPU quick demo) selects it too.
+    if (id === QUICK_DEMO && cat.base_models.some((m) => m.id === h.base_model)) {
+      el("base_model").value = h.base_model;
+      noteModel();
+    }
     markPreset(id);
   }
   function markPreset(id) {
@@ -85,11 +92,14 @@ registerPage("training-configure", async (root) => {
   const cpu = cat.gpus.find((g) => g.cpu);
   el("base_model").value = local ? local.id : cat.base_models[0].id;
   el("gpu_type").value = cpu ? cpu.id : cat.gpus[0].id;
-  applyPreset(preset);
-  fillCounts();
+  const hasQuick = cat.presets.some((p) => p.id === QUICK_DEMO);
+  // The preset that suits the chosen device: the quick demo on the local CPU.
+  const presetFor = (g) => (g?.cpu && hasQuick ? QUICK_DEMO : "balanced");
   noteModel();
-  // The local CPU has less memory than a GPU: start from a batch that fits.
-  if (cpu && el("gpu_type").value === cpu.id) el("batch_size").value = "1";
+  applyPreset(presetFor(cpu && el("gpu_type").value === cpu.id ? cpu : null));
+  fillCounts();
+  // Without the quick-demo preset the local CPU starts from a batch that fits.
+  if (cpu && el("gpu_type").value === cpu.id && !hasQuick) el("batch_size").value = "1";
   // "Run again with these settings": prefill from that job.
   if (form.dataset.from) {
     const { job } = await api("GET", `/api/jobs/${form.dataset.from}?since_step=1000000000`);
@@ -328,6 +338,10 @@ registerPage("training-configure", async (root) => {
 
   form.addEventListener("input", refresh);
   el("gpu_type").addEventListener("change", () => {
+    // Switching between the local CPU and a GPU switches between their default
+    // presets, unless the user has made the settings their own.
+    const want = presetFor(gpu());
+    if (preset !== "custom" && preset !== want && (preset === QUICK_DEMO || want === QUICK_DEMO)) applyPreset(want);
     fillCounts();
     refresh();
   });
