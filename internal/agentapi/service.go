@@ -293,7 +293,9 @@ func (s *Service) assignment(ctx context.Context, e store.ExecJob, d store.Datas
 	if err := json.Unmarshal(e.Hyperparameters, &h); err != nil {
 		return nil, err
 	}
-	h["seed"] = 42
+	if _, ok := h["seed"]; !ok {
+		h["seed"] = 42 // the default unless the job asked for one (the OpenAI face's seed)
+	}
 	h["validation_share"] = 0.1
 	m, _ := s.Catalog.Model(e.BaseModel)
 	h["trust_remote_code"] = m.TrustRemoteCode

@@ -42,6 +42,8 @@ type Store interface {
 	ModelStore
 	CostStore
 	DeliveryStore
+	PauseStore
+	FineTuneStore
 
 	Ping(ctx context.Context) error
 	Close() error

@@ -39,6 +39,9 @@ type Hyperparameters struct {
 	// GradientCheckpointing trades ~25% throughput for far less activation
 	// memory (the trainer's gradient_checkpointing setting).
 	GradientCheckpointing bool `json:"gradient_checkpointing,omitempty"`
+	// Seed fixes the trainer's random seed (absent: the trainer's default,
+	// 42). The OpenAI face's seed lands here.
+	Seed *int64 `json:"seed,omitempty"`
 }
 
 // Preset is a named set of hyperparameters.
