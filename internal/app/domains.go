@@ -3,6 +3,9 @@ package app
 import (
 	"context"
 	"fmt"
+	"github.com/brightrun/brightrun/internal/openai"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/brightrun/brightrun/internal/agentapi"
@@ -65,7 +68,15 @@ func (a *App) domains(ctx context.Context, d *server.Deps) ([]func(*server.Mux),
 	case every > 0:
 		workers = append(workers, ob.Worker(every))
 	}
-	return []func(*server.Mux){dh.Mount, nh.Mount, th.Mount, ah.Mount, mh.Mount, ch.Mount, oh.Mount}, workers, nil
+	ftd := filepath.Join(c.DataDir, "tmp", "v1-uploads")
+	if err := os.MkdirAll(ftd, 0o700); err != nil {
+		return nil, nil, fmt.Errorf("BRIGHTRUN_DATA_DIR: %w", err)
+	}
+	files := &openai.Files{Datasets: ds, Store: a.Store, Storage: a.Storage, TempDir: ftd}
+	ft := &openai.FineTuning{Store: a.Store, Training: ts, Jobs: js, Catalog: cat, Files: files, Log: a.Log, Now: a.Now}
+	fth := &openai.FineTuneHandlers{Files: files, FT: ft}
+	workers = append(workers, ft.Worker(time.Second))
+	return []func(*server.Mux){dh.Mount, nh.Mount, th.Mount, ah.Mount, mh.Mount, ch.Mount, oh.Mount, fth.MountFineTuning}, workers, nil
 }
 
 // webhookPolicy is the operator's choice of internal addresses webhooks may

@@ -123,6 +123,18 @@ type Catalog struct {
 	BaseModels []BaseModel `json:"base_models"`
 	GPUs       []GPU       `json:"gpus"`
 	Notes      string      `json:"notes,omitempty"`
+	// OpenAI configures the OpenAI-compatible face (/v1).
+	OpenAI OpenAISettings `json:"openai,omitzero"`
+}
+
+// OpenAISettings are the operator's choices for /v1 fine-tuning.
+type OpenAISettings struct {
+	// ModelAliases maps OpenAI model names (e.g. "gpt-4o-mini-2024-07-18")
+	// onto base model ids, so that unchanged scripts train that model.
+	ModelAliases map[string]string `json:"model_aliases,omitempty"`
+	// GPUType is the GPU /v1 jobs run on (a gpus[].id or gpu_type); empty:
+	// the cheapest GPU the job fits on (the CPU only for local models).
+	GPUType string `json:"gpu_type,omitempty"`
 }
 
 // Default returns a fresh copy of the embedded default catalog.
@@ -367,6 +379,16 @@ func (c *Catalog) Validate() error {
 		msgs := ValidateForModel(h, m)
 		for _, f := range sortedKeys(msgs) {
 			bad("%s.hyperparameters.%s: %s", p, f, msgs[f])
+		}
+	}
+	for _, name := range sortedKeys(c.OpenAI.ModelAliases) {
+		if _, ok := models[c.OpenAI.ModelAliases[name]]; !ok {
+			bad("openai.model_aliases.%s: %q is not in base_models", name, c.OpenAI.ModelAliases[name])
+		}
+	}
+	if g := c.OpenAI.GPUType; g != "" {
+		if _, ok := c.GPU(g); !ok {
+			bad("openai.gpu_type: %q is not in gpus", g)
 		}
 	}
 	return errors.Join(errs...)

@@ -1,0 +1,352 @@
+package openai
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/brightrun/brightrun/internal/apperr"
+	"github.com/brightrun/brightrun/internal/jobs"
+	"github.com/brightrun/brightrun/internal/store"
+	"github.com/brightrun/brightrun/internal/training"
+	"github.com/brightrun/brightrun/internal/training/catalog"
+	"github.com/google/uuid"
+)
+
+// FineTuning serves /v1/fine_tuning on the training and jobs services.
+type FineTuning struct {
+	Store    store.Store
+	Training *training.Service
+	Jobs     *jobs.Service
+	Catalog  *catalog.Catalog
+	Files    *Files
+	Log      *slog.Logger
+	Now      func() time.Time
+}
+
+func (s *FineTuning) now() time.Time { return s.Now().UTC() }
+
+// Create validates the request and creates the fine-tuning job: with its
+// training job at once when the file is ready, else in validating_files
+// until the file's validation ends (then the worker creates the training
+// job, or fails the fine-tuning job naming the file's first bad line).
+func (s *FineTuning) Create(ctx context.Context, userID string, r CreateJobRequest) (Job, error) {
+	p, err := plan(s.Catalog, &r)
+	if err != nil {
+		return Job{}, err
+	}
+	d, err := s.Files.Get(ctx, userID, r.TrainingFile)
+	if apperr.Is(err, apperr.KindNotFound) {
+		return Job{}, apperr.Validation("file not found", map[string]string{"training_file": fmt.Sprintf("no file %q: upload it with purpose fine-tune (GET /v1/files lists yours)", r.TrainingFile)}).WithCode("invalid_training_file")
+	}
+	if err != nil {
+		return Job{}, err
+	}
+	if p.GPUType, err = s.pickGPU(ctx, userID, p); err != nil {
+		return Job{}, err
+	}
+	req, _ := json.Marshal(p) // a struct of plain fields always marshals
+	seed := int64(42)
+	if r.Seed != nil {
+		seed = *r.Seed
+	}
+	f := store.FineTuneJob{ID: uuid.NewString(), UserID: userID, Model: p.Hyper.BaseModel, TrainingFile: d.ID, Suffix: r.Suffix, Seed: seed,
+		Metadata: r.Metadata, Request: req, Status: store.FineTuneValidatingFiles, CreatedAt: s.now()}
+	switch {
+	case d.Status == store.DatasetReady && d.TrainingReady:
+		res, err := s.Training.Create(ctx, userID, trainingRequest(d.ID, p))
+		if err != nil {
+			return Job{}, err // budgets and memory: refused now, as on /api
+		}
+		f.Status, f.JobID = store.FineTuneCreated, &res.Job.ID
+	case d.Status == store.DatasetReady || d.Status == store.DatasetError:
+		code, msg, param := "invalid_training_file", "training_file "+FileID(d.ID)+": "+fileProblem(d), "training_file"
+		at := f.CreatedAt
+		f.Status, f.ErrorCode, f.ErrorMessage, f.ErrorParam, f.FinishedAt = store.FineTuneFailed, &code, &msg, &param, &at
+	}
+	if f, err = s.Store.FineTuneCreate(ctx, f); err != nil {
+		return Job{}, err
+	}
+	if f.Status == store.FineTuneFailed {
+		s.notifyFailed(ctx, f)
+	}
+	return s.view(ctx, f)
+}
+
+func trainingRequest(datasetID string, p Plan) training.Request {
+	h, _ := json.Marshal(p.Hyper)
+	return training.Request{DatasetID: datasetID, PresetID: p.PresetID, Hyperparameters: h, GPUConfig: training.GPUConfig{GPUType: p.GPUType}}
+}
+
+// pickGPU is the catalog's openai.gpu_type, else the cheapest GPU the job
+// fits on (the CPU only for models marked local).
+func (s *FineTuning) pickGPU(ctx context.Context, userID string, p Plan) (string, error) {
+	if g := s.Catalog.OpenAI.GPUType; g != "" {
+		return g, nil
+	}
+	model, _ := s.Catalog.Model(p.Hyper.BaseModel)
+	gpus := slices.Clone(s.Catalog.GPUs)
+	slices.SortStableFunc(gpus, func(a, b catalog.GPU) int {
+		switch {
+		case a.CostPerGPUHour < b.CostPerGPUHour:
+			return -1
+		case a.CostPerGPUHour > b.CostPerGPUHour:
+			return 1
+		}
+		return 0
+	})
+	for _, g := range gpus {
+		if g.CPU && !model.Local {
+			continue
+		}
+		req := trainingRequest("", p)
+		req.GPUConfig.GPUType = g.ID
+		est, err := s.Training.Estimate(ctx, userID, req)
+		if err != nil {
+			return "", renameHyper(err)
+		}
+		if est.Memory.Fits {
+			return g.ID, nil
+		}
+	}
+	return "", apperr.Validation("no GPU fits", map[string]string{"model": fmt.Sprintf("%s does not fit on any GPU in the catalog with these hyperparameters: try a smaller batch_size", model.ID)})
+}
+
+// renameHyper words a training error's fields as /v1 parameters.
+func renameHyper(err error) error {
+	return renameFields(err, map[string]string{"hyperparameters.num_epochs": "hyperparameters.n_epochs", "hyperparameters.base_model": "model",
+		"hyperparameters.batch_size": "hyperparameters.batch_size", "hyperparameters.learning_rate": "hyperparameters.learning_rate_multiplier"})
+}
+
+// get loads one of the user's fine-tuning jobs by its /v1 id.
+func (s *FineTuning) get(ctx context.Context, userID, id string) (store.FineTuneJob, error) {
+	ftID, ok := ParseJobID(id)
+	if !ok {
+		return store.FineTuneJob{}, apperr.NotFound("fine-tuning job " + id)
+	}
+	f, err := s.Store.FineTuneGet(ctx, userID, ftID)
+	if apperr.Is(err, apperr.KindNotFound) {
+		return f, apperr.NotFound("fine-tuning job " + id)
+	}
+	if err == nil && f.Status == store.FineTuneValidatingFiles {
+		return s.advance(ctx, f)
+	}
+	return f, err
+}
+
+// Get returns one of the user's fine-tuning jobs.
+func (s *FineTuning) Get(ctx context.Context, userID, id string) (Job, error) {
+	f, err := s.get(ctx, userID, id)
+	if err != nil {
+		return Job{}, err
+	}
+	return s.view(ctx, f)
+}
+
+// JobListParams are GET /v1/fine_tuning/jobs's query.
+type JobListParams struct {
+	After    string
+	Limit    int
+	Metadata map[string]string
+}
+
+// List pages the user's fine-tuning jobs, newest first, keeping those whose
+// metadata has every asked key and value.
+func (s *FineTuning) List(ctx context.Context, userID string, p JobListParams) (List[Job], error) {
+	out := List[Job]{Object: "list", Data: []Job{}}
+	after := ""
+	if p.After != "" {
+		id, ok := ParseJobID(p.After)
+		if !ok {
+			return out, apperr.Validation("unknown cursor", map[string]string{"after": "pass the id (ftjob-…) of the last job of the previous page"})
+		}
+		after = id
+	}
+	var keep []store.FineTuneJob
+	for len(keep) <= p.Limit {
+		page, err := s.Store.FineTuneList(ctx, store.FineTuneListParams{UserID: userID, After: after, Limit: 100})
+		if err != nil {
+			return out, err
+		}
+		for _, f := range page {
+			if matches(f.Metadata, p.Metadata) {
+				keep = append(keep, f)
+			}
+		}
+		if len(page) < 100 {
+			break
+		}
+		after = page[len(page)-1].ID
+	}
+	out.HasMore = len(keep) > p.Limit
+	keep = keep[:min(len(keep), p.Limit)]
+	for _, f := range keep {
+		if f.Status == store.FineTuneValidatingFiles {
+			var err error
+			if f, err = s.advance(ctx, f); err != nil {
+				return out, err
+			}
+		}
+		j, err := s.view(ctx, f)
+		if err != nil {
+			return out, err
+		}
+		out.Data = append(out.Data, j)
+	}
+	if n := len(out.Data); n > 0 {
+		first, last := out.Data[0].ID, out.Data[n-1].ID
+		out.FirstID, out.LastID = &first, &last
+	}
+	return out, nil
+}
+
+func matches(have, want map[string]string) bool {
+	for k, v := range want {
+		if got, ok := have[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
+}
+
+// Cancel cancels a job: one still validating its files at once, else
+// through the jobs service (a queued job at once, a running one at its
+// next step, a paused one at once with its run time billed).
+func (s *FineTuning) Cancel(ctx context.Context, userID, id string) (Job, error) {
+	return s.step(ctx, userID, id, "cancelled", s.Jobs.Cancel)
+}
+
+// Pause stops a job at its next checkpoint and releases its GPU.
+func (s *FineTuning) Pause(ctx context.Context, userID, id string) (Job, error) {
+	return s.step(ctx, userID, id, "", s.Jobs.Pause)
+}
+
+// Resume queues a paused job; it continues from its last checkpoint.
+func (s *FineTuning) Resume(ctx context.Context, userID, id string) (Job, error) {
+	return s.step(ctx, userID, id, "", s.Jobs.Resume)
+}
+
+// step applies a user's action. early is what a job still validating its
+// files becomes ("" = the action needs a training job: 409).
+func (s *FineTuning) step(ctx context.Context, userID, id, early string, fn func(ctx context.Context, userID, jobID string) (store.Job, error)) (Job, error) {
+	f, err := s.get(ctx, userID, id)
+	if err != nil {
+		return Job{}, err
+	}
+	switch {
+	case f.JobID != nil:
+		if _, err := fn(ctx, userID, *f.JobID); err != nil {
+			return Job{}, err
+		}
+	case f.Status == store.FineTuneValidatingFiles && early != "":
+		if _, err := s.Store.FineTuneResolve(ctx, store.FineTuneResolve{ID: f.ID, Status: store.FineTuneCancelled, At: s.now()}); err != nil {
+			return Job{}, err
+		}
+	case f.Status == store.FineTuneValidatingFiles:
+		return Job{}, apperr.Conflict("the job is still validating its files: wait until it is queued or running")
+	default:
+		return Job{}, apperr.Conflict("the job is already %s", f.Status)
+	}
+	if f, err = s.Store.FineTuneGet(ctx, userID, f.ID); err != nil {
+		return Job{}, err
+	}
+	return s.view(ctx, f)
+}
+
+// advance moves a job in validating_files on once its file's validation
+// has ended: the training job is created, or the job fails naming the
+// file's problem. It returns the row as it is now.
+func (s *FineTuning) advance(ctx context.Context, f store.FineTuneJob) (store.FineTuneJob, error) {
+	uctx := store.WithUser(ctx, f.UserID)
+	d, err := s.Store.DatasetGet(uctx, f.UserID, f.TrainingFile)
+	res := store.FineTuneResolve{ID: f.ID, At: s.now(), Param: "training_file"}
+	switch {
+	case apperr.Is(err, apperr.KindNotFound):
+		res.Status, res.ErrorCode, res.ErrorMessage = store.FineTuneFailed, "invalid_training_file", "training_file "+FileID(f.TrainingFile)+" was deleted before the job started"
+	case err != nil:
+		return f, err
+	case d.Status == store.DatasetUploading || d.Status == store.DatasetValidating:
+		return f, nil
+	case d.Status == store.DatasetError || !d.TrainingReady:
+		res.Status, res.ErrorCode, res.ErrorMessage = store.FineTuneFailed, "invalid_training_file", "training_file "+FileID(d.ID)+": "+fileProblem(d)
+	default:
+		var p Plan
+		if err := json.Unmarshal(f.Request, &p); err != nil {
+			return f, fmt.Errorf("fine-tuning job %s: stored plan: %w", f.ID, err)
+		}
+		created, err := s.Training.Create(uctx, f.UserID, trainingRequest(d.ID, p))
+		if ae, ok := apperr.As(err); ok && ae.Kind != apperr.KindInternal {
+			res.Status, res.ErrorCode, res.ErrorMessage, res.Param = store.FineTuneFailed, codeOf(ae), ae.Message, ""
+		} else if err != nil {
+			return f, err
+		} else {
+			res.Status, res.JobID, res.Param = store.FineTuneCreated, &created.Job.ID, ""
+		}
+	}
+	ok, err := s.Store.FineTuneResolve(ctx, res)
+	if err != nil {
+		return f, err
+	}
+	if ok && res.Status == store.FineTuneFailed {
+		f.Status = res.Status
+		s.notifyFailed(ctx, f)
+	}
+	return s.Store.FineTuneGet(uctx, f.UserID, f.ID)
+}
+
+func codeOf(ae *apperr.Error) string {
+	if ae.Code != "" {
+		return ae.Code
+	}
+	if ae.Kind == apperr.KindConflict {
+		return "budget_exceeded"
+	}
+	return "invalid_request"
+}
+
+// notifyFailed writes the job_failed notification of a job that failed
+// before it had a training job (so webhooks and the bell hear of it too).
+func (s *FineTuning) notifyFailed(ctx context.Context, f store.FineTuneJob) {
+	g, err := s.Store.FineTuneGet(store.WithUser(ctx, f.UserID), f.UserID, f.ID)
+	if err != nil {
+		s.Log.Warn("fine-tuning job failure notice", "job", f.ID, "err", err)
+		return
+	}
+	msg := "the training file failed validation"
+	if g.ErrorMessage != nil {
+		msg = *g.ErrorMessage
+	}
+	if _, err := s.Store.NotificationCreate(store.AsSystem(ctx), store.NotificationCreateParams{UserID: f.UserID, Type: "job_failed", Priority: "high",
+		Title: "Fine-tuning job failed: " + JobID(f.ID), Message: msg, ActionURL: "/datasets/" + f.TrainingFile,
+		Metadata: map[string]string{"fine_tuning_job_id": JobID(f.ID)}, At: s.now()}); err != nil {
+		s.Log.Warn("fine-tuning job failure notice", "job", f.ID, "err", err)
+	}
+}
+
+// Worker advances jobs waiting for their files every interval (reads
+// advance them too, so a client polling retrieve never waits for it).
+func (s *FineTuning) Worker(every time.Duration) func(ctx context.Context) {
+	return func(ctx context.Context) {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			list, err := s.Store.FineTunePending(store.AsSystem(ctx), 100)
+			if err != nil && ctx.Err() == nil {
+				s.Log.Warn("fine-tuning jobs waiting for files", "err", err)
+			}
+			for _, f := range list {
+				if _, err := s.advance(ctx, f); err != nil && ctx.Err() == nil {
+					s.Log.Warn("fine-tuning job", "job", f.ID, "err", err)
+				}
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}
+}
