@@ -85,6 +85,6 @@ func (s *Service) Park(ctx context.Context, j store.ExecJob, step int) error {
 
 func pausedNotice(e store.ExecJob, step int) store.NotificationCreateParams {
 	return store.NotificationCreateParams{UserID: e.UserID, Type: "job_paused", Priority: "low", Title: "Training paused: " + e.DatasetName,
-		Message: fmt.Sprintf("The job paused at step %d and released its GPU; resume it to continue from its last checkpoint.", step),
+		Message:   fmt.Sprintf("The job paused at step %d and released its GPU; resume it to continue from its last checkpoint.", step),
 		ActionURL: JobURL(e.ID), Metadata: jobMeta(e.ID)}
 }

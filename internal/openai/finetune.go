@@ -32,7 +32,8 @@ func (s *FineTuning) now() time.Time { return s.Now().UTC() }
 // Create validates the request and creates the fine-tuning job: with its
 // training job at once when the file is ready, else in validating_files
 // until the file's validation ends (then the worker creates the training
-// job, or fails the fine-tuning job naming the file's first bad line).
+// job, or fails the fine-tuning job naming the file's first bad line). A
+// file that already failed validation is a 400 naming its first bad line.
 func (s *FineTuning) Create(ctx context.Context, userID string, r CreateJobRequest) (Job, error) {
 	p, err := plan(s.Catalog, &r)
 	if err != nil {
@@ -63,15 +64,12 @@ func (s *FineTuning) Create(ctx context.Context, userID string, r CreateJobReque
 		}
 		f.Status, f.JobID = store.FineTuneCreated, &res.Job.ID
 	case d.Status == store.DatasetReady || d.Status == store.DatasetError:
-		code, msg, param := "invalid_training_file", "training_file "+FileID(d.ID)+": "+fileProblem(d), "training_file"
-		at := f.CreatedAt
-		f.Status, f.ErrorCode, f.ErrorMessage, f.ErrorParam, f.FinishedAt = store.FineTuneFailed, &code, &msg, &param, &at
+		// Known bad already: refused now, naming the line (a file still
+		// validating fails the job in validating_files instead).
+		return Job{}, apperr.Validation("invalid training file", map[string]string{"training_file": FileID(d.ID) + " failed validation: " + fileProblem(d)}).WithCode("invalid_training_file")
 	}
 	if f, err = s.Store.FineTuneCreate(ctx, f); err != nil {
 		return Job{}, err
-	}
-	if f.Status == store.FineTuneFailed {
-		s.notifyFailed(ctx, f)
 	}
 	return s.view(ctx, f)
 }
