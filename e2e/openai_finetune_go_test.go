@@ -115,7 +115,7 @@ func TestOpenAIFineTuningGoSDK(t *testing.T) {
 	c := sdkClient(s.URL, apiToken(t, u))
 	other := sdkClient(s.URL, apiToken(t, s.SignUp(t, "gosdk-other@example.com")))
 
-	path := chatJSONL(t)
+	path := chatJSONL(t, 16) // 15 training examples: 4 steps per epoch at batch size 4
 	fo := uploadChat(t, ctx, c, path)
 	if !strings.HasPrefix(fo.ID, "file-") || fo.Purpose != "fine-tune" || fo.Filename != "train.jsonl" {
 		t.Fatalf("file: %+v", fo)
@@ -256,14 +256,21 @@ func TestOpenAIFineTuningGoSDK(t *testing.T) {
 		t.Fatalf("results CSV: %s", csv)
 	}
 
-	// Job C: pause once it trains; it stops at its next checkpoint.
-	waitFT(t, ctx, c, cc.ID, 3*time.Minute, func(j *openai.FineTuningJob) bool { return j.Status == openai.FineTuningJobStatusRunning })
+	// Job C: paused once it trains; it stops at its next checkpoint (every
+	// 4 steps here), releases the agent, and resumes from it.
 	js := func() store.ExecJob {
 		ftID, _ := v1.ParseJobID(cc.ID)
 		f, _ := s.App.Store.FineTuneGet(store.WithUser(ctx, u.UserID), u.UserID, ftID)
+		if f.JobID == nil {
+			return store.ExecJob{}
+		}
 		e, _ := s.App.Store.JobExec(store.AsSystem(ctx), *f.JobID)
 		return e
 	}
+	waitFT(t, ctx, c, cc.ID, 3*time.Minute, func(*openai.FineTuningJob) bool {
+		e := js()
+		return e.CurrentStage == "training" && e.CurrentStep >= 1
+	})
 	if _, err := c.FineTuning.Jobs.Pause(ctx, cc.ID); err != nil {
 		t.Fatal(err)
 	}

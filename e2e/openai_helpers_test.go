@@ -13,8 +13,9 @@ import (
 
 // chatJSONL writes the EQ-12 conversations as OpenAI chat JSONL (one
 // {"messages": [...]} per line: system prompt, history, user input,
-// assistant target), the format OpenAI's fine-tuning guide uploads.
-func chatJSONL(t *testing.T) string {
+// assistant target), the format OpenAI's fine-tuning guide uploads; the
+// first n conversations only, so that a tiny-model run stays short.
+func chatJSONL(t *testing.T, n int) string {
 	t.Helper()
 	in, err := os.Open(testdata.Path(t, testdata.EQ12JSONL))
 	if err != nil {
@@ -34,8 +35,8 @@ func chatJSONL(t *testing.T) string {
 	sc := bufio.NewScanner(in)
 	sc.Buffer(make([]byte, 1<<20), 1<<24)
 	enc := json.NewEncoder(f)
-	n := 0
-	for sc.Scan() {
+	kept := 0
+	for kept < n && sc.Scan() {
 		var row struct {
 			SystemPrompt        string `json:"system_prompt"`
 			ConversationHistory []msg  `json:"conversation_history"`
@@ -53,10 +54,10 @@ func chatJSONL(t *testing.T) string {
 		if err := enc.Encode(map[string]any{"messages": msgs}); err != nil {
 			t.Fatal(err)
 		}
-		n++
+		kept++
 	}
-	if err := sc.Err(); err != nil || n < 20 {
-		t.Fatalf("converted %d conversations: %v", n, err)
+	if err := sc.Err(); err != nil || kept != n {
+		t.Fatalf("converted %d conversations: %v", kept, err)
 	}
 	return out
 }
