@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/brightrun/brightrun/internal/store/storetest"
 	"github.com/brightrun/brightrun/internal/store/testdb"
 	"github.com/brightrun/brightrun/internal/testserver"
+	"github.com/brightrun/brightrun/internal/training/catalog"
 )
 
 // world is what user A owns; each domain adds its resources in setupWorld
@@ -27,6 +29,8 @@ type world struct {
 	unread int    // A's unread notifications after setup
 	secret []string
 	hookA  string // A's webhook signing secret
+	fileA  string // dsA as a /v1 file id
+	ftjobA string // one of A's /v1 fine-tuning jobs (validating_files, on dsA)
 }
 
 func setupWorld(t *testing.T, s *testserver.Server) *world {
@@ -67,7 +71,14 @@ func setupWorld(t *testing.T, s *testserver.Server) *world {
 	}
 	w.a.MustJSON("GET", "/api/notifications", nil, 200, &n0)
 	w.unread = n0.UnreadCount
-	w.secret = []string{w.hookA, "owner-secret-hook", "owner-secret-delivered", w.a.UserID, "owner@example.com", tok.APIToken.ID, "owner-secret-token-name", w.dsA, "owner-secret-dataset", n.ID, "owner-secret-notification", w.jobA, "123.45", w.modelA, "owner-secret-model"}
+	w.fileA = "file-" + strings.ReplaceAll(w.dsA, "-", "")
+	var ft struct{ ID, Status string }
+	r := w.a.Do("POST", "/v1/fine_tuning/jobs", map[string]any{"model": catalog.Default().BaseModels[0].ID, "training_file": w.fileA, "metadata": map[string]string{"k": "owner-secret-meta"}})
+	if err := json.Unmarshal(r.Body, &ft); r.Status != 200 || err != nil || ft.Status != "validating_files" {
+		t.Fatalf("A's fine-tuning job: %d %s", r.Status, r.Body)
+	}
+	w.ftjobA = ft.ID
+	w.secret = []string{w.fileA, w.ftjobA, strings.TrimPrefix(w.fileA, "file-"), "owner-secret-meta", w.hookA, "owner-secret-hook", "owner-secret-delivered", w.a.UserID, "owner@example.com", tok.APIToken.ID, "owner-secret-token-name", w.dsA, "owner-secret-dataset", n.ID, "owner-secret-notification", w.jobA, "123.45", w.modelA, "owner-secret-model"}
 	return w
 }
 
@@ -102,6 +113,21 @@ func (w *world) notificationUnread(t *testing.T) {
 	w.a.MustJSON("GET", "/api/notifications", nil, 200, &out)
 	if out.UnreadCount != w.unread || w.unread == 0 {
 		t.Fatalf("user A's notification was marked read by user B")
+	}
+}
+
+// fineTuneIntact: A's /v1 job still waits for its file, and B's requests
+// created no job on A's file.
+func (w *world) fineTuneIntact(t *testing.T) {
+	var j struct{ Status string }
+	r := w.a.Do("GET", "/v1/fine_tuning/jobs/"+w.ftjobA, nil)
+	if err := json.Unmarshal(r.Body, &j); r.Status != 200 || err != nil || j.Status != "validating_files" {
+		t.Fatalf("user A's fine-tuning job changed: %d %s", r.Status, r.Body)
+	}
+	var l struct{ Data []struct{ ID string } }
+	_ = json.Unmarshal(w.b.Do("GET", "/v1/fine_tuning/jobs", nil).Body, &l)
+	if len(l.Data) != 0 {
+		t.Fatalf("user B created a job on A's file: %+v", l.Data)
 	}
 }
 
@@ -224,6 +250,19 @@ func crossUserCases(w *world) []testserver.CrossUserCase {
 		{Route: "GET /settings", Path: "/settings", Secret: s},
 		{Route: "POST /settings/tokens", Path: "/settings/tokens", Form: "name=b2", Secret: s},
 		{Route: "POST /settings/tokens/{id}/revoke", Path: "/settings/tokens/" + w.tokenA + "/revoke", Form: "x=1", Secret: s, After: w.tokenStillActive},
+		{Route: "POST /v1/files", Path: "/v1/files", Body: map[string]any{"purpose": "fine-tune"}, Secret: s},
+		{Route: "GET /v1/files", Path: "/v1/files?purpose=fine-tune", Secret: s},
+		{Route: "GET /v1/files/{id}", Path: "/v1/files/" + w.fileA, Secret: s},
+		{Route: "GET /v1/files/{id}/content", Path: "/v1/files/" + w.fileA + "/content", Secret: s},
+		{Route: "DELETE /v1/files/{id}", Path: "/v1/files/" + w.fileA, Secret: s, After: w.datasetIntact},
+		{Route: "POST /v1/fine_tuning/jobs", Path: "/v1/fine_tuning/jobs", Body: map[string]any{"model": smol, "training_file": w.fileA}, Secret: s, After: w.fineTuneIntact},
+		{Route: "GET /v1/fine_tuning/jobs", Path: "/v1/fine_tuning/jobs?metadata[k]=owner-secret-meta", Secret: s},
+		{Route: "GET /v1/fine_tuning/jobs/{id}", Path: "/v1/fine_tuning/jobs/" + w.ftjobA, Secret: s},
+		{Route: "POST /v1/fine_tuning/jobs/{id}/cancel", Path: "/v1/fine_tuning/jobs/" + w.ftjobA + "/cancel", Secret: s, After: w.fineTuneIntact},
+		{Route: "POST /v1/fine_tuning/jobs/{id}/pause", Path: "/v1/fine_tuning/jobs/" + w.ftjobA + "/pause", Secret: s, After: w.fineTuneIntact},
+		{Route: "POST /v1/fine_tuning/jobs/{id}/resume", Path: "/v1/fine_tuning/jobs/" + w.ftjobA + "/resume", Secret: s, After: w.fineTuneIntact},
+		{Route: "GET /v1/fine_tuning/jobs/{id}/events", Path: "/v1/fine_tuning/jobs/" + w.ftjobA + "/events", Secret: s},
+		{Route: "GET /v1/fine_tuning/jobs/{id}/checkpoints", Path: "/v1/fine_tuning/jobs/" + w.ftjobA + "/checkpoints", Secret: s},
 		{Route: "POST /api/auth/logout", Path: "/api/auth/logout", Secret: s, As: w.s.Login(w.t, "intruder@example.com")},
 		{Route: "POST /logout", Path: "/logout", Form: "x=1", Secret: s, As: w.s.Login(w.t, "intruder@example.com")},
 	}

@@ -1,6 +1,7 @@
 package openai
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -46,7 +47,7 @@ func (s *FineTuning) Create(ctx context.Context, userID string, r CreateJobReque
 	if err != nil {
 		return Job{}, err
 	}
-	if p.GPUType, err = s.pickGPU(ctx, userID, p); err != nil {
+	if p, err = s.pickGPU(ctx, userID, p); err != nil {
 		return Job{}, err
 	}
 	req, _ := json.Marshal(p) // a struct of plain fields always marshals
@@ -79,38 +80,47 @@ func trainingRequest(datasetID string, p Plan) training.Request {
 	return training.Request{DatasetID: datasetID, PresetID: p.PresetID, Hyperparameters: h, GPUConfig: training.GPUConfig{GPUType: p.GPUType}}
 }
 
-// pickGPU is the catalog's openai.gpu_type, else the cheapest GPU the job
-// fits on (the CPU only for models marked local).
-func (s *FineTuning) pickGPU(ctx context.Context, userID string, p Plan) (string, error) {
-	if g := s.Catalog.OpenAI.GPUType; g != "" {
-		return g, nil
-	}
+// pickGPU chooses the GPU: the catalog's openai.gpu_type, else the
+// cheapest GPU the job fits on (the CPU only for models marked local). An
+// "auto" batch size starts at the preset's and is halved until the job
+// fits; if even 1 does not, gradient checkpointing is switched on.
+func (s *FineTuning) pickGPU(ctx context.Context, userID string, p Plan) (Plan, error) {
 	model, _ := s.Catalog.Model(p.Hyper.BaseModel)
-	gpus := slices.Clone(s.Catalog.GPUs)
-	slices.SortStableFunc(gpus, func(a, b catalog.GPU) int {
-		switch {
-		case a.CostPerGPUHour < b.CostPerGPUHour:
-			return -1
-		case a.CostPerGPUHour > b.CostPerGPUHour:
-			return 1
+	var gpus []catalog.GPU
+	if g, ok := s.Catalog.GPU(s.Catalog.OpenAI.GPUType); ok && s.Catalog.OpenAI.GPUType != "" {
+		gpus = []catalog.GPU{g}
+	} else {
+		for _, g := range s.Catalog.GPUs {
+			if !g.CPU || model.Local {
+				gpus = append(gpus, g)
+			}
 		}
-		return 0
-	})
+		slices.SortStableFunc(gpus, func(a, b catalog.GPU) int { return cmp.Compare(a.CostPerGPUHour, b.CostPerGPUHour) })
+	}
 	for _, g := range gpus {
-		if g.CPU && !model.Local {
-			continue
-		}
-		req := trainingRequest("", p)
-		req.GPUConfig.GPUType = g.ID
-		est, err := s.Training.Estimate(ctx, userID, req)
-		if err != nil {
-			return "", renameHyper(err)
-		}
-		if est.Memory.Fits {
-			return g.ID, nil
+		for _, ckpt := range []bool{p.Hyper.GradientCheckpointing, true} {
+			try := p
+			try.GPUType, try.Hyper.GradientCheckpointing = g.ID, ckpt
+			for {
+				est, err := s.Training.Estimate(ctx, userID, trainingRequest("", try))
+				if err != nil {
+					return p, renameHyper(err)
+				}
+				if est.Memory.Fits {
+					try.BatchSize = try.Hyper.BatchSize
+					return try, nil
+				}
+				if !try.BatchAuto || try.Hyper.BatchSize <= 1 {
+					break
+				}
+				try.Hyper.BatchSize /= 2
+			}
+			if ckpt {
+				break
+			}
 		}
 	}
-	return "", apperr.Validation("no GPU fits", map[string]string{"model": fmt.Sprintf("%s does not fit on any GPU in the catalog with these hyperparameters: try a smaller batch_size", model.ID)})
+	return p, apperr.Validation("no GPU fits", map[string]string{"model": fmt.Sprintf("%s does not fit on any GPU this server offers with these hyperparameters: use a smaller batch_size (or \"auto\")", model.ID)})
 }
 
 // renameHyper words a training error's fields as /v1 parameters.

@@ -58,6 +58,8 @@ type Plan struct {
 	LearningRateMultiplier float64 `json:"learning_rate_multiplier"`
 	// HyperFromMethod: the request used method.supervised (else the legacy field).
 	HyperFromMethod bool `json:"hyper_from_method"`
+	// BatchAuto: batch_size was "auto", so pickGPU may lower it to fit.
+	BatchAuto bool `json:"batch_auto"`
 }
 
 // PresetID is the catalog preset that "auto" resolves to.
@@ -178,7 +180,7 @@ func plan(c *catalog.Catalog, r *CreateJobRequest) (Plan, error) {
 		f.Add("training_file", "give the id of a file uploaded with purpose fine-tune")
 	}
 	preset, _ := c.Preset(PresetID)
-	p := Plan{PresetID: PresetID, Hyper: preset.Hyperparameters, HyperFromMethod: fromMethod, LearningRateMultiplier: 1}
+	p := Plan{PresetID: PresetID, Hyper: preset.Hyperparameters, HyperFromMethod: fromMethod, LearningRateMultiplier: 1, BatchAuto: true}
 	c.ResolveHyperparameters(PresetID, &p.Hyper)
 	if hp != nil {
 		if n, ok := autoInt(f, prefix+".n_epochs", hp.NEpochs); ok {
@@ -191,7 +193,7 @@ func plan(c *catalog.Catalog, r *CreateJobRequest) (Plan, error) {
 			if n < catalog.MinBatchSize || n > catalog.MaxBatchSize {
 				f.Add(prefix+".batch_size", fmt.Sprintf("use \"auto\" or %d to %d", catalog.MinBatchSize, catalog.MaxBatchSize))
 			}
-			p.Hyper.BatchSize = n
+			p.Hyper.BatchSize, p.BatchAuto = n, false
 		}
 		if m, ok := autoFloat(f, prefix+".learning_rate_multiplier", hp.LearningRateMultiplier); ok {
 			base := p.Hyper.LearningRate
