@@ -82,7 +82,7 @@ func (k *webhookSink) waitTypes(t *testing.T, types ...string) []capturedHook {
 
 // TestOpenAIFineTuningPythonSDK runs OpenAI's fine-tuning guide with the
 // official Python package (e2e/sdk/finetune_guide.py, openai pinned in
-// trainer/requirements.txt), unmodified, against a running server: the
+// trainer/requirements-test.txt), unmodified, against a running server: the
 // bad-input, cancel and pause/resume steps before an agent runs, then the
 // guide's job trained by a real agent on the tiny model. A job whose file
 // fails validation after the job was created fails in validating_files
@@ -93,9 +93,9 @@ func TestOpenAIFineTuningPythonSDK(t *testing.T) {
 	py := filepath.Join(filepath.Dir(te.exe), "python")
 	if out, err := exec.Command(py, "-c", "import openai").CombinedOutput(); err != nil {
 		if os.Getenv("BRIGHTRUN_REQUIRE_TRAINER") == "1" {
-			t.Fatalf("the openai package is not installed in the trainer's venv (trainer/requirements.txt): %s", out)
+			t.Fatalf("the openai package is not installed in the trainer's venv (trainer/requirements-test.txt): %s", out)
 		}
-		t.Skipf("the openai package is not installed (pip install -r trainer/requirements.txt): %s", out)
+		t.Skipf("the openai package is not installed (pip install -r trainer/requirements-test.txt): %s", out)
 	}
 	sink := newWebhookSink(t)
 	ao := agentapi.DefaultOptions

@@ -1,5 +1,5 @@
 """OpenAI's fine-tuning guide, run with the official `openai` package
-(unmodified, pinned in trainer/requirements.txt) against BrightRun's /v1.
+(unmodified, pinned in trainer/requirements-test.txt) against BrightRun's /v1.
 
 Driven by e2e/openai_finetune_py_test.go in two phases:
 
