@@ -9,6 +9,7 @@ import (
 	"github.com/brightrun/brightrun/internal/config"
 	"github.com/brightrun/brightrun/internal/costs"
 	"github.com/brightrun/brightrun/internal/datasets"
+	"github.com/brightrun/brightrun/internal/inference"
 	"github.com/brightrun/brightrun/internal/jobs"
 	"github.com/brightrun/brightrun/internal/models"
 	"github.com/brightrun/brightrun/internal/notify"
@@ -49,6 +50,13 @@ func (a *App) domains(ctx context.Context, d *server.Deps) ([]func(*server.Mux),
 	if a.Config.LocalAgent {
 		workers = append(workers, a.localAgent(as))
 	}
+	io := inference.DefaultBrokerOptions
+	if a.InferenceOptions != nil {
+		io = *a.InferenceOptions
+	}
+	inf := inference.NewService(a.Store, a.Storage, cat, a.Log, a.Now, a.Config.PublicURL, io)
+	a.Inference = inf
+	ih := &inference.AgentHandlers{Svc: inf, Errors: d.Errors}
 	mh := &models.Handlers{Store: a.Store, Storage: a.Storage, UI: d.UI, Log: a.Log, Now: a.Now}
 	cs := &costs.Service{Store: a.Store, Log: a.Log, Now: a.Now, StorageGBMonth: estimate.DefaultStorageGBMonth}
 	a.Costs = cs
@@ -65,7 +73,7 @@ func (a *App) domains(ctx context.Context, d *server.Deps) ([]func(*server.Mux),
 	case every > 0:
 		workers = append(workers, ob.Worker(every))
 	}
-	return []func(*server.Mux){dh.Mount, nh.Mount, th.Mount, ah.Mount, mh.Mount, ch.Mount, oh.Mount}, workers, nil
+	return []func(*server.Mux){dh.Mount, nh.Mount, th.Mount, ah.Mount, mh.Mount, ch.Mount, oh.Mount, ih.Mount}, workers, nil
 }
 
 // webhookPolicy is the operator's choice of internal addresses webhooks may
