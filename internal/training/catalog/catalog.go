@@ -99,9 +99,9 @@ type GPU struct {
 	// InferenceCostPerMillionTokens prices generation on an agent of this
 	// type (prompt + completion tokens); 0 for the local CPU.
 	InferenceCostPerMillionTokens float64 `json:"inference_cost_per_million_tokens"`
-	AllowedCounts  []int   `json:"allowed_counts"`
-	BF16PeakTFLOPS float64 `json:"bf16_peak_tflops"` // dense, no sparsity; 0 for the CPU
-	CPU            bool    `json:"cpu"`
+	AllowedCounts                 []int   `json:"allowed_counts"`
+	BF16PeakTFLOPS                float64 `json:"bf16_peak_tflops"` // dense, no sparsity; 0 for the CPU
+	CPU                           bool    `json:"cpu"`
 	// Throughput: default training tokens/s per GPU for LoRA, by model SizeClass.
 	Throughput  map[string]float64 `json:"throughput"`
 	PriceSource string             `json:"price_source"`
