@@ -293,19 +293,26 @@ func (b *Broker) Post(agentID, id string, p StreamPost) (StreamAnswer, error) {
 		c.signal()
 	}
 	ans := StreamAnswer{Cancel: c.cancelled}
-	var out *Outcome
-	if p.Done {
-		out = b.finishLocked(c, p)
+	if !p.Done {
+		b.mu.Unlock()
+		return ans, nil
 	}
+	out, res := b.finishLocked(c, p)
 	b.mu.Unlock()
-	if out != nil && b.onEnd != nil {
+	// Usage is recorded before the caller learns the request is over, so a
+	// finished answer always has its usage row.
+	if b.onEnd != nil {
 		b.onEnd(*out)
 	}
+	b.mu.Lock()
+	b.resolveLocked(c, res)
+	b.mu.Unlock()
 	return ans, nil
 }
 
-// finishLocked ends c with the agent's last post.
-func (b *Broker) finishLocked(c *Call, p StreamPost) *Outcome {
+// finishLocked ends c with the agent's last post and returns its outcome
+// and the caller's result.
+func (b *Broker) finishLocked(c *Call, p StreamPost) (*Outcome, *Result) {
 	res := &Result{FinishReason: p.FinishReason, Timings: p.Timings}
 	if p.Usage != nil {
 		res.Usage = *p.Usage
@@ -323,10 +330,9 @@ func (b *Broker) finishLocked(c *Call, p StreamPost) *Outcome {
 		}
 		res.FinishReason = "cancelled"
 	}
-	b.resolveLocked(c, res)
 	out := b.endLocked(c, status, msg)
 	out.Usage, out.FinishReason, out.AgentTimings = res.Usage, res.FinishReason, p.Timings
-	return out
+	return out, res
 }
 
 func agentError(e *StreamError) error {

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 )
 
@@ -47,4 +48,25 @@ type InferenceStore interface {
 	InferenceRecord(ctx context.Context, p InferenceRecordParams) error
 	// InferenceList returns the user's requests, newest first.
 	InferenceList(ctx context.Context, userID string, limit int) ([]InferenceRequest, error)
+}
+
+// Preference is a preferences row: which of two answers to the same
+// conversation the user found better in the playground.
+type Preference struct {
+	ID        string          `json:"id"`
+	UserID    string          `json:"user_id"`
+	ModelID   string          `json:"model_id"`
+	Messages  json.RawMessage `json:"messages"`  // the conversation both answered
+	LeftSide  string          `json:"left_side"` // base | adapter
+	LeftText  string          `json:"left_text"`
+	RightText string          `json:"right_text"`
+	Choice    string          `json:"choice"` // left | right | tie
+	CreatedAt time.Time       `json:"created_at"`
+}
+
+// PreferenceStore persists playground preferences.
+type PreferenceStore interface {
+	PreferenceCreate(ctx context.Context, p Preference) error
+	// PreferenceList returns the user's preferences for a model, oldest first.
+	PreferenceList(ctx context.Context, userID, modelID string) ([]Preference, error)
 }

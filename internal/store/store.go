@@ -43,6 +43,7 @@ type Store interface {
 	CostStore
 	DeliveryStore
 	InferenceStore
+	PreferenceStore
 
 	Ping(ctx context.Context) error
 	Close() error

@@ -48,3 +48,28 @@ func (s *Store) InferenceList(ctx context.Context, userID string, limit int) ([]
 	})
 	return out, err
 }
+
+// PreferenceCreate inserts a preference.
+func (s *Store) PreferenceCreate(ctx context.Context, p store.Preference) error {
+	return s.writeTx(ctx, func(x q) error {
+		_, err := x.exec(ctx, `INSERT INTO preferences (id, user_id, model_id, messages, left_side, left_text, right_text, choice, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, p.ID, p.UserID, p.ModelID, jsonArg(p.Messages), p.LeftSide, p.LeftText, p.RightText, p.Choice, p.CreatedAt.UTC())
+		return err
+	})
+}
+
+// PreferenceList returns the user's preferences for a model, oldest first.
+func (s *Store) PreferenceList(ctx context.Context, userID, modelID string) ([]store.Preference, error) {
+	var out []store.Preference
+	err := s.readTx(ctx, func(x q) error {
+		rows, err := x.query(ctx, `SELECT id, user_id, model_id, messages, left_side, left_text, right_text, choice, created_at
+			FROM preferences WHERE user_id = ? AND model_id = ? ORDER BY created_at, id`, userID, modelID)
+		out, err = collect(rows, err, func(sc interface{ Scan(...any) error }) (store.Preference, error) {
+			var p store.Preference
+			err := sc.Scan(&p.ID, &p.UserID, &p.ModelID, njson{&p.Messages}, &p.LeftSide, &p.LeftText, &p.RightText, &p.Choice, ts{&p.CreatedAt})
+			return p, err
+		})
+		return err
+	})
+	return out, err
+}

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -75,5 +76,38 @@ func testInference(t *testing.T, s store.Store) {
 	bad.ID, bad.Source = uuid.NewString(), "elsewhere"
 	if err := s.InferenceRecord(sys, store.InferenceRecordParams{Request: bad, Cost: store.InferenceCost{BillingPeriod: now.Format("2006-01-02")}}); err == nil {
 		t.Fatal("a source outside v1/playground was stored")
+	}
+}
+
+// testPreferences: preferences are stored per user and model, listed oldest
+// first, and invisible to other users.
+func testPreferences(t *testing.T, s store.Store) {
+	u := NewUser(t, s, "prefs@example.com")
+	other := NewUser(t, s, "prefs-other@example.com")
+	asU := store.WithUser(context.Background(), u.ID)
+	ds := NewDataset(t, s, u.ID, "chat")
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	m := NewModel(t, s, u.ID, ds.ID, "adapter", `{}`, now)
+	msgs := json.RawMessage(`[{"role":"user","content":"Hi 'there'; --"}]`)
+	for i, choice := range []string{"left", "tie"} {
+		if err := s.PreferenceCreate(asU, store.Preference{ID: uuid.NewString(), UserID: u.ID, ModelID: m.ID, Messages: msgs, LeftSide: "adapter",
+			LeftText: "Hello!", RightText: "Hm.", Choice: choice, CreatedAt: now.Add(time.Duration(i) * time.Second)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.PreferenceList(asU, u.ID, m.ID)
+	if err != nil || len(got) != 2 || got[0].Choice != "left" || got[1].Choice != "tie" || got[0].LeftText != "Hello!" || !got[0].CreatedAt.Equal(now) {
+		t.Fatalf("list: %v %+v", err, got)
+	}
+	var back []map[string]string
+	if err := json.Unmarshal(got[0].Messages, &back); err != nil || back[0]["content"] != "Hi 'there'; --" {
+		t.Fatalf("messages: %v %s", err, got[0].Messages)
+	}
+	if l, err := s.PreferenceList(store.WithUser(context.Background(), other.ID), other.ID, m.ID); err != nil || len(l) != 0 {
+		t.Fatalf("other user: %v %d", err, len(l))
+	}
+	if err := s.PreferenceCreate(asU, store.Preference{ID: uuid.NewString(), UserID: u.ID, ModelID: m.ID, Messages: msgs, LeftSide: "adapter",
+		Choice: "both", CreatedAt: now}); err == nil {
+		t.Fatal("a choice outside left/right/tie was stored")
 	}
 }
