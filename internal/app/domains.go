@@ -58,8 +58,9 @@ func (a *App) domains(ctx context.Context, d *server.Deps) ([]func(*server.Mux),
 	inf := inference.NewService(a.Store, a.Storage, cat, a.Log, a.Now, a.Config.PublicURL, io)
 	a.Inference = inf
 	ih := &inference.AgentHandlers{Svc: inf, Errors: d.Errors}
+	ph := &inference.PlaygroundHandlers{Svc: inf, Errors: d.Errors, UI: d.UI}
 	vh := &openai.Handlers{Inference: inf, Store: a.Store, Errors: d.Errors, Now: a.Now}
-	mh := &models.Handlers{Store: a.Store, Storage: a.Storage, UI: d.UI, Log: a.Log, Now: a.Now}
+	mh := &models.Handlers{Store: a.Store, Storage: a.Storage, UI: d.UI, Log: a.Log, Now: a.Now, PublicURL: a.Config.PublicURL}
 	cs := &costs.Service{Store: a.Store, Log: a.Log, Now: a.Now, StorageGBMonth: estimate.DefaultStorageGBMonth}
 	a.Costs = cs
 	ch := &costs.Handlers{Svc: cs, UI: d.UI}
@@ -75,7 +76,7 @@ func (a *App) domains(ctx context.Context, d *server.Deps) ([]func(*server.Mux),
 	case every > 0:
 		workers = append(workers, ob.Worker(every))
 	}
-	return []func(*server.Mux){dh.Mount, nh.Mount, th.Mount, ah.Mount, mh.Mount, ch.Mount, oh.Mount, ih.Mount, vh.Mount}, workers, nil
+	return []func(*server.Mux){dh.Mount, nh.Mount, th.Mount, ah.Mount, mh.Mount, ch.Mount, oh.Mount, ih.Mount, ph.Mount, vh.Mount}, workers, nil
 }
 
 // webhookPolicy is the operator's choice of internal addresses webhooks may
