@@ -16,7 +16,7 @@ import (
 	"github.com/openai/openai-go/v3/option"
 )
 
-func sdkClient(url, token string) openai.Client {
+func ftClient(url, token string) openai.Client {
 	// Retries off: a refused request must fail at once (the SDK retries
 	// 409s by default, which would only slow the test down).
 	return openai.NewClient(option.WithBaseURL(url+"/v1/"), option.WithAPIKey(token), option.WithMaxRetries(0))
@@ -112,8 +112,8 @@ func TestOpenAIFineTuningGoSDK(t *testing.T) {
 	s := loopServer(t, testdb.Engines()[0], te)
 	ctx := context.Background()
 	u := s.SignUp(t, "gosdk@example.com")
-	c := sdkClient(s.URL, apiToken(t, u))
-	other := sdkClient(s.URL, apiToken(t, s.SignUp(t, "gosdk-other@example.com")))
+	c := ftClient(s.URL, apiToken(t, u))
+	other := ftClient(s.URL, apiToken(t, s.SignUp(t, "gosdk-other@example.com")))
 
 	path := chatJSONL(t, 16) // 15 training examples: 4 steps per epoch at batch size 4
 	fo := uploadChat(t, ctx, c, path)

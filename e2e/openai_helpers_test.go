@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/brightrun/brightrun/internal/testdata"
-	"github.com/brightrun/brightrun/internal/testserver"
 )
 
 // chatJSONL writes the EQ-12 conversations as OpenAI chat JSONL (one
@@ -71,14 +70,4 @@ func badJSONL(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return p
-}
-
-// apiToken creates a BrightRun API token (brt_…) for c's user.
-func apiToken(t *testing.T, c *testserver.Client) string {
-	t.Helper()
-	var out struct {
-		Token string `json:"token"`
-	}
-	c.MustJSON("POST", "/api/tokens", map[string]any{"name": "openai sdk"}, 201, &out)
-	return out.Token
 }

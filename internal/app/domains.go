@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"fmt"
-	"github.com/brightrun/brightrun/internal/openai"
 	"os"
 	"path/filepath"
 	"time"
@@ -12,9 +11,11 @@ import (
 	"github.com/brightrun/brightrun/internal/config"
 	"github.com/brightrun/brightrun/internal/costs"
 	"github.com/brightrun/brightrun/internal/datasets"
+	"github.com/brightrun/brightrun/internal/inference"
 	"github.com/brightrun/brightrun/internal/jobs"
 	"github.com/brightrun/brightrun/internal/models"
 	"github.com/brightrun/brightrun/internal/notify"
+	"github.com/brightrun/brightrun/internal/openai"
 	"github.com/brightrun/brightrun/internal/outbound"
 	"github.com/brightrun/brightrun/internal/server"
 	"github.com/brightrun/brightrun/internal/training"
@@ -52,7 +53,16 @@ func (a *App) domains(ctx context.Context, d *server.Deps) ([]func(*server.Mux),
 	if a.Config.LocalAgent {
 		workers = append(workers, a.localAgent(as))
 	}
-	mh := &models.Handlers{Store: a.Store, Storage: a.Storage, UI: d.UI, Log: a.Log, Now: a.Now}
+	io := inference.DefaultBrokerOptions
+	if a.InferenceOptions != nil {
+		io = *a.InferenceOptions
+	}
+	inf := inference.NewService(a.Store, a.Storage, cat, a.Log, a.Now, a.Config.PublicURL, io)
+	a.Inference = inf
+	ih := &inference.AgentHandlers{Svc: inf, Errors: d.Errors}
+	ph := &inference.PlaygroundHandlers{Svc: inf, Errors: d.Errors, UI: d.UI}
+	vh := &openai.Handlers{Inference: inf, Store: a.Store, Errors: d.Errors, Now: a.Now}
+	mh := &models.Handlers{Store: a.Store, Storage: a.Storage, UI: d.UI, Log: a.Log, Now: a.Now, PublicURL: a.Config.PublicURL}
 	cs := &costs.Service{Store: a.Store, Log: a.Log, Now: a.Now, StorageGBMonth: estimate.DefaultStorageGBMonth}
 	a.Costs = cs
 	ch := &costs.Handlers{Svc: cs, UI: d.UI}
@@ -77,7 +87,7 @@ func (a *App) domains(ctx context.Context, d *server.Deps) ([]func(*server.Mux),
 	fth := &openai.FineTuneHandlers{Files: files, FT: ft}
 	ob.Events = ft
 	workers = append(workers, ft.Worker(time.Second))
-	return []func(*server.Mux){dh.Mount, nh.Mount, th.Mount, ah.Mount, mh.Mount, ch.Mount, oh.Mount, fth.MountFineTuning}, workers, nil
+	return []func(*server.Mux){dh.Mount, nh.Mount, th.Mount, ah.Mount, mh.Mount, ch.Mount, oh.Mount, ih.Mount, ph.Mount, vh.Mount, fth.MountFineTuning}, workers, nil
 }
 
 // webhookPolicy is the operator's choice of internal addresses webhooks may

@@ -193,9 +193,12 @@ func (s *FineTuning) Checkpoints(ctx context.Context, userID, id, after string, 
 	final := 0
 	if tj.ArtifactID != nil && tj.TotalSteps != nil {
 		final = *tj.TotalSteps
-		name := FineTunedModelName(tj.BaseModel, f.Suffix, *tj.ArtifactID)
-		c := s.checkpoint(f, final, name, derefTime(tj.CompletedAt, tj.UpdatedAt), points)
-		if m, err := s.Store.ModelGet(ctx, userID, *tj.ArtifactID); err == nil {
+		m, err := s.Store.ModelGet(ctx, userID, *tj.ArtifactID)
+		if err != nil {
+			return out, err
+		}
+		c := s.checkpoint(f, final, FineTunedModelName(m, f.Suffix), derefTime(tj.CompletedAt, tj.UpdatedAt), points)
+		{
 			var q struct {
 				Final *float64 `json:"final_validation_loss"`
 			}

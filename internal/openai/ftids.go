@@ -3,6 +3,9 @@ package openai
 import (
 	"strings"
 
+	"github.com/brightrun/brightrun/internal/inference"
+	"github.com/brightrun/brightrun/internal/store"
+
 	"github.com/google/uuid"
 )
 
@@ -40,14 +43,14 @@ func JobID(ftID string) string { return "ftjob-" + hexID(ftID) }
 // ParseJobID returns the fine-tuning job row id of a job id.
 func ParseJobID(id string) (string, bool) { return parseHex("ftjob-", id) }
 
-// FineTunedModelName is the `ft:` model id of a trained adapter:
-// ft:<base-model>:<suffix, or "brightrun">:<model id>. Until the /v1 chat
-// face (branch infgo) is merged this is the one place that writes it; the
-// merge replaces its body with that face's function so that both agree.
-func FineTunedModelName(base string, suffix *string, modelID string) string {
-	owner := "brightrun"
-	if suffix != nil && *suffix != "" {
-		owner = *suffix
+// FineTunedModelName is the fine_tuned_model of a job: the /v1 model id of
+// its adapter (inference.AdapterModelID, what /v1/models lists and
+// chat.completions accepts), with the job's suffix as its middle part when
+// one was given, as OpenAI names fine-tuned models. Ids resolve by their
+// last part, so both spellings reach the same adapter.
+func FineTunedModelName(m store.Model, suffix *string) string {
+	if suffix == nil || *suffix == "" {
+		return inference.AdapterModelID(m)
 	}
-	return "ft:" + base + ":" + owner + ":" + modelID
+	return "ft:" + m.BaseModel + ":" + *suffix + ":" + m.ID
 }

@@ -124,10 +124,10 @@ func (s *FineTuning) view(ctx context.Context, f store.FineTuneJob) (Job, error)
 		j.Error = &JobError{Code: "training_failed", Message: msg}
 	}
 	if tj.ArtifactID != nil {
-		name := FineTunedModelName(tj.BaseModel, f.Suffix, *tj.ArtifactID)
-		j.FineTunedModel = &name
 		j.ResultFiles = []string{resultFileID(f.ID)}
 		if m, err := s.Store.ModelGet(ctx, f.UserID, *tj.ArtifactID); err == nil {
+			name := FineTunedModelName(m, f.Suffix)
+			j.FineTunedModel = &name
 			var sum struct {
 				TokensTrained *float64 `json:"tokens_trained"`
 			}

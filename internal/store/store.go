@@ -44,6 +44,8 @@ type Store interface {
 	DeliveryStore
 	PauseStore
 	FineTuneStore
+	InferenceStore
+	PreferenceStore
 
 	Ping(ctx context.Context) error
 	Close() error

@@ -80,10 +80,26 @@ def _detect_cuda() -> tuple[bool, int, float, str]:
     return False, 0, 0.0, ""
 
 
+class ServeSettings:
+    """What the agent's inference loop serves (docs/trainer.md, "Serving")."""
+
+    def __init__(self, *, base_models: list[str] | None = None, cache_dir: str | Path | None = None,
+                 cache_bytes: int = 2 << 30, slots: int = 4, max_loaded_adapters: int = 16, max_bases: int = 1,
+                 keepalive: float = 5.0):
+        self.base_models = base_models      # None: the models this machine can load (CPU) or ["*"] (GPU)
+        self.cache_dir = cache_dir
+        self.cache_bytes = cache_bytes
+        self.slots = slots
+        self.max_loaded_adapters = max_loaded_adapters
+        self.max_bases = max_bases
+        self.keepalive = keepalive
+
+
 class Agent:
     def __init__(self, server: str, token: str, *, gpu_type: str, gpu_count: int = 1, gpu_memory_gb: float = 0.0,
                  name: str | None = None, work_dir: str | Path | None = None, wait_seconds: float = 20.0,
-                 once: bool = False, keep_work: bool = False, flush_seconds: float = 2.0):
+                 once: bool = False, keep_work: bool = False, flush_seconds: float = 2.0,
+                 serve: ServeSettings | None = None):
         self.api = Api(server)
         self.token = token
         self.caps = {"gpu_type": gpu_type, "gpu_count": int(gpu_count), "gpu_memory_gb": float(gpu_memory_gb)}
@@ -99,6 +115,8 @@ class Agent:
         self.results: list[dict] = []   # one entry per job handled (for tests and logs)
         self._idle = False
         self._signals = 0
+        self.serve = serve
+        self.inference = None   # the InferenceLoop while serving
 
     # -- signals -------------------------------------------------------------------
 
@@ -123,10 +141,35 @@ class Agent:
 
     # -- the loop --------------------------------------------------------------------
 
+    def training_active(self) -> bool:
+        return self.reporter is not None
+
+    def start_serving(self):
+        """Start the inference loop beside the training loop (a thread of its own)."""
+        from .inference.engine import Engine
+        from .inference.loop import InferenceLoop, local_models
+
+        s = self.serve
+        models = s.base_models if s.base_models is not None else (local_models() if self.device == "cpu" else ["*"])
+        if not models:
+            log.warning("serving is on but this CPU agent can load no base model locally "
+                        "(put one in $BRIGHTRUN_MODELS_DIR or pass --serve-models); inference is off")
+            return None
+        engine = Engine(device=self.device, max_bases=s.max_bases, max_loaded_adapters=s.max_loaded_adapters,
+                        training_active=self.training_active)
+        cache = Path(s.cache_dir).expanduser() if s.cache_dir else self.work_dir / "adapters"
+        self.inference = InferenceLoop(self.api.server, self.token, engine=engine, cache_dir=cache,
+                                       cache_bytes=s.cache_bytes, base_models=models, caps=self.caps, name=self.name,
+                                       slots=s.slots, wait_seconds=self.wait_seconds, stopping=self.stopping,
+                                       keepalive=s.keepalive)
+        return self.inference.start()
+
     def run(self) -> int:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         log.info("agent %s (brightrun-trainer %s) polling %s for %s jobs; work dir %s", self.name, __version__,
                  self.api.server, self.caps["gpu_type"], self.work_dir)
+        if self.serve is not None:
+            self.start_serving()
         try:
             while not self.stopping.is_set():
                 try:
@@ -151,6 +194,9 @@ class Agent:
             log.error("the server refused the agent token: %s", e)
             return 2
         finally:
+            if self.inference is not None:
+                self.stopping.set()
+                self.inference.stop()
             self.api.close()
         log.info("agent stopped")
         return 0
@@ -392,9 +438,16 @@ def cmd_agent(args) -> int:
     is_cpu = gpu_type.upper() == "CPU"
     count = args.gpu_count if args.gpu_count is not None else (1 if is_cpu else max(1, n_gpu))
     memory = args.gpu_memory_gb if args.gpu_memory_gb is not None else (0.0 if is_cpu else mem_gb)
+    serve = None
+    if args.serve:
+        models = None
+        if args.serve_models:
+            models = [m.strip() for m in args.serve_models.split(",") if m.strip()]
+        serve = ServeSettings(base_models=models, cache_dir=args.adapter_cache_dir,
+                              cache_bytes=int(args.adapter_cache_gb * 2**30), slots=args.serve_slots)
     agent = Agent(args.server, token, gpu_type="CPU" if is_cpu else gpu_type, gpu_count=count, gpu_memory_gb=memory,
                   name=args.name, work_dir=args.work_dir, wait_seconds=args.wait_seconds, once=args.once,
-                  keep_work=args.keep_work)
+                  keep_work=args.keep_work, serve=serve)
     agent.install_signal_handlers()
     log.info("python %s on %s", platform.python_version(), platform.platform())
     return agent.run()

@@ -1,4 +1,4 @@
-"""Command line: ``brightrun-trainer train|preflight|agent|make-tiny-model``.
+"""Command line: ``brightrun-trainer train|preflight|agent|generate|make-tiny-model``.
 
 Every failure ends with one JSON line on stderr, {"error_class", "message"},
 and the exit code of its class (see errors.EXIT_CODES); a cancelled run
@@ -48,6 +48,29 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--wait-seconds", type=float, default=20.0, help="claim long-poll (at most 30)")
     a.add_argument("--once", action="store_true", help="exit after one job, or after one empty long-poll")
     a.add_argument("--keep-work", action="store_true", help="keep each attempt's files in the work dir")
+    a.add_argument("--serve", action=argparse.BooleanOptionalAction, default=True,
+                   help="also serve inference requests (playground, /v1/chat/completions); default on")
+    a.add_argument("--serve-models", help="comma-separated base model ids to serve, or '*' for any "
+                                          "(default: a CPU agent serves the models it can load locally, "
+                                          "a GPU agent '*')")
+    a.add_argument("--serve-slots", type=int, default=4,
+                   help="inference requests served at once (they take turns per token on one model)")
+    a.add_argument("--adapter-cache-gb", type=float, default=2.0, help="size limit of the adapter cache")
+    a.add_argument("--adapter-cache-dir", help="adapter cache directory (default WORK_DIR/adapters)")
+
+    g = sub.add_parser("generate", help="generate one answer in-process (base model, optional adapter)")
+    g.add_argument("--model", required=True, help="base model id or path (resolved like training's base_model)")
+    g.add_argument("--adapter", help="PEFT adapter directory (default: the base model alone)")
+    g.add_argument("--prompt", required=True, help="the user message")
+    g.add_argument("--system", help="system prompt")
+    g.add_argument("--max-tokens", type=int, default=128)
+    g.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
+    g.add_argument("--top-p", type=float, default=1.0)
+    g.add_argument("--seed", type=int)
+    g.add_argument("--stop", action="append", default=[], help="stop string (repeatable)")
+    g.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
+    g.add_argument("--json", action="store_true", help="print one JSON object (text, finish_reason, usage, "
+                                                       "timings) instead of streaming the text")
 
     m = sub.add_parser("make-tiny-model", help="build a tiny random Llama + BPE tokenizer (tests, e2e)")
     m.add_argument("--out", required=True, help="output model directory")
@@ -146,6 +169,41 @@ def cmd_make_tiny_model(args) -> int:
     return 0
 
 
+def cmd_generate(args) -> int:
+    from .inference.engine import Engine, GenParams
+    from .models import pick_device
+
+    try:
+        params = GenParams(max_tokens=args.max_tokens, temperature=args.temperature, top_p=args.top_p,
+                           seed=args.seed, stop=list(args.stop))
+        params.validate()
+        messages = ([{"role": "system", "content": args.system}] if args.system else [])
+        messages.append({"role": "user", "content": args.prompt})
+        engine = Engine(device=pick_device(args.device))
+        adapter = None
+        if args.adapter:
+            from .inference.engine import adapter_name
+
+            path = Path(args.adapter).resolve()
+            adapter = (adapter_name(str(path), 0), path)
+
+        def on_text(t: str) -> None:
+            if not args.json:
+                sys.stdout.write(t)
+                sys.stdout.flush()
+
+        res = engine.generate(args.model, messages, params, adapter=adapter, on_text=on_text)
+    except BaseException as e:  # noqa: BLE001 - every failure gets a class
+        return emit_error(_report_failure(e))
+    out = {"text": res.text, "finish_reason": res.finish_reason, "usage": res.usage(), "timings": res.timings}
+    if args.json:
+        sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
+    else:
+        sys.stdout.write("\n")
+        sys.stderr.write(json.dumps({k: v for k, v in out.items() if k != "text"}) + "\n")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _quiet_libraries()
@@ -157,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_agent(args)
     if args.command == "make-tiny-model":
         return cmd_make_tiny_model(args)
+    if args.command == "generate":
+        return cmd_generate(args)
     return cmd_preflight(args)
 
 

@@ -1,5 +1,8 @@
 """An in-memory BrightRun agent-protocol server for tests (docs/agent-protocol.md).
 
+This is a test double at the protocol boundary: the real server is Go (internal/agentapi),
+and the Go side's own tests and e2e tests run the real agent against it.
+
 It checks what the Go server checks where an agent could get it wrong: bearer
 tokens per job and attempt (404 for another job, 409 once superseded), JSON
 bodies with no unknown fields and integer fields that are integers, stages,
@@ -31,7 +34,15 @@ SCHEMAS = {
     "complete": {"files": None, "summary": None, "eval": None},
     "fail": {"error_class": None, "message": None, "retryable": None, "traceback": None},
     "cancelled": {"step": None},
+    "inference_claim": {"agent": {"name", "version", "hostname"},
+                        "capabilities": {"gpu_type", "gpu_count", "gpu_memory_gb"},
+                        "base_models": None, "loaded": None, "wait_seconds": None},
+    "stream": {"seq": None, "text": None, "done": None, "finish_reason": None, "usage": None, "timings": None,
+               "error": None},
 }
+FINISH_REASONS = {"stop", "length", "cancelled"}
+TIMING_KEYS = {"queue_seconds", "load_seconds", "first_token_seconds", "generate_seconds"}
+INFERENCE_ERROR_CLASSES = {"oom", "config", "internal"}
 POINT_KEYS = {"step", "epoch", "training_loss", "validation_loss", "learning_rate", "gradient_norm",
               "tokens_per_second", "gpu_utilization", "gpu_memory_gb", "mfu", "timestamp"}
 EVENT_KEYS = {"level", "message", "stage", "timestamp"}
@@ -85,6 +96,32 @@ class Job:
         self.cancel_answered_at: int | None = None
 
 
+class InferenceRequest:
+    """A queued inference request and everything the agent streamed for it."""
+
+    def __init__(self, base_model: str, messages: list[dict], params: dict, adapter: dict | None,
+                 timeout_seconds: float = 300):
+        self.id = "inf_" + uuid.uuid4().hex[:12]
+        self.base_model = base_model
+        self.messages = messages
+        self.params = params
+        self.adapter = adapter            # {"model_id", "version", "files": [{"name", "key"}]}
+        self.timeout_seconds = timeout_seconds
+        self.posts: list[dict] = []       # accepted stream bodies, in order (repeated seqs are not kept)
+        self.repeats = 0                  # posts with a seq already seen
+        self.cancel = False
+        self.done = threading.Event()
+        self.claimed_by: str | None = None
+
+    @property
+    def text(self) -> str:
+        return "".join(p.get("text") or "" for p in self.posts)
+
+    @property
+    def final(self) -> dict | None:
+        return self.posts[-1] if self.posts and self.posts[-1].get("done") else None
+
+
 class FakeServer:
     def __init__(self, port: int = 0, *, agent_token: str = "bra_test", lease_seconds: float = 60,
                  heartbeat_seconds: float = 0.3, max_wait: float = 2.0):
@@ -101,6 +138,10 @@ class FakeServer:
         self.hooks: dict[str, callable] = {}  # call -> fn(job, body) run before the answer (under the lock)
         self.errors: list[str] = []           # 400s we answered (the agent sent something wrong)
         self.puts_without_length = 0
+        self.inference_queue: list[InferenceRequest] = []
+        self.inference: dict[str, InferenceRequest] = {}
+        self.inference_claims: list[dict] = []
+        self.stream_hooks: list[callable] = []   # fn(request, body) after a stream post is stored (under the lock)
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -140,6 +181,14 @@ class FakeServer:
             self.jobs[j.id] = j
             self.queue.append(j)
             return j
+
+    def add_inference(self, base_model: str, messages: list[dict], params: dict | None = None,
+                      adapter: dict | None = None, **kw) -> InferenceRequest:
+        with self.lock:
+            r = InferenceRequest(base_model, messages, params or {}, adapter, **kw)
+            self.inference[r.id] = r
+            self.inference_queue.append(r)
+            return r
 
     def signed(self, key: str, method: str = "GET") -> str:
         return f"{self.url}/storage/{key}?m={method}&sig=ok"
@@ -206,7 +255,11 @@ class FakeServer:
             return self._err(h, 415, "send JSON")
         if path == "/api/agent/claim":
             return self._claim(h, tok, body)
+        if path == "/api/agent/inference/claim":
+            return self._inference_claim(h, tok, body)
         parts = path.strip("/").split("/")
+        if len(parts) == 5 and parts[:3] == ["api", "agent", "inference"] and parts[4] == "stream":
+            return self._stream(h, tok, parts[3], body)
         if len(parts) != 5 or parts[:3] != ["api", "agent", "jobs"]:
             return self._err(h, 404, "not found")
         jid, call = parts[3], parts[4]
@@ -386,3 +439,108 @@ class FakeServer:
         job.cancelled = b
         job.status = "cancelled"
         return {"status": "cancelled"}
+
+    # -- inference -------------------------------------------------------------------------
+
+    def _inference_claim(self, h, tok, body) -> None:
+        if tok != self.agent_token:
+            return self._err(h, 401, "send the agent token")
+        try:
+            _check_keys(body, SCHEMAS["inference_claim"], "inference claim")
+            _check_keys(body["agent"], SCHEMAS["inference_claim"]["agent"], "inference claim.agent")
+            _check_keys(body["capabilities"], SCHEMAS["inference_claim"]["capabilities"], "inference claim.capabilities")
+            if not isinstance(body.get("base_models"), list) or not isinstance(body.get("loaded"), list):
+                raise BadRequest("base_models and loaded must be lists")
+        except BadRequest as e:
+            self.errors.append(str(e))
+            return self._err(h, 400, str(e))
+        with self.lock:
+            inj = self.inject.get("inference_claim")
+            if inj:
+                return self._err(h, inj.pop(0), "injected failure")
+            self.inference_claims.append(body)
+        models = set(body["base_models"])
+        deadline = time.monotonic() + min(float(body.get("wait_seconds") or 0), self.max_wait)
+        while True:
+            with self.lock:
+                for r in self.inference_queue:
+                    if "*" in models or r.base_model in models:
+                        self.inference_queue.remove(r)
+                        r.claimed_by = body["agent"]["name"]
+                        return self._ok(h, {"request": self._inference_assignment(r)})
+            if time.monotonic() >= deadline:
+                return self._ok(h, {"request": None})
+            time.sleep(0.05)  # the long-poll, as the real server does it (it waits on a signal or polls)
+
+    def _inference_assignment(self, r: InferenceRequest) -> dict:
+        adapter = None
+        if r.adapter:
+            adapter = {"model_id": r.adapter["model_id"], "version": r.adapter["version"],
+                       "files": [{"name": f["name"], "url": self.signed(f["key"]),
+                                  "size": f.get("size", len(self.objects[f["key"]]))}
+                                 for f in r.adapter["files"]]}
+        return {"id": r.id, "base_model": r.base_model, "adapter": adapter, "messages": r.messages,
+                "params": r.params, "timeout_seconds": r.timeout_seconds}
+
+    def _stream(self, h, tok, rid, body) -> None:
+        if tok != self.agent_token:
+            return self._err(h, 401, "send the agent token")
+        with self.lock:
+            inj = self.inject.get("stream")
+            if inj:
+                what = inj.pop(0)
+                if what == "drop":
+                    h.close_connection = True
+                    try:
+                        h.connection.shutdown(2)
+                    except OSError:
+                        pass
+                    return
+                return self._err(h, what, "injected failure")
+            r = self.inference.get(rid)
+            if r is None or r.claimed_by is None:
+                return self._err(h, 404, "inference request not found")
+            try:
+                self._validate_stream(body)
+            except BadRequest as e:
+                self.errors.append(f"stream: {e}")
+                return self._err(h, 400, str(e))
+            seen = {p["seq"] for p in r.posts}
+            if body["seq"] in seen:
+                r.repeats += 1
+                return self._ok(h, {"cancel": r.cancel})
+            if r.done.is_set():
+                return self._err(h, 404, "inference request already finished")
+            if body["seq"] != len(r.posts):
+                self.errors.append(f"stream: seq {body['seq']} after {len(r.posts)} posts")
+                return self._err(h, 400, f"seq {body['seq']} out of order")
+            r.posts.append(body)
+            for hook in self.stream_hooks:
+                hook(r, body)
+            if body["done"]:
+                r.done.set()
+            return self._ok(h, {"cancel": r.cancel})
+
+    @staticmethod
+    def _validate_stream(b) -> None:
+        _check_keys(b, SCHEMAS["stream"], "stream")
+        if not _is_int(b.get("seq")) or b["seq"] < 0:
+            raise BadRequest(f"seq must be a non-negative integer, got {b.get('seq')!r}")
+        if not isinstance(b.get("text"), str) or not isinstance(b.get("done"), bool):
+            raise BadRequest("text must be a string and done a boolean")
+        if not b["done"]:
+            if set(b) - {"seq", "text", "done"}:
+                raise BadRequest("only a final post carries finish_reason, usage, timings or error")
+            return
+        if b.get("error") is not None:
+            _check_keys(b["error"], {"class", "message"}, "stream.error")
+            if b["error"].get("class") not in INFERENCE_ERROR_CLASSES:
+                raise BadRequest(f"error.class {b['error'].get('class')!r}")
+            return
+        if b.get("finish_reason") not in FINISH_REASONS:
+            raise BadRequest(f"finish_reason {b.get('finish_reason')!r}")
+        _check_keys(b.get("usage"), {"prompt_tokens", "completion_tokens"}, "stream.usage")
+        if not all(_is_int(b["usage"].get(k)) and b["usage"][k] >= 0 for k in ("prompt_tokens", "completion_tokens")):
+            raise BadRequest("usage counts must be non-negative integers")
+        if b.get("timings") is not None:
+            _check_keys(b["timings"], TIMING_KEYS, "stream.timings")

@@ -99,9 +99,12 @@ type GPU struct {
 	DisplayName    string  `json:"display_name"`
 	MemoryGB       float64 `json:"memory_gb"` // GiB usable by one process (host RAM budget for the CPU)
 	CostPerGPUHour float64 `json:"cost_per_gpu_hour"`
-	AllowedCounts  []int   `json:"allowed_counts"`
-	BF16PeakTFLOPS float64 `json:"bf16_peak_tflops"` // dense, no sparsity; 0 for the CPU
-	CPU            bool    `json:"cpu"`
+	// InferenceCostPerMillionTokens prices generation on an agent of this
+	// type (prompt + completion tokens); 0 for the local CPU.
+	InferenceCostPerMillionTokens float64 `json:"inference_cost_per_million_tokens"`
+	AllowedCounts                 []int   `json:"allowed_counts"`
+	BF16PeakTFLOPS                float64 `json:"bf16_peak_tflops"` // dense, no sparsity; 0 for the CPU
+	CPU                           bool    `json:"cpu"`
 	// Throughput: default training tokens/s per GPU for LoRA, by model SizeClass.
 	Throughput  map[string]float64 `json:"throughput"`
 	PriceSource string             `json:"price_source"`
@@ -324,6 +327,9 @@ func (c *Catalog) Validate() error {
 		}
 		if !finite(g.CostPerGPUHour) || g.CostPerGPUHour < 0 {
 			bad("%s.cost_per_gpu_hour: must be ≥ 0", p)
+		}
+		if !finite(g.InferenceCostPerMillionTokens) || g.InferenceCostPerMillionTokens < 0 {
+			bad("%s.inference_cost_per_million_tokens: must be ≥ 0", p)
 		}
 		if !finite(g.BF16PeakTFLOPS) || g.BF16PeakTFLOPS < 0 {
 			bad("%s.bf16_peak_tflops: must be ≥ 0", p)
