@@ -256,6 +256,14 @@ func TestOpenAIFineTuningGoSDK(t *testing.T) {
 		t.Fatalf("results CSV: %s", csv)
 	}
 
+	// The guide's last step: talk to the fine-tuned model (the agent serves
+	// inference beside training).
+	chat, err := c.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: a.FineTunedModel, MaxTokens: openai.Int(8),
+		Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("How should I start paying off my mortgage?")}})
+	if err != nil || len(chat.Choices) != 1 || chat.Usage.CompletionTokens < 1 {
+		t.Fatalf("chat with %s: %v %+v", a.FineTunedModel, err, chat)
+	}
+
 	// Job C: paused once it trains; it stops at its next checkpoint (every
 	// 4 steps here), releases the agent, and resumes from it.
 	js := func() store.ExecJob {

@@ -159,7 +159,7 @@ func TestOpenAIFineTuningPythonSDK(t *testing.T) {
 	if err := json.Unmarshal([]byte(run("finetune_guide.py", "prepare")), &prep); err != nil {
 		t.Fatal(err)
 	}
-	te.startAgent(t, s, true)
+	te.startAgent(t, s, false) // it also serves the fine-tuned model afterwards
 	var done struct {
 		FineTunedModel string `json:"fine_tuned_model"`
 	}

@@ -8,7 +8,7 @@ Driven by e2e/openai_finetune_py_test.go in two phases:
            before any agent runs, then the guide's job (legacy hyperparameters
            form with "auto" values); prints {"file": ..., "job": ...}
   train:   poll retrieve until succeeded, page list_events, list
-           checkpoints, read the result file.
+           checkpoints, read the result file, chat with the fine-tuned model.
 
 Settings come from the environment: BR_BASE_URL, BR_TOKEN, BR_OTHER_TOKEN,
 BR_TRAIN, BR_BAD, BR_MODEL.
@@ -110,12 +110,8 @@ def train(client, job_id):
     check(j.fine_tuned_model.startswith("ft:") and ":py-guide:" in j.fine_tuned_model, f"fine_tuned_model {j.fine_tuned_model}")
     check(j.trained_tokens and j.trained_tokens > 0 and j.finished_at and j.result_files, f"job: {j}")
 
-    events, page = [], client.fine_tuning.jobs.list_events(job_id, limit=2)
-    pages = 0
-    for e in page:  # auto-paging: the SDK follows after= through every page
-        events.append(e)
-    pages = len(events) // 2
-    check(pages >= 3, f"{len(events)} events")
+    events = list(client.fine_tuning.jobs.list_events(job_id, limit=2))  # the SDK follows after= page by page
+    check(len(events) >= 6, f"{len(events)} events")
     check(any(e.type == "metrics" and e.data.get("train_loss") for e in events), "no metrics event")
     check(all(a.created_at >= b.created_at for a, b in zip(events, events[1:])), "events are not newest first")
     check(len({e.id for e in events}) == len(events), "duplicate events across pages")
@@ -125,6 +121,10 @@ def train(client, job_id):
     check(cps.data[0].metrics.train_loss and cps.data[0].metrics.full_valid_loss, f"checkpoint metrics: {cps.data[0].metrics}")
     csv = client.files.content(j.result_files[0]).text
     check(csv.startswith("step,train_loss,train_accuracy,valid_loss,valid_mean_token_accuracy\n"), f"results: {csv[:200]}")
+    # The guide's last step: use the fine-tuned model.
+    chat = client.chat.completions.create(model=j.fine_tuned_model, max_tokens=8,
+                                          messages=[{"role": "user", "content": "How should I start paying off my mortgage?"}])
+    check(len(chat.choices) == 1 and chat.usage.completion_tokens >= 1, f"chat: {chat}")
     print(json.dumps({"fine_tuned_model": j.fine_tuned_model, "events": len(events)}))
 
 
