@@ -123,6 +123,12 @@ func (w *world) jobIntact(t *testing.T) {
 // finishedModel makes a completed job with a model artifact, through the
 // job lifecycle (no agent: the fixture's files are never downloaded).
 func finishedModel(t *testing.T, s *testserver.Server, userID, datasetID, name string) string {
+	return finishedModelWith(t, s, userID, datasetID, name, `{"files":[{"name":"adapter_config.json","size":2,"storage_path":"`+userID+`/x/adapter/adapter_config.json"}]}`)
+}
+
+// finishedModelWith completes a fixture job whose model has the artifacts
+// document given (JSON).
+func finishedModelWith(t *testing.T, s *testserver.Server, userID, datasetID, name, artifacts string) string {
 	st := s.App.Store
 	ctx := context.Background()
 	j := storetest.NewJob(t, st, userID, datasetID, "XW-1")
@@ -139,7 +145,7 @@ func finishedModel(t *testing.T, s *testserver.Server, userID, datasetID, name s
 	}
 	e, err := s.App.Jobs.Complete(ctx, claimed, jobs.Completion{Artifact: store.ArtifactCreateParams{Name: name,
 		QualityMetrics: json.RawMessage(`{"perplexity_improvement_pct": 20}`), TrainingSummary: json.RawMessage(`{}`), Configuration: json.RawMessage(`{}`),
-		Artifacts: json.RawMessage(`{"files":[{"name":"adapter_config.json","size":2,"storage_path":"` + userID + `/x/adapter/adapter_config.json"}]}`)}})
+		Artifacts: json.RawMessage(artifacts)}})
 	if err != nil {
 		t.Fatal(err)
 	}
