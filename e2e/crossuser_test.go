@@ -149,6 +149,12 @@ func (w *world) jobIntact(t *testing.T) {
 // finishedModel makes a completed job with a model artifact, through the
 // job lifecycle (no agent: the fixture's files are never downloaded).
 func finishedModel(t *testing.T, s *testserver.Server, userID, datasetID, name string) string {
+	return finishedModelWith(t, s, userID, datasetID, name, `{"files":[{"name":"adapter_config.json","size":2,"storage_path":"`+userID+`/x/adapter/adapter_config.json"}]}`)
+}
+
+// finishedModelWith completes a fixture job whose model has the artifacts
+// document given (JSON).
+func finishedModelWith(t *testing.T, s *testserver.Server, userID, datasetID, name, artifacts string) string {
 	st := s.App.Store
 	ctx := context.Background()
 	j := storetest.NewJob(t, st, userID, datasetID, "XW-1")
@@ -165,11 +171,20 @@ func finishedModel(t *testing.T, s *testserver.Server, userID, datasetID, name s
 	}
 	e, err := s.App.Jobs.Complete(ctx, claimed, jobs.Completion{Artifact: store.ArtifactCreateParams{Name: name,
 		QualityMetrics: json.RawMessage(`{"perplexity_improvement_pct": 20}`), TrainingSummary: json.RawMessage(`{}`), Configuration: json.RawMessage(`{}`),
-		Artifacts: json.RawMessage(`{"files":[{"name":"adapter_config.json","size":2,"storage_path":"` + userID + `/x/adapter/adapter_config.json"}]}`)}})
+		Artifacts: json.RawMessage(artifacts)}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return *e.ArtifactID
+}
+
+// noPreferences: nobody added a vote to A's model.
+func (w *world) noPreferences(t *testing.T) {
+	var out struct{ Preferences []any }
+	w.a.MustJSON("GET", "/api/models/"+w.modelA+"/preferences", nil, 200, &out)
+	if len(out.Preferences) != 0 {
+		t.Fatalf("another user added %d votes to A's model", len(out.Preferences))
+	}
 }
 
 func (w *world) modelIntact(t *testing.T) {
@@ -226,6 +241,14 @@ func crossUserCases(w *world) []testserver.CrossUserCase {
 		{Route: "DELETE /api/models/{id}", Path: "/api/models/" + w.modelA, Secret: s, After: w.modelIntact},
 		{Route: "POST /api/models/{id}/download", Path: "/api/models/" + w.modelA + "/download", Body: map[string]any{}, Secret: s},
 		{Route: "GET /api/models/{id}/archive", Path: "/api/models/" + w.modelA + "/archive", Secret: s},
+		{Route: "GET /api/models/{id}/playground", Path: "/api/models/" + w.modelA + "/playground", Secret: s},
+		{Route: "POST /api/models/{id}/playground/chat", Path: "/api/models/" + w.modelA + "/playground/chat",
+			Body: map[string]any{"side": "adapter", "messages": []map[string]string{{"role": "user", "content": "hi"}}}, Secret: s},
+		{Route: "POST /api/models/{id}/preferences", Path: "/api/models/" + w.modelA + "/preferences", Body: map[string]any{"left_side": "base", "left_text": "a", "right_text": "b",
+			"choice": "left", "messages": []map[string]string{{"role": "user", "content": "hi"}}}, Secret: s, After: w.noPreferences},
+		{Route: "GET /api/models/{id}/preferences", Path: "/api/models/" + w.modelA + "/preferences", Secret: s},
+		{Route: "GET /api/models/{id}/preferences.jsonl", Path: "/api/models/" + w.modelA + "/preferences.jsonl", Secret: s},
+		{Route: "GET /models/{id}/playground", Path: "/models/" + w.modelA + "/playground", Secret: s},
 		{Route: "GET /v1/models", Path: "/v1/models", Secret: s},
 		{Route: "GET /v1/models/{id...}", Path: "/v1/models/ft:mistralai/Mistral-7B-v0.1:owner-secret-model:" + w.modelA, Secret: s},
 		{Route: "POST /v1/chat/completions", Path: "/v1/chat/completions", Body: map[string]any{"model": "ft:mistralai/Mistral-7B-v0.1:owner-secret-model:" + w.modelA,

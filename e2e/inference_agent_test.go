@@ -50,7 +50,7 @@ func TestInferenceRealAgent(t *testing.T) {
 	waitDataset(t, c, ds)
 	id := createTinyJob(t, c, ds, 1)
 	te.startAgent(t, s, false)
-	st := waitJob(t, c, id, 4*time.Minute, func(s jobState) bool { return s.Job.Status == "completed" || s.Job.Status == "failed" })
+	st := waitJob(t, c, id, 10*time.Minute, func(s jobState) bool { return s.Job.Status == "completed" || s.Job.Status == "failed" })
 	if st.Job.ArtifactID == nil {
 		t.Fatalf("job: %+v", st.Job)
 	}

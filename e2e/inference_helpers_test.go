@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/brightrun/brightrun/internal/inference"
 	"github.com/brightrun/brightrun/internal/testserver"
@@ -115,7 +116,7 @@ func startGoAgent(t *testing.T, s *testserver.Server, models ...string) *goAgent
 		defer close(done)
 		first := true
 		for ctx.Err() == nil {
-			wait := 2
+			wait := 2.0
 			if first {
 				wait = 0
 			}
@@ -175,7 +176,12 @@ func (a *goAgent) serve(ctx context.Context, w inference.Work) {
 		return &inference.Usage{PromptTokens: len(strings.Fields(last)), CompletionTokens: n}
 	}
 	if last == "forever" {
+		// A generation that never ends on its own, at a model-like pace (one
+		// word per 20 ms) so it does not flood the machine.
+		pace := time.NewTicker(20 * time.Millisecond)
+		defer pace.Stop()
 		for n := 1; ctx.Err() == nil; n++ {
+			<-pace.C
 			if send(inference.StreamPost{Text: "tick "}) {
 				a.cancelled <- w.ID
 				send(inference.StreamPost{Done: true, FinishReason: "cancelled", Usage: usage(n)})

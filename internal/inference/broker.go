@@ -87,6 +87,7 @@ type agentState struct {
 	models  []string
 	loaded  []string
 	seen    time.Time
+	waiting bool // in a claim long-poll now
 }
 
 func (a *agentState) serves(model string) bool {
@@ -189,10 +190,12 @@ func (b *Broker) Claim(ctx context.Context, agentID string, req ClaimRequest, wa
 			c.state, c.agentID, c.gpuType, c.claimed = stateClaimed, agentID, a.gpuType, b.now()
 		}
 		wake := b.wake
+		a.waiting = c == nil
 		b.mu.Unlock()
 		if c != nil {
 			return c
 		}
+		defer func() { b.mu.Lock(); a.waiting = false; b.mu.Unlock() }()
 		select {
 		case <-wake:
 		case <-timer.C:
@@ -211,7 +214,7 @@ func (b *Broker) takeLocked(a *agentState) *Call {
 		idx := (b.next + i) % n
 		u := b.users[idx]
 		for j, c := range b.queues[u] {
-			if !a.serves(c.BaseModel) {
+			if !a.serves(c.BaseModel) || b.warmElsewhereLocked(a, c.BaseModel) {
 				continue
 			}
 			b.removeLocked(c, idx, j)
@@ -219,6 +222,21 @@ func (b *Broker) takeLocked(a *agentState) *Call {
 		}
 	}
 	return nil
+}
+
+// warmElsewhereLocked: a has not loaded model but another agent that has is
+// waiting for work now, so that agent (woken by the same signal) should take
+// it rather than a cold start here.
+func (b *Broker) warmElsewhereLocked(a *agentState, model string) bool {
+	if slices.Contains(a.loaded, model) {
+		return false
+	}
+	for _, o := range b.agents {
+		if o != a && o.waiting && slices.Contains(o.loaded, model) && b.now().Sub(o.seen) < b.opts.AgentTTL {
+			return true
+		}
+	}
+	return false
 }
 
 // removeLocked takes the j-th call of users[idx] off the queue and moves

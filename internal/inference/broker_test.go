@@ -309,3 +309,33 @@ func TestAgentErrorReachesCaller(t *testing.T) {
 		t.Fatalf("outcome %+v", o)
 	}
 }
+
+func TestWarmAgentPreferred(t *testing.T) {
+	h := newHarness(fastOpts)
+	cold := newFakeAgent(t, h.b, "cold", "m")
+	warm := &fakeAgent{t: t, b: h.b, id: "warm", req: ClaimRequest{BaseModels: []string{"m"}, Loaded: []string{"m"}}}
+	got := make(chan *Call)
+	go func() { got <- warm.claim(5 * time.Second) }()
+	// Wait until the warm agent is in its long poll (a real goroutine).
+	for {
+		h.b.mu.Lock()
+		w := h.b.agents["warm"] != nil && h.b.agents["warm"].waiting
+		h.b.mu.Unlock()
+		if w {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	submit(t, h.b, "u", "r1", "m")
+	if c := cold.claim(0); c != nil {
+		t.Fatalf("the cold agent took %s while a warm one waited", c.ID)
+	}
+	if c := <-got; c == nil || c.ID != "r1" {
+		t.Fatalf("warm agent got %v", c)
+	}
+	// With no warm agent waiting, the cold one serves.
+	submit(t, h.b, "u", "r2", "m")
+	if c := cold.claim(0); c == nil || c.ID != "r2" {
+		t.Fatalf("cold agent got %v", c)
+	}
+}

@@ -153,4 +153,3 @@ func ViewPreference(p store.Preference) PreferenceView {
 	}
 	return v
 }
-

@@ -224,7 +224,7 @@ func (s *Service) Claim(ctx context.Context, agent store.Agent, req ClaimRequest
 	if err := f.Err(); err != nil {
 		return nil, err
 	}
-	wait := time.Duration(req.WaitSeconds) * time.Second
+	wait := time.Duration(req.WaitSeconds * float64(time.Second))
 	c := s.Broker.Claim(ctx, agent.ID, req, wait)
 	if c == nil {
 		return nil, nil

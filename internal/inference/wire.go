@@ -32,7 +32,8 @@ type ClaimRequest struct {
 	Capabilities Capabilities `json:"capabilities"`
 	BaseModels   []string     `json:"base_models"`
 	Loaded       []string     `json:"loaded"`
-	WaitSeconds  int          `json:"wait_seconds"`
+	WaitSeconds  float64      `json:"wait_seconds"` // agents may send 2.0
+
 }
 
 // Message is one chat turn.
