@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"os"
@@ -183,8 +184,11 @@ func TestOpenAIFineTuningGoSDK(t *testing.T) {
 		t.Fatal("another user cancelled the job")
 	}
 
-	// Job A, the legacy hyperparameters form with a suffix and metadata.
+	// Job A, the legacy hyperparameters form with a suffix, metadata and a
+	// separate validation file.
+	vf := waitFile(t, ctx, c, uploadChat(t, ctx, c, chatJSONL(t, 3)).ID)
 	a, err := c.FineTuning.Jobs.New(ctx, openai.FineTuningJobNewParams{Model: tinyModel, TrainingFile: fo.ID, Suffix: openai.String("guide"), Seed: openai.Int(7),
+		ValidationFile: openai.String(vf.ID),
 		Metadata: map[string]string{"run": "a"}, Hyperparameters: openai.FineTuningJobNewParamsHyperparameters{
 			NEpochs:                openai.FineTuningJobNewParamsHyperparametersNEpochsUnion{OfInt: openai.Int(1)},
 			BatchSize:              openai.FineTuningJobNewParamsHyperparametersBatchSizeUnion{OfInt: openai.Int(4)},
@@ -192,7 +196,7 @@ func TestOpenAIFineTuningGoSDK(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.Hyperparameters.NEpochs.OfInt != 1 || a.Seed != 7 || a.Metadata["run"] != "a" {
+	if a.Hyperparameters.NEpochs.OfInt != 1 || a.Seed != 7 || a.Metadata["run"] != "a" || a.ValidationFile != vf.ID {
 		t.Fatalf("job A: %s", a.RawJSON())
 	}
 	// Job C, the method form: paused while it trains, then resumed.
@@ -209,6 +213,8 @@ func TestOpenAIFineTuningGoSDK(t *testing.T) {
 	if err != nil || len(page1.Data) != 2 || !page1.HasMore || page1.Data[0].ID != cc.ID {
 		t.Fatalf("list page 1: %v %+v", err, page1)
 	}
+	_, err = c.FineTuning.Jobs.New(ctx, openai.FineTuningJobNewParams{Model: tinyModel, TrainingFile: fo.ID, ValidationFile: openai.String(bad.ID)})
+	wantAPIError(t, "bad validation file", err, 400, "validation_file")
 	page2, err := page1.GetNextPage()
 	if err != nil || len(page2.Data) != 1 || page2.Data[0].ID != cj.ID || page2.HasMore {
 		t.Fatalf("list page 2: %v %+v", err, page2)
@@ -218,6 +224,15 @@ func TestOpenAIFineTuningGoSDK(t *testing.T) {
 	a = waitFT(t, ctx, c, a.ID, 4*time.Minute, func(j *openai.FineTuningJob) bool { return j.Status == openai.FineTuningJobStatusSucceeded })
 	if !strings.HasPrefix(a.FineTunedModel, "ft:"+tinyModel+":guide:") || a.TrainedTokens <= 0 || a.FinishedAt == 0 || len(a.ResultFiles) != 1 {
 		t.Fatalf("succeeded: %s", a.RawJSON())
+	}
+	// The validation file was evaluated whole (3 conversations), not a share of the training file.
+	m, err := s.App.Store.ModelGet(store.WithUser(ctx, u.UserID), u.UserID, a.FineTunedModel[strings.LastIndex(a.FineTunedModel, ":")+1:])
+	var sum struct {
+		ValidationExamples int `json:"validation_examples"`
+		TrainExamples      int `json:"train_examples"`
+	}
+	if err != nil || json.Unmarshal(m.TrainingSummary, &sum) != nil || sum.ValidationExamples != 3 || sum.TrainExamples < 15 {
+		t.Fatalf("training summary: %v %s", err, m.TrainingSummary)
 	}
 	// Events, newest first, paged with after.
 	var seen []openai.FineTuningJobEvent

@@ -40,12 +40,17 @@ func (s *FineTuning) Create(ctx context.Context, userID string, r CreateJobReque
 	if err != nil {
 		return Job{}, err
 	}
-	d, err := s.Files.Get(ctx, userID, r.TrainingFile)
-	if apperr.Is(err, apperr.KindNotFound) {
-		return Job{}, apperr.Validation("file not found", map[string]string{"training_file": fmt.Sprintf("no file %q: upload it with purpose fine-tune (GET /v1/files lists yours)", r.TrainingFile)}).WithCode("invalid_training_file")
-	}
+	d, err := s.file(ctx, userID, "training_file", r.TrainingFile)
 	if err != nil {
 		return Job{}, err
+	}
+	var val *store.Dataset
+	if r.ValidationFile != nil && *r.ValidationFile != "" {
+		v, err := s.file(ctx, userID, "validation_file", *r.ValidationFile)
+		if err != nil {
+			return Job{}, err
+		}
+		val, p.Hyper.ValidationDatasetID = &v, v.ID
 	}
 	if p, err = s.pickGPU(ctx, userID, p); err != nil {
 		return Job{}, err
@@ -57,22 +62,40 @@ func (s *FineTuning) Create(ctx context.Context, userID string, r CreateJobReque
 	}
 	f := store.FineTuneJob{ID: uuid.NewString(), UserID: userID, Model: p.Hyper.BaseModel, TrainingFile: d.ID, Suffix: r.Suffix, Seed: seed,
 		Metadata: r.Metadata, Request: req, Status: store.FineTuneValidatingFiles, CreatedAt: s.now()}
+	valReady := true
+	if val != nil {
+		f.ValidationFile, valReady = &val.ID, val.Status == store.DatasetReady && val.TrainingReady
+	}
 	switch {
-	case d.Status == store.DatasetReady && d.TrainingReady:
+	case d.Status == store.DatasetReady && d.TrainingReady && valReady:
 		res, err := s.Training.Create(ctx, userID, trainingRequest(d.ID, p))
 		if err != nil {
 			return Job{}, err // budgets and memory: refused now, as on /api
 		}
 		f.Status, f.JobID = store.FineTuneCreated, &res.Job.ID
-	case d.Status == store.DatasetReady || d.Status == store.DatasetError:
-		// Known bad already: refused now, naming the line (a file still
-		// validating fails the job in validating_files instead).
-		return Job{}, apperr.Validation("invalid training file", map[string]string{"training_file": FileID(d.ID) + " failed validation: " + fileProblem(d)}).WithCode("invalid_training_file")
 	}
 	if f, err = s.Store.FineTuneCreate(ctx, f); err != nil {
 		return Job{}, err
 	}
 	return s.view(ctx, f)
+}
+
+// file loads one of the user's files for param: unknown (or another
+// user's) and already failed files are 400s naming param.
+func (s *FineTuning) file(ctx context.Context, userID, param, id string) (store.Dataset, error) {
+	d, err := s.Files.Get(ctx, userID, id)
+	if apperr.Is(err, apperr.KindNotFound) {
+		return d, apperr.Validation("file not found", map[string]string{param: fmt.Sprintf("no file %q: upload it with purpose fine-tune (GET /v1/files lists yours)", id)}).WithCode("invalid_" + param)
+	}
+	if err != nil {
+		return d, err
+	}
+	if d.Status == store.DatasetError || (d.Status == store.DatasetReady && !d.TrainingReady) {
+		// Known bad already: refused now, naming the line (a file still
+		// validating fails the job in validating_files instead).
+		return d, apperr.Validation("invalid file", map[string]string{param: FileID(d.ID) + " failed validation: " + fileProblem(d)}).WithCode("invalid_" + param)
+	}
+	return d, nil
 }
 
 func trainingRequest(datasetID string, p Plan) training.Request {
@@ -269,17 +292,33 @@ func (s *FineTuning) step(ctx context.Context, userID, id, early string, fn func
 // file's problem. It returns the row as it is now.
 func (s *FineTuning) advance(ctx context.Context, f store.FineTuneJob) (store.FineTuneJob, error) {
 	uctx := store.WithUser(ctx, f.UserID)
-	d, err := s.Store.DatasetGet(uctx, f.UserID, f.TrainingFile)
-	res := store.FineTuneResolve{ID: f.ID, At: s.now(), Param: "training_file"}
+	files := []struct{ param, id string }{{"training_file", f.TrainingFile}}
+	if f.ValidationFile != nil {
+		files = append(files, struct{ param, id string }{"validation_file", *f.ValidationFile})
+	}
+	res := store.FineTuneResolve{ID: f.ID, At: s.now()}
+	var d store.Dataset
+	for _, file := range files {
+		ds, err := s.Store.DatasetGet(uctx, f.UserID, file.id)
+		switch {
+		case apperr.Is(err, apperr.KindNotFound):
+			res.Status, res.ErrorCode, res.Param, res.ErrorMessage = store.FineTuneFailed, "invalid_"+file.param, file.param, file.param+" "+FileID(file.id)+" was deleted before the job started"
+		case err != nil:
+			return f, err
+		case ds.Status == store.DatasetUploading || ds.Status == store.DatasetValidating:
+			return f, nil
+		case ds.Status == store.DatasetError || !ds.TrainingReady:
+			res.Status, res.ErrorCode, res.Param, res.ErrorMessage = store.FineTuneFailed, "invalid_"+file.param, file.param, file.param+" "+FileID(ds.ID)+": "+fileProblem(ds)
+		}
+		if res.Status != "" {
+			break
+		}
+		if file.param == "training_file" {
+			d = ds
+		}
+	}
 	switch {
-	case apperr.Is(err, apperr.KindNotFound):
-		res.Status, res.ErrorCode, res.ErrorMessage = store.FineTuneFailed, "invalid_training_file", "training_file "+FileID(f.TrainingFile)+" was deleted before the job started"
-	case err != nil:
-		return f, err
-	case d.Status == store.DatasetUploading || d.Status == store.DatasetValidating:
-		return f, nil
-	case d.Status == store.DatasetError || !d.TrainingReady:
-		res.Status, res.ErrorCode, res.ErrorMessage = store.FineTuneFailed, "invalid_training_file", "training_file "+FileID(d.ID)+": "+fileProblem(d)
+	case res.Status != "":
 	default:
 		var p Plan
 		if err := json.Unmarshal(f.Request, &p); err != nil {
@@ -287,11 +326,11 @@ func (s *FineTuning) advance(ctx context.Context, f store.FineTuneJob) (store.Fi
 		}
 		created, err := s.Training.Create(uctx, f.UserID, trainingRequest(d.ID, p))
 		if ae, ok := apperr.As(err); ok && ae.Kind != apperr.KindInternal {
-			res.Status, res.ErrorCode, res.ErrorMessage, res.Param = store.FineTuneFailed, codeOf(ae), ae.Message, ""
+			res.Status, res.ErrorCode, res.ErrorMessage = store.FineTuneFailed, codeOf(ae), ae.Message
 		} else if err != nil {
 			return f, err
 		} else {
-			res.Status, res.JobID, res.Param = store.FineTuneCreated, &created.Job.ID, ""
+			res.Status, res.JobID = store.FineTuneCreated, &created.Job.ID
 		}
 	}
 	ok, err := s.Store.FineTuneResolve(ctx, res)

@@ -156,9 +156,6 @@ func plan(c *catalog.Catalog, r *CreateJobRequest) (Plan, error) {
 			hp, prefix, fromMethod = r.Method.Supervised.Hyperparameters, "method.supervised.hyperparameters", true
 		}
 	}
-	if r.ValidationFile != nil && *r.ValidationFile != "" {
-		f.Add("validation_file", "a separate validation file is not supported yet: leave it out; BrightRun holds out 10% of the training file (a deterministic split) for validation")
-	}
 	if r.Suffix != nil && *r.Suffix != "" && !suffixRE.MatchString(*r.Suffix) {
 		f.Add("suffix", "use 1 to 64 letters, digits, '.', '_' or '-'")
 	}

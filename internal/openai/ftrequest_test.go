@@ -58,7 +58,6 @@ func TestPlan(t *testing.T) {
 		{`{"model":"` + smol + `","training_file":"f","method":{"type":"dpo"}}`, "method.type", ""},
 		{`{"model":"` + smol + `","training_file":"f","method":{"type":"reinforcement"}}`, "method.type", ""},
 		{`{"model":"` + smol + `","training_file":"f","integrations":[{"type":"wandb"}]}`, "integrations", ""},
-		{`{"model":"` + smol + `","training_file":"f","validation_file":"file-x"}`, "validation_file", ""},
 		{`{"model":"` + smol + `","training_file":"f","suffix":"no spaces please"}`, "suffix", ""},
 		{`{"model":"` + smol + `","training_file":"f","seed":-1}`, "seed", ""},
 		{`{"model":"` + smol + `","training_file":""}`, "training_file", ""},

@@ -42,6 +42,10 @@ type Hyperparameters struct {
 	// Seed fixes the trainer's random seed (absent: the trainer's default,
 	// 42). The OpenAI face's seed lands here.
 	Seed *int64 `json:"seed,omitempty"`
+	// ValidationDatasetID is one of the user's datasets evaluated whole
+	// instead of the held-out share of the training dataset (the OpenAI
+	// face's validation_file).
+	ValidationDatasetID string `json:"validation_dataset_id,omitempty"`
 }
 
 // Preset is a named set of hyperparameters.
