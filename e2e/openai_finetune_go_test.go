@@ -189,7 +189,7 @@ func TestOpenAIFineTuningGoSDK(t *testing.T) {
 	vf := waitFile(t, ctx, c, uploadChat(t, ctx, c, chatJSONL(t, 3)).ID)
 	a, err := c.FineTuning.Jobs.New(ctx, openai.FineTuningJobNewParams{Model: tinyModel, TrainingFile: fo.ID, Suffix: openai.String("guide"), Seed: openai.Int(7),
 		ValidationFile: openai.String(vf.ID),
-		Metadata: map[string]string{"run": "a"}, Hyperparameters: openai.FineTuningJobNewParamsHyperparameters{
+		Metadata:       map[string]string{"run": "a"}, Hyperparameters: openai.FineTuningJobNewParamsHyperparameters{
 			NEpochs:                openai.FineTuningJobNewParamsHyperparametersNEpochsUnion{OfInt: openai.Int(1)},
 			BatchSize:              openai.FineTuningJobNewParamsHyperparametersBatchSizeUnion{OfInt: openai.Int(4)},
 			LearningRateMultiplier: openai.FineTuningJobNewParamsHyperparametersLearningRateMultiplierUnion{OfFloat: openai.Float(2)}}})
