@@ -125,6 +125,20 @@ func TestOpenAIFineTuningWaitsForFiles(t *testing.T) {
 		if ve.Error.Param == nil || *ve.Error.Param != "order" {
 			t.Fatalf("order: %+v", ve)
 		}
+		// Another user's file as validation_file (on /v1 and, as the
+		// hyperparameter it becomes, on /api) is as unknown as a made-up id.
+		o := s.SignUp(t, "v1wait-other@example.com")
+		oup := createDataset(t, o, "mine", "mine.jsonl", 10)
+		ofile := "file-" + strings.ReplaceAll(oup.Dataset.ID, "-", "")
+		v1Do(t, o, "POST", "/v1/fine_tuning/jobs", map[string]any{"model": smol, "training_file": ofile, "validation_file": file}, 400, &ve)
+		if ve.Error.Param == nil || *ve.Error.Param != "validation_file" {
+			t.Fatalf("another user's validation file: %+v", ve)
+		}
+		r := o.Do("POST", "/api/jobs/estimate", map[string]any{"dataset_id": oup.Dataset.ID, "preset_id": "custom", "gpu_config": map[string]any{"gpu_type": "cpu-local"},
+			"hyperparameters": map[string]any{"base_model": smol, "validation_dataset_id": up.Dataset.ID}})
+		if msg, details := r.ErrorBody(); r.Status != 400 || details["hyperparameters.validation_dataset_id"] == nil {
+			t.Fatalf("/api with another user's validation dataset: %d %s %v", r.Status, msg, details)
+		}
 		v1Do(t, c, "POST", "/v1/fine_tuning/jobs/"+j.ID+"/resume", nil, 409, &ve)
 		v1Do(t, c, "DELETE", "/v1/files/"+file, nil, 409, &ve) // queued jobs use it
 	})
