@@ -160,7 +160,7 @@ func (s *Store) DatasetSoftDelete(ctx context.Context, userID, id string, at tim
 			return err
 		}
 		if active > 0 {
-			return apperr.Conflict("dataset %q is used by %d queued, running or paused training job(s): cancel them or wait until they finish, then delete it", d.Name, active)
+			return apperr.Conflict("dataset %q is used by %d queued or running (or paused) training job(s): cancel them or wait until they finish, then delete it", d.Name, active)
 		}
 		_, err = x.exec(ctx, "UPDATE datasets SET deleted_at = ?, updated_at = ? WHERE id = ? AND user_id = ?", at, at, id, userID)
 		d.DeletedAt = &at
