@@ -43,6 +43,10 @@ func TestBrowserPlayground(t *testing.T) {
 			if ft := b.Text(`[data-testid=ft-id]`); !strings.HasPrefix(ft, "ft:m:support-bot:"+id) {
 				t.Fatalf("ft id on the model page: %q", ft)
 			}
+			if py := b.Text(`[data-testid=snippet-python]`); !strings.Contains(py, `base_url="`+s.URL+`/v1"`) || !strings.Contains(py, `model="ft:m:support-bot:`+id) {
+				t.Fatalf("python snippet: %q", py)
+			}
+			b.Screenshot("model-page")
 			b.Run(chromedp.Click(`[data-testid=playground]`, chromedp.ByQuery), chromedp.WaitVisible(`[data-log=base]`, chromedp.ByQuery))
 			var sys string
 			b.Run(chromedp.Value(`#pg-system`, &sys, chromedp.ByQuery))

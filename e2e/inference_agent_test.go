@@ -1,10 +1,13 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"net/http"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +15,8 @@ import (
 	"github.com/brightrun/brightrun/internal/store"
 	"github.com/brightrun/brightrun/internal/store/testdb"
 	"github.com/brightrun/brightrun/internal/testdata"
+	"github.com/brightrun/brightrun/internal/testserver"
+	"github.com/chromedp/chromedp"
 )
 
 // pythonSDKScript drives /v1 with the official openai Python package
@@ -106,6 +111,74 @@ func TestInferenceRealAgent(t *testing.T) {
 		if r.Status != "completed" || r.PromptTokens < 1 || r.CompletionTokens < 1 || r.ModelID == nil || *r.ModelID != m.ID {
 			t.Fatalf("usage row %+v", r)
 		}
+	}
+
+	// Closing the connection mid-stream stops the generation on the real agent.
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "POST", s.URL+"/v1/chat/completions", strings.NewReader(`{"model":"`+adapterID+
+		`","stream":true,"max_tokens":4096,"temperature":1,"messages":[{"role":"user","content":"Tell me a very long story."}]}`))
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	for n := 0; n < 2 && sc.Scan(); { // the role chunk, then text
+		if strings.HasPrefix(sc.Text(), "data: ") {
+			n++
+		}
+	}
+	cancel()
+	resp.Body.Close()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		rows, err := s.App.Store.InferenceList(store.WithUser(context.Background(), c.UserID), c.UserID, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rows) == 1 && rows[0].CreatedAt.After(list[0].CreatedAt) {
+			if rows[0].Status != "cancelled" || rows[0].CompletionTokens >= 4096 {
+				t.Fatalf("after the client left: %+v", rows[0])
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the cancelled request was never recorded: the agent did not stop")
+		}
+		// The real agent learns of the cancel on its next stream post and
+		// then reports; poll the store for its record.
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	checkPlaygroundRealAgent(t, s, c, m.ID)
+}
+
+// checkPlaygroundRealAgent: the playground in Chromium with the real agent:
+// a held-out prompt goes to both sides, both answers stream in, a vote is
+// stored and exported.
+func checkPlaygroundRealAgent(t *testing.T, s *testserver.Server, c *testserver.Client, modelID string) {
+	b := testserver.NewBrowser(t, 1280, 900)
+	b.SignIn(s.URL, "/login", c.Email, "correct horse battery")
+	b.Run(chromedp.Navigate(s.URL+"/models/"+modelID+"/playground"), chromedp.WaitVisible(`[data-log=base]`, chromedp.ByQuery),
+		chromedp.SetValue(`#pg-max-tokens`, "24", chromedp.ByQuery))
+	var heldOut bool
+	b.Run(chromedp.Evaluate(`!document.querySelector('[data-heldout]').disabled`, &heldOut))
+	if !heldOut {
+		t.Fatal("the trained model kept no held-out prompts for the playground")
+	}
+	b.Run(chromedp.Click(`[data-heldout]`, chromedp.ByQuery), chromedp.WaitVisible(`[data-reference]`, chromedp.ByQuery),
+		chromedp.Click(`[data-send]`, chromedp.ByQuery), chromedp.WaitVisible(`[data-vote]`, chromedp.ByQuery))
+	for _, side := range []string{"base", "adapter"} {
+		if txt := b.Text(`[data-log=` + side + `]`); strings.Contains(txt, "Error:") || !strings.Contains(txt, "ANSWER") && !strings.Contains(txt, "answer") {
+			t.Fatalf("%s side: %q", side, txt)
+		}
+	}
+	b.Screenshot("real-agent")
+	b.Run(chromedp.Click(`[data-choice=left]`, chromedp.ByQuery), chromedp.WaitVisible(`[data-prefs] li`, chromedp.ByQuery))
+	r := c.Do("GET", "/api/models/"+modelID+"/preferences.jsonl", nil)
+	if r.Status != 200 || !strings.Contains(string(r.Body), `"chosen"`) {
+		t.Fatalf("export: %d %s", r.Status, r.Body)
 	}
 }
 

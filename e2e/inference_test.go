@@ -113,6 +113,25 @@ func TestOpenAIChatWithGoAgentDouble(t *testing.T) {
 			t.Fatal("the agent was never told to cancel")
 		}
 
+		// Agent calls: a wrong token is a 401, another agent's (or an
+		// unknown) request a 404, a post without seq a 400.
+		other, _, err := s.App.Agents.CreateAgent(context.Background(), "other")
+		if err != nil {
+			t.Fatal(err)
+		}
+		seq := 0
+		otherAgent := &goAgent{url: s.URL, tok: other}
+		if err := otherAgent.post(context.Background(), "/api/agent/inference/"+forever.ID+"/stream", inference.StreamPost{Seq: &seq, Text: "x"}, &struct{}{}); err == nil || !strings.Contains(err.Error(), "404") {
+			t.Fatalf("another agent's stream post: %v", err)
+		}
+		badTok := &goAgent{url: s.URL, tok: "bra_forged"}
+		if err := badTok.post(context.Background(), "/api/agent/inference/claim", inference.ClaimRequest{BaseModels: []string{"*"}}, &struct{}{}); err == nil || !strings.Contains(err.Error(), "401") {
+			t.Fatalf("forged agent token: %v", err)
+		}
+		if err := a.post(context.Background(), "/api/agent/inference/inf_nope/stream", map[string]any{"text": "x"}, &struct{}{}); err == nil || !strings.Contains(err.Error(), "400") {
+			t.Fatalf("post without seq: %v", err)
+		}
+
 		// Usage: every finished request is recorded with an inference cost record.
 		var costs struct {
 			Records []store.CostRecord `json:"records"`

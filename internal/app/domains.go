@@ -21,6 +21,7 @@ import (
 	"github.com/brightrun/brightrun/internal/training"
 	"github.com/brightrun/brightrun/internal/training/catalog"
 	"github.com/brightrun/brightrun/internal/training/estimate"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // domains builds the domain packages and returns their route mounts and
@@ -59,6 +60,8 @@ func (a *App) domains(ctx context.Context, d *server.Deps) ([]func(*server.Mux),
 	}
 	inf := inference.NewService(a.Store, a.Storage, cat, a.Log, a.Now, a.Config.PublicURL, io)
 	a.Inference = inf
+	d.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "brightrun_inference_queued",
+		Help: "Chat requests waiting for an agent (this replica)."}, func() float64 { return float64(inf.Broker.Queued()) }))
 	ih := &inference.AgentHandlers{Svc: inf, Errors: d.Errors}
 	ph := &inference.PlaygroundHandlers{Svc: inf, Errors: d.Errors, UI: d.UI}
 	vh := &openai.Handlers{Inference: inf, Store: a.Store, Errors: d.Errors, Now: a.Now}

@@ -18,14 +18,18 @@ type BrokerOptions struct {
 	CancelGrace  time.Duration // how long a cancelled request waits for the agent's last post before it is closed
 	AgentTTL     time.Duration // a claim poll marks the agent online this long
 	MaxWait      time.Duration // longest claim long-poll
+	MaxPerUser   int           // requests one user may have queued or running at once
 }
 
 // DefaultBrokerOptions are the production settings.
 var DefaultBrokerOptions = BrokerOptions{QueueTimeout: 60 * time.Second, Timeout: 300 * time.Second, CancelGrace: 30 * time.Second,
-	AgentTTL: 60 * time.Second, MaxWait: 25 * time.Second}
+	AgentTTL: 60 * time.Second, MaxWait: 25 * time.Second, MaxPerUser: 16}
 
 // ErrNoAgent: no online agent serves the request's base model.
 var ErrNoAgent = errors.New("no agent serving the model is online")
+
+// ErrTooMany: the user already has MaxPerUser requests in the broker.
+var ErrTooMany = errors.New("too many requests in flight")
 
 // Call states.
 const (
@@ -141,6 +145,17 @@ func (b *Broker) Submit(c *Call) error {
 	defer b.mu.Unlock()
 	if !b.onlineLocked(c.BaseModel) {
 		return ErrNoAgent
+	}
+	if b.opts.MaxPerUser > 0 {
+		n := 0
+		for _, x := range b.calls {
+			if x.UserID == c.UserID {
+				n++
+			}
+		}
+		if n >= b.opts.MaxPerUser {
+			return ErrTooMany
+		}
 	}
 	c.b, c.state, c.lastSeq, c.created, c.notify = b, stateQueued, -1, b.now(), make(chan struct{}, 1)
 	b.calls[c.ID] = c

@@ -339,3 +339,18 @@ func TestWarmAgentPreferred(t *testing.T) {
 		t.Fatalf("cold agent got %v", c)
 	}
 }
+
+func TestPerUserLimit(t *testing.T) {
+	opts := fastOpts
+	opts.MaxPerUser = 2
+	h := newHarness(opts)
+	newFakeAgent(t, h.b, "a", "m")
+	c1 := submit(t, h.b, "u", "r1", "m")
+	submit(t, h.b, "u", "r2", "m")
+	if err := h.b.Submit(&Call{ID: "r3", UserID: "u", BaseModel: "m"}); !errors.Is(err, ErrTooMany) {
+		t.Fatalf("third request: want ErrTooMany, got %v", err)
+	}
+	submit(t, h.b, "other", "o1", "m") // other users are not held back
+	h.b.Cancel(c1)
+	submit(t, h.b, "u", "r3", "m") // a slot came free
+}

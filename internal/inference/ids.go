@@ -11,7 +11,13 @@ import (
 // The slug comes from the model's name and is only decoration: the id
 // resolves by its last part, so renaming a model keeps old ids working.
 func AdapterModelID(m store.Model) string {
-	return "ft:" + m.BaseModel + ":" + slug(m.Name) + ":" + m.ID
+	return FineTunedID(m.BaseModel, m.Name, m.ID)
+}
+
+// FineTunedID writes ft:<base>:<slug of label>:<model-id> (label: the
+// model's name, or an OpenAI job's suffix).
+func FineTunedID(base, label, modelID string) string {
+	return "ft:" + base + ":" + slug(label) + ":" + modelID
 }
 
 // ParseAdapterModelID returns the model id part of an ft: id.

@@ -172,6 +172,9 @@ func (s *Service) Start(ctx context.Context, p ChatParams) (*Call, error) {
 			return nil, apperr.Unavailable("no agent serving %s is online; start one with: brightrun-trainer agent --server %s --token bra_… (create a token with `brightrun agents create --name N`)",
 				s.DisplayName(w.BaseModel), s.PublicURL).WithCode("no_agent_online")
 		}
+		if errors.Is(err, ErrTooMany) {
+			return nil, apperr.RateLimited("you have %d requests queued or running; wait for one to finish", s.Broker.opts.MaxPerUser).WithCode("rate_limit_exceeded")
+		}
 		return nil, err
 	}
 	return c, nil

@@ -1,4 +1,4 @@
-"""Command line: ``brightrun-trainer train|preflight|agent|generate|make-tiny-model``.
+"""Command line: ``brightrun-trainer train|preflight|agent|generate|export|make-tiny-model``.
 
 Every failure ends with one JSON line on stderr, {"error_class", "message"},
 and the exit code of its class (see errors.EXIT_CODES); a cancelled run
@@ -55,6 +55,9 @@ def _parser() -> argparse.ArgumentParser:
                                           "a GPU agent '*')")
     a.add_argument("--serve-slots", type=int, default=4,
                    help="inference requests served at once (they take turns per token on one model)")
+    a.add_argument("--serve-engine", choices=("auto", "transformers", "vllm"), default="auto",
+                   help="auto: vLLM multi-LoRA on a GPU agent when vllm is installed (untested), "
+                        "else transformers+PEFT")
     a.add_argument("--adapter-cache-gb", type=float, default=2.0, help="size limit of the adapter cache")
     a.add_argument("--adapter-cache-dir", help="adapter cache directory (default WORK_DIR/adapters)")
 
@@ -71,6 +74,20 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
     g.add_argument("--json", action="store_true", help="print one JSON object (text, finish_reason, usage, "
                                                        "timings) instead of streaming the text")
+
+    x = sub.add_parser("export", help="export a trained adapter (merged into the base model)")
+    x.add_argument("--merged", action="store_true", required=True,
+                   help="merge the adapter into the base weights (merge_and_unload) and save safetensors + tokenizer")
+    x.add_argument("--model", required=True, help="base model id or path")
+    x.add_argument("--adapter", required=True, help="PEFT adapter directory")
+    x.add_argument("--out", required=True, help="output model directory (replaced)")
+    x.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32")
+    x.add_argument("--gguf", action="store_true",
+                   help="also convert the merged model to OUT/gguf/model-<type>.gguf with llama.cpp's converter, "
+                        "with an Ollama Modelfile")
+    x.add_argument("--gguf-type", choices=("f32", "f16", "bf16", "q8_0"), default="f16")
+    x.add_argument("--llama-cpp", help="llama.cpp directory with convert_hf_to_gguf.py and gguf-py/ "
+                                       "(default $BRIGHTRUN_LLAMA_CPP_DIR)")
 
     m = sub.add_parser("make-tiny-model", help="build a tiny random Llama + BPE tokenizer (tests, e2e)")
     m.add_argument("--out", required=True, help="output model directory")
@@ -169,6 +186,23 @@ def cmd_make_tiny_model(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from .export import converter_dir, export_gguf, export_merged
+
+    try:
+        if args.gguf:
+            converter_dir(args.llama_cpp)   # fail before the merge when the converter is missing
+        info = export_merged(args.model, args.adapter, args.out, dtype=args.dtype)
+        if args.gguf:
+            out = Path(args.out)
+            info["gguf"] = export_gguf(out, out / "gguf" / f"model-{args.gguf_type}.gguf",
+                                       llama_cpp=args.llama_cpp, outtype=args.gguf_type)
+    except BaseException as e:  # noqa: BLE001 - every failure gets a class
+        return emit_error(_report_failure(e))
+    sys.stdout.write(json.dumps(dict(info, out=str(args.out))) + "\n")
+    return 0
+
+
 def cmd_generate(args) -> int:
     from .inference.engine import Engine, GenParams
     from .models import pick_device
@@ -217,6 +251,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_make_tiny_model(args)
     if args.command == "generate":
         return cmd_generate(args)
+    if args.command == "export":
+        return cmd_export(args)
     return cmd_preflight(args)
 
 

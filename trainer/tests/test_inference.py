@@ -99,7 +99,8 @@ def test_adapter_answer_matches_peft_from_pretrained(engine, tiny_model, adapter
 
     ours = gen(engine, tiny_model, adapters["b"], params=greedy(10))
     tok = AutoTokenizer.from_pretrained(str(tiny_model))
-    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(str(tiny_model), dtype=torch.float32),
+    dtype = engine.torch_dtype()   # the engine serves bf16 on CPUs with bf16 units
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(str(tiny_model), dtype=dtype),
                                       str(adapters["b"])).eval()
     ids = tok.apply_chat_template(MESSAGES, add_generation_prompt=True, return_tensors="pt", return_dict=True)
     out = model.generate(**ids, max_new_tokens=10, do_sample=False, pad_token_id=tok.pad_token_id)
@@ -377,3 +378,31 @@ def test_agent_serves_beside_training(server, tiny_model, tmp_path, monkeypatch)
     assert model_id in server.inference_claims[0]["base_models"]
     assert req.final["usage"]["completion_tokens"] == 5
     assert json.dumps(req.final)  # plain JSON
+
+
+# ----------------------------------------------------------------------------
+# Merged export
+
+
+def test_export_merged_loads_without_peft_and_matches_the_adapter(tiny_model, adapters, tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from brightrun_trainer import cli
+
+    out = tmp_path / "merged"
+    assert cli.main(["export", "--merged", "--model", str(tiny_model), "--adapter", str(adapters["a"]),
+                     "--out", str(out)]) == 0
+    info = json.loads((out / "brightrun_export.json").read_text())
+    assert info["kind"] == "merged" and info["chat_template"] == "model"
+    assert (out / "model.safetensors").is_file() and not (out / "adapter_config.json").exists()
+    tok = AutoTokenizer.from_pretrained(str(out))
+    assert tok.chat_template
+    merged = AutoModelForCausalLM.from_pretrained(str(out), dtype=torch.float32).eval()
+    # The same first tokens (greedy) as the base model with the adapter, served by the engine in fp32.
+    fp32 = Engine(device="cpu", dtype="float32")
+    ours = gen(fp32, tiny_model, adapters["a"], params=greedy(10))
+    ids = tok.apply_chat_template(MESSAGES, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    g = merged.generate(**ids, max_new_tokens=10, do_sample=False, pad_token_id=tok.pad_token_id)
+    assert tok.decode(g[0, ids["input_ids"].shape[1]:], skip_special_tokens=True) == ours.text
+    assert cli.main(["export", "--merged", "--model", str(tiny_model), "--adapter", str(tmp_path),
+                     "--out", str(tmp_path / "x")]) == 3   # not an adapter: a config error

@@ -140,11 +140,12 @@ class InferenceLoop:
         with self._lock:
             for ev in self._active.values():
                 ev.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        # Workers end their streams (an error saying the agent stopped); the claim thread may be
+        # in a long-poll: it is a daemon and sees ``stopping`` when the poll returns.
         for w in list(self._workers):
             w.join(timeout)
-        self.api.close()
+        if self._thread is not None:
+            self._thread.join(0.5)
 
     def run(self) -> None:
         log.info("serving inference for %s", ", ".join(self.base_models) or "no model")
