@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/brightrun/brightrun/internal/store/storetest"
 	"github.com/brightrun/brightrun/internal/store/testdb"
 	"github.com/brightrun/brightrun/internal/testserver"
+	"github.com/brightrun/brightrun/internal/training/catalog"
 )
 
 // world is what user A owns; each domain adds its resources in setupWorld
@@ -28,6 +30,8 @@ type world struct {
 	secret []string
 	hookA  string // A's webhook signing secret
 	agentA string // an agent A (the first account: an operator) created
+	fileA  string // dsA as a /v1 file id
+	ftjobA string // one of A's /v1 fine-tuning jobs (validating_files, on dsA)
 }
 
 func setupWorld(t *testing.T, s *testserver.Server) *world {
@@ -74,7 +78,14 @@ func setupWorld(t *testing.T, s *testserver.Server) *world {
 	}
 	w.a.MustJSON("GET", "/api/notifications", nil, 200, &n0)
 	w.unread = n0.UnreadCount
-	w.secret = []string{w.hookA, "owner-secret-hook", "owner-secret-delivered", w.a.UserID, "owner@example.com", tok.APIToken.ID, "owner-secret-token-name", w.dsA, "owner-secret-dataset", n.ID, "owner-secret-notification", w.jobA, "123.45", w.modelA, "owner-secret-model", "owner-secret-agent", w.agentA}
+	w.fileA = "file-" + strings.ReplaceAll(w.dsA, "-", "")
+	var ft struct{ ID, Status string }
+	r := w.a.Do("POST", "/v1/fine_tuning/jobs", map[string]any{"model": catalog.Default().BaseModels[0].ID, "training_file": w.fileA, "metadata": map[string]string{"k": "owner-secret-meta"}})
+	if err := json.Unmarshal(r.Body, &ft); r.Status != 200 || err != nil || ft.Status != "validating_files" {
+		t.Fatalf("A's fine-tuning job: %d %s", r.Status, r.Body)
+	}
+	w.ftjobA = ft.ID
+	w.secret = []string{w.fileA, w.ftjobA, strings.TrimPrefix(w.fileA, "file-"), "owner-secret-meta", w.hookA, "owner-secret-hook", "owner-secret-delivered", w.a.UserID, "owner@example.com", tok.APIToken.ID, "owner-secret-token-name", w.dsA, "owner-secret-dataset", n.ID, "owner-secret-notification", w.jobA, "123.45", w.modelA, "owner-secret-model", "owner-secret-agent", w.agentA}
 	return w
 }
 
@@ -112,6 +123,21 @@ func (w *world) notificationUnread(t *testing.T) {
 	}
 }
 
+// fineTuneIntact: A's /v1 job still waits for its file, and B's requests
+// created no job on A's file.
+func (w *world) fineTuneIntact(t *testing.T) {
+	var j struct{ Status string }
+	r := w.a.Do("GET", "/v1/fine_tuning/jobs/"+w.ftjobA, nil)
+	if err := json.Unmarshal(r.Body, &j); r.Status != 200 || err != nil || j.Status != "validating_files" {
+		t.Fatalf("user A's fine-tuning job changed: %d %s", r.Status, r.Body)
+	}
+	var l struct{ Data []struct{ ID string } }
+	_ = json.Unmarshal(w.b.Do("GET", "/v1/fine_tuning/jobs", nil).Body, &l)
+	if len(l.Data) != 0 {
+		t.Fatalf("user B created a job on A's file: %+v", l.Data)
+	}
+}
+
 func (w *world) jobIntact(t *testing.T) {
 	var out struct{ Job struct{ Status string } }
 	w.a.MustJSON("GET", "/api/jobs/"+w.jobA, nil, 200, &out)
@@ -130,6 +156,12 @@ func (w *world) jobIntact(t *testing.T) {
 // finishedModel makes a completed job with a model artifact, through the
 // job lifecycle (no agent: the fixture's files are never downloaded).
 func finishedModel(t *testing.T, s *testserver.Server, userID, datasetID, name string) string {
+	return finishedModelWith(t, s, userID, datasetID, name, `{"files":[{"name":"adapter_config.json","size":2,"storage_path":"`+userID+`/x/adapter/adapter_config.json"}]}`)
+}
+
+// finishedModelWith completes a fixture job whose model has the artifacts
+// document given (JSON).
+func finishedModelWith(t *testing.T, s *testserver.Server, userID, datasetID, name, artifacts string) string {
 	st := s.App.Store
 	ctx := context.Background()
 	j := storetest.NewJob(t, st, userID, datasetID, "XW-1")
@@ -146,11 +178,20 @@ func finishedModel(t *testing.T, s *testserver.Server, userID, datasetID, name s
 	}
 	e, err := s.App.Jobs.Complete(ctx, claimed, jobs.Completion{Artifact: store.ArtifactCreateParams{Name: name,
 		QualityMetrics: json.RawMessage(`{"perplexity_improvement_pct": 20}`), TrainingSummary: json.RawMessage(`{}`), Configuration: json.RawMessage(`{}`),
-		Artifacts: json.RawMessage(`{"files":[{"name":"adapter_config.json","size":2,"storage_path":"` + userID + `/x/adapter/adapter_config.json"}]}`)}})
+		Artifacts: json.RawMessage(artifacts)}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return *e.ArtifactID
+}
+
+// noPreferences: nobody added a vote to A's model.
+func (w *world) noPreferences(t *testing.T) {
+	var out struct{ Preferences []any }
+	w.a.MustJSON("GET", "/api/models/"+w.modelA+"/preferences", nil, 200, &out)
+	if len(out.Preferences) != 0 {
+		t.Fatalf("another user added %d votes to A's model", len(out.Preferences))
+	}
 }
 
 func (w *world) modelIntact(t *testing.T) {
@@ -220,6 +261,18 @@ func crossUserCases(w *world) []testserver.CrossUserCase {
 		{Route: "DELETE /api/models/{id}", Path: "/api/models/" + w.modelA, Secret: s, After: w.modelIntact},
 		{Route: "POST /api/models/{id}/download", Path: "/api/models/" + w.modelA + "/download", Body: map[string]any{}, Secret: s},
 		{Route: "GET /api/models/{id}/archive", Path: "/api/models/" + w.modelA + "/archive", Secret: s},
+		{Route: "GET /api/models/{id}/playground", Path: "/api/models/" + w.modelA + "/playground", Secret: s},
+		{Route: "POST /api/models/{id}/playground/chat", Path: "/api/models/" + w.modelA + "/playground/chat",
+			Body: map[string]any{"side": "adapter", "messages": []map[string]string{{"role": "user", "content": "hi"}}}, Secret: s},
+		{Route: "POST /api/models/{id}/preferences", Path: "/api/models/" + w.modelA + "/preferences", Body: map[string]any{"left_side": "base", "left_text": "a", "right_text": "b",
+			"choice": "left", "messages": []map[string]string{{"role": "user", "content": "hi"}}}, Secret: s, After: w.noPreferences},
+		{Route: "GET /api/models/{id}/preferences", Path: "/api/models/" + w.modelA + "/preferences", Secret: s},
+		{Route: "GET /api/models/{id}/preferences.jsonl", Path: "/api/models/" + w.modelA + "/preferences.jsonl", Secret: s},
+		{Route: "GET /models/{id}/playground", Path: "/models/" + w.modelA + "/playground", Secret: s},
+		{Route: "GET /v1/models", Path: "/v1/models", Secret: s},
+		{Route: "GET /v1/models/{id...}", Path: "/v1/models/ft:mistralai/Mistral-7B-v0.1:owner-secret-model:" + w.modelA, Secret: s},
+		{Route: "POST /v1/chat/completions", Path: "/v1/chat/completions", Body: map[string]any{"model": "ft:mistralai/Mistral-7B-v0.1:owner-secret-model:" + w.modelA,
+			"messages": []map[string]string{{"role": "user", "content": "hi"}}}, Secret: s},
 		{Route: "GET /models", Path: "/models", Secret: s},
 		{Route: "GET /models/{id}", Path: "/models/" + w.modelA, Secret: s},
 		{Route: "GET /api/costs", Path: "/api/costs?period=90", Secret: s},
@@ -250,6 +303,19 @@ func crossUserCases(w *world) []testserver.CrossUserCase {
 		{Route: "GET /settings", Path: "/settings", Secret: s},
 		{Route: "POST /settings/tokens", Path: "/settings/tokens", Form: "name=b2", Secret: s},
 		{Route: "POST /settings/tokens/{id}/revoke", Path: "/settings/tokens/" + w.tokenA + "/revoke", Form: "x=1", Secret: s, After: w.tokenStillActive},
+		{Route: "POST /v1/files", Path: "/v1/files", Body: map[string]any{"purpose": "fine-tune"}, Secret: s},
+		{Route: "GET /v1/files", Path: "/v1/files?purpose=fine-tune", Secret: s},
+		{Route: "GET /v1/files/{id}", Path: "/v1/files/" + w.fileA, Secret: s},
+		{Route: "GET /v1/files/{id}/content", Path: "/v1/files/" + w.fileA + "/content", Secret: s},
+		{Route: "DELETE /v1/files/{id}", Path: "/v1/files/" + w.fileA, Secret: s, After: w.datasetIntact},
+		{Route: "POST /v1/fine_tuning/jobs", Path: "/v1/fine_tuning/jobs", Body: map[string]any{"model": smol, "training_file": w.fileA}, Secret: s, After: w.fineTuneIntact},
+		{Route: "GET /v1/fine_tuning/jobs", Path: "/v1/fine_tuning/jobs?metadata[k]=owner-secret-meta", Secret: s},
+		{Route: "GET /v1/fine_tuning/jobs/{id}", Path: "/v1/fine_tuning/jobs/" + w.ftjobA, Secret: s},
+		{Route: "POST /v1/fine_tuning/jobs/{id}/cancel", Path: "/v1/fine_tuning/jobs/" + w.ftjobA + "/cancel", Secret: s, After: w.fineTuneIntact},
+		{Route: "POST /v1/fine_tuning/jobs/{id}/pause", Path: "/v1/fine_tuning/jobs/" + w.ftjobA + "/pause", Secret: s, After: w.fineTuneIntact},
+		{Route: "POST /v1/fine_tuning/jobs/{id}/resume", Path: "/v1/fine_tuning/jobs/" + w.ftjobA + "/resume", Secret: s, After: w.fineTuneIntact},
+		{Route: "GET /v1/fine_tuning/jobs/{id}/events", Path: "/v1/fine_tuning/jobs/" + w.ftjobA + "/events", Secret: s},
+		{Route: "GET /v1/fine_tuning/jobs/{id}/checkpoints", Path: "/v1/fine_tuning/jobs/" + w.ftjobA + "/checkpoints", Secret: s},
 		{Route: "POST /api/auth/logout", Path: "/api/auth/logout", Secret: s, As: w.s.Login(w.t, "intruder@example.com")},
 		{Route: "POST /logout", Path: "/logout", Form: "x=1", Secret: s, As: w.s.Login(w.t, "intruder@example.com")},
 	}

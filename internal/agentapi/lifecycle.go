@@ -30,26 +30,30 @@ type HeartbeatRequest struct {
 // Stages an agent may report.
 var Stages = []string{"downloading", "preparing", "loading_model", "training", "evaluating", "saving", "uploading"}
 
-// HeartbeatAnswer tells the agent whether to stop and how long its lease is.
-type HeartbeatAnswer struct {
-	Cancel       bool    `json:"cancel"`
-	LeaseSeconds float64 `json:"lease_seconds"`
-}
-
 // Heartbeat extends the lease and answers whether to cancel.
-func (s *Service) Heartbeat(ctx context.Context, j store.ExecJob, r HeartbeatRequest) (*HeartbeatAnswer, error) {
+func (s *Service) Heartbeat(ctx context.Context, j store.ExecJob, r HeartbeatRequest) (HeartbeatAnswer, error) {
 	if !contains(Stages, r.Stage) {
-		return nil, apperr.Validation("validation failed", map[string]string{"stage": "use one of " + strings.Join(Stages, ", ")})
+		return HeartbeatAnswer{}, apperr.Validation("validation failed", map[string]string{"stage": "use one of " + strings.Join(Stages, ", ")})
 	}
 	if math.IsNaN(r.Progress) || r.Progress < 0 || r.Progress > 100 {
-		return nil, apperr.Validation("validation failed", map[string]string{"progress": "use 0 to 100"})
+		return HeartbeatAnswer{}, apperr.Validation("validation failed", map[string]string{"progress": "use 0 to 100"})
 	}
-	cancel, err := s.Jobs.Heartbeat(ctx, j, jobs.Progress{Stage: r.Stage, Progress: r.Progress, Epoch: int(math.Floor(r.Epoch)), Step: r.Step,
+	stop, err := s.Jobs.Heartbeat(ctx, j, jobs.Progress{Stage: r.Stage, Progress: r.Progress, Epoch: int(math.Floor(r.Epoch)), Step: r.Step,
 		TotalSteps: r.TotalSteps, TokensPerSec: r.TokensPerSecond, ETASeconds: r.ETASeconds, Lease: s.Opts.Lease})
 	if err != nil {
-		return nil, err
+		return HeartbeatAnswer{}, err
 	}
-	return &HeartbeatAnswer{Cancel: cancel, LeaseSeconds: s.Opts.Lease.Seconds()}, nil
+	return HeartbeatAnswer{Cancel: stop != "", Reason: stop, LeaseSeconds: s.Opts.Lease.Seconds()}, nil
+}
+
+// HeartbeatAnswer tells the agent whether to stop. A pause uses the cancel
+// path (stop after this step, report "cancelled"); Reason says which it is
+// ("cancel" or "pause"), and the server parks a paused job instead of
+// cancelling it.
+type HeartbeatAnswer struct {
+	Cancel       bool    `json:"cancel"`
+	Reason       string  `json:"reason,omitempty"`
+	LeaseSeconds float64 `json:"lease_seconds"`
 }
 
 func contains(list []string, v string) bool {
@@ -277,8 +281,12 @@ func (s *Service) Fail(ctx context.Context, j store.ExecJob, r FailRequest) (str
 // truncate makes agent-sent text storable and cuts it to n runes.
 func truncate(s string, n int) string { return textsafe.Clean(s, n) }
 
-// Cancelled ends a job the agent stopped on request.
+// Cancelled ends a job the agent stopped on request: cancelled, or paused
+// when the stop was a pause (the agent reports both the same way).
 func (s *Service) Cancelled(ctx context.Context, j store.ExecJob, step int) error {
+	if j.PauseRequestedAt != nil && j.CancelRequestedAt == nil {
+		return s.Jobs.Park(ctx, j, step)
+	}
 	return s.Jobs.Stopped(ctx, j, step)
 }
 
@@ -296,7 +304,7 @@ func (s *Service) ExpireLeases(ctx context.Context) {
 	for _, j := range list {
 		var err error
 		switch {
-		case j.CancelRequestedAt != nil:
+		case j.CancelRequestedAt != nil || j.PauseRequestedAt != nil:
 			err = s.Cancelled(ctx, j, j.CurrentStep)
 		case j.RetryCount < j.MaxRetries:
 			err = s.Jobs.Requeue(ctx, j, "agent_lost", fmt.Sprintf("the agent missed its heartbeats for %s (lease expired)", s.Opts.Lease))

@@ -205,6 +205,9 @@ type Assignment struct {
 	Dataset          FileURL        `json:"dataset"`
 	DatasetFormat    string         `json:"dataset_format"`
 	Resume           *Resume        `json:"resume"`
+	// ValidationDataset is evaluated whole instead of the held-out share
+	// (absent: hold out validation_share of the dataset).
+	ValidationDataset *FileURL `json:"validation_dataset,omitempty"`
 }
 
 // ClaimAnswer is the claim answer: a job, or null after the wait.
@@ -306,7 +309,9 @@ func (s *Service) assignment(ctx context.Context, e store.ExecJob, d store.Datas
 	if err := json.Unmarshal(e.Hyperparameters, &h); err != nil {
 		return nil, err
 	}
-	h["seed"] = 42
+	if _, ok := h["seed"]; !ok {
+		h["seed"] = 42 // the default unless the job asked for one (the OpenAI face's seed)
+	}
 	h["validation_share"] = 0.1
 	m, _ := s.Catalog.Model(e.BaseModel)
 	h["trust_remote_code"] = m.TrustRemoteCode
@@ -323,8 +328,29 @@ func (s *Service) assignment(ctx context.Context, e store.ExecJob, d store.Datas
 	if err != nil {
 		return nil, err
 	}
+	var val *FileURL
+	if id, _ := h["validation_dataset_id"].(string); id != "" {
+		delete(h, "validation_dataset_id")
+		v, err := s.Store.DatasetGet(ctx, e.UserID, id) // the job's owner's, checked when the job was created
+		switch {
+		case apperr.Is(err, apperr.KindNotFound):
+			// Deleted since: train as without one rather than strand the job.
+			msg := "the validation dataset was deleted: holding out a share of the training dataset instead"
+			if err := s.Store.JobEventsAdd(ctx, e.ID, e.Attempt, []store.JobEvent{{Level: "warn", Stage: "downloading", Message: msg}}, s.Now().UTC()); err != nil {
+				return nil, err
+			}
+		case err != nil:
+			return nil, fmt.Errorf("validation dataset: %w", err)
+		default:
+			vu, err := s.Storage.SignedDownloadURL(ctx, storage.BucketDatasets, v.StoragePath, s.Opts.URLTTL, v.FileName)
+			if err != nil {
+				return nil, err
+			}
+			val = &FileURL{Name: v.FileName, URL: vu, Size: v.FileSize}
+		}
+	}
 	a := &Assignment{ID: e.ID, Attempt: e.Attempt, Token: tok, LeaseSeconds: s.Opts.Lease.Seconds(), HeartbeatSeconds: s.Opts.Heartbeat.Seconds(),
-		Config: h, Dataset: FileURL{Name: d.FileName, URL: url, Size: d.FileSize}, DatasetFormat: d.Format}
+		Config: h, Dataset: FileURL{Name: d.FileName, URL: url, Size: d.FileSize}, DatasetFormat: d.Format, ValidationDataset: val}
 	if len(e.Checkpoint) > 0 {
 		var cp Checkpoint
 		if err := json.Unmarshal(e.Checkpoint, &cp); err == nil && len(cp.Files) > 0 {

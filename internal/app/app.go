@@ -23,6 +23,7 @@ import (
 	"github.com/brightrun/brightrun/internal/costs"
 	"github.com/brightrun/brightrun/internal/datasets"
 	"github.com/brightrun/brightrun/internal/httpx"
+	"github.com/brightrun/brightrun/internal/inference"
 	"github.com/brightrun/brightrun/internal/jobs"
 	"github.com/brightrun/brightrun/internal/outbound"
 	"github.com/brightrun/brightrun/internal/server"
@@ -58,6 +59,10 @@ type App struct {
 	Outbound      *outbound.Service
 	OutboundEvery time.Duration
 	AgentOptions  *agentapi.Options
+	// Inference is the inference broker and service; InferenceOptions
+	// override its timeouts.
+	Inference        *inference.Service
+	InferenceOptions *inference.BrokerOptions
 
 	workers []func(ctx context.Context)
 }
@@ -121,6 +126,8 @@ func NewLogger(c config.Config, w *os.File) *slog.Logger {
 type Options struct {
 	DatasetWorker *datasets.WorkerOptions
 	AgentOptions  *agentapi.Options
+	// InferenceOptions override the inference broker's timeouts.
+	InferenceOptions *inference.BrokerOptions
 	// OutboundEvery is the outbound notification worker's period: 0 means
 	// 5 s, negative means no worker (tests call Outbound.Tick themselves).
 	OutboundEvery time.Duration
@@ -141,7 +148,7 @@ func NewWith(ctx context.Context, c config.Config, log *slog.Logger, o Options) 
 	if err != nil {
 		return nil, err
 	}
-	a := &App{Config: c, Log: log, Store: st, Secret: secret, Now: time.Now, DatasetWorker: o.DatasetWorker, AgentOptions: o.AgentOptions, OutboundEvery: o.OutboundEvery}
+	a := &App{Config: c, Log: log, Store: st, Secret: secret, Now: time.Now, DatasetWorker: o.DatasetWorker, AgentOptions: o.AgentOptions, InferenceOptions: o.InferenceOptions, OutboundEvery: o.OutboundEvery}
 	if err := a.build(ctx); err != nil {
 		st.Close()
 		return nil, err

@@ -3,6 +3,8 @@ package app
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/brightrun/brightrun/internal/agentapi"
@@ -10,14 +12,17 @@ import (
 	"github.com/brightrun/brightrun/internal/config"
 	"github.com/brightrun/brightrun/internal/costs"
 	"github.com/brightrun/brightrun/internal/datasets"
+	"github.com/brightrun/brightrun/internal/inference"
 	"github.com/brightrun/brightrun/internal/jobs"
 	"github.com/brightrun/brightrun/internal/models"
 	"github.com/brightrun/brightrun/internal/notify"
+	"github.com/brightrun/brightrun/internal/openai"
 	"github.com/brightrun/brightrun/internal/outbound"
 	"github.com/brightrun/brightrun/internal/server"
 	"github.com/brightrun/brightrun/internal/training"
 	"github.com/brightrun/brightrun/internal/training/catalog"
 	"github.com/brightrun/brightrun/internal/training/estimate"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // domains builds the domain packages and returns their route mounts and
@@ -51,7 +56,18 @@ func (a *App) domains(ctx context.Context, d *server.Deps) ([]func(*server.Mux),
 	if a.Config.LocalAgent {
 		workers = append(workers, a.localAgent(as))
 	}
-	mh := &models.Handlers{Store: a.Store, Storage: a.Storage, UI: d.UI, Log: a.Log, Now: a.Now}
+	io := inference.DefaultBrokerOptions
+	if a.InferenceOptions != nil {
+		io = *a.InferenceOptions
+	}
+	inf := inference.NewService(a.Store, a.Storage, cat, a.Log, a.Now, a.Config.PublicURL, io)
+	a.Inference = inf
+	d.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "brightrun_inference_queued",
+		Help: "Chat requests waiting for an agent (this replica)."}, func() float64 { return float64(inf.Broker.Queued()) }))
+	ih := &inference.AgentHandlers{Svc: inf, Errors: d.Errors}
+	ph := &inference.PlaygroundHandlers{Svc: inf, Errors: d.Errors, UI: d.UI}
+	vh := &openai.Handlers{Inference: inf, Store: a.Store, Errors: d.Errors, Now: a.Now}
+	mh := &models.Handlers{Store: a.Store, Storage: a.Storage, UI: d.UI, Log: a.Log, Now: a.Now, PublicURL: a.Config.PublicURL}
 	cs := &costs.Service{Store: a.Store, Log: a.Log, Now: a.Now, StorageGBMonth: estimate.DefaultStorageGBMonth}
 	a.Costs = cs
 	ch := &costs.Handlers{Svc: cs, UI: d.UI}
@@ -68,7 +84,16 @@ func (a *App) domains(ctx context.Context, d *server.Deps) ([]func(*server.Mux),
 		workers = append(workers, ob.Worker(every))
 	}
 	agh := &agents.Handlers{Svc: fleet, Catalog: cat, UI: d.UI, PublicURL: c.PublicURL}
-	return []func(*server.Mux){dh.Mount, nh.Mount, th.Mount, ah.Mount, mh.Mount, ch.Mount, oh.Mount, agh.Mount}, workers, nil
+	ftd := filepath.Join(c.DataDir, "tmp", "v1-uploads")
+	if err := os.MkdirAll(ftd, 0o700); err != nil {
+		return nil, nil, fmt.Errorf("BRIGHTRUN_DATA_DIR: %w", err)
+	}
+	files := &openai.Files{Datasets: ds, Store: a.Store, Storage: a.Storage, TempDir: ftd}
+	ft := &openai.FineTuning{Store: a.Store, Training: ts, Jobs: js, Catalog: cat, Files: files, Log: a.Log, Now: a.Now}
+	fth := &openai.FineTuneHandlers{Files: files, FT: ft}
+	ob.Events = ft
+	workers = append(workers, ft.Worker(time.Second))
+	return []func(*server.Mux){dh.Mount, nh.Mount, th.Mount, ah.Mount, mh.Mount, ch.Mount, oh.Mount, ih.Mount, ph.Mount, vh.Mount, fth.MountFineTuning, agh.Mount}, workers, nil
 }
 
 // webhookPolicy is the operator's choice of internal addresses webhooks may

@@ -131,10 +131,11 @@ func (s *Service) Worker(every time.Duration) func(ctx context.Context) {
 
 // Day is one day of the daily series.
 type Day struct {
-	Date    string  `json:"date"`
-	Compute float64 `json:"compute"`
-	Storage float64 `json:"storage"`
-	Total   float64 `json:"total"`
+	Date      string  `json:"date"`
+	Compute   float64 `json:"compute"`
+	Storage   float64 `json:"storage"`
+	Inference float64 `json:"inference"`
+	Total     float64 `json:"total"`
 }
 
 // Report is GET /api/costs.
@@ -190,7 +191,7 @@ func (s *Service) Report(ctx context.Context, userID string, from, to time.Time)
 	if recs == nil {
 		recs = []store.CostRecord{}
 	}
-	r := Report{Start: from.Format("2006-01-02"), End: to.AddDate(0, 0, -1).Format("2006-01-02"), ByType: map[string]float64{"compute": 0, "storage": 0}, Records: recs}
+	r := Report{Start: from.Format("2006-01-02"), End: to.AddDate(0, 0, -1).Format("2006-01-02"), ByType: map[string]float64{"compute": 0, "storage": 0, "inference": 0}, Records: recs}
 	byDay := map[string]*Day{}
 	for d := from; d.Before(to); d = d.AddDate(0, 0, 1) {
 		k := d.Format("2006-01-02")
@@ -200,9 +201,12 @@ func (s *Service) Report(ctx context.Context, userID string, from, to time.Time)
 		r.Total += c.Amount
 		r.ByType[c.CostType] += c.Amount
 		if d := byDay[c.RecordedAt.UTC().Format("2006-01-02")]; d != nil {
-			if c.CostType == "storage" {
+			switch c.CostType {
+			case "storage":
 				d.Storage += c.Amount
-			} else {
+			case "inference":
+				d.Inference += c.Amount
+			default:
 				d.Compute += c.Amount
 			}
 			d.Total += c.Amount

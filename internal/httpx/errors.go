@@ -74,9 +74,9 @@ type ErrorBody struct {
 	RequestID string `json:"request_id,omitempty"`
 }
 
-// Write writes err to w. Internal errors are logged with the request id and
-// shown only as a generic message with that id.
-func (e *Errors) Write(w http.ResponseWriter, r *http.Request, err error) {
+// Public is err as a client may see it, with its status: internal errors
+// are logged with the request id and replaced by a generic message.
+func (e *Errors) Public(r *http.Request, err error) (*apperr.Error, int) {
 	rid := RequestID(r.Context())
 	ae, ok := apperr.As(err)
 	if !ok {
@@ -90,7 +90,14 @@ func (e *Errors) Write(w http.ResponseWriter, r *http.Request, err error) {
 		e.Log.Error("internal error", "request_id", rid, "err", err)
 		ae = &apperr.Error{Kind: apperr.KindInternal, Message: "internal server error (request id " + rid + ")"}
 	}
-	status := Status(ae.Kind)
+	return ae, Status(ae.Kind)
+}
+
+// Write writes err to w. Internal errors are logged with the request id and
+// shown only as a generic message with that id.
+func (e *Errors) Write(w http.ResponseWriter, r *http.Request, err error) {
+	rid := RequestID(r.Context())
+	ae, status := e.Public(r, err)
 	if IsOpenAI(r) {
 		JSON(w, status, OpenAIErrorBody{Error: openAIError(ae, status)})
 		return
@@ -104,6 +111,16 @@ func (e *Errors) Write(w http.ResponseWriter, r *http.Request, err error) {
 		return
 	}
 	e.Page(w, r, status, ae.Message, rid)
+}
+
+// StreamError is err as the body of an error event in a stream whose
+// headers were already sent: OpenAI's shape on /v1, the envelope elsewhere.
+func (e *Errors) StreamError(r *http.Request, err error) any {
+	ae, status := e.Public(r, err)
+	if IsOpenAI(r) {
+		return OpenAIErrorBody{Error: openAIError(ae, status)}
+	}
+	return ErrorBody{Error: ae.Message, Details: ae.Details, RequestID: RequestID(r.Context())}
 }
 
 // JSON writes v with status.

@@ -26,23 +26,30 @@ const (
 	Fail          Event = "fail"           // a failure for good
 	CancelRequest Event = "cancel_request" // the user asks to cancel
 	Stopped       Event = "stopped"        // the agent stopped on a cancel request (or its lease ran out after one)
+	PauseRequest  Event = "pause_request"  // the user asks to pause (stop at the next checkpoint, release the GPU)
+	Parked        Event = "parked"         // the agent stopped on a pause request (or its lease ran out after one)
+	Resume        Event = "resume"         // the user resumes a paused job
 )
 
 // Events lists every event, for tests and docs.
-var Events = []Event{Claim, Setup, Train, Requeue, Complete, Fail, CancelRequest, Stopped}
+var Events = []Event{Claim, Setup, Train, Requeue, Complete, Fail, CancelRequest, Stopped, PauseRequest, Parked, Resume}
 
 // Statuses lists every status.
-var Statuses = []string{store.JobQueued, store.JobInitializing, store.JobRunning, store.JobCompleted, store.JobFailed, store.JobCancelled}
+var Statuses = []string{store.JobQueued, store.JobInitializing, store.JobRunning, store.JobPaused, store.JobCompleted, store.JobFailed, store.JobCancelled}
 
 // transitions is the whole state machine: status × event → status. Anything
 // not listed is illegal. A cancel request on an active job keeps its status
 // (the agent is told on its next heartbeat and answers with Stopped); on a
-// queued job it cancels at once. Finished jobs accept nothing: a retry is a
-// new job.
+// queued job it cancels at once. A pause request works the same way: a
+// queued job is paused at once, an active one keeps its status until the
+// agent, told at the next checkpoint, stops (Parked); resuming queues it
+// again and the next attempt continues from that checkpoint. Finished jobs
+// accept nothing: a retry is a new job.
 var transitions = map[string]map[Event]string{
 	store.JobQueued: {
 		Claim:         store.JobInitializing,
 		CancelRequest: store.JobCancelled,
+		PauseRequest:  store.JobPaused,
 	},
 	store.JobInitializing: {
 		Setup:         store.JobInitializing,
@@ -52,6 +59,8 @@ var transitions = map[string]map[Event]string{
 		Fail:          store.JobFailed,
 		CancelRequest: store.JobInitializing,
 		Stopped:       store.JobCancelled,
+		PauseRequest:  store.JobInitializing,
+		Parked:        store.JobPaused,
 	},
 	store.JobRunning: {
 		Setup:         store.JobRunning, // a late setup-stage heartbeat never moves a job back
@@ -61,6 +70,12 @@ var transitions = map[string]map[Event]string{
 		Fail:          store.JobFailed,
 		CancelRequest: store.JobRunning,
 		Stopped:       store.JobCancelled,
+		PauseRequest:  store.JobRunning,
+		Parked:        store.JobPaused,
+	},
+	store.JobPaused: {
+		Resume:        store.JobQueued,
+		CancelRequest: store.JobCancelled,
 	},
 }
 
@@ -75,8 +90,10 @@ func Next(from string, ev Event) (string, error) {
 
 func illegal(from string, ev Event) string {
 	switch {
-	case ev == CancelRequest:
+	case ev == CancelRequest || ev == PauseRequest:
 		return fmt.Sprintf("the job is already %s", from)
+	case ev == Resume:
+		return fmt.Sprintf("only a paused job can be resumed; this one is %s", from)
 	case from == store.JobQueued:
 		return "the job is queued: no agent is working on it"
 	}

@@ -19,11 +19,13 @@ func TestTransitions(t *testing.T) {
 		c  = store.JobCompleted
 		f  = store.JobFailed
 		x  = store.JobCancelled
+		p  = store.JobPaused
 	)
 	want := map[string]map[Event]string{
-		q:  {Claim: in, CancelRequest: x},
-		in: {Setup: in, Train: r, Requeue: q, Complete: c, Fail: f, CancelRequest: in, Stopped: x},
-		r:  {Setup: r, Train: r, Requeue: q, Complete: c, Fail: f, CancelRequest: r, Stopped: x},
+		q:  {Claim: in, CancelRequest: x, PauseRequest: p},
+		in: {Setup: in, Train: r, Requeue: q, Complete: c, Fail: f, CancelRequest: in, Stopped: x, PauseRequest: in, Parked: p},
+		r:  {Setup: r, Train: r, Requeue: q, Complete: c, Fail: f, CancelRequest: r, Stopped: x, PauseRequest: r, Parked: p},
+		p:  {Resume: q, CancelRequest: x},
 		c:  {},
 		f:  {},
 		x:  {},
@@ -42,8 +44,14 @@ func TestTransitions(t *testing.T) {
 			}
 		}
 	}
-	if n != 6*8 {
-		t.Fatalf("checked %d pairs, want 48", n)
+	if n != 7*11 {
+		t.Fatalf("checked %d pairs, want 77", n)
+	}
+	if _, err := Next(p, PauseRequest); err == nil || err.Error() != "the job is already paused" {
+		t.Fatalf("pause of a paused job says %v", err)
+	}
+	if _, err := Next(r, Resume); err == nil || err.Error() != "only a paused job can be resumed; this one is running" {
+		t.Fatalf("resume of a running job says %v", err)
 	}
 	if _, err := Next(c, CancelRequest); err == nil || err.Error() != "the job is already completed" {
 		t.Fatalf("cancel of a finished job says %v", err)

@@ -65,8 +65,9 @@ type Progress struct {
 }
 
 // Heartbeat records progress, extends the lease and accrues the cost so
-// far; it answers whether the user asked to cancel.
-func (s *Service) Heartbeat(ctx context.Context, j store.ExecJob, p Progress) (bool, error) {
+// far; it answers whether the agent should stop: store.StopCancel when the
+// user asked to cancel, store.StopPause when a pause may happen now.
+func (s *Service) Heartbeat(ctx context.Context, j store.ExecJob, p Progress) (string, error) {
 	now := s.now()
 	return s.Store.JobHeartbeat(store.AsSystem(ctx), store.HeartbeatParams{JobID: j.ID, Attempt: j.Attempt, Stage: p.Stage, Progress: p.Progress,
 		Epoch: p.Epoch, Step: p.Step, TotalSteps: p.TotalSteps, TokensPerSec: p.TokensPerSec, ETASeconds: ETA(j.Job, p.Stage, p.ETASeconds, p.TokensPerSec), Now: now, Lease: p.Lease,
@@ -75,7 +76,7 @@ func (s *Service) Heartbeat(ctx context.Context, j store.ExecJob, p Progress) (b
 			if err != nil {
 				return store.Effects{}, err
 			}
-			return store.Effects{Status: to, Cost: Cost(Elapsed(e, now), Rate(e.Job))}, nil
+			return store.Effects{Status: to, Cost: Cost(Elapsed(e, now), Rate(e.Job)), Stop: stopReason(e, to)}, nil
 		}})
 }
 
@@ -192,7 +193,15 @@ func (s *Service) Cancel(ctx context.Context, userID, id string) (store.Job, err
 			return store.Effects{}, err
 		}
 		eff := store.Effects{Status: to, Stage: to}
-		if to == store.JobCancelled {
+		switch {
+		case to == store.JobCancelled && e.Status == store.JobPaused:
+			// A paused job ran: the time it ran is billed now that it ends.
+			secs := Elapsed(e, s.now())
+			eff.Cost = Cost(secs, Rate(e.Job))
+			eff.Events = []store.JobEvent{info(to, "cancelled while paused", s.now())}
+			eff.Notifications = []store.NotificationCreateParams{stoppedNotice(e, e.CurrentStep)}
+			eff.CostRecords = []store.CostRecordCreateParams{computeRecord(e, to, secs, eff.Cost, 0, s.now())} // 0: the GPUs the job asked for
+		case to == store.JobCancelled:
 			eff.Notifications = []store.NotificationCreateParams{cancelledQueuedNotice(e.Job)}
 		}
 		return eff, nil

@@ -138,7 +138,7 @@ func TestCancel(t *testing.T) {
 			t.Fatalf("cancel active: %v %+v", err, c)
 		}
 		clock = clock.Add(time.Hour)
-		if stop, err := js.Heartbeat(ctx, x, jobs.Progress{Stage: "training", Lease: time.Minute}); err != nil || !stop {
+		if stop, err := js.Heartbeat(ctx, x, jobs.Progress{Stage: "training", Lease: time.Minute}); err != nil || stop != store.StopCancel {
 			t.Fatalf("heartbeat after cancel: %v %v", stop, err)
 		}
 		if err := js.Stopped(ctx, x, 4); err != nil {

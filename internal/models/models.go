@@ -20,6 +20,7 @@ import (
 	"github.com/brightrun/brightrun/internal/apperr"
 	"github.com/brightrun/brightrun/internal/auth"
 	"github.com/brightrun/brightrun/internal/httpx"
+	"github.com/brightrun/brightrun/internal/inference"
 	"github.com/brightrun/brightrun/internal/server"
 	"github.com/brightrun/brightrun/internal/storage"
 	"github.com/brightrun/brightrun/internal/store"
@@ -33,6 +34,8 @@ type Handlers struct {
 	UI      *ui.Renderer
 	Log     *slog.Logger
 	Now     func() time.Time
+	// PublicURL is the server's address, for the /v1 snippets.
+	PublicURL string
 }
 
 // Mount registers the routes.
@@ -327,7 +330,8 @@ func (h *Handlers) detailPage(w http.ResponseWriter, r *http.Request) error {
 	}
 	var hp map[string]any
 	_ = json.Unmarshal(job.Hyperparameters, &hp)
-	p := ui.PageFor(r, m.Name, "models", map[string]any{"M": view(m), "Rule": RatingRule, "Job": job, "Hyper": hp})
+	p := ui.PageFor(r, m.Name, "models", map[string]any{"M": view(m), "Rule": RatingRule, "Job": job, "Hyper": hp,
+		"FTID": inference.AdapterModelID(m), "V1": strings.TrimRight(h.PublicURL, "/") + "/v1"})
 	p.Page = "model-detail"
 	return h.UI.Render(w, http.StatusOK, "model_detail", p)
 }

@@ -41,11 +41,12 @@ type Settings struct {
 	EmailEnabled   bool   `json:"email_enabled"`
 	EmailAddress   string `json:"email_address"`
 	EmailAvailable bool   `json:"email_available"`
+	WebhookFormat  string `json:"webhook_format"`
 	UpdatedAt      string `json:"updated_at,omitempty"`
 }
 
 func (h *Handlers) view(c store.NotificationChannels) Settings {
-	v := Settings{WebhookURL: c.WebhookURL, WebhookSecret: c.WebhookSecret, EmailEnabled: c.EmailEnabled, EmailAddress: c.EmailAddress, EmailAvailable: h.Svc.SMTP.Enabled()}
+	v := Settings{WebhookURL: c.WebhookURL, WebhookSecret: c.WebhookSecret, EmailEnabled: c.EmailEnabled, EmailAddress: c.EmailAddress, EmailAvailable: h.Svc.SMTP.Enabled(), WebhookFormat: c.WebhookFormat}
 	if !c.UpdatedAt.IsZero() {
 		v.UpdatedAt = c.UpdatedAt.UTC().Format("2006-01-02T15:04:05.000Z")
 	}
@@ -71,6 +72,8 @@ type putReq struct {
 	WebhookURL   string `json:"webhook_url"`
 	EmailEnabled bool   `json:"email_enabled"`
 	EmailAddress string `json:"email_address"`
+	// WebhookFormat is brightrun or standard (absent: unchanged).
+	WebhookFormat *string `json:"webhook_format"`
 }
 
 // ValidWebhookURL checks a webhook URL: absolute http(s), at most 2000
@@ -133,6 +136,9 @@ func (h *Handlers) save(ctx context.Context, w http.ResponseWriter, r *http.Requ
 	if req.EmailEnabled && req.EmailAddress == "" {
 		bad["email_address"] = "give the address to send to"
 	}
+	if req.WebhookFormat != nil && *req.WebhookFormat != FormatBrightRun && *req.WebhookFormat != FormatStandard {
+		bad["webhook_format"] = "use brightrun (BrightRun's payload and X-BrightRun-Signature) or standard (Standard Webhooks, OpenAI's event shape)"
+	}
 	if len(bad) > 0 {
 		return apperr.Validation("validation failed", bad)
 	}
@@ -140,7 +146,11 @@ func (h *Handlers) save(ctx context.Context, w http.ResponseWriter, r *http.Requ
 	if err != nil {
 		return err
 	}
-	c := store.NotificationChannels{UserID: uid, WebhookURL: req.WebhookURL, WebhookSecret: cur.WebhookSecret, EmailEnabled: req.EmailEnabled, EmailAddress: req.EmailAddress}
+	c := store.NotificationChannels{UserID: uid, WebhookURL: req.WebhookURL, WebhookSecret: cur.WebhookSecret, EmailEnabled: req.EmailEnabled, EmailAddress: req.EmailAddress,
+		WebhookFormat: cur.WebhookFormat}
+	if req.WebhookFormat != nil {
+		c.WebhookFormat = *req.WebhookFormat
+	}
 	switch {
 	case c.WebhookURL == "":
 		c.WebhookSecret = ""

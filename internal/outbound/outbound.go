@@ -62,6 +62,9 @@ type Service struct {
 	PublicURL string
 	// Policy decides which addresses webhooks may reach (default: public only).
 	Policy Policy
+	// Events maps notifications onto OpenAI events for Standard Webhooks
+	// channels (nil: every notification is sent as brightrun.<type>).
+	Events EventMapper
 
 	once sync.Once
 }
@@ -225,7 +228,14 @@ func (s *Service) sendWebhook(ctx context.Context, d store.DueDelivery) (int, er
 	if d.WebhookSecret == "" {
 		return 0, errors.New("no webhook secret (the webhook was removed)")
 	}
-	body, err := s.payload(d)
+	var body []byte
+	var eventID string
+	var err error
+	if d.WebhookFormat == FormatStandard {
+		body, eventID, err = s.standardBody(ctx, d)
+	} else {
+		body, err = s.payload(d)
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -238,10 +248,17 @@ func (s *Service) sendWebhook(ctx context.Context, d store.DueDelivery) (int, er
 	ts := strconv.FormatInt(s.Now().Unix(), 10)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "BrightRun-Webhook/1")
-	req.Header.Set("X-BrightRun-Timestamp", ts)
-	req.Header.Set("X-BrightRun-Signature", Sign(d.WebhookSecret, ts, body))
-	req.Header.Set("X-BrightRun-Delivery", d.ID)
-	req.Header.Set("X-BrightRun-Event", d.Notification.Type)
+	if d.WebhookFormat == FormatStandard {
+		// The id is the event's, so a retried delivery keeps it (receivers deduplicate on it).
+		req.Header.Set("webhook-id", eventID)
+		req.Header.Set("webhook-timestamp", ts)
+		req.Header.Set("webhook-signature", SignStandard(d.WebhookSecret, eventID, ts, body))
+	} else {
+		req.Header.Set("X-BrightRun-Timestamp", ts)
+		req.Header.Set("X-BrightRun-Signature", Sign(d.WebhookSecret, ts, body))
+		req.Header.Set("X-BrightRun-Delivery", d.ID)
+		req.Header.Set("X-BrightRun-Event", d.Notification.Type)
+	}
 	resp, err := s.client().Do(req)
 	if err != nil {
 		var ue *url.Error

@@ -7,11 +7,16 @@ import (
 
 // NotificationChannels are a user's outbound notification settings.
 type NotificationChannels struct {
-	UserID        string    `json:"-"`
-	WebhookURL    string    `json:"webhook_url"`
-	WebhookSecret string    `json:"-"`
-	EmailEnabled  bool      `json:"email_enabled"`
-	EmailAddress  string    `json:"email_address"`
+	UserID        string `json:"-"`
+	WebhookURL    string `json:"webhook_url"`
+	WebhookSecret string `json:"-"`
+	EmailEnabled  bool   `json:"email_enabled"`
+	EmailAddress  string `json:"email_address"`
+	// WebhookFormat is "brightrun" (BrightRun's payload and X-BrightRun-*
+	// signature) or "standard" (Standard Webhooks: webhook-id,
+	// webhook-timestamp, webhook-signature; fine-tuning jobs in OpenAI's
+	// event shape).
+	WebhookFormat string    `json:"webhook_format"`
 	CreatedAt     time.Time `json:"created_at"`
 	UpdatedAt     time.Time `json:"updated_at"` // ChannelsPut stamps it with the caller's time
 }
@@ -40,6 +45,7 @@ type DueDelivery struct {
 	Delivery
 	Notification  Notification
 	WebhookSecret string
+	WebhookFormat string
 }
 
 // DeliveryStore persists outbound channels and the delivery log.

@@ -44,6 +44,8 @@ type Effects struct {
 	Events        []JobEvent
 	Notifications []NotificationCreateParams
 	CostRecords   []CostRecordCreateParams
+	// Stop is the heartbeat's answer: "" (go on), StopCancel or StopPause.
+	Stop string
 }
 
 // Decide computes a step's effects from the job's current row; an error
@@ -78,6 +80,10 @@ type ExecJob struct {
 	ErrorClass       string
 	MaxRetries       int
 	AgentID          string
+	// PauseRequestedAt is set while a pause waits for the next checkpoint;
+	// CheckpointAt is when the last checkpoint was registered.
+	PauseRequestedAt *time.Time
+	CheckpointAt     *time.Time
 }
 
 // HeartbeatParams update a running attempt.
@@ -91,7 +97,7 @@ type HeartbeatParams struct {
 	ETASeconds   float64
 	Now          time.Time
 	Lease        time.Duration
-	Decide       Decide // Status and Cost
+	Decide       Decide // Status, Cost and Stop
 }
 
 // RequeueParams put an attempt back in the queue.
@@ -180,7 +186,7 @@ type ExecutionStore interface {
 
 	JobClaim(ctx context.Context, p ClaimParams) (Claim, bool, error)
 	JobExec(ctx context.Context, id string) (ExecJob, error)
-	JobHeartbeat(ctx context.Context, p HeartbeatParams) (cancel bool, err error)
+	JobHeartbeat(ctx context.Context, p HeartbeatParams) (stop string, err error)
 	JobCheckpointSet(ctx context.Context, id string, attempt int, checkpoint json.RawMessage, at time.Time) error
 	JobRequeue(ctx context.Context, p RequeueParams) (ExecJob, error)
 	JobFinish(ctx context.Context, p FinishParams) (ExecJob, error)

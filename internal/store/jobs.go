@@ -17,7 +17,7 @@ const (
 )
 
 // JobActive lists the statuses of jobs that still hold resources.
-var JobActive = []string{JobQueued, JobInitializing, JobRunning}
+var JobActive = []string{JobQueued, JobInitializing, JobRunning, JobPaused}
 
 // Job is a row of the spec's training_jobs table plus configuration extras.
 type Job struct {

@@ -43,6 +43,10 @@ type Store interface {
 	CostStore
 	DeliveryStore
 	AgentAdminStore
+	PauseStore
+	FineTuneStore
+	InferenceStore
+	PreferenceStore
 
 	Ping(ctx context.Context) error
 	Close() error

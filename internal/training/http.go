@@ -82,7 +82,7 @@ type JobList struct {
 	Summary    store.JobSummary `json:"summary"`
 }
 
-var jobStatuses = []string{store.JobQueued, store.JobInitializing, store.JobRunning, store.JobCompleted, store.JobFailed, store.JobCancelled}
+var jobStatuses = []string{store.JobQueued, store.JobInitializing, store.JobRunning, store.JobPaused, store.JobCompleted, store.JobFailed, store.JobCancelled}
 
 func (h *Handlers) jobList(r *http.Request, def int) (JobList, error) {
 	q := r.URL.Query()

@@ -164,6 +164,18 @@ func (s *Service) resolve(ctx context.Context, userID string, req Request, needD
 	if err := f.Err(); err != nil {
 		return nil, err
 	}
+	if id := h.ValidationDatasetID; id != "" {
+		v, err := s.Store.DatasetGet(ctx, userID, id)
+		if apperr.Is(err, apperr.KindNotFound) {
+			return nil, apperr.Validation("validation failed", map[string]string{"hyperparameters.validation_dataset_id": "no dataset of yours has this id"})
+		}
+		if err != nil {
+			return nil, err
+		}
+		if needDataset && (v.Status != store.DatasetReady || !v.TrainingReady) {
+			return nil, apperr.Conflict("validation dataset %q is %s, not ready: wait for validation to finish or fix its errors", v.Name, v.Status)
+		}
+	}
 	req.GPUConfig = g
 	r := &resolved{req: req, h: h, model: model, gpu: gpu}
 	if req.DatasetID != "" {

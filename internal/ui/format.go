@@ -160,6 +160,36 @@ func costDetails(typ string, raw json.RawMessage) string {
 		return fmt.Sprintf("%s stored on %s (datasets %s, adapters %s) at $%.3f per GB-month",
 			humanize.Bytes(uint64(max(d.DatasetBytes+d.ArtifactBytes, 0))), d.Day, humanize.Bytes(uint64(max(d.DatasetBytes, 0))),
 			humanize.Bytes(uint64(max(d.ArtifactBytes, 0))), d.PricePerGBMon)
+	case "inference":
+		var d struct {
+			Model            string  `json:"model"`
+			ModelID          string  `json:"model_id"`
+			GPUType          string  `json:"gpu_type"`
+			PromptTokens     int64   `json:"prompt_tokens"`
+			CompletionTokens int64   `json:"completion_tokens"`
+			Price            float64 `json:"price_per_million_tokens"`
+			Source           string  `json:"source"`
+		}
+		if json.Unmarshal(raw, &d) != nil {
+			return ""
+		}
+		what := d.Model
+		if d.ModelID != "" {
+			what = "adapter on " + d.Model
+		}
+		s := fmt.Sprintf("%s prompt + %s generated tokens, %s", groupDigits(d.PromptTokens), groupDigits(d.CompletionTokens), what)
+		if d.GPUType != "" {
+			s += " on " + d.GPUType
+		}
+		if d.Price > 0 {
+			s += fmt.Sprintf(" at $%.2f per million tokens", d.Price)
+		} else {
+			s += ", free"
+		}
+		if d.Source == "playground" {
+			s += " · playground"
+		}
+		return s
 	}
 	return ""
 }

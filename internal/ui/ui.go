@@ -102,6 +102,7 @@ func New(log *slog.Logger) (*Renderer, error) {
 			}
 			return math.Min(100, math.Round(1000*v/max)/10)
 		},
+		"addF":        func(a, b float64) float64 { return a + b },
 		"qnum":        qnum,
 		"label":       Label,
 		"lossChange":  lossChange,

@@ -267,7 +267,10 @@ class Agent:
             if job.get("resume"):
                 resume_dir = self._download_resume(rep, job["resume"], jdir)
                 start_step = int(job["resume"].get("step") or 0)
-            cfg = job_config(job.get("config") or {}, device=self.device)
+            raw = dict(job.get("config") or {})
+            if (job.get("validation_dataset") or {}).get("url"):
+                raw["validation_file"] = str(self._download_dataset(rep, {"dataset": job["validation_dataset"]}, jdir / "validation"))
+            cfg = job_config(raw, device=self.device)
             if (job.get("config") or {}).get("trust_remote_code"):
                 rep.log("warn", "trust_remote_code is set for this model; this trainer loads models without remote code")
             (jdir / "job.json").write_text(json.dumps(cfg.to_dict(), indent=2))

@@ -83,6 +83,12 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("--adapter", required=True, help="PEFT adapter directory")
     x.add_argument("--out", required=True, help="output model directory (replaced)")
     x.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32")
+    x.add_argument("--gguf", action="store_true",
+                   help="also convert the merged model to OUT/gguf/model-<type>.gguf with llama.cpp's converter, "
+                        "with an Ollama Modelfile")
+    x.add_argument("--gguf-type", choices=("f32", "f16", "bf16", "q8_0"), default="f16")
+    x.add_argument("--llama-cpp", help="llama.cpp directory with convert_hf_to_gguf.py and gguf-py/ "
+                                       "(default $BRIGHTRUN_LLAMA_CPP_DIR)")
 
     m = sub.add_parser("make-tiny-model", help="build a tiny random Llama + BPE tokenizer (tests, e2e)")
     m.add_argument("--out", required=True, help="output model directory")
@@ -182,10 +188,16 @@ def cmd_make_tiny_model(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .export import export_merged
+    from .export import converter_dir, export_gguf, export_merged
 
     try:
+        if args.gguf:
+            converter_dir(args.llama_cpp)   # fail before the merge when the converter is missing
         info = export_merged(args.model, args.adapter, args.out, dtype=args.dtype)
+        if args.gguf:
+            out = Path(args.out)
+            info["gguf"] = export_gguf(out, out / "gguf" / f"model-{args.gguf_type}.gguf",
+                                       llama_cpp=args.llama_cpp, outtype=args.gguf_type)
     except BaseException as e:  # noqa: BLE001 - every failure gets a class
         return emit_error(_report_failure(e))
     sys.stdout.write(json.dumps(dict(info, out=str(args.out))) + "\n")

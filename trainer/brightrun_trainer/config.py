@@ -30,6 +30,7 @@ class JobConfig:
     target_modules: list[str] | str = "all-linear"
     seed: int = 42
     validation_share: float = 0.10
+    validation_file: str | None = None  # a separate validation file: used whole instead of the held-out share
     logging_steps: int = 1
     eval_steps: int = 0               # 0: evaluate only at the end
     checkpoint_steps: int = 0         # 0: no intermediate checkpoints

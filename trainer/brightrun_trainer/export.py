@@ -75,3 +75,75 @@ def export_merged(base_model: str, adapter_dir: str | Path, out: str | Path, *, 
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return info
+
+
+# ----------------------------------------------------------------------------
+# GGUF (llama.cpp's own converter)
+
+CONVERTER_HELP = (
+    "GGUF export needs llama.cpp's converter, which the source distribution of llama-cpp-python ships: "
+    "`pip download llama-cpp-python==0.3.36 --no-deps --no-binary :all:`, unpack it, and pass "
+    "--llama-cpp <unpacked>/vendor/llama.cpp (or set BRIGHTRUN_LLAMA_CPP_DIR); the converter also needs "
+    "`pip install sentencepiece==0.2.3`")
+
+# Ollama Modelfile TEMPLATEs (Go templates) for the chat templates BrightRun trains with.
+CHATML_OLLAMA = ('{{- range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}'
+                 '<|im_start|>assistant\n')
+FALLBACK_OLLAMA = ('{{- range .Messages }}{{ if eq .Role "system" }}### System:\n{{ .Content }}\n\n'
+                   '{{ else if eq .Role "user" }}### User:\n{{ .Content }}\n\n'
+                   '{{ else }}### Assistant:\n{{ .Content }}\n\n{{ end }}{{ end }}### Assistant:\n')
+
+
+def converter_dir(given: str | Path | None = None) -> Path:
+    d = given or os.environ.get("BRIGHTRUN_LLAMA_CPP_DIR")
+    if not d:
+        raise ConfigError(CONVERTER_HELP)
+    d = Path(d).expanduser()
+    if not (d / "convert_hf_to_gguf.py").is_file() or not (d / "gguf-py").is_dir():
+        raise ConfigError(f"{d} has no convert_hf_to_gguf.py and gguf-py/: {CONVERTER_HELP}")
+    return d
+
+
+def modelfile(gguf_name: str, tokenizer) -> str:
+    """An Ollama Modelfile for the GGUF file, carrying the chat template the model was trained with."""
+    from .encoding import FALLBACK_CHAT_TEMPLATE
+
+    tpl = getattr(tokenizer, "chat_template", "") or ""
+    lines = [f"FROM ./{gguf_name}"]
+    if "<|im_start|>" in tpl:
+        lines += [f'TEMPLATE """{CHATML_OLLAMA}"""', 'PARAMETER stop "<|im_end|>"', 'PARAMETER stop "<|im_start|>"']
+    elif tpl == FALLBACK_CHAT_TEMPLATE:
+        lines += [f'TEMPLATE """{FALLBACK_OLLAMA}"""', 'PARAMETER stop "### User:"']
+        if tokenizer.eos_token:
+            lines.append(f'PARAMETER stop "{tokenizer.eos_token}"')
+    else:
+        # Ollama reads the chat template embedded in the GGUF file (tokenizer.chat_template).
+        lines.append("# TEMPLATE: taken from the GGUF file's tokenizer.chat_template")
+    return "\n".join(lines) + "\n"
+
+
+def export_gguf(merged_dir: str | Path, out_file: str | Path, *, llama_cpp: str | Path | None = None,
+                outtype: str = "f16") -> dict:
+    """Convert a merged model directory to GGUF with llama.cpp's convert_hf_to_gguf.py, and write an
+    Ollama ``Modelfile`` beside it."""
+    import subprocess
+    import sys
+
+    from transformers import AutoTokenizer
+
+    conv = converter_dir(llama_cpp)
+    if outtype not in ("f32", "f16", "bf16", "q8_0"):
+        raise ConfigError(f"GGUF outtype must be f32, f16, bf16 or q8_0, got {outtype!r}")
+    merged_dir, out_file = Path(merged_dir), Path(out_file)
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(conv / "gguf-py"), os.environ.get("PYTHONPATH", "")]))
+    t0 = time.monotonic()
+    p = subprocess.run([sys.executable, str(conv / "convert_hf_to_gguf.py"), str(merged_dir), "--outfile",
+                        str(out_file), "--outtype", outtype], cwd=str(conv), env=env, capture_output=True, text=True)
+    if p.returncode != 0 or not out_file.is_file():
+        tail = "\n".join((p.stderr or p.stdout).strip().splitlines()[-5:])
+        raise ConfigError(f"llama.cpp's converter failed on {merged_dir}: {tail}")
+    tok = AutoTokenizer.from_pretrained(str(merged_dir))
+    (out_file.parent / "Modelfile").write_text(modelfile(out_file.name, tok))
+    return {"kind": "gguf", "file": out_file.name, "outtype": outtype, "bytes": out_file.stat().st_size,
+            "seconds": round(time.monotonic() - t0, 2), "modelfile": "Modelfile"}

@@ -601,7 +601,9 @@ class HttpReporter(Reporter):
                 failures = 0
                 if ans.get("cancel"):
                     if not self.server_cancel.is_set():
-                        log.warning("[%s] the server asked to cancel; stopping after this step", self.job_id[:8])
+                        # reason "pause": stop the same way; the server keeps the job paused at its last checkpoint
+                        log.warning("[%s] the server asked to %s; stopping after this step", self.job_id[:8],
+                                    ans.get("reason") or "cancel")
                     self.server_cancel.set()
                     self.request_cancel()
             except RetryableError as e:

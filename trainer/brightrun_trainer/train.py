@@ -402,6 +402,13 @@ def prepare_data(data_path: Path, cfg: JobConfig):
     if not ds.examples:
         raise DataError(f"{data_path.name}: no trainable examples ({ds.total_pairs} pairs/records read, "
                         f"{ds.skipped_pairs} without a target response)")
+    if cfg.validation_file:
+        # A separate validation file (the OpenAI face's validation_file): the
+        # whole training file trains, the whole validation file evaluates.
+        val = load_dataset(cfg.validation_file)
+        if not val.examples:
+            raise DataError(f"{Path(cfg.validation_file).name}: no validation examples")
+        return ds, list(ds.examples), list(val.examples)
     train_ex, val_ex = split_examples(ds.examples, cfg.validation_share)
     return ds, train_ex, val_ex
 

@@ -162,3 +162,19 @@ def test_bad_data(tmp_path, content, needle):
 def test_missing_file(tmp_path):
     with pytest.raises(DataError):
         load_dataset(tmp_path / "nope.jsonl")
+
+
+def test_validation_file_replaces_the_held_out_share(tmp_path):
+    """A separate validation file (the OpenAI face's validation_file) is
+    evaluated whole and the whole training file trains."""
+    from brightrun_trainer.config import JobConfig
+    from brightrun_trainer.train import prepare_data
+
+    line = lambda i: json.dumps({"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}]})
+    train = write(tmp_path, "train.jsonl", "\n".join(line(i) for i in range(20)) + "\n")
+    val = write(tmp_path, "val.jsonl", "\n".join(line(100 + i) for i in range(3)) + "\n")
+    _, tr, va = prepare_data(train, JobConfig(base_model="m", validation_file=str(val)))
+    assert len(tr) == 20 and len(va) == 3
+    assert {e.reference() for e in va} == {"a100", "a101", "a102"}
+    _, tr, va = prepare_data(train, JobConfig(base_model="m"))
+    assert len(tr) + len(va) == 20 and len(va) == 2

@@ -9,6 +9,7 @@ import "./pages/datasets.js";
 import "./pages/training.js";
 import "./pages/job.js";
 import "./pages/model.js";
+import "./pages/playground.js";
 import "./pages/costs.js";
 import "./pages/settings_notifications.js";
 import "./pages/agents.js";

@@ -157,11 +157,11 @@ func (s *Store) DatasetSoftDelete(ctx context.Context, userID, id string, at tim
 			return err
 		}
 		var active int
-		if err := x.queryRow(ctx, "SELECT count(*) FROM training_jobs WHERE dataset_id = ? AND status IN ('queued', 'initializing', 'running')", id).Scan(&active); err != nil {
+		if err := x.queryRow(ctx, "SELECT count(*) FROM training_jobs WHERE dataset_id = ? AND status IN ('queued', 'initializing', 'running', 'paused')", id).Scan(&active); err != nil {
 			return err
 		}
 		if active > 0 {
-			return apperr.Conflict("dataset %q is used by %d queued or running training job(s): cancel them or wait until they finish, then delete it", d.Name, active)
+			return apperr.Conflict("dataset %q is used by %d queued or running (or paused) training job(s): cancel them or wait until they finish, then delete it", d.Name, active)
 		}
 		_, err = x.exec(ctx, "UPDATE datasets SET deleted_at = ?, updated_at = ? WHERE id = ? AND user_id = ?", at, at, id, userID)
 		d.DeletedAt = &at

@@ -22,9 +22,10 @@ func (s *Store) ChannelsGet(ctx context.Context, userID string) (store.Notificat
 	c := store.NotificationChannels{UserID: userID}
 	err := s.readTx(ctx, func(x q) error {
 		var enabled *bool
-		err := x.queryRow(ctx, `SELECT webhook_url, webhook_secret, email_enabled, email_address, created_at, updated_at
-			FROM notification_channels WHERE user_id = ?`, userID).Scan(nstr{&c.WebhookURL}, nstr{&c.WebhookSecret}, &enabled, nstr{&c.EmailAddress}, ts{&c.CreatedAt}, ts{&c.UpdatedAt})
+		err := x.queryRow(ctx, `SELECT webhook_url, webhook_secret, email_enabled, email_address, webhook_format, created_at, updated_at
+			FROM notification_channels WHERE user_id = ?`, userID).Scan(nstr{&c.WebhookURL}, nstr{&c.WebhookSecret}, &enabled, nstr{&c.EmailAddress}, &c.WebhookFormat, ts{&c.CreatedAt}, ts{&c.UpdatedAt})
 		if errors.Is(err, errNoRows) {
+			c.WebhookFormat = "brightrun"
 			return nil
 		}
 		c.EmailEnabled = enabled != nil && *enabled
@@ -40,11 +41,15 @@ func (s *Store) ChannelsPut(ctx context.Context, c store.NotificationChannels) (
 		return c, err
 	}
 	err = s.writeTx(ctx, func(x q) error {
-		_, err := x.exec(ctx, `INSERT INTO notification_channels (user_id, webhook_url, webhook_secret, email_enabled, email_address, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?)
+		format := c.WebhookFormat
+		if format == "" {
+			format = "brightrun"
+		}
+		_, err := x.exec(ctx, `INSERT INTO notification_channels (user_id, webhook_url, webhook_secret, email_enabled, email_address, webhook_format, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (user_id) DO UPDATE SET webhook_url = excluded.webhook_url, webhook_secret = excluded.webhook_secret,
-			email_enabled = excluded.email_enabled, email_address = excluded.email_address, updated_at = excluded.updated_at`,
-			c.UserID, nullIfEmpty(c.WebhookURL), nullIfEmpty(c.WebhookSecret), c.EmailEnabled, nullIfEmpty(c.EmailAddress), now, now)
+			email_enabled = excluded.email_enabled, email_address = excluded.email_address, webhook_format = excluded.webhook_format, updated_at = excluded.updated_at`,
+			c.UserID, nullIfEmpty(c.WebhookURL), nullIfEmpty(c.WebhookSecret), c.EmailEnabled, nullIfEmpty(c.EmailAddress), format, now, now)
 		return err
 	})
 	if err != nil {
@@ -110,7 +115,7 @@ func scanDelivery(d *store.Delivery) []any {
 func (s *Store) DeliveriesDue(ctx context.Context, now time.Time, limit int) ([]store.DueDelivery, error) {
 	var out []store.DueDelivery
 	err := s.writeTx(ctx, func(x q) error {
-		rows, err := x.query(ctx, `SELECT `+deliveryCols+`, n.type, n.title, n.message, n.priority, n.action_url, n.metadata, n.created_at, c.webhook_secret
+		rows, err := x.query(ctx, `SELECT `+deliveryCols+`, n.type, n.title, n.message, n.priority, n.action_url, n.metadata, n.created_at, c.webhook_secret, c.webhook_format
 			FROM notification_deliveries d JOIN notifications n ON n.id = d.notification_id
 			LEFT JOIN notification_channels c ON c.user_id = d.user_id
 			WHERE d.status = 'pending' AND d.next_attempt_at <= ? ORDER BY d.next_attempt_at, d.id LIMIT ?`, now, limit)
@@ -118,7 +123,7 @@ func (s *Store) DeliveriesDue(ctx context.Context, now time.Time, limit int) ([]
 			var dd store.DueDelivery
 			var prio, action string
 			n := &dd.Notification
-			err := sc.Scan(append(scanDelivery(&dd.Delivery), &n.Type, &n.Title, &n.Message, nstr{&prio}, nstr{&action}, njson{&n.Metadata}, ts{&n.CreatedAt}, nstr{&dd.WebhookSecret})...)
+			err := sc.Scan(append(scanDelivery(&dd.Delivery), &n.Type, &n.Title, &n.Message, nstr{&prio}, nstr{&action}, njson{&n.Metadata}, ts{&n.CreatedAt}, nstr{&dd.WebhookSecret}, nstr{&dd.WebhookFormat})...)
 			n.ID, n.UserID, n.Priority = dd.NotificationID, dd.UserID, prio
 			if action != "" {
 				n.ActionURL = &action

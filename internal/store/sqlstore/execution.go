@@ -13,14 +13,14 @@ import (
 )
 
 const execCols = jobCols + `, j.attempt, j.job_token_hash, j.lease_expires_at, j.attempt_started_at, j.run_seconds, j.checkpoint,
-	j.error_class, j.max_retries, j.agent_id`
+	j.error_class, j.max_retries, j.agent_id, j.pause_requested_at, j.checkpoint_at`
 
 func scanExec(sc interface{ Scan(...any) error }) (store.ExecJob, error) {
 	var e store.ExecJob
 	// scanJob builds its own destinations; append the execution columns.
 	row := &combined{sc: sc, extra: func() []any {
 		return []any{&e.Attempt, nstr{&e.JobTokenHash}, nts{&e.LeaseExpiresAt}, nts{&e.AttemptStartedAt}, &e.RunSeconds, njson{&e.Checkpoint},
-			nstr{&e.ErrorClass}, &e.MaxRetries, nstr{&e.AgentID}}
+			nstr{&e.ErrorClass}, &e.MaxRetries, nstr{&e.AgentID}, nts{&e.PauseRequestedAt}, nts{&e.CheckpointAt}}
 	}}
 	j, err := scanJob(row)
 	e.Job = j
@@ -199,8 +199,8 @@ func (s *Store) execForUpdate(ctx context.Context, x q, id string, attempt int) 
 }
 
 // JobHeartbeat extends the lease and records progress and cost so far.
-func (s *Store) JobHeartbeat(ctx context.Context, p store.HeartbeatParams) (bool, error) {
-	cancel := false
+func (s *Store) JobHeartbeat(ctx context.Context, p store.HeartbeatParams) (string, error) {
+	stop := ""
 	err := s.writeTx(ctx, func(x q) error {
 		e, err := s.execForUpdate(ctx, x, p.JobID, p.Attempt)
 		if err != nil {
@@ -226,10 +226,10 @@ func (s *Store) JobHeartbeat(ctx context.Context, p store.HeartbeatParams) (bool
 			total_steps = COALESCE(?, total_steps), lease_expires_at = ?, current_cost = ?, estimated_completion_at = COALESCE(?, estimated_completion_at),
 			tokens_per_second = COALESCE(?, tokens_per_second), updated_at = ? WHERE id = ?`,
 			eff.Status, p.Stage, math.Min(100, math.Max(0, p.Progress)), p.Epoch, p.Step, total, p.Now.Add(p.Lease), eff.Cost, eta, tps, p.Now, p.JobID)
-		cancel = e.CancelRequestedAt != nil
+		stop = eff.Stop
 		return err
 	})
-	return cancel, err
+	return stop, err
 }
 
 // JobCheckpointSet records the latest uploaded checkpoint of the attempt.
@@ -238,7 +238,7 @@ func (s *Store) JobCheckpointSet(ctx context.Context, id string, attempt int, cp
 		if _, err := s.execForUpdate(ctx, x, id, attempt); err != nil {
 			return err
 		}
-		_, err := x.exec(ctx, "UPDATE training_jobs SET checkpoint = ?, updated_at = ? WHERE id = ? AND status IN ('initializing', 'running')", jsonArg(cp), at, id)
+		_, err := x.exec(ctx, "UPDATE training_jobs SET checkpoint = ?, checkpoint_at = ?, updated_at = ? WHERE id = ? AND status IN ('initializing', 'running')", jsonArg(cp), at, at, id)
 		return err
 	})
 }

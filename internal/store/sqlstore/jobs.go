@@ -124,7 +124,11 @@ func (s *Store) JobCancel(ctx context.Context, p store.JobCancelParams) (store.J
 		if j, err = s.jobGet(ctx, x, p.UserID, p.ID); err != nil {
 			return err
 		}
-		eff, err := p.Decide(store.ExecJob{Job: j})
+		e, err := s.execForUpdate(ctx, x, p.ID, 0)
+		if err != nil {
+			return err
+		}
+		eff, err := p.Decide(e)
 		if err != nil {
 			return err
 		}
@@ -167,7 +171,7 @@ func (s *Store) JobSummary(ctx context.Context, userID string, monthStart time.T
 				return err
 			}
 			switch st {
-			case store.JobQueued, store.JobInitializing, store.JobRunning:
+			case store.JobQueued, store.JobInitializing, store.JobRunning, store.JobPaused:
 				sum.Active += n
 			case store.JobCompleted:
 				sum.Completed += n

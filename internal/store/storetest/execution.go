@@ -77,10 +77,10 @@ func testExecution(t *testing.T, s store.Store) {
 	if e.Status != store.JobInitializing || e.CurrentStage != "downloading" || e.Attempt != 1 || e.JobTokenHash != hashFor(j.ID, 1) || e.StartedAt == nil {
 		t.Fatalf("after claim: %+v", e)
 	}
-	cancel, err := s.JobHeartbeat(sys, store.HeartbeatParams{JobID: j.ID, Attempt: 1, Stage: "training", Progress: 40, Epoch: 1, Step: 4, TotalSteps: 10,
+	stop, err := s.JobHeartbeat(sys, store.HeartbeatParams{JobID: j.ID, Attempt: 1, Stage: "training", Progress: 40, Epoch: 1, Step: 4, TotalSteps: 10,
 		Now: now.Add(30 * time.Minute), Lease: time.Minute, Decide: fixed(store.Effects{Status: store.JobRunning, Cost: 1.8})})
-	if err != nil || cancel {
-		t.Fatalf("heartbeat: %v %v", err, cancel)
+	if err != nil || stop != "" {
+		t.Fatalf("heartbeat: %v %q", err, stop)
 	}
 	got, _ := s.JobGet(store.WithUser(context.Background(), u.ID), u.ID, j.ID)
 	if got.Status != store.JobRunning || got.CurrentCost != 1.8 || got.CurrentStep != 4 {

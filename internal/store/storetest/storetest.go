@@ -24,6 +24,9 @@ func Run(t *testing.T, open func(t testing.TB) store.Store) {
 	t.Run("Deliveries", func(t *testing.T) { testDeliveries(t, open(t)) })
 	t.Run("StorageUsageDuring", func(t *testing.T) { testStorageUsageDuring(t, open(t)) })
 	t.Run("ConcurrentClaims", func(t *testing.T) { testConcurrentClaims(t, open(t)) })
+	t.Run("Inference", func(t *testing.T) { testInference(t, open(t)) })
+	t.Run("Preferences", func(t *testing.T) { testPreferences(t, open(t)) })
+	t.Run("FineTune", func(t *testing.T) { testFineTune(t, open(t)) })
 	t.Run("ModelsByQualityAcrossPages", func(t *testing.T) { testModelsByQuality(t, open(t)) })
 	t.Run("AgentsAndOperators", func(t *testing.T) { testAgentsAndOperators(t, open(t)) })
 }

@@ -46,6 +46,13 @@ type Hyperparameters struct {
 	// trainer's default) or projection names such as q_proj, v_proj. The
 	// estimates assume all linear layers (an upper bound).
 	TargetModules []string `json:"target_modules,omitempty"`
+	// Seed fixes the trainer's random seed (absent: the trainer's default,
+	// 42). The OpenAI face's seed lands here.
+	Seed *int64 `json:"seed,omitempty"`
+	// ValidationDatasetID is one of the user's datasets evaluated whole
+	// instead of the held-out share of the training dataset (the OpenAI
+	// face's validation_file).
+	ValidationDatasetID string `json:"validation_dataset_id,omitempty"`
 }
 
 // Preset is a named set of hyperparameters.
@@ -103,9 +110,12 @@ type GPU struct {
 	DisplayName    string  `json:"display_name"`
 	MemoryGB       float64 `json:"memory_gb"` // GiB usable by one process (host RAM budget for the CPU)
 	CostPerGPUHour float64 `json:"cost_per_gpu_hour"`
-	AllowedCounts  []int   `json:"allowed_counts"`
-	BF16PeakTFLOPS float64 `json:"bf16_peak_tflops"` // dense, no sparsity; 0 for the CPU
-	CPU            bool    `json:"cpu"`
+	// InferenceCostPerMillionTokens prices generation on an agent of this
+	// type (prompt + completion tokens); 0 for the local CPU.
+	InferenceCostPerMillionTokens float64 `json:"inference_cost_per_million_tokens"`
+	AllowedCounts                 []int   `json:"allowed_counts"`
+	BF16PeakTFLOPS                float64 `json:"bf16_peak_tflops"` // dense, no sparsity; 0 for the CPU
+	CPU                           bool    `json:"cpu"`
 	// Throughput: default training tokens/s per GPU for LoRA, by model SizeClass.
 	Throughput  map[string]float64 `json:"throughput"`
 	PriceSource string             `json:"price_source"`
@@ -127,6 +137,18 @@ type Catalog struct {
 	BaseModels []BaseModel `json:"base_models"`
 	GPUs       []GPU       `json:"gpus"`
 	Notes      string      `json:"notes,omitempty"`
+	// OpenAI configures the OpenAI-compatible face (/v1).
+	OpenAI OpenAISettings `json:"openai,omitzero"`
+}
+
+// OpenAISettings are the operator's choices for /v1 fine-tuning.
+type OpenAISettings struct {
+	// ModelAliases maps OpenAI model names (e.g. "gpt-4o-mini-2024-07-18")
+	// onto base model ids, so that unchanged scripts train that model.
+	ModelAliases map[string]string `json:"model_aliases,omitempty"`
+	// GPUType is the GPU /v1 jobs run on (a gpus[].id or gpu_type); empty:
+	// the cheapest GPU the job fits on (the CPU only for local models).
+	GPUType string `json:"gpu_type,omitempty"`
 }
 
 // Default returns a fresh copy of the embedded default catalog.
@@ -317,6 +339,9 @@ func (c *Catalog) Validate() error {
 		if !finite(g.CostPerGPUHour) || g.CostPerGPUHour < 0 {
 			bad("%s.cost_per_gpu_hour: must be ≥ 0", p)
 		}
+		if !finite(g.InferenceCostPerMillionTokens) || g.InferenceCostPerMillionTokens < 0 {
+			bad("%s.inference_cost_per_million_tokens: must be ≥ 0", p)
+		}
 		if !finite(g.BF16PeakTFLOPS) || g.BF16PeakTFLOPS < 0 {
 			bad("%s.bf16_peak_tflops: must be ≥ 0", p)
 		}
@@ -371,6 +396,16 @@ func (c *Catalog) Validate() error {
 		msgs := ValidateForModel(h, m)
 		for _, f := range sortedKeys(msgs) {
 			bad("%s.hyperparameters.%s: %s", p, f, msgs[f])
+		}
+	}
+	for _, name := range sortedKeys(c.OpenAI.ModelAliases) {
+		if _, ok := models[c.OpenAI.ModelAliases[name]]; !ok {
+			bad("openai.model_aliases.%s: %q is not in base_models", name, c.OpenAI.ModelAliases[name])
+		}
+	}
+	if g := c.OpenAI.GPUType; g != "" {
+		if _, ok := c.GPU(g); !ok {
+			bad("openai.gpu_type: %q is not in gpus", g)
 		}
 	}
 	return errors.Join(errs...)

@@ -377,7 +377,7 @@ func TestCPUDemo(t *testing.T) {
 	h.MaxSeqLength = 4096
 	in.Hyper, in.GPU = h, g
 	m := Estimate(in).Memory
-	if m.Fits || m.MaxBatchSize != 0 || !strings.Contains(m.Warning, "batch_size does not change this") {
+	if m.Fits || m.MaxBatchSize != 0 || !strings.Contains(m.Warning, "batch size does not change this") {
 		t.Errorf("cpu too long: %+v", m)
 	}
 }

@@ -1,0 +1,289 @@
+package openai
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/brightrun/brightrun/internal/agentapi"
+	"github.com/brightrun/brightrun/internal/apperr"
+	"github.com/brightrun/brightrun/internal/store"
+)
+
+// Event is OpenAI's fine_tuning.job.event object.
+type Event struct {
+	ID        string `json:"id"`
+	Object    string `json:"object"`
+	CreatedAt int64  `json:"created_at"`
+	Level     string `json:"level"` // info | warn | error
+	Message   string `json:"message"`
+	Type      string `json:"type"` // message | metrics
+	Data      any    `json:"data"`
+	at        time.Time
+}
+
+// StepMetrics are a metrics event's data, as OpenAI emits them. BrightRun
+// measures no token accuracy: those fields are null.
+type StepMetrics struct {
+	Step                   int      `json:"step"`
+	TrainLoss              *float64 `json:"train_loss"`
+	TrainMeanTokenAccuracy *float64 `json:"train_mean_token_accuracy"`
+	ValidLoss              *float64 `json:"valid_loss,omitempty"`
+	TotalSteps             *int     `json:"total_steps"`
+}
+
+const maxEvents = 10000
+
+// events lists a job's events newest first: the fine-tuning job's own
+// (created, files validated or failed), the training job's log lines, and
+// one metrics event per step with a training or validation loss.
+func (s *FineTuning) events(ctx context.Context, f store.FineTuneJob) ([]Event, error) {
+	out := []Event{msgEvent("ftevent-created", f.CreatedAt, "info", "Created fine-tuning job: "+JobID(f.ID))}
+	switch {
+	case f.Status == store.FineTuneFailed && f.ErrorMessage != nil:
+		out = append(out, msgEvent("ftevent-failed", derefTime(f.FinishedAt, f.UpdatedAt), "error", *f.ErrorMessage))
+	case f.Status == store.FineTuneCancelled:
+		out = append(out, msgEvent("ftevent-cancelled", derefTime(f.FinishedAt, f.UpdatedAt), "info", "Fine-tuning job cancelled while validating its files"))
+	case f.JobID != nil:
+		out = append(out, msgEvent("ftevent-validated", f.UpdatedAt, "info", "Files validated, moving job to queued state"))
+	}
+	if f.JobID != nil {
+		lines, err := s.Store.JobEventsList(ctx, f.UserID, *f.JobID, maxEvents)
+		if err != nil {
+			return nil, err
+		}
+		for _, l := range lines {
+			lvl := l.Level
+			if lvl == "debug" {
+				lvl = "info"
+			}
+			out = append(out, msgEvent("ftevent-"+hexID(l.ID), l.CreatedAt, lvl, l.Message))
+		}
+		tj, err := s.Store.JobGet(ctx, f.UserID, *f.JobID)
+		if err != nil {
+			return nil, err
+		}
+		points, err := s.Store.MetricsList(ctx, f.UserID, *f.JobID, -1, maxEvents)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range points {
+			if p.TrainingLoss == nil && p.ValidationLoss == nil {
+				continue
+			}
+			at := derefTime(p.Timestamp, tj.UpdatedAt)
+			msg := fmt.Sprintf("Step %d", p.Step)
+			if tj.TotalSteps != nil {
+				msg += fmt.Sprintf("/%d", *tj.TotalSteps)
+			}
+			if p.TrainingLoss != nil {
+				msg += fmt.Sprintf(": training loss=%.4f", *p.TrainingLoss)
+			}
+			if p.ValidationLoss != nil {
+				msg += fmt.Sprintf(", validation loss=%.4f", *p.ValidationLoss)
+			}
+			out = append(out, Event{ID: "ftevent-step" + strconv.Itoa(p.Step), Object: "fine_tuning.job.event", CreatedAt: at.Unix(), Level: "info",
+				Message: msg, Type: "metrics", Data: StepMetrics{Step: p.Step, TrainLoss: p.TrainingLoss, ValidLoss: p.ValidationLoss, TotalSteps: tj.TotalSteps}, at: at})
+		}
+	}
+	slices.SortStableFunc(out, func(a, b Event) int {
+		if c := b.at.Compare(a.at); c != 0 {
+			return c
+		}
+		return strings.Compare(b.ID, a.ID)
+	})
+	return out, nil
+}
+
+func msgEvent(id string, at time.Time, level, msg string) Event {
+	return Event{ID: id, Object: "fine_tuning.job.event", CreatedAt: at.Unix(), Level: level, Message: msg, Type: "message", Data: map[string]any{}, at: at}
+}
+
+func derefTime(t *time.Time, def time.Time) time.Time {
+	if t == nil {
+		return def
+	}
+	return *t
+}
+
+// Events pages a job's events newest first; after is the id of the last
+// event of the previous page.
+func (s *FineTuning) Events(ctx context.Context, userID, id, after string, limit int) (List[Event], error) {
+	out := List[Event]{Object: "list", Data: []Event{}}
+	f, err := s.get(ctx, userID, id)
+	if err != nil {
+		return out, err
+	}
+	all, err := s.events(ctx, f)
+	if err != nil {
+		return out, err
+	}
+	return page(all, after, limit, func(e Event) string { return e.ID })
+}
+
+// page cuts one cursor page out of a list.
+func page[T any](all []T, after string, limit int, id func(T) string) (List[T], error) {
+	out := List[T]{Object: "list", Data: []T{}}
+	start := 0
+	if after != "" {
+		i := slices.IndexFunc(all, func(x T) bool { return id(x) == after })
+		if i < 0 {
+			return out, apperr.Validation("unknown cursor", map[string]string{"after": "pass the id of the last item of the previous page"})
+		}
+		start = i + 1
+	}
+	end := min(len(all), start+limit)
+	out.Data = append(out.Data, all[start:end]...)
+	out.HasMore = end < len(all)
+	if n := len(out.Data); n > 0 {
+		first, last := id(out.Data[0]), id(out.Data[n-1])
+		out.FirstID, out.LastID = &first, &last
+	}
+	return out, nil
+}
+
+// Checkpoint is OpenAI's fine_tuning.job.checkpoint object.
+type Checkpoint struct {
+	ID                       string            `json:"id"`
+	Object                   string            `json:"object"`
+	CreatedAt                int64             `json:"created_at"`
+	FineTunedModelCheckpoint string            `json:"fine_tuned_model_checkpoint"`
+	FineTuningJobID          string            `json:"fine_tuning_job_id"`
+	StepNumber               int               `json:"step_number"`
+	Metrics                  CheckpointMetrics `json:"metrics"`
+}
+
+// CheckpointMetrics are what BrightRun measured at the step; token
+// accuracies are not measured (null). full_valid_loss is the final
+// evaluation's loss on the whole validation split (the last checkpoint).
+type CheckpointMetrics struct {
+	Step                       float64  `json:"step"`
+	TrainLoss                  *float64 `json:"train_loss"`
+	TrainMeanTokenAccuracy     *float64 `json:"train_mean_token_accuracy"`
+	ValidLoss                  *float64 `json:"valid_loss"`
+	ValidMeanTokenAccuracy     *float64 `json:"valid_mean_token_accuracy"`
+	FullValidLoss              *float64 `json:"full_valid_loss"`
+	FullValidMeanTokenAccuracy *float64 `json:"full_valid_mean_token_accuracy"`
+}
+
+// Checkpoints lists a job's checkpoints newest first: the final adapter
+// (the fine-tuned model) once it succeeded, and the last checkpoint
+// registered while training (its resume point) if it is an earlier step.
+func (s *FineTuning) Checkpoints(ctx context.Context, userID, id, after string, limit int) (List[Checkpoint], error) {
+	out := List[Checkpoint]{Object: "list", Data: []Checkpoint{}}
+	f, err := s.get(ctx, userID, id)
+	if err != nil || f.JobID == nil {
+		return out, err
+	}
+	tj, err := s.Store.JobGet(ctx, userID, *f.JobID)
+	if err != nil {
+		return out, err
+	}
+	points, err := s.Store.MetricsList(ctx, userID, tj.ID, -1, maxEvents)
+	if err != nil {
+		return out, err
+	}
+	var all []Checkpoint
+	final := 0
+	if tj.ArtifactID != nil && tj.TotalSteps != nil {
+		final = *tj.TotalSteps
+		m, err := s.Store.ModelGet(ctx, userID, *tj.ArtifactID)
+		if err != nil {
+			return out, err
+		}
+		c := s.checkpoint(f, final, FineTunedModelName(m, f.Suffix), derefTime(tj.CompletedAt, tj.UpdatedAt), points)
+		{
+			var q struct {
+				Final *float64 `json:"final_validation_loss"`
+			}
+			if json.Unmarshal(m.QualityMetrics, &q) == nil {
+				c.Metrics.FullValidLoss = q.Final
+			}
+		}
+		all = append(all, c)
+	}
+	// The job's own row: system read, after JobGet proved ownership.
+	e, err := s.Store.JobExec(store.AsSystem(ctx), tj.ID)
+	if err != nil {
+		return out, err
+	}
+	var cp agentapi.Checkpoint
+	if len(e.Checkpoint) > 0 && json.Unmarshal(e.Checkpoint, &cp) == nil && cp.Step > 0 && (final == 0 || cp.Step < final) {
+		base := "ft:" + tj.BaseModel + ":" + JobID(f.ID)
+		all = append(all, s.checkpoint(f, cp.Step, base+":ckpt-step-"+strconv.Itoa(cp.Step), derefTime(e.CheckpointAt, tj.UpdatedAt), points))
+	}
+	return page(all, after, limit, func(c Checkpoint) string { return c.ID })
+}
+
+func (s *FineTuning) checkpoint(f store.FineTuneJob, step int, model string, at time.Time, points []store.MetricPoint) Checkpoint {
+	c := Checkpoint{ID: "ftckpt-" + hexID(f.ID) + "s" + strconv.Itoa(step), Object: "fine_tuning.job.checkpoint", CreatedAt: at.Unix(),
+		FineTunedModelCheckpoint: model, FineTuningJobID: JobID(f.ID), StepNumber: step, Metrics: CheckpointMetrics{Step: float64(step)}}
+	for _, p := range points { // the last measured losses at or before the step
+		if p.Step > step {
+			break
+		}
+		if p.TrainingLoss != nil {
+			c.Metrics.TrainLoss = p.TrainingLoss
+		}
+		if p.ValidationLoss != nil {
+			c.Metrics.ValidLoss = p.ValidationLoss
+		}
+	}
+	return c
+}
+
+// ResultFile is a succeeded job's metrics CSV as a file object.
+func (s *FineTuning) ResultFile(ctx context.Context, userID, fileID string) (File, store.FineTuneJob, bool, error) {
+	ftID, ok := parseResultFileID(fileID)
+	if !ok {
+		return File{}, store.FineTuneJob{}, false, nil
+	}
+	f, err := s.Store.FineTuneGet(ctx, userID, ftID)
+	if apperr.Is(err, apperr.KindNotFound) || (err == nil && f.JobID == nil) {
+		return File{}, f, true, apperr.NotFound("file " + fileID)
+	}
+	if err != nil {
+		return File{}, f, true, err
+	}
+	tj, err := s.Store.JobGet(ctx, userID, *f.JobID)
+	if err != nil {
+		return File{}, f, true, err
+	}
+	if tj.ArtifactID == nil {
+		return File{}, f, true, apperr.NotFound("file " + fileID)
+	}
+	var b strings.Builder
+	if err := s.WriteResults(ctx, f, &b); err != nil {
+		return File{}, f, true, err
+	}
+	return File{ID: fileID, Object: "file", Bytes: int64(b.Len()), CreatedAt: derefTime(tj.CompletedAt, tj.UpdatedAt).Unix(),
+		Filename: "step_metrics.csv", Purpose: PurposeResults, Status: "processed"}, f, true, nil
+}
+
+// WriteResults writes the metrics CSV in OpenAI's column layout; values
+// BrightRun does not measure (token accuracies) are empty.
+func (s *FineTuning) WriteResults(ctx context.Context, f store.FineTuneJob, w io.Writer) error {
+	points, err := s.Store.MetricsList(ctx, f.UserID, *f.JobID, -1, maxEvents)
+	if err != nil {
+		return err
+	}
+	cw := csv.NewWriter(w)
+	_ = cw.Write([]string{"step", "train_loss", "train_accuracy", "valid_loss", "valid_mean_token_accuracy"})
+	num := func(v *float64) string {
+		if v == nil {
+			return ""
+		}
+		return strconv.FormatFloat(*v, 'f', -1, 64)
+	}
+	for _, p := range points {
+		_ = cw.Write([]string{strconv.Itoa(p.Step), num(p.TrainingLoss), "", num(p.ValidationLoss), ""})
+	}
+	cw.Flush()
+	return cw.Error()
+}

@@ -1,0 +1,66 @@
+"""GGUF export of a merged SmolLM2 + adapter with llama.cpp's own converter (from the llama-cpp-python
+source distribution), checked by loading the GGUF file back and comparing greedy tokens."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from brightrun_trainer import cli
+from brightrun_trainer.export import CONVERTER_HELP
+
+MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
+MESSAGES = [{"role": "system", "content": "You are a helpful assistant."},
+            {"role": "user", "content": "Name three colours of the rainbow."}]
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def llama_cpp() -> Path:
+    d = os.environ.get("BRIGHTRUN_LLAMA_CPP_DIR")
+    if not d:
+        pytest.skip("BRIGHTRUN_LLAMA_CPP_DIR is not set: " + CONVERTER_HELP)
+    return Path(d)
+
+
+def test_gguf_export_loads_and_generates_like_transformers(llama_cpp, tmp_path):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from brightrun_trainer.models import resolve_model
+
+    base = resolve_model(MODEL_ID)
+    torch.manual_seed(0)
+    peft_model = get_peft_model(AutoModelForCausalLM.from_pretrained(base.path, dtype=torch.float32),
+                                LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    peft_model.save_pretrained(str(tmp_path / "adapter"))
+    out = tmp_path / "export"
+    assert cli.main(["export", "--merged", "--model", MODEL_ID, "--adapter", str(tmp_path / "adapter"),
+                     "--out", str(out), "--gguf", "--gguf-type", "f32", "--llama-cpp", str(llama_cpp)]) == 0
+    gguf = out / "gguf" / "model-f32.gguf"
+    assert gguf.is_file() and gguf.read_bytes()[:4] == b"GGUF"
+    mf = (out / "gguf" / "Modelfile").read_text()
+    assert mf.startswith("FROM ./model-f32.gguf") and "<|im_start|>" in mf and 'PARAMETER stop "<|im_end|>"' in mf
+
+    def first_tokens(model, tok) -> list[int]:
+        ids = tok.apply_chat_template(MESSAGES, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+        g = model.generate(**ids, max_new_tokens=8, do_sample=False, pad_token_id=tok.pad_token_id)
+        return g[0, ids["input_ids"].shape[1]:].tolist()
+
+    tok = AutoTokenizer.from_pretrained(str(out))
+    merged = AutoModelForCausalLM.from_pretrained(str(out), dtype=torch.float32).eval()
+    from_gguf = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32).eval()
+    gtok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    assert gtok(tok.apply_chat_template(MESSAGES, tokenize=False, add_generation_prompt=True),
+                add_special_tokens=False)["input_ids"] == \
+        tok(tok.apply_chat_template(MESSAGES, tokenize=False, add_generation_prompt=True),
+            add_special_tokens=False)["input_ids"]
+    assert first_tokens(from_gguf, tok) == first_tokens(merged, tok)
+    # The adapter changed the weights: the merged model is not the base model.
+    assert not torch.equal(merged.model.layers[0].self_attn.q_proj.weight,
+                           AutoModelForCausalLM.from_pretrained(base.path, dtype=torch.float32)
+                           .model.layers[0].self_attn.q_proj.weight)
