@@ -175,7 +175,12 @@ func checkPlaygroundRealAgent(t *testing.T, s *testserver.Server, c *testserver.
 		}
 	}
 	b.Screenshot("real-agent")
-	b.Run(chromedp.Click(`[data-choice=left]`, chromedp.ByQuery), chromedp.WaitVisible(`[data-prefs] li`, chromedp.ByQuery))
+	b.Run(chromedp.Click(`[data-choice=left]`, chromedp.ByQuery),
+		chromedp.Poll(`document.querySelector('[data-prefs] li') !== null || document.querySelector('[data-vote-status]').textContent !== ''`, nil,
+			chromedp.WithPollingTimeout(time.Minute)))
+	if st := b.Text(`[data-vote-status]`); st != "Saved." {
+		t.Fatalf("vote: %q", st)
+	}
 	r := c.Do("GET", "/api/models/"+modelID+"/preferences.jsonl", nil)
 	if r.Status != 200 || !strings.Contains(string(r.Body), `"chosen"`) {
 		t.Fatalf("export: %d %s", r.Status, r.Body)
