@@ -175,7 +175,14 @@ func checkPlaygroundRealAgent(t *testing.T, s *testserver.Server, c *testserver.
 		}
 	}
 	b.Screenshot("real-agent")
-	b.Run(chromedp.Click(`[data-choice=left]`, chromedp.ByQuery), chromedp.WaitVisible(`[data-prefs] li`, chromedp.ByQuery))
+	b.Run(chromedp.Click(`[data-choice=left]`, chromedp.ByQuery),
+		chromedp.Poll(`document.querySelector('[data-prefs] li') !== null || document.querySelector('[data-vote-status]').textContent !== ''`, nil,
+			chromedp.WithPollingTimeout(time.Minute)))
+	var st string
+	b.Run(chromedp.Evaluate(`document.querySelector('[data-vote-status]').textContent`, &st))
+	if n := b.Text(`[data-pref-count]`); n != "1 vote" {
+		t.Fatalf("vote not stored: %q (status %q)", n, st)
+	}
 	r := c.Do("GET", "/api/models/"+modelID+"/preferences.jsonl", nil)
 	if r.Status != 200 || !strings.Contains(string(r.Body), `"chosen"`) {
 		t.Fatalf("export: %d %s", r.Status, r.Body)

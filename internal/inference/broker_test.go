@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/brightrun/brightrun/internal/apperr"
+	"github.com/brightrun/brightrun/internal/store"
 )
 
 // These tests drive the broker with a Go test double of the agent at the
@@ -353,4 +354,19 @@ func TestPerUserLimit(t *testing.T) {
 	submit(t, h.b, "other", "o1", "m") // other users are not held back
 	h.b.Cancel(c1)
 	submit(t, h.b, "u", "r3", "m") // a slot came free
+}
+
+func TestGeneratedTextIsCleaned(t *testing.T) {
+	h := newHarness(fastOpts)
+	svc := &Service{Broker: h.b}
+	a := newFakeAgent(t, h.b, "agent-1", "m")
+	c := submit(t, h.b, "u", "r1", "m")
+	a.claim(0)
+	seq := 0
+	if _, err := svc.Post(store.Agent{ID: a.id}, c.ID, StreamPost{Seq: &seq, Text: "a\x00b\x07c\n\td\xff"}); err != nil {
+		t.Fatal(err)
+	}
+	if s, _, _ := c.Next(context.Background()); s != "abc\n\td\uFFFD" {
+		t.Fatalf("relayed %q", s)
+	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/brightrun/brightrun/internal/apperr"
 	"github.com/brightrun/brightrun/internal/storage"
 	"github.com/brightrun/brightrun/internal/store"
+	"github.com/brightrun/brightrun/internal/textsafe"
 	"github.com/brightrun/brightrun/internal/training/catalog"
 	"github.com/google/uuid"
 )
@@ -247,6 +248,13 @@ func (s *Service) Post(agent store.Agent, id string, p StreamPost) (StreamAnswer
 		default:
 			return StreamAnswer{}, apperr.Validation("validation failed", map[string]string{"finish_reason": "use stop, length or cancelled"})
 		}
+	}
+	// Generated text is untrusted: what a model emits may hold NUL or
+	// control characters that pages should not show and that the caller could
+	// not send back (a small random model emits them).
+	p.Text = textsafe.Clean(p.Text, 0)
+	if p.Error != nil {
+		p.Error.Message = textsafe.Clean(p.Error.Message, 4000)
 	}
 	return s.Broker.Post(agent.ID, id, p)
 }
