@@ -435,3 +435,17 @@ def test_inference_threads_leave_cores_to_training():
     assert torch_threads_for("cpu", False, cores=16, configured=16) == 16
     assert torch_threads_for("cpu", True, cores=16, configured=16) == 8
     assert torch_threads_for("cuda", True, cores=16) is None
+
+
+def test_generate_cli_prints_the_answer_usage_and_timings(tiny_model, adapters, capsys):
+    from brightrun_trainer import cli
+
+    args = ["generate", "--model", str(tiny_model), "--prompt", "How do I fine-tune a model?", "--max-tokens", "5",
+            "--json"]
+    assert cli.main(args) == 0
+    base = json.loads(capsys.readouterr().out)
+    assert base["finish_reason"] in ("length", "stop") and base["usage"]["completion_tokens"] <= 5
+    assert cli.main(args + ["--adapter", str(adapters["a"])]) == 0
+    tuned = json.loads(capsys.readouterr().out)
+    assert tuned["text"] != base["text"]
+    assert cli.main(["generate", "--model", str(tiny_model), "--prompt", "x", "--temperature", "9"]) == 3
