@@ -84,6 +84,7 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--tokens", type=int, default=128)
     ap.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16"))
+    ap.add_argument("--threads", type=int, help="CPU threads per generation (default: the engine's, half the cores)")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -98,7 +99,10 @@ def main() -> int:
     from brightrun_trainer.inference.engine import Engine, GenParams, adapter_name
     from brightrun_trainer.models import models_dir, resolve_model
 
-    out: dict = {"model": MODEL, "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
+    from brightrun_trainer.inference.engine import torch_threads_for
+
+    out: dict = {"model": MODEL, "torch_threads": torch_threads_for("cpu", False, configured=args.threads),
+                 "cpu_count": os.cpu_count(),
                  "loadavg_start": loadavg()}
     t0 = time.monotonic()
     resolved = resolve_model(MODEL)   # converts the packaged GGUF once into the models directory
@@ -109,7 +113,7 @@ def main() -> int:
     adapter = (adapter_name("bench-adapter", 1), adapter_dir)
 
     # 1. cold start: first load of the base model in this process + the adapter
-    engine = Engine(device="cpu", dtype=args.dtype)
+    engine = Engine(device="cpu", dtype=args.dtype, threads=args.threads)
     t0, cpu0 = time.monotonic(), time.process_time()
     lb, base_s = engine.base(MODEL)
     ad_s = lb.ensure_adapter(adapter[0], adapter_dir, 16)
@@ -160,6 +164,9 @@ def main() -> int:
     out["stream_decode_tokens_per_second"] = round(statistics.median(rates), 1)
     out["stream_end_to_end_tokens_per_second"] = round(statistics.median(e2e), 1)
 
+    from brightrun_trainer.inference.engine import torch_threads_for
+
+    torch.set_num_threads(torch_threads_for("cpu", False, configured=args.threads))   # same threads as the engine
     with lb.lock:
         lb._activate(adapter[0])
         ids = lb.tokenizer(render(lb.tokenizer, msgs, True), add_special_tokens=False,

@@ -59,6 +59,8 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--serve-engine", choices=("auto", "transformers", "vllm"), default="auto",
                    help="auto: vLLM multi-LoRA on a GPU agent when vllm is installed (untested), "
                         "else transformers+PEFT")
+    a.add_argument("--serve-threads", type=int, help="CPU threads per generation (default: half the cores, at "
+                                                       "least 1; capped at half while a job trains)")
     a.add_argument("--adapter-cache-gb", type=float, default=2.0, help="size limit of the adapter cache")
     a.add_argument("--adapter-cache-dir", help="adapter cache directory (default WORK_DIR/adapters)")
 
@@ -73,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int)
     g.add_argument("--stop", action="append", default=[], help="stop string (repeatable)")
     g.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
+    g.add_argument("--threads", type=int, help="CPU threads (default: half the cores, at least 1)")
     g.add_argument("--json", action="store_true", help="print one JSON object (text, finish_reason, usage, "
                                                        "timings) instead of streaming the text")
 
@@ -214,7 +217,7 @@ def cmd_generate(args) -> int:
         params.validate()
         messages = ([{"role": "system", "content": args.system}] if args.system else [])
         messages.append({"role": "user", "content": args.prompt})
-        engine = Engine(device=pick_device(args.device))
+        engine = Engine(device=pick_device(args.device), threads=args.threads)
         adapter = None
         if args.adapter:
             from .inference.engine import adapter_name

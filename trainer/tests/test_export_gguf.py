@@ -54,11 +54,18 @@ def test_gguf_export_loads_and_generates_like_transformers(llama_cpp, tmp_path):
     tok = AutoTokenizer.from_pretrained(str(out))
     merged = AutoModelForCausalLM.from_pretrained(str(out), dtype=torch.float32).eval()
     from_gguf = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32).eval()
-    gtok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    assert gtok(tok.apply_chat_template(MESSAGES, tokenize=False, add_generation_prompt=True),
-                add_special_tokens=False)["input_ids"] == \
-        tok(tok.apply_chat_template(MESSAGES, tokenize=False, add_generation_prompt=True),
-            add_special_tokens=False)["input_ids"]
+    # The file carries the tokenizer's vocabulary in id order and the chat template it was trained with.
+    # (transformers' GGUF *tokenizer* reconstruction maps "\n" to <unk> for this vocabulary, so the
+    # vocabulary is checked in the file itself.)
+    from gguf import GGUFReader
+
+    reader = GGUFReader(str(gguf))
+    field = reader.fields["tokenizer.ggml.tokens"]
+    tokens = [bytes(field.parts[i]).decode("utf-8") for i in field.data]
+    vocab = sorted(tok.get_vocab().items(), key=lambda kv: kv[1])
+    assert tokens[:len(vocab)] == [t for t, _ in vocab]
+    tpl = reader.fields["tokenizer.chat_template"]
+    assert bytes(tpl.parts[tpl.data[0]]).decode("utf-8") == tok.chat_template
     assert first_tokens(from_gguf, tok) == first_tokens(merged, tok)
     # The adapter changed the weights: the merged model is not the base model.
     assert not torch.equal(merged.model.layers[0].self_attn.q_proj.weight,

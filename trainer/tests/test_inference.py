@@ -406,3 +406,46 @@ def test_export_merged_loads_without_peft_and_matches_the_adapter(tiny_model, ad
     assert tok.decode(g[0, ids["input_ids"].shape[1]:], skip_special_tokens=True) == ours.text
     assert cli.main(["export", "--merged", "--model", str(tiny_model), "--adapter", str(tmp_path),
                      "--out", str(tmp_path / "x")]) == 3   # not an adapter: a config error
+
+
+# ----------------------------------------------------------------------------
+# Agent defaults
+
+
+def test_local_models_lists_both_layouts_of_the_models_directory(tmp_path, monkeypatch):
+    from brightrun_trainer.inference.loop import local_models
+    from brightrun_trainer.models import find_packaged_gguf
+
+    for d in ("org--flat", "org2/nested", "org3--no-config"):
+        (tmp_path / d).mkdir(parents=True)
+    (tmp_path / "org--flat" / "config.json").write_text("{}")
+    (tmp_path / "org2" / "nested" / "config.json").write_text("{}")
+    monkeypatch.setenv("BRIGHTRUN_MODELS_DIR", str(tmp_path))
+    got = local_models()
+    assert got[:2] == ["org/flat", "org2/nested"]
+    smol = "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert (smol in got) == (find_packaged_gguf(smol) is not None)
+
+
+def test_inference_threads_leave_cores_to_training():
+    from brightrun_trainer.inference.engine import torch_threads_for
+
+    assert torch_threads_for("cpu", False, cores=2) == 1
+    assert torch_threads_for("cpu", False, cores=16) == 8
+    assert torch_threads_for("cpu", False, cores=16, configured=16) == 16
+    assert torch_threads_for("cpu", True, cores=16, configured=16) == 8
+    assert torch_threads_for("cuda", True, cores=16) is None
+
+
+def test_generate_cli_prints_the_answer_usage_and_timings(tiny_model, adapters, capsys):
+    from brightrun_trainer import cli
+
+    args = ["generate", "--model", str(tiny_model), "--prompt", "How do I fine-tune a model?", "--max-tokens", "5",
+            "--json"]
+    assert cli.main(args) == 0
+    base = json.loads(capsys.readouterr().out)
+    assert base["finish_reason"] in ("length", "stop") and base["usage"]["completion_tokens"] <= 5
+    assert cli.main(args + ["--adapter", str(adapters["a"])]) == 0
+    tuned = json.loads(capsys.readouterr().out)
+    assert tuned["text"] != base["text"]
+    assert cli.main(["generate", "--model", str(tiny_model), "--prompt", "x", "--temperature", "9"]) == 3

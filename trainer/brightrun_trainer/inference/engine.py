@@ -269,23 +269,35 @@ class StopText:
         return new
 
 
-def torch_threads_for(device: str, training_active: bool, cores: int | None = None) -> int | None:
-    """Intra-op threads for an inference thread on a CPU agent: all cores when idle,
-    half of them while a training job runs (the training thread keeps its own)."""
+def torch_threads_for(device: str, training_active: bool, cores: int | None = None,
+                      configured: int | None = None) -> int | None:
+    """Intra-op threads for an inference thread on a CPU agent (``--serve-threads``, else half the
+    cores, at least 1).
+
+    Decoding a small model gains little from more threads, while OpenMP teams that outnumber the
+    free cores slow down sharply (measured on the 2-core development machine under load: 2 threads
+    were 3 to 8 times slower per token than 1). Half the cores leaves the other half to a training
+    job on the same agent; ``training_active`` caps a configured count at half the cores too.
+    """
     import os
 
     if device != "cpu":
         return None
     n = cores or os.cpu_count() or 1
-    return max(1, n // 2) if training_active else n
+    half = max(1, n // 2)
+    if configured:
+        return min(configured, half) if training_active else configured
+    return half
 
 
 class Engine:
     """Serves base models and adapters; thread-safe."""
 
     def __init__(self, *, device: str = "cpu", max_bases: int = 1, max_loaded_adapters: int = 16,
-                 training_active: Callable[[], bool] | None = None, dtype: str = "auto"):
+                 training_active: Callable[[], bool] | None = None, dtype: str = "auto",
+                 threads: int | None = None):
         self.device = device
+        self.threads = threads   # CPU intra-op threads per generation (None: half the cores)
         self.dtype = dtype   # auto: bf16 on GPUs and on CPUs with bf16 units (AMX/AVX512-BF16), else fp32
         self.max_bases = max(1, max_bases)
         self.max_loaded_adapters = max(1, max_loaded_adapters)
@@ -383,7 +395,7 @@ class Engine:
                 with lb.lock:
                     lb.in_use[name] = lb.in_use.get(name, 0) + 1
                 load_s += lb.ensure_adapter(name, Path(adapter[1]), self.max_loaded_adapters)
-            threads = torch_threads_for(self.device, self.training_active())
+            threads = torch_threads_for(self.device, self.training_active(), configured=self.threads)
             if threads:
                 torch.set_num_threads(threads)  # per thread with PyTorch's OpenMP backend
             return self._decode(lb, name, messages, params, on_text, cancel, deadline, t_start, load_s)

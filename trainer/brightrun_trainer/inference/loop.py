@@ -154,9 +154,11 @@ class InferenceLoop:
                 continue
             try:
                 req = self.claim()
-            except BaseException:
+            except Exception:  # noqa: BLE001 - a malformed answer must not end serving
+                log.exception("inference claim failed")
                 self.slots.release()
-                raise
+                self.stopping.wait(5.0)
+                continue
             if req is None:
                 self.slots.release()
                 if self.disabled:
