@@ -123,7 +123,7 @@ func startGoAgent(t *testing.T, s *testserver.Server, models ...string) *goAgent
 			var ans struct {
 				Data inference.ClaimAnswer `json:"data"`
 			}
-			err := a.post(ctx, "/api/agent/inference/claim", inference.ClaimRequest{Capabilities: inference.Capabilities{GPUType: "CPU", GPUCount: 1},
+			err := a.post(ctx, "/api/agent/inference/claim", inference.ClaimRequest{Capabilities: inference.Capabilities{GPUType: "CPU"},
 				BaseModels: models, WaitSeconds: wait}, &ans)
 			if first {
 				close(registered)

@@ -66,7 +66,7 @@ func (a *agent) run(ctx context.Context) {
 		var ans struct {
 			Data inference.ClaimAnswer `json:"data"`
 		}
-		if err := post(ctx, a.url+"/api/agent/inference/claim", a.token, inference.ClaimRequest{Capabilities: inference.Capabilities{GPUType: "CPU", GPUCount: 1},
+		if err := post(ctx, a.url+"/api/agent/inference/claim", a.token, inference.ClaimRequest{Capabilities: inference.Capabilities{GPUType: "CPU"},
 			BaseModels: []string{"*"}, WaitSeconds: 5}, &ans); err != nil || ans.Data.Request == nil {
 			continue
 		}

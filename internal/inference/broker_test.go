@@ -23,7 +23,7 @@ type fakeAgent struct {
 }
 
 func newFakeAgent(t *testing.T, b *Broker, id string, models ...string) *fakeAgent {
-	a := &fakeAgent{t: t, b: b, id: id, req: ClaimRequest{Capabilities: Capabilities{GPUType: "CPU", GPUCount: 1}, BaseModels: models}}
+	a := &fakeAgent{t: t, b: b, id: id, req: ClaimRequest{Capabilities: Capabilities{GPUType: "CPU"}, BaseModels: models}}
 	if c := a.claim(0); c != nil { // registers the agent as online
 		t.Fatalf("claim on an empty queue returned %s", c.ID)
 	}

@@ -10,21 +10,16 @@
 // a sticky rule). Training work is unaffected (it is in the database).
 package inference
 
+import "github.com/brightrun/brightrun/internal/agentapi"
+
 // The wire types of the agent protocol's inference calls.
 
-// AgentInfo names the polling agent.
-type AgentInfo struct {
-	Name     string `json:"name"`
-	Version  string `json:"version"`
-	Hostname string `json:"hostname"`
-}
-
-// Capabilities are the agent's hardware (gpu_type prices its tokens).
-type Capabilities struct {
-	GPUType     string  `json:"gpu_type"`
-	GPUCount    int     `json:"gpu_count"`
-	GPUMemoryGB float64 `json:"gpu_memory_gb"`
-}
+// AgentInfo and Capabilities are the training claim's (one definition of
+// the agent's identity and hardware; gpu_type prices its tokens).
+type (
+	AgentInfo    = agentapi.AgentInfo
+	Capabilities = agentapi.Capabilities
+)
 
 // ClaimRequest is the body of POST /api/agent/inference/claim.
 type ClaimRequest struct {
