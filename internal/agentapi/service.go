@@ -268,7 +268,7 @@ func (s *Service) claimOnce(ctx context.Context, agent store.Agent, c Capabiliti
 		tok = s.newJobToken(id, attempt)
 		return auth.HashSecret(tok)
 	}
-	cl, ok, err := s.Jobs.Claim(ctx, jobs.ClaimRequest{AgentID: agent.ID, GPUType: c.GPUType, GPUCount: *c.GPUCount, TokenHash: hash, Lease: s.Opts.Lease})
+	cl, ok, err := s.Jobs.Claim(ctx, jobs.ClaimRequest{AgentID: agent.ID, JobID: agent.JobID, GPUType: c.GPUType, GPUCount: *c.GPUCount, TokenHash: hash, Lease: s.Opts.Lease})
 	if err != nil || !ok {
 		return nil, false, err
 	}

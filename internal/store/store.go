@@ -42,6 +42,7 @@ type Store interface {
 	ModelStore
 	CostStore
 	DeliveryStore
+	LaunchStore
 
 	Ping(ctx context.Context) error
 	Close() error

@@ -24,6 +24,7 @@ func Run(t *testing.T, open func(t testing.TB) store.Store) {
 	t.Run("Deliveries", func(t *testing.T) { testDeliveries(t, open(t)) })
 	t.Run("StorageUsageDuring", func(t *testing.T) { testStorageUsageDuring(t, open(t)) })
 	t.Run("ConcurrentClaims", func(t *testing.T) { testConcurrentClaims(t, open(t)) })
+	t.Run("Launches", func(t *testing.T) { testLaunches(t, open(t)) })
 	t.Run("ModelsByQualityAcrossPages", func(t *testing.T) { testModelsByQuality(t, open(t)) })
 }
 
