@@ -83,7 +83,8 @@ def _detect_cuda() -> tuple[bool, int, float, str]:
 class Agent:
     def __init__(self, server: str, token: str, *, gpu_type: str, gpu_count: int = 1, gpu_memory_gb: float = 0.0,
                  name: str | None = None, work_dir: str | Path | None = None, wait_seconds: float = 20.0,
-                 once: bool = False, keep_work: bool = False, flush_seconds: float = 2.0):
+                 once: bool = False, keep_work: bool = False, flush_seconds: float = 2.0,
+                 exit_after_job: bool = False, idle_exit_seconds: float = 0.0):
         self.api = Api(server)
         self.token = token
         self.caps = {"gpu_type": gpu_type, "gpu_count": int(gpu_count), "gpu_memory_gb": float(gpu_memory_gb)}
@@ -92,6 +93,10 @@ class Agent:
         self.work_dir = Path(work_dir or Path.home() / ".cache" / "brightrun" / "agent").expanduser()
         self.wait_seconds = max(0.0, min(30.0, float(wait_seconds)))
         self.once = once
+        # A launched (ephemeral) agent runs one job, then exits; it also gives
+        # up after idle_exit_seconds without a job (0: never).
+        self.exit_after_job = exit_after_job
+        self.idle_exit_seconds = max(0.0, float(idle_exit_seconds))
         self.keep_work = keep_work
         self.flush_seconds = flush_seconds
         self.stopping = threading.Event()
@@ -127,6 +132,7 @@ class Agent:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         log.info("agent %s (brightrun-trainer %s) polling %s for %s jobs; work dir %s", self.name, __version__,
                  self.api.server, self.caps["gpu_type"], self.work_dir)
+        idle_since = time.monotonic()
         try:
             while not self.stopping.is_set():
                 try:
@@ -138,10 +144,15 @@ class Agent:
                     if self.once:
                         log.info("no job (--once): exiting")
                         return 0
+                    if self.idle_exit_seconds and time.monotonic() - idle_since >= self.idle_exit_seconds:
+                        log.info("no job for %.0f s (--idle-exit-seconds): exiting", self.idle_exit_seconds)
+                        return 0
                     continue
                 self.run_job(job)
-                if self.once:
+                if self.once or self.exit_after_job:
+                    log.info("job done (--exit-after-job): exiting")
                     return 0
+                idle_since = time.monotonic()
         except AgentShutdown:
             pass
         except Rejected as e:
@@ -394,7 +405,8 @@ def cmd_agent(args) -> int:
     memory = args.gpu_memory_gb if args.gpu_memory_gb is not None else (0.0 if is_cpu else mem_gb)
     agent = Agent(args.server, token, gpu_type="CPU" if is_cpu else gpu_type, gpu_count=count, gpu_memory_gb=memory,
                   name=args.name, work_dir=args.work_dir, wait_seconds=args.wait_seconds, once=args.once,
-                  keep_work=args.keep_work)
+                  keep_work=args.keep_work, exit_after_job=args.exit_after_job,
+                  idle_exit_seconds=args.idle_exit_seconds)
     agent.install_signal_handlers()
     log.info("python %s on %s", platform.python_version(), platform.platform())
     return agent.run()
