@@ -10,6 +10,7 @@ import (
 	"github.com/brightrun/brightrun/internal/costs"
 	"github.com/brightrun/brightrun/internal/datasets"
 	"github.com/brightrun/brightrun/internal/jobs"
+	"github.com/brightrun/brightrun/internal/launchers"
 	"github.com/brightrun/brightrun/internal/models"
 	"github.com/brightrun/brightrun/internal/notify"
 	"github.com/brightrun/brightrun/internal/outbound"
@@ -46,6 +47,14 @@ func (a *App) domains(ctx context.Context, d *server.Deps) ([]func(*server.Mux),
 	a.Agents = as
 	ah := &agentapi.Handlers{Svc: as, Errors: d.Errors}
 	workers := []func(context.Context){ds.Worker(opts), as.LeaseWorker}
+	lw, err := a.launchers(ctx, cat)
+	if err != nil {
+		return nil, nil, err
+	}
+	if lw != nil {
+		workers = append(workers, lw)
+	}
+	lh := &launchers.Handlers{Store: a.Store, Now: a.Now}
 	if a.Config.LocalAgent {
 		workers = append(workers, a.localAgent(as))
 	}
@@ -65,7 +74,7 @@ func (a *App) domains(ctx context.Context, d *server.Deps) ([]func(*server.Mux),
 	case every > 0:
 		workers = append(workers, ob.Worker(every))
 	}
-	return []func(*server.Mux){dh.Mount, nh.Mount, th.Mount, ah.Mount, mh.Mount, ch.Mount, oh.Mount}, workers, nil
+	return []func(*server.Mux){dh.Mount, nh.Mount, th.Mount, ah.Mount, mh.Mount, ch.Mount, oh.Mount, lh.Mount}, workers, nil
 }
 
 // webhookPolicy is the operator's choice of internal addresses webhooks may

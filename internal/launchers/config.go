@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"time"
 )
@@ -200,6 +201,9 @@ func (c FileConfig) validate() error {
 		case "slurm":
 			if l.Slurm == nil || l.Slurm.Trainer == "" {
 				bad("%s.slurm.trainer: give the brightrun-trainer executable on the compute nodes", at)
+			}
+			if l.Slurm != nil && !filepath.IsAbs(l.Slurm.LogDir) {
+				bad("%s.slurm.log_dir: give an absolute directory, shared by the nodes and the server, for the agents' output", at)
 			}
 			if l.Kubernetes != nil {
 				bad("%s: a slurm launcher takes no kubernetes section", at)

@@ -32,6 +32,9 @@ type Service struct {
 	OnlineWindow time.Duration
 	// CallTimeout bounds each engine call (default 60 s).
 	CallTimeout time.Duration
+	// ExitGrace is how long an agent that ran a job that has ended may take
+	// to exit by itself before it is stopped (default 2 min).
+	ExitGrace time.Duration
 
 	mu    sync.Mutex
 	noted map[string]string // job → the last "not launched" line written, so it is written once
@@ -154,7 +157,7 @@ func (c FileConfig) TimeLimit(j store.ExecJob, l Settings) (time.Duration, bool)
 		return time.Duration(l.MaxHours * float64(time.Hour)), true
 	}
 	limit := max(h*c.SafetyFactor, c.MinMinutes/60)
-	d := time.Duration(math.Ceil(limit*60)) * time.Minute
+	d := time.Duration(math.Ceil(limit*60-1e-6)) * time.Minute // whole minutes, without float noise
 	return d, limit <= l.MaxHours
 }
 
@@ -192,7 +195,7 @@ func (s *Service) launch(ctx context.Context, j store.ExecJob, running map[strin
 		d, ok := s.Config.TimeLimit(j, *set)
 		switch {
 		case !ok:
-			why = fmt.Sprintf("not launching an agent on %s: the estimate × %.1f needs %s, above its %.0f h limit per job; start an agent by hand",
+			why = fmt.Sprintf("not launching an agent on %s: the estimate × %.1f needs %s, above its %g h limit per job; start an agent by hand",
 				set.Name, s.Config.SafetyFactor, d, set.MaxHours)
 		case running[set.Name] >= set.MaxAgents:
 			why = "" // full: wait quietly for a slot
@@ -249,6 +252,9 @@ func (s *Service) start(ctx context.Context, j store.ExecJob, set Settings, limi
 	name := fmt.Sprintf("launch-%s-%s-a%d", set.Name, j.ID[:8], j.Attempt+1)
 	l, err := s.Store.LaunchCreate(sys, store.LaunchCreateParams{ID: id, JobID: j.ID, Attempt: j.Attempt + 1, Launcher: set.Name, Kind: ln.Kind(),
 		AgentName: name, TokenHash: hash, TimeLimitSeconds: int(limit.Seconds()), At: s.now()})
+	if apperr.Is(err, apperr.KindConflict) {
+		return nil // another reconciler (a second replica) launched for it just now
+	}
 	if err != nil {
 		return err
 	}
@@ -348,7 +354,7 @@ func (s *Service) watchOne(ctx context.Context, l store.Launch, engine State) er
 	sys := store.AsSystem(ctx)
 	j, err := s.Store.JobExec(sys, l.JobID)
 	if apperr.Is(err, apperr.KindNotFound) {
-		return s.teardown(ctx, l, "the job is gone")
+		return s.teardown(ctx, l, engine, "the job is gone")
 	}
 	if err != nil {
 		return err
@@ -356,11 +362,14 @@ func (s *Service) watchOne(ctx context.Context, l store.Launch, engine State) er
 	mine := j.AgentID == l.AgentID && j.Attempt == l.Attempt
 	switch {
 	case finished(j.Status):
-		return s.teardown(ctx, l, "the job "+j.Status)
+		if l.State == store.LaunchClaimed && engine != StateDone && !s.graceOver(j) {
+			return nil // its agent reported the end and is exiting by itself (--exit-after-job)
+		}
+		return s.teardown(ctx, l, engine, "the job "+j.Status)
 	case mine && j.Status == store.JobQueued:
-		return s.teardown(ctx, l, "the agent lost its lease; the job was requeued")
+		return s.teardown(ctx, l, engine, "the agent lost its lease; the job was requeued")
 	case l.State == store.LaunchClaimed && !mine:
-		return s.teardown(ctx, l, "the job moved to another attempt")
+		return s.teardown(ctx, l, engine, "the job moved to another attempt")
 	case mine && l.State != store.LaunchClaimed:
 		at := s.now()
 		if j.AttemptStartedAt != nil {
@@ -372,30 +381,40 @@ func (s *Service) watchOne(ctx context.Context, l store.Launch, engine State) er
 		wait := at.Sub(l.CreatedAt).Round(time.Second)
 		return s.event(ctx, j.ID, l.Attempt, "info", fmt.Sprintf("the agent launched on %s claimed the job after a launch wait of %s (not billed: billing starts at the claim)", l.Launcher, wait))
 	case !mine && j.Attempt >= l.Attempt:
-		return s.teardown(ctx, l, "another agent claimed the job first")
+		return s.teardown(ctx, l, engine, "another agent claimed the job first")
 	}
 	if l.State == store.LaunchClaimed {
 		return nil // its lease decides: a dead agent's job is requeued, then torn down above
 	}
 	switch {
 	case engine == StateDone:
-		return s.teardown(ctx, l, "the agent exited before claiming the job")
+		return s.teardown(ctx, l, engine, "the agent exited before claiming the job")
 	case s.Launchers[l.Launcher] == nil:
-		return s.teardown(ctx, l, "launcher "+l.Launcher+" is no longer configured")
+		return s.teardown(ctx, l, engine, "launcher "+l.Launcher+" is no longer configured")
 	case l.State == store.LaunchRequested && s.now().Sub(l.CreatedAt) > 10*time.Minute:
-		return s.teardown(ctx, l, "the launch was never submitted (the server stopped while submitting it)")
+		return s.teardown(ctx, l, engine, "the launch was never submitted (the server stopped while submitting it)")
 	case l.SubmittedAt != nil && s.now().After(l.SubmittedAt.Add(time.Duration(l.TimeLimitSeconds)*time.Second)):
-		return s.teardown(ctx, l, "its time limit passed before it claimed the job")
+		return s.teardown(ctx, l, engine, "its time limit passed before it claimed the job")
 	}
 	return nil
 }
 
-// teardown stops the agent on its engine and ends the launch (revoking its
+// graceOver reports whether the job ended more than ExitGrace ago.
+func (s *Service) graceOver(j store.ExecJob) bool {
+	g := s.ExitGrace
+	if g <= 0 {
+		g = 2 * time.Minute
+	}
+	return j.CompletedAt == nil || s.now().Sub(*j.CompletedAt) > g
+}
+
+// teardown stops the agent on its engine (unless the engine says it is
+// done already) and ends the launch (revoking its
 // one-job token).
-func (s *Service) teardown(ctx context.Context, l store.Launch, reason string) error {
+func (s *Service) teardown(ctx context.Context, l store.Launch, engine State, reason string) error {
 	sys := store.AsSystem(ctx)
 	line := reason
-	if ln := s.Launchers[l.Launcher]; ln != nil && l.ExternalID != "" {
+	if ln := s.Launchers[l.Launcher]; ln != nil && l.ExternalID != "" && engine != StateDone {
 		cctx, cancel := s.call(ctx)
 		err := ln.Stop(cctx, l.ExternalID)
 		cancel()
@@ -412,5 +431,5 @@ func (s *Service) teardown(ctx context.Context, l store.Launch, reason string) e
 	if l.ExternalID != "" {
 		what = fmt.Sprintf("the agent launched on %s (%s %s)", l.Launcher, externalNoun(l.Kind), l.ExternalID)
 	}
-	return s.event(ctx, l.JobID, l.Attempt, "info", fmt.Sprintf("%s was stopped: %s", what, line))
+	return s.event(ctx, l.JobID, l.Attempt, "info", fmt.Sprintf("%s ended: %s", what, line))
 }

@@ -74,6 +74,7 @@ type OnlineAgent struct {
 
 // LaunchStore persists launches (internal/launchers).
 type LaunchStore interface {
+	// LaunchCreate is a conflict when the job already has an open launch.
 	LaunchCreate(ctx context.Context, p LaunchCreateParams) (Launch, error)
 	LaunchSubmitted(ctx context.Context, p LaunchSubmittedParams) error
 	// LaunchClaimed marks the launch's agent as having claimed the job at at.

@@ -26,6 +26,8 @@ CREATE TABLE launches (
 );
 CREATE INDEX idx_launches_job ON launches(job_id, created_at);
 CREATE INDEX idx_launches_open ON launches(launcher) WHERE state <> 'ended';
+-- One open launch per job, even with several server replicas reconciling.
+CREATE UNIQUE INDEX idx_launches_one_open ON launches(job_id) WHERE state <> 'ended';
 
 -- +goose Down
 DROP TABLE launches;

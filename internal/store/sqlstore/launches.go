@@ -43,6 +43,9 @@ func (s *Store) LaunchCreate(ctx context.Context, p store.LaunchCreateParams) (s
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, l.ID, l.JobID, l.Attempt, l.Launcher, l.Kind, l.AgentID, l.TimeLimitSeconds, l.State, at, at)
 		return err
 	})
+	if IsUnique(err) {
+		return l, apperr.Conflict("job %s already has an open launch", p.JobID)
+	}
 	return l, err
 }
 

@@ -18,10 +18,10 @@ func testLaunches(t *testing.T, s store.Store) {
 	u := NewUser(t, s, "launch@example.com")
 	other := NewUser(t, s, "other-launch@example.com")
 	d := NewDataset(t, s, u.ID, "launch data")
-	older := NewJob(t, s, u.ID, d.ID, "H100-80GB") // queued first: an unbound agent would take it
-	j := NewJob(t, s, u.ID, d.ID, "H100-80GB")
-	j2 := NewJob(t, s, u.ID, d.ID, "CPU")
 	now := time.Date(2026, 12, 5, 9, 0, 0, 0, time.UTC)
+	older := jobAt(t, s, u.ID, d.ID, "H100-80GB", now.Add(-3*time.Minute)) // queued first: an unbound agent would take it
+	j := jobAt(t, s, u.ID, d.ID, "H100-80GB", now.Add(-2*time.Minute))
+	j2 := jobAt(t, s, u.ID, d.ID, "CPU", now.Add(-time.Minute))
 
 	if q, err := s.JobsQueued(sys, 10); err != nil || len(q) != 3 || q[0].ID != older.ID || q[1].ID != j.ID {
 		t.Fatalf("queued jobs: %v %+v", err, q)
@@ -30,6 +30,10 @@ func testLaunches(t *testing.T, s store.Store) {
 		AgentName: "launch-hpc", TokenHash: "launch-token-hash", TimeLimitSeconds: 3600, At: now})
 	if err != nil || l.State != store.LaunchRequested || l.AgentID == "" {
 		t.Fatalf("create: %v %+v", err, l)
+	}
+	if _, err := s.LaunchCreate(sys, store.LaunchCreateParams{ID: uuid.NewString(), JobID: j.ID, Attempt: 1, Launcher: "other", Kind: "slurm",
+		AgentName: "launch-other", TokenHash: "launch-token-hash-2", TimeLimitSeconds: 3600, At: now}); !apperr.Is(err, apperr.KindConflict) {
+		t.Fatalf("a second open launch for one job must be a conflict (two reconcilers racing): %v", err)
 	}
 	ag, err := s.AgentByTokenHash(sys, "launch-token-hash")
 	if err != nil || ag.ID != l.AgentID || ag.JobID != j.ID {
@@ -109,4 +113,17 @@ func testLaunches(t *testing.T, s store.Store) {
 	if online, err := s.AgentsOnline(sys, now); err != nil || len(online) != 0 {
 		t.Fatalf("a revoked agent is not online: %v %+v", err, online)
 	}
+}
+
+// jobAt creates a queued job at a given time (the queue's order).
+func jobAt(t *testing.T, s store.Store, userID, datasetID, gpuType string, at time.Time) store.Job {
+	t.Helper()
+	j, err := s.JobCreate(store.WithUser(context.Background(), userID), store.JobCreateParams{At: at, ID: uuid.NewString(), UserID: userID, DatasetID: datasetID,
+		PresetID: "balanced", Hyperparameters: []byte(`{"base_model":"m","num_epochs":1}`),
+		GPUConfig: []byte(`{"gpu_type":"` + gpuType + `","num_gpus":1,"cost_per_gpu_hour":3.6}`), TotalEpochs: 1, TotalSteps: 10,
+		EstimatedTotalCost: 1, EstimatedCompletionAt: at.Add(time.Hour), BaseModel: "m", GPUType: gpuType, NumGPUs: 1})
+	if err != nil {
+		t.Fatalf("create job: %v", err)
+	}
+	return j
 }
