@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/brightrun/brightrun/internal/launchers"
+	"github.com/brightrun/brightrun/internal/launchers/kubernetes"
 	"github.com/brightrun/brightrun/internal/launchers/slurm"
 	"github.com/brightrun/brightrun/internal/training/catalog"
 )
@@ -35,6 +36,15 @@ func (a *App) launchers(ctx context.Context, cat *catalog.Catalog) (func(context
 		switch set.Type {
 		case "slurm":
 			built[set.Name] = slurm.New(set)
+		case "kubernetes":
+			if err := kubernetes.Check(set); err != nil {
+				return nil, err
+			}
+			client, err := kubernetes.NewClient(set.Kubernetes.Kubeconfig)
+			if err != nil {
+				return nil, fmt.Errorf("BRIGHTRUN_LAUNCHERS: launcher %s: %w", set.Name, err)
+			}
+			built[set.Name] = kubernetes.New(set, client)
 		default:
 			return nil, fmt.Errorf("BRIGHTRUN_LAUNCHERS: launcher %s: type %q is not built in", set.Name, set.Type)
 		}

@@ -9,12 +9,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/brightrun/brightrun/internal/jobs"
 	"github.com/brightrun/brightrun/internal/launchers"
+	k8s "github.com/brightrun/brightrun/internal/launchers/kubernetes"
 	"github.com/brightrun/brightrun/internal/launchers/slurm"
 	"github.com/brightrun/brightrun/internal/store"
 	"github.com/brightrun/brightrun/internal/store/storetest"
 	"github.com/brightrun/brightrun/internal/store/testdb"
 	"github.com/google/uuid"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
 )
 
 // These tests run the reconciler against a real store and a real Slurm
@@ -177,5 +181,42 @@ func TestSlurmScriptKeepsTheTokenOffTheCommandLine(t *testing.T) {
 	cpu := strings.Join(l.Args(launchers.Spec{GPUType: "CPU", GPUCount: 1, TimeLimit: time.Hour}), " ")
 	if strings.Contains(cpu, "--gres") {
 		t.Fatalf("a CPU agent asks for no GPU: %s", cpu)
+	}
+}
+
+// TestKubernetesLaunchAndCancel drives the reconciler with the Kubernetes
+// launcher on client-go's fake clientset (no cluster can run here): a
+// queued GPU job gets a Job; cancelling the queued job deletes it.
+func TestKubernetesLaunchAndCancel(t *testing.T) {
+	b := setup(t, 24)
+	set := launchers.Settings{Name: "k8s", Type: "kubernetes", MaxAgents: 2, MaxHours: 24, GPUTypes: map[string]launchers.GPUSettings{"H100-80GB": {}},
+		Kubernetes: &launchers.KubernetesSettings{Namespace: "agents", Image: "trainer:test", TTLSecondsAfterFinished: 60}}
+	cs := fake.NewClientset()
+	b.svc.Config.Launchers = []launchers.Settings{set}
+	b.svc.Launchers = map[string]launchers.Launcher{"k8s": k8s.New(set, cs)}
+	j := storetest.NewJob(t, b.st, b.user.ID, b.ds.ID, "H100-80GB")
+	b.tick(t)
+	ls := b.launches(t, j.ID)
+	if len(ls) != 1 || ls[0].State != store.LaunchSubmitted || ls[0].ExternalID != k8s.Name(ls[0].ID) || ls[0].Kind != "kubernetes" {
+		t.Fatalf("launch: %+v", ls)
+	}
+	ctx := context.Background()
+	if _, err := cs.BatchV1().Jobs("agents").Get(ctx, ls[0].ExternalID, metav1.GetOptions{}); err != nil {
+		t.Fatalf("the Job must exist: %v", err)
+	}
+	js := &jobs.Service{Store: b.st, Now: func() time.Time { return b.now }}
+	if _, err := js.Cancel(store.WithUser(ctx, b.user.ID), b.user.ID, j.ID); err != nil {
+		t.Fatal(err)
+	}
+	b.tick(t)
+	ls = b.launches(t, j.ID)
+	if ls[0].State != store.LaunchEnded || ls[0].EndReason != "the job cancelled" {
+		t.Fatalf("launch after cancel: %+v", ls[0])
+	}
+	if _, err := cs.BatchV1().Jobs("agents").Get(ctx, ls[0].ExternalID, metav1.GetOptions{}); err == nil {
+		t.Fatal("the Job must be deleted on cancel")
+	}
+	if ev := b.events(t, j.ID); !strings.Contains(ev, "launched an agent on k8s: Kubernetes Job "+ls[0].ExternalID+"; logs: kubectl -n agents logs job/") {
+		t.Fatalf("events:\n%s", ev)
 	}
 }

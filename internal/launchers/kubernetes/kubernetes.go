@@ -231,3 +231,18 @@ func stateOf(j batchv1.Job) launchers.State {
 	}
 	return launchers.StatePending
 }
+
+// Check validates the settings only Kubernetes can judge (resource quantities).
+func Check(s launchers.Settings) error {
+	for gpu, g := range s.GPUTypes {
+		for field, v := range map[string]string{"cpu": g.CPU, "memory": g.Memory} {
+			if v == "" {
+				continue
+			}
+			if _, err := resource.ParseQuantity(v); err != nil {
+				return fmt.Errorf("BRIGHTRUN_LAUNCHERS launcher %s: gpu_types[%q].%s: %q is not a Kubernetes quantity (e.g. \"8\", \"64Gi\")", s.Name, gpu, field, v)
+			}
+		}
+	}
+	return nil
+}
