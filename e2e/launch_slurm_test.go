@@ -167,6 +167,7 @@ func TestSlurmLaunchEndToEnd(t *testing.T) {
 		!strings.HasPrefix(l.LogsURL, "file://"+dir) || l.Billed {
 		t.Fatalf("launch: %+v", l)
 	}
+	t.Logf("launch wait (launch → claim, sbatch + scheduling + agent start-up): %.0f s; Slurm job %s", l.WaitSeconds, l.ExternalID)
 	if l.WaitSeconds != l.ClaimedAt.Sub(l.CreatedAt).Round(time.Second).Seconds() {
 		t.Fatalf("the launch wait is created → claimed: %+v", l)
 	}
