@@ -360,6 +360,12 @@ func (s *Service) watchOne(ctx context.Context, l store.Launch, engine State) er
 		return err
 	}
 	mine := j.AgentID == l.AgentID && j.Attempt == l.Attempt
+	if mine && l.State != store.LaunchClaimed {
+		// Its agent claimed the job (perhaps even ended it) since the last tick.
+		if err := s.claimed(ctx, &l, j); err != nil {
+			return err
+		}
+	}
 	switch {
 	case finished(j.Status):
 		if l.State == store.LaunchClaimed && engine != StateDone && !s.graceOver(j) {
@@ -370,16 +376,6 @@ func (s *Service) watchOne(ctx context.Context, l store.Launch, engine State) er
 		return s.teardown(ctx, l, engine, "the agent lost its lease; the job was requeued")
 	case l.State == store.LaunchClaimed && !mine:
 		return s.teardown(ctx, l, engine, "the job moved to another attempt")
-	case mine && l.State != store.LaunchClaimed:
-		at := s.now()
-		if j.AttemptStartedAt != nil {
-			at = *j.AttemptStartedAt
-		}
-		if err := s.Store.LaunchClaimed(sys, l.ID, at); err != nil {
-			return err
-		}
-		wait := at.Sub(l.CreatedAt).Round(time.Second)
-		return s.event(ctx, j.ID, l.Attempt, "info", fmt.Sprintf("the agent launched on %s claimed the job after a launch wait of %s (not billed: billing starts at the claim)", l.Launcher, wait))
 	case !mine && j.Attempt >= l.Attempt:
 		return s.teardown(ctx, l, engine, "another agent claimed the job first")
 	}
@@ -397,6 +393,20 @@ func (s *Service) watchOne(ctx context.Context, l store.Launch, engine State) er
 		return s.teardown(ctx, l, engine, "its time limit passed before it claimed the job")
 	}
 	return nil
+}
+
+// claimed records the claim of l's agent and writes the launch wait.
+func (s *Service) claimed(ctx context.Context, l *store.Launch, j store.ExecJob) error {
+	at := s.now()
+	if j.AttemptStartedAt != nil {
+		at = *j.AttemptStartedAt
+	}
+	if err := s.Store.LaunchClaimed(store.AsSystem(ctx), l.ID, at); err != nil {
+		return err
+	}
+	l.State, l.ClaimedAt = store.LaunchClaimed, &at
+	wait := at.Sub(l.CreatedAt).Round(time.Second)
+	return s.event(ctx, j.ID, l.Attempt, "info", fmt.Sprintf("the agent launched on %s claimed the job after a launch wait of %s (not billed: billing starts at the claim)", l.Launcher, wait))
 }
 
 // graceOver reports whether the job ended more than ExitGrace ago.
