@@ -372,8 +372,11 @@ func (s *Service) watchOne(ctx context.Context, l store.Launch, engine State) er
 			return nil // its agent reported the end and is exiting by itself (--exit-after-job)
 		}
 		return s.teardown(ctx, l, engine, "the job "+j.Status)
-	case mine && j.Status == store.JobQueued:
-		return s.teardown(ctx, l, engine, "the agent lost its lease; the job was requeued")
+	case j.Status == store.JobQueued && j.Attempt == l.Attempt:
+		// The attempt this launch was for ran and was requeued (the store
+		// clears the job's agent then): its agent lost its lease or reported
+		// a retryable failure. The next attempt gets a launch of its own.
+		return s.teardown(ctx, l, engine, "the attempt ended and the job was requeued (lease lost or a retryable failure)")
 	case l.State == store.LaunchClaimed && !mine:
 		return s.teardown(ctx, l, engine, "the job moved to another attempt")
 	case !mine && j.Attempt >= l.Attempt:
@@ -398,8 +401,11 @@ func (s *Service) watchOne(ctx context.Context, l store.Launch, engine State) er
 // claimed records the claim of l's agent and writes the launch wait.
 func (s *Service) claimed(ctx context.Context, l *store.Launch, j store.ExecJob) error {
 	at := s.now()
-	if j.AttemptStartedAt != nil {
+	switch {
+	case j.AttemptStartedAt != nil:
 		at = *j.AttemptStartedAt
+	case l.Attempt == 1 && j.StartedAt != nil: // the attempt already ended (the store clears its start)
+		at = *j.StartedAt
 	}
 	if err := s.Store.LaunchClaimed(store.AsSystem(ctx), l.ID, at); err != nil {
 		return err
