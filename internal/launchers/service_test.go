@@ -220,3 +220,54 @@ func TestKubernetesLaunchAndCancel(t *testing.T) {
 		t.Fatalf("events:\n%s", ev)
 	}
 }
+
+// TestClaimRequeueRelaunch: the launched agent's claim is recorded with its
+// launch wait; when its attempt is requeued (lease lost), its Job is
+// deleted and the next attempt gets a new launch. Kubernetes at the fake
+// clientset boundary; the store and the jobs lifecycle are real.
+func TestClaimRequeueRelaunch(t *testing.T) {
+	b := setup(t, 24)
+	set := launchers.Settings{Name: "k8s", Type: "kubernetes", MaxAgents: 2, MaxHours: 24, GPUTypes: map[string]launchers.GPUSettings{"H100-80GB": {}},
+		Kubernetes: &launchers.KubernetesSettings{Namespace: "agents", Image: "trainer:test", TTLSecondsAfterFinished: 60}}
+	cs := fake.NewClientset()
+	b.svc.Config.Launchers = []launchers.Settings{set}
+	b.svc.Launchers = map[string]launchers.Launcher{"k8s": k8s.New(set, cs)}
+	ctx := context.Background()
+	js := &jobs.Service{Store: b.st, Now: func() time.Time { return b.now }}
+	j := storetest.NewJob(t, b.st, b.user.ID, b.ds.ID, "H100-80GB")
+	b.tick(t)
+	first := b.launches(t, j.ID)[0]
+	// 40 s later the launched agent claims with its one-job identity.
+	b.now = b.now.Add(40 * time.Second)
+	if _, ok, err := js.Claim(ctx, jobs.ClaimRequest{AgentID: first.AgentID, JobID: j.ID, GPUType: "H100-80GB", GPUCount: 1,
+		TokenHash: func(string, int) string { return "job-token-hash" }, Lease: time.Minute}); err != nil || !ok {
+		t.Fatalf("claim: %v %v", ok, err)
+	}
+	b.tick(t)
+	l := b.launches(t, j.ID)[0]
+	if l.State != store.LaunchClaimed || l.ClaimedAt == nil || !l.ClaimedAt.Equal(b.now) {
+		t.Fatalf("claimed launch: %+v", l)
+	}
+	if v := launchers.NewView(l, b.now.Add(time.Hour)); v.WaitSeconds != 40 || v.Billed {
+		t.Fatalf("the launch wait is launch → claim: %+v", v)
+	}
+	if ev := b.events(t, j.ID); !strings.Contains(ev, "claimed the job after a launch wait of 40s (not billed") {
+		t.Fatalf("events:\n%s", ev)
+	}
+	e, _ := b.st.JobExec(store.AsSystem(ctx), j.ID)
+	b.now = b.now.Add(2 * time.Minute)
+	if err := js.Requeue(ctx, e, "agent_lost", "lease expired"); err != nil {
+		t.Fatal(err)
+	}
+	b.tick(t)
+	ls := b.launches(t, j.ID)
+	if len(ls) != 2 || ls[1].ID != first.ID || ls[1].State != store.LaunchEnded || !strings.HasPrefix(ls[1].EndReason, "the attempt ended and the job was requeued") {
+		t.Fatalf("after the requeue: %+v", ls)
+	}
+	if _, err := cs.BatchV1().Jobs("agents").Get(ctx, first.ExternalID, metav1.GetOptions{}); err == nil {
+		t.Fatal("the first attempt's Job must be deleted")
+	}
+	if ls[0].Attempt != 2 || ls[0].State != store.LaunchSubmitted {
+		t.Fatalf("the next attempt's launch: %+v", ls[0])
+	}
+}
