@@ -407,7 +407,9 @@ func (s *Service) claimed(ctx context.Context, l *store.Launch, j store.ExecJob)
 	case l.Attempt == 1 && j.StartedAt != nil: // the attempt already ended (the store clears its start)
 		at = *j.StartedAt
 	}
-	if err := s.Store.LaunchClaimed(store.AsSystem(ctx), l.ID, at); err != nil {
+	if err := s.Store.LaunchClaimed(store.AsSystem(ctx), l.ID, at); apperr.Is(err, apperr.KindNotFound) {
+		return nil // ended meanwhile by another reconciler
+	} else if err != nil {
 		return err
 	}
 	l.State, l.ClaimedAt = store.LaunchClaimed, &at
@@ -439,7 +441,9 @@ func (s *Service) teardown(ctx context.Context, l store.Launch, engine State, re
 			line += fmt.Sprintf(" (stopping it failed: %v)", err)
 		}
 	}
-	if err := s.Store.LaunchEnd(sys, store.LaunchEndParams{ID: l.ID, Reason: line, At: s.now()}); err != nil {
+	if err := s.Store.LaunchEnd(sys, store.LaunchEndParams{ID: l.ID, Reason: line, At: s.now()}); apperr.Is(err, apperr.KindNotFound) {
+		return nil // another reconciler (a second replica) ended it first
+	} else if err != nil {
 		return err
 	}
 	s.Log.Info("launched agent torn down", "launcher", l.Launcher, "external_id", l.ExternalID, "reason", line)
