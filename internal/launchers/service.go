@@ -414,7 +414,12 @@ func (s *Service) claimed(ctx context.Context, l *store.Launch, j store.ExecJob)
 	}
 	l.State, l.ClaimedAt = store.LaunchClaimed, &at
 	wait := at.Sub(l.CreatedAt).Round(time.Second)
-	return s.event(ctx, j.ID, l.Attempt, "info", fmt.Sprintf("the agent launched on %s claimed the job after a launch wait of %s (not billed: billing starts at the claim)", l.Launcher, wait))
+	queued := ""
+	if l.Attempt == 1 && at.After(j.QueuedAt) {
+		queued = fmt.Sprintf(", %s after the job was queued", at.Sub(j.QueuedAt).Round(time.Second))
+	}
+	return s.event(ctx, j.ID, l.Attempt, "info", fmt.Sprintf("the agent launched on %s claimed the job after a launch wait of %s%s (not billed: billing starts at the claim)",
+		l.Launcher, wait, queued))
 }
 
 // graceOver reports whether the job ended more than ExitGrace ago.

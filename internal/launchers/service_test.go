@@ -251,7 +251,7 @@ func TestClaimRequeueRelaunch(t *testing.T) {
 	if v := launchers.NewView(l, b.now.Add(time.Hour)); v.WaitSeconds != 40 || v.Billed {
 		t.Fatalf("the launch wait is launch → claim: %+v", v)
 	}
-	if ev := b.events(t, j.ID); !strings.Contains(ev, "claimed the job after a launch wait of 40s (not billed") {
+	if ev := b.events(t, j.ID); !strings.Contains(ev, "claimed the job after a launch wait of 40s") || !strings.Contains(ev, "(not billed: billing starts at the claim)") {
 		t.Fatalf("events:\n%s", ev)
 	}
 	e, _ := b.st.JobExec(store.AsSystem(ctx), j.ID)
