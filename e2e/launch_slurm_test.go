@@ -286,6 +286,7 @@ func TestSlurmLaunchKilled(t *testing.T) {
 	if out, err := exec.Command("scancel", first.ExternalID).CombinedOutput(); err != nil {
 		t.Fatalf("scancel: %v %s", err, out)
 	}
+	waitSlurm(t, first.ExternalID, "CANCELLED")
 	// A shared 2-core machine trains the tiny model slowly: allow time for
 	// the lease, a second sbatch and the resumed attempt.
 	st := waitJob(t, c, id, 10*time.Minute, func(s jobState) bool { return s.Job.Status == "completed" || s.Job.Status == "failed" })
@@ -303,5 +304,4 @@ func TestSlurmLaunchKilled(t *testing.T) {
 	if !hasEvent(jobEvents(t, s, c, id), "resuming") {
 		t.Fatalf("attempt 2 did not resume from the checkpoint: %+v", jobEvents(t, s, c, id))
 	}
-	waitSlurm(t, first.ExternalID, "CANCELLED")
 }
