@@ -13,6 +13,7 @@ import (
 	"github.com/brightrun/brightrun/internal/store/testdb"
 	"github.com/brightrun/brightrun/internal/testserver"
 	"github.com/brightrun/brightrun/internal/training/catalog"
+	"github.com/google/uuid"
 )
 
 // world is what user A owns; each domain adds its resources in setupWorld
@@ -50,6 +51,7 @@ func setupWorld(t *testing.T, s *testserver.Server) *world {
 	}
 	w.notifA = n.ID
 	w.jobA = insertJobID(t, s, w.a.UserID, w.dsA, "queued")
+	launchA(t, s, w.jobA)
 	w.a.MustJSON("PUT", "/api/settings/budget", map[string]any{"monthly_budget": 123.45}, 200, nil)
 	w.modelA = finishedModel(t, s, w.a.UserID, w.dsA, "owner-secret-model")
 	var ch struct {
@@ -85,7 +87,7 @@ func setupWorld(t *testing.T, s *testserver.Server) *world {
 		t.Fatalf("A's fine-tuning job: %d %s", r.Status, r.Body)
 	}
 	w.ftjobA = ft.ID
-	w.secret = []string{w.fileA, w.ftjobA, strings.TrimPrefix(w.fileA, "file-"), "owner-secret-meta", w.hookA, "owner-secret-hook", "owner-secret-delivered", w.a.UserID, "owner@example.com", tok.APIToken.ID, "owner-secret-token-name", w.dsA, "owner-secret-dataset", n.ID, "owner-secret-notification", w.jobA, "123.45", w.modelA, "owner-secret-model", "owner-secret-agent", w.agentA}
+	w.secret = []string{w.fileA, w.ftjobA, strings.TrimPrefix(w.fileA, "file-"), "owner-secret-meta", w.hookA, "owner-secret-hook", "owner-secret-delivered", w.a.UserID, "owner@example.com", tok.APIToken.ID, "owner-secret-token-name", w.dsA, "owner-secret-dataset", n.ID, "owner-secret-notification", w.jobA, "123.45", w.modelA, "owner-secret-model", "owner-secret-agent", w.agentA, "owner-secret-slurm-id"}
 	return w
 }
 
@@ -255,6 +257,8 @@ func crossUserCases(w *world) []testserver.CrossUserCase {
 		{Route: "POST /api/jobs/{id}/cancel", Path: "/api/jobs/" + w.jobA + "/cancel", Secret: s, After: w.jobIntact},
 		{Route: "POST /api/jobs/{id}/retry", Path: "/api/jobs/" + w.jobA + "/retry", Secret: s, After: w.jobIntact},
 		{Route: "POST /training/jobs/{id}/retry", Path: "/training/jobs/" + w.jobA + "/retry", Form: "x=1", Secret: s, After: w.jobIntact},
+		{Route: "GET /api/launches", Path: "/api/launches", Secret: s},
+		{Route: "GET /api/launches", Path: "/api/launches?job_id=" + w.jobA, Secret: s},
 		{Route: "GET /api/models", Path: "/api/models", Secret: s},
 		{Route: "GET /api/models/{id}", Path: "/api/models/" + w.modelA, Secret: s},
 		{Route: "PATCH /api/models/{id}", Path: "/api/models/" + w.modelA, Body: map[string]string{"status": "archived"}, Secret: s, After: w.modelIntact},
@@ -332,4 +336,19 @@ func TestCrossUser(t *testing.T) {
 		}
 		testserver.CheckCrossUser(t, w.b, cases)
 	})
+}
+
+// launchA gives A's job a launch (as the launcher reconciler would) whose
+// external id only A may see.
+func launchA(t *testing.T, s *testserver.Server, jobID string) {
+	sys := store.AsSystem(context.Background())
+	now := time.Now().UTC()
+	l, err := s.App.Store.LaunchCreate(sys, store.LaunchCreateParams{ID: uuid.NewString(), JobID: jobID, Attempt: 1, Launcher: "hpc", Kind: "slurm",
+		AgentName: "launch-hpc", TokenHash: "owner-launch-token-hash", TimeLimitSeconds: 900, At: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.App.Store.LaunchSubmitted(sys, store.LaunchSubmittedParams{ID: l.ID, ExternalID: "owner-secret-slurm-id", LogsURL: "file:///logs/x", At: now}); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -76,10 +76,16 @@ func createAgent(ctx context.Context, st store.Store, name string, at time.Time)
 	if name == "" || len(name) > 200 {
 		return "", store.Agent{}, apperr.Validation("validation failed", map[string]string{"name": "give the agent a name of 1 to 200 characters"})
 	}
+	tok, hash := NewAgentToken()
+	a, err := st.AgentCreate(store.AsSystem(ctx), name, hash, at)
+	return tok, a, err
+}
+
+// NewAgentToken makes an agent token (bra_…) and the hash the store keeps.
+func NewAgentToken() (token, hash string) {
 	tok, _, _ := auth.NewAPIToken()
 	tok = AgentTokenPrefix + strings.TrimPrefix(tok, auth.TokenPrefix)
-	a, err := st.AgentCreate(store.AsSystem(ctx), name, auth.HashSecret(tok), at)
-	return tok, a, err
+	return tok, auth.HashSecret(tok)
 }
 
 // newJobToken binds a token to one job and attempt:
@@ -284,7 +290,7 @@ func (s *Service) claimOnce(ctx context.Context, agent store.Agent, c Capabiliti
 	if !c.Distributed {
 		count = 1
 	}
-	cl, ok, err := s.Jobs.Claim(ctx, jobs.ClaimRequest{AgentID: agent.ID, GPUType: c.GPUType, GPUCount: count, TokenHash: hash, Lease: s.Opts.Lease})
+	cl, ok, err := s.Jobs.Claim(ctx, jobs.ClaimRequest{AgentID: agent.ID, JobID: agent.JobID, GPUType: c.GPUType, GPUCount: count, TokenHash: hash, Lease: s.Opts.Lease})
 	if err != nil || !ok {
 		return nil, false, err
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/brightrun/brightrun/internal/httpx"
 	"github.com/brightrun/brightrun/internal/inference"
 	"github.com/brightrun/brightrun/internal/jobs"
+	"github.com/brightrun/brightrun/internal/launchers"
 	"github.com/brightrun/brightrun/internal/outbound"
 	"github.com/brightrun/brightrun/internal/server"
 	"github.com/brightrun/brightrun/internal/storage"
@@ -55,6 +56,8 @@ type App struct {
 	Agents *agentapi.Service
 	Jobs   *jobs.Service // the job lifecycle (state machine, billing, notifications)
 	Costs  *costs.Service
+	// Launchers is the launcher reconciler (nil without BRIGHTRUN_LAUNCHERS).
+	Launchers *launchers.Service
 	// Outbound sends webhooks and emails; OutboundEvery is its worker period.
 	Outbound      *outbound.Service
 	OutboundEvery time.Duration

@@ -14,6 +14,7 @@ import (
 	"github.com/brightrun/brightrun/internal/datasets"
 	"github.com/brightrun/brightrun/internal/inference"
 	"github.com/brightrun/brightrun/internal/jobs"
+	"github.com/brightrun/brightrun/internal/launchers"
 	"github.com/brightrun/brightrun/internal/models"
 	"github.com/brightrun/brightrun/internal/notify"
 	"github.com/brightrun/brightrun/internal/openai"
@@ -53,6 +54,14 @@ func (a *App) domains(ctx context.Context, d *server.Deps) ([]func(*server.Mux),
 	a.Agents = as
 	ah := &agentapi.Handlers{Svc: as, Errors: d.Errors}
 	workers := []func(context.Context){ds.Worker(opts), as.LeaseWorker}
+	lw, err := a.launchers(ctx, cat)
+	if err != nil {
+		return nil, nil, err
+	}
+	if lw != nil {
+		workers = append(workers, lw)
+	}
+	lh := &launchers.Handlers{Store: a.Store, Now: a.Now}
 	if a.Config.LocalAgent {
 		workers = append(workers, a.localAgent(as))
 	}
@@ -93,7 +102,7 @@ func (a *App) domains(ctx context.Context, d *server.Deps) ([]func(*server.Mux),
 	fth := &openai.FineTuneHandlers{Files: files, FT: ft}
 	ob.Events = ft
 	workers = append(workers, ft.Worker(time.Second))
-	return []func(*server.Mux){dh.Mount, nh.Mount, th.Mount, ah.Mount, mh.Mount, ch.Mount, oh.Mount, ih.Mount, ph.Mount, vh.Mount, fth.MountFineTuning, agh.Mount}, workers, nil
+	return []func(*server.Mux){dh.Mount, nh.Mount, th.Mount, ah.Mount, mh.Mount, ch.Mount, oh.Mount, ih.Mount, ph.Mount, vh.Mount, fth.MountFineTuning, agh.Mount, lh.Mount}, workers, nil
 }
 
 // webhookPolicy is the operator's choice of internal addresses webhooks may

@@ -41,6 +41,8 @@ type Config struct {
 
 	Catalog string // BRIGHTRUN_CATALOG: path of an operator-edited catalog JSON (default: built in)
 
+	Launchers string // BRIGHTRUN_LAUNCHERS: path of the launchers JSON file (docs/launchers.md; empty: no launchers)
+
 	LocalAgent bool   // BRIGHTRUN_LOCAL_AGENT: start a local trainer agent (embedded default)
 	Trainer    string // BRIGHTRUN_TRAINER: path of the brightrun-trainer executable
 
@@ -125,6 +127,7 @@ func Load(name string, args []string, getenv Getenv, extra func(*flag.FlagSet)) 
 		{"local-agent", "BRIGHTRUN_LOCAL_AGENT", "true", "start a local trainer agent as a child process", boolean(&c.LocalAgent, "BRIGHTRUN_LOCAL_AGENT")},
 		{"trainer", "BRIGHTRUN_TRAINER", ".venv/bin/brightrun-trainer", "path of the brightrun-trainer executable for the local agent", str(&c.Trainer)},
 		{"catalog", "BRIGHTRUN_CATALOG", "", "presets, base models and GPUs JSON file (default: built in)", str(&c.Catalog)},
+		{"launchers", "BRIGHTRUN_LAUNCHERS", "", "launchers JSON file: start agents on Slurm or Kubernetes for queued jobs (docs/launchers.md)", str(&c.Launchers)},
 		{"smtp-addr", "BRIGHTRUN_SMTP_ADDR", "", "SMTP server host:port for email notifications (empty: email off)", str(&c.SMTPAddr)},
 		{"smtp-from", "BRIGHTRUN_SMTP_FROM", "", "sender address of notification emails", str(&c.SMTPFrom)},
 		{"smtp-username", "BRIGHTRUN_SMTP_USERNAME", "", "SMTP PLAIN auth user (sent only over TLS or to localhost)", str(&c.SMTPUsername)},

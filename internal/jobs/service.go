@@ -28,6 +28,7 @@ func info(stage, msg string, at time.Time) store.JobEvent {
 // ClaimRequest describes the claiming agent.
 type ClaimRequest struct {
 	AgentID   string
+	JobID     string // a launched one-job agent's job (empty: any job)
 	GPUType   string
 	GPUCount  int
 	TokenHash func(jobID string, attempt int) string
@@ -37,7 +38,7 @@ type ClaimRequest struct {
 // Claim hands the oldest queued job the agent can run to it, if any.
 func (s *Service) Claim(ctx context.Context, r ClaimRequest) (store.Claim, bool, error) {
 	now := s.now()
-	return s.Store.JobClaim(store.AsSystem(ctx), store.ClaimParams{AgentID: r.AgentID, GPUType: r.GPUType, GPUCount: r.GPUCount,
+	return s.Store.JobClaim(store.AsSystem(ctx), store.ClaimParams{AgentID: r.AgentID, JobID: r.JobID, GPUType: r.GPUType, GPUCount: r.GPUCount,
 		TokenHash: r.TokenHash, Now: now, Lease: r.Lease, Decide: func(pre store.ExecJob) (store.Effects, error) {
 			to, err := Next(pre.Status, Claim)
 			if err != nil {

@@ -16,11 +16,14 @@ type Agent struct {
 	LastSeenAt   *time.Time      `json:"last_seen_at"`
 	CreatedAt    time.Time       `json:"created_at"`
 	RevokedAt    *time.Time      `json:"revoked_at"`
+	// JobID binds a launched, one-job agent to its job (empty for others).
+	JobID string `json:"job_id,omitempty"`
 }
 
 // ClaimParams describe the claiming agent.
 type ClaimParams struct {
 	AgentID  string
+	JobID    string // a one-job agent's job: claim only it (empty: any)
 	GPUType  string
 	GPUCount int
 	// TokenHash returns the hash of the new attempt's job token.

@@ -47,6 +47,7 @@ type Store interface {
 	FineTuneStore
 	InferenceStore
 	PreferenceStore
+	LaunchStore
 
 	Ping(ctx context.Context) error
 	Close() error

@@ -113,7 +113,8 @@ class Agent:
     def __init__(self, server: str, token: str, *, gpu_type: str, gpu_count: int = 1, gpu_memory_gb: float = 0.0,
                  name: str | None = None, work_dir: str | Path | None = None, wait_seconds: float = 20.0,
                  once: bool = False, keep_work: bool = False, flush_seconds: float = 2.0,
-                 serve: ServeSettings | None = None):
+                 serve: ServeSettings | None = None, exit_after_job: bool = False,
+                 idle_exit_seconds: float = 0.0):
         self.api = Api(server)
         self.token = token
         # distributed: this agent runs an N-GPU job as N processes (older agents, without the field, are
@@ -125,6 +126,10 @@ class Agent:
         self.work_dir = Path(work_dir or Path.home() / ".cache" / "brightrun" / "agent").expanduser()
         self.wait_seconds = max(0.0, min(30.0, float(wait_seconds)))
         self.once = once
+        # A launched (ephemeral) agent runs one job, then exits; it also gives
+        # up after idle_exit_seconds without a job (0: never).
+        self.exit_after_job = exit_after_job
+        self.idle_exit_seconds = max(0.0, float(idle_exit_seconds))
         self.keep_work = keep_work
         self.flush_seconds = flush_seconds
         self.stopping = threading.Event()
@@ -197,6 +202,7 @@ class Agent:
                  self.api.server, self.caps["gpu_type"], self.work_dir)
         if self.serve is not None:
             self.start_serving()
+        idle_since = time.monotonic()
         try:
             while not self.stopping.is_set():
                 try:
@@ -208,10 +214,15 @@ class Agent:
                     if self.once:
                         log.info("no job (--once): exiting")
                         return 0
+                    if self.idle_exit_seconds and time.monotonic() - idle_since >= self.idle_exit_seconds:
+                        log.info("no job for %.0f s (--idle-exit-seconds): exiting", self.idle_exit_seconds)
+                        return 0
                     continue
                 self.run_job(job)
-                if self.once:
+                if self.once or self.exit_after_job:
+                    log.info("job done (--exit-after-job): exiting")
                     return 0
+                idle_since = time.monotonic()
         except AgentShutdown:
             pass
         except Rejected as e:
@@ -486,7 +497,9 @@ def cmd_agent(args) -> int:
     count = args.gpu_count if args.gpu_count is not None else (1 if is_cpu else max(1, n_gpu))
     memory = args.gpu_memory_gb if args.gpu_memory_gb is not None else (0.0 if is_cpu else mem_gb)
     serve = None
-    if args.serve:
+    # A one-job agent (started by a launcher for one training job) does not
+    # serve inference: it exits after its job, which would cut streams short.
+    if args.serve and not args.exit_after_job:
         models = None
         if args.serve_models:
             models = [m.strip() for m in args.serve_models.split(",") if m.strip()]
@@ -495,7 +508,8 @@ def cmd_agent(args) -> int:
                               engine=args.serve_engine, threads=args.serve_threads)
     agent = Agent(args.server, token, gpu_type="CPU" if is_cpu else gpu_type, gpu_count=count, gpu_memory_gb=memory,
                   name=args.name, work_dir=args.work_dir, wait_seconds=args.wait_seconds, once=args.once,
-                  keep_work=args.keep_work, serve=serve)
+                  keep_work=args.keep_work, serve=serve, exit_after_job=args.exit_after_job,
+                  idle_exit_seconds=args.idle_exit_seconds)
     agent.install_signal_handlers()
     log.info("python %s on %s", platform.python_version(), platform.platform())
     return agent.run()

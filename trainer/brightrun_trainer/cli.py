@@ -48,6 +48,10 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--work-dir", help="where jobs download and train (default ~/.cache/brightrun/agent)")
     a.add_argument("--wait-seconds", type=float, default=20.0, help="claim long-poll (at most 30)")
     a.add_argument("--once", action="store_true", help="exit after one job, or after one empty long-poll")
+    a.add_argument("--exit-after-job", "--one-job", dest="exit_after_job", action="store_true",
+                   help="exit after one job, whatever its outcome (launched, ephemeral agents)")
+    a.add_argument("--idle-exit-seconds", type=float, default=0.0,
+                   help="exit after this long without a job (0: never; launched agents use it)")
     a.add_argument("--keep-work", action="store_true", help="keep each attempt's files in the work dir")
     a.add_argument("--serve", action=argparse.BooleanOptionalAction, default=True,
                    help="also serve inference requests (playground, /v1/chat/completions); default on")

@@ -69,6 +69,20 @@ def emit_points(rep, steps):
                     learning_rate=1e-4, grad_norm=1.5, tokens_per_second=1000.0 + s)
 
 
+
+def test_launched_agent_exits_when_idle_too_long(server, tmp_path):
+    """A launched agent (--exit-after-job --idle-exit-seconds) whose job went
+    elsewhere keeps polling until the idle limit, then exits 0."""
+    handlers = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    try:
+        rc = cli.main(["agent", "--server", server.url, "--token", "bra_test", "--exit-after-job", "--idle-exit-seconds", "0.5",
+                       "--wait-seconds", "0.2", "--work-dir", str(tmp_path), "--name", "launched"])
+    finally:
+        signal.signal(signal.SIGTERM, handlers[0])
+        signal.signal(signal.SIGINT, handlers[1])
+    assert rc == 0
+    assert len(server.claims) >= 2  # it kept polling past one empty long-poll (unlike --once)
+
 # ----------------------------------------------------------------------------
 # The reporter
 

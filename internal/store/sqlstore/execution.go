@@ -49,8 +49,7 @@ func (s *Store) AgentCreate(ctx context.Context, name, tokenHash string, at time
 func (s *Store) AgentByTokenHash(ctx context.Context, hash string) (store.Agent, error) {
 	var a store.Agent
 	err := s.readTx(ctx, func(x q) error {
-		return x.queryRow(ctx, "SELECT id, name, capabilities, version, hostname, last_seen_at, created_at, revoked_at FROM agents WHERE token_hash = ?", hash).
-			Scan(&a.ID, &a.Name, njson{&a.Capabilities}, nstr{&a.Version}, nstr{&a.Hostname}, nts{&a.LastSeenAt}, ts{&a.CreatedAt}, nts{&a.RevokedAt})
+		return x.queryRow(ctx, "SELECT "+agentCols+" FROM agents WHERE token_hash = ?", hash).Scan(agentDest(&a)...)
 	})
 	if errors.Is(err, errNoRows) || (err == nil && a.RevokedAt != nil) {
 		return a, apperr.Unauthorized("the agent token is not valid (create one with `brightrun agents create --name N`)")
@@ -124,8 +123,11 @@ func (s *Store) JobClaim(ctx context.Context, p store.ClaimParams) (store.Claim,
 			lock = " FOR UPDATE SKIP LOCKED"
 		}
 		var id string
-		err := x.queryRow(ctx, "SELECT id FROM training_jobs WHERE status = 'queued' AND gpu_type = ? AND num_gpus <= ? ORDER BY queued_at, id LIMIT 1"+lock,
-			p.GPUType, p.GPUCount).Scan(&id)
+		where, args := "status = 'queued' AND gpu_type = ? AND num_gpus <= ?", []any{p.GPUType, p.GPUCount}
+		if p.JobID != "" {
+			where, args = where+" AND id = ?", append(args, p.JobID)
+		}
+		err := x.queryRow(ctx, "SELECT id FROM training_jobs WHERE "+where+" ORDER BY queued_at, id LIMIT 1"+lock, args...).Scan(&id)
 		if errors.Is(err, errNoRows) {
 			return nil
 		}

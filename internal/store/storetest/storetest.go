@@ -27,6 +27,7 @@ func Run(t *testing.T, open func(t testing.TB) store.Store) {
 	t.Run("Inference", func(t *testing.T) { testInference(t, open(t)) })
 	t.Run("Preferences", func(t *testing.T) { testPreferences(t, open(t)) })
 	t.Run("FineTune", func(t *testing.T) { testFineTune(t, open(t)) })
+	t.Run("Launches", func(t *testing.T) { testLaunches(t, open(t)) })
 	t.Run("ModelsByQualityAcrossPages", func(t *testing.T) { testModelsByQuality(t, open(t)) })
 	t.Run("AgentsAndOperators", func(t *testing.T) { testAgentsAndOperators(t, open(t)) })
 }
