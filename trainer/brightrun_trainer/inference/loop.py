@@ -20,7 +20,7 @@ from typing import Callable
 
 from .. import __version__
 from ..errors import InternalError, TrainerError, classify
-from ..httpreporter import Api, ApiError, AttemptLost, Rejected, RetryableError, Stopped, retry
+from ..httpreporter import Api, AttemptLost, Rejected, Stopped, retry
 from .adapters import AdapterCache
 from .engine import FINISH_CANCELLED, Engine, GenParams
 
