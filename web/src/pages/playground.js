@@ -211,11 +211,12 @@ registerPage("model-playground", async (root) => {
     if (!last) return;
     try {
       await api("POST", `/api/models/${id}/preferences`, { messages: last.messages, left_side: "base", left_text: last.base, right_text: last.adapter, choice: b.dataset.choice });
-      voteStatus.textContent = "Saved.";
       vote.hidden = true;
       last = null;
       input.focus();
+      // "Saved." once the list shows the new vote (the list is the record).
       await loadPrefs();
+      voteStatus.textContent = "Saved.";
     } catch (e) {
       voteStatus.textContent = e.message;
     }
