@@ -81,7 +81,11 @@ func (te trainerEnv) startAgent(t *testing.T, s *testserver.Server, once bool) *
 		args = append(args, "--once")
 	}
 	cmd := exec.Command(te.exe, args...)
-	cmd.Env = append(os.Environ(), "BRIGHTRUN_MODELS_DIR="+te.models, "HF_HUB_OFFLINE=1", "PYTHONUNBUFFERED=1", "TOKENIZERS_PARALLELISM=false")
+	// One intra-op thread: the tiny test model gains nothing from more, and on
+	// CI's two busy cores each extra OpenMP thread waits for a time slice at
+	// every barrier (a 10-step job: 23 s with one thread, 37 s with two).
+	cmd.Env = append(os.Environ(), "BRIGHTRUN_MODELS_DIR="+te.models, "HF_HUB_OFFLINE=1", "PYTHONUNBUFFERED=1", "TOKENIZERS_PARALLELISM=false",
+		"OMP_NUM_THREADS=1")
 	logf, _ := os.Create(filepath.Join(t.TempDir(), "agent.log"))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {

@@ -19,7 +19,7 @@ if [ -z "${BRIGHTRUN_TEST_POSTGRES_URL:-}" ]; then
 fi
 
 echo "== Go tests (SQLite + PostgreSQL + browser)"
-go run gotest.tools/gotestsum@v1.13.0 --format pkgname-and-test-fails -- -count=1 -timeout 20m ./... || status=1
+go run gotest.tools/gotestsum@v1.13.0 --format pkgname-and-test-fails -- -count=1 -timeout 45m ./... || status=1
 
 if [ "${BRIGHTRUN_SKIP_TRAINER:-}" != "1" ] && [ -x scripts/trainer-test.sh ]; then
   echo "== Trainer tests (pytest)"
