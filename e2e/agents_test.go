@@ -124,3 +124,39 @@ func TestAgentsFleet(t *testing.T) {
 		}
 	})
 }
+
+// TestAgentsPageShowsLaunches: an agent a launcher started is listed as
+// launched, with the launcher, the engine's id and where its logs are, on
+// the API and the page (operators only).
+func TestAgentsPageShowsLaunches(t *testing.T) {
+	s := testserver.Start(t, testdb.Engines()[0], testserver.Options{})
+	op := s.SignUp(t, "operator@example.com")
+	ds := readyDataset(t, op)
+	jobID := insertJobID(t, s, op.UserID, ds, "queued")
+	launchA(t, s, jobID)
+	var list struct {
+		Agents []struct {
+			Kind   string
+			Launch *struct {
+				Launcher   string `json:"launcher"`
+				Kind       string `json:"kind"`
+				ExternalID string `json:"external_id"`
+				LogsURL    string `json:"logs_url"`
+			}
+		}
+	}
+	op.MustJSON("GET", "/api/agents?all=true", nil, 200, &list)
+	found := false
+	for _, a := range list.Agents {
+		if a.Launch != nil {
+			found = a.Kind == "launched" && a.Launch.Launcher == "hpc" && a.Launch.Kind == "slurm" && a.Launch.ExternalID == "owner-secret-slurm-id" && a.Launch.LogsURL == "file:///logs/x"
+		}
+	}
+	if !found {
+		t.Fatalf("launched agent not listed with its launch: %+v", list.Agents)
+	}
+	page := string(op.Do("GET", "/agents?all=true", nil).Body)
+	if !strings.Contains(page, "started by hpc (slurm owner-secret-slurm-id") || !strings.Contains(page, "file:///logs/x") {
+		t.Fatalf("agents page lacks the launch")
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"sort"
 	"strings"
 	"time"
@@ -55,6 +56,28 @@ type Agent struct {
 	CreatedAt   time.Time   `json:"created_at"`
 	CurrentJob  *CurrentJob `json:"current_job"`
 	JobsRun     int         `json:"jobs_run"`
+	// Launch is set for an ephemeral agent a launcher started (Kind
+	// "launched"): where it runs and where its logs are.
+	Launch *Launch `json:"launch,omitempty"`
+}
+
+// Launch is what the agents page shows of an open launch.
+type Launch struct {
+	Launcher   string `json:"launcher"`
+	Kind       string `json:"kind"` // slurm | kubernetes
+	ExternalID string `json:"external_id"`
+	LogsURL    string `json:"logs_url"` // as the launcher reports it
+	LogsLink   string `json:"-"`        // LogsURL when it is http(s): the page links it
+	State      string `json:"state"`
+}
+
+// launchView is an open launch as the agents page shows it.
+func launchView(l store.Launch) Launch {
+	v := Launch{Launcher: l.Launcher, Kind: l.Kind, ExternalID: l.ExternalID, LogsURL: l.LogsURL, State: l.State}
+	if u, err := url.Parse(l.LogsURL); err == nil && (u.Scheme == "https" || u.Scheme == "http") {
+		v.LogsLink = l.LogsURL
+	}
+	return v
 }
 
 // CurrentJob is what an agent is running. The job belongs to some user:
@@ -99,10 +122,22 @@ func (s *Service) all(ctx context.Context) ([]Agent, error) {
 	if err != nil {
 		return nil, err
 	}
+	open, err := s.Store.LaunchesOpen(store.AsSystem(ctx))
+	if err != nil {
+		return nil, err
+	}
+	launched := make(map[string]Launch, len(open))
+	for _, l := range open {
+		launched[l.AgentID] = launchView(l)
+	}
 	now := s.Now().UTC()
 	out := make([]Agent, 0, len(rows))
 	for _, a := range rows {
-		out = append(out, s.view(a, now))
+		v := s.view(a, now)
+		if l, ok := launched[a.ID]; ok {
+			v.Kind, v.Launch = "launched", &l
+		}
+		out = append(out, v)
 	}
 	rank := map[string]int{StatusBusy: 0, StatusOnline: 1, StatusOffline: 2}
 	sort.SliceStable(out, func(i, j int) bool { return rank[out[i].Status] < rank[out[j].Status] })
