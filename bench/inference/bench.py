@@ -63,7 +63,7 @@ def prompt_messages(tok, target: int = 200) -> list[dict]:
     from brightrun_trainer.data import load_dataset
     from brightrun_trainer.encoding import render
 
-    data = Path(os.environ.get("BRIGHTRUN_DATASETS_DIR", "/work/shared/data")) / "eq-12-conversations.v4.jsonl"
+    data = Path(os.environ.get("BRIGHTRUN_DATASETS_DIR") or Path(__file__).resolve().parents[3] / "shared" / "data") / "eq-12-conversations.v4.jsonl"
     ex = load_dataset(data).examples[0]
     msgs = [m for m in ex.prompt_messages() if m["role"] in ("system", "user")]
     system = next((m["content"] for m in msgs if m["role"] == "system"), "You are a helpful assistant.")

@@ -168,7 +168,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--variants", default="today,fast")
     ap.add_argument("--model", default=MODEL)
-    data_dir = Path(os.environ.get("BRIGHTRUN_DATASETS_DIR", "/work/shared/data"))
+    data_dir = Path(os.environ.get("BRIGHTRUN_DATASETS_DIR") or Path(__file__).resolve().parents[3] / "shared" / "data")
     ap.add_argument("--data", default=str(data_dir / "eq-12-conversations.v4.json"))
     ap.add_argument("--max-seq-length", type=int, default=1024)
     ap.add_argument("--batch-size", type=int, default=4)

@@ -39,7 +39,7 @@ if any(v.startswith("bf16w") for v in variants):
     m16 = wrap_lora(load_model(r, device="cpu").to(torch.bfloat16), cfg)
     m16.train()
     print("lora dtype", next(p for n, p in m16.named_parameters() if "lora_A" in n).dtype)
-ds = load_dataset(str(Path(os.environ.get("BRIGHTRUN_DATASETS_DIR", "/work/shared/data")) / "eq-12-conversations.v4.json"))
+ds = load_dataset(str(Path(os.environ.get("BRIGHTRUN_DATASETS_DIR") or Path(__file__).resolve().parents[3] / "shared" / "data") / "eq-12-conversations.v4.json"))
 tr, va = split_examples(ds.examples, cfg.validation_share)
 enc, _, _ = encode_all(tok, [tr[i] for i in idx], 1024)
 n = sum(e.n_assistant for e in enc)

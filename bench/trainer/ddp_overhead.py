@@ -19,7 +19,7 @@ eff(n)   = distributed tokens/s / (n x plain tokens/s)      (--world-size n > 1;
 No weights or internet needed: the default model is a random Llama of
 --hidden/--layers with a BPE tokenizer trained on the data (tinymodel.py);
 --model takes a local model directory instead. The data is --data, else
-/work/shared/data's EQ-18 when present, else synthetic chats.
+$BRIGHTRUN_DATASETS_DIR's (or ../shared/data's) EQ-18 when present, else synthetic chats.
 
 Run from the repo root on a GPU machine (the trainer's venv, PYTHONPATH=trainer):
   PYTHONPATH=trainer python3 bench/trainer/ddp_overhead.py                  # ~3-4 min on one H100
@@ -78,8 +78,10 @@ def synthetic_chats(path: Path, n: int, seed: int = 0) -> Path:
 def pick_data(arg: str | None, tmp: Path) -> Path:
     if arg:
         return Path(arg)
-    shared = ROOT.parent / "shared" / "data" / "eq-18-conversations.v4.json"
-    for p in (shared, Path("/work/shared/data/eq-18-conversations.v4.json"), ROOT / "shared" / "data" / shared.name):
+    name = "eq-18-conversations.v4.json"
+    env = os.environ.get("BRIGHTRUN_DATASETS_DIR")
+    # On the device machine the datasets travel inside the checkout (shared/).
+    for p in ([Path(env) / name] if env else []) + [ROOT.parent / "shared" / "data" / name, ROOT / "shared" / "data" / name]:
         if p.is_file():
             return p
     return synthetic_chats(tmp / "synthetic.jsonl", 400)
