@@ -79,7 +79,12 @@ func TestPreflightTruncation(t *testing.T) {
 				q.AssistantTokensPerEpoch <= 0 || q.AssistantTokensPerEpoch >= q.TokensPerEpoch || all.TokensUsed <= est.TokensUsed {
 				t.Fatalf("preflight at %d: %+v (tokens %d vs %d)", p.KeepAllMaxSeqLength, q, all.TokensUsed, est.TokensUsed)
 			}
-			c.MustJSON("POST", "/api/jobs", jobReq(ds, smol, "cpu", 1, func(h map[string]any) { h["max_seq_length"] = p.KeepAllMaxSeqLength }), 201, nil)
+			// That length fits the 16 GB local CPU only with gradient
+			// checkpointing (the CPU memory model: one example per forward).
+			c.MustJSON("POST", "/api/jobs", jobReq(ds, smol, "cpu", 1, func(h map[string]any) {
+				h["max_seq_length"] = p.KeepAllMaxSeqLength
+				h["gradient_checkpointing"] = true
+			}), 201, nil)
 		})
 	}
 }
