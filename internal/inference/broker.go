@@ -113,6 +113,10 @@ type Broker struct {
 	next   int                // round-robin cursor into users
 	calls  map[string]*Call   // queued and claimed calls
 	wake   chan struct{}      // closed when a call is queued
+
+	// polling, when set (tests), is called each time an agent enters its
+	// long-poll wait, so a test can wait on that instead of sleeping.
+	polling func(agentID string)
 }
 
 // NewBroker builds a broker; onEnd (may be nil) runs once per call, outside
@@ -211,6 +215,9 @@ func (b *Broker) Claim(ctx context.Context, agentID string, req ClaimRequest, wa
 			return c
 		}
 		defer func() { b.mu.Lock(); a.waiting = false; b.mu.Unlock() }()
+		if b.polling != nil {
+			b.polling(agentID)
+		}
 		select {
 		case <-wake:
 		case <-timer.C:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -316,17 +317,15 @@ func TestWarmAgentPreferred(t *testing.T) {
 	cold := newFakeAgent(t, h.b, "cold", "m")
 	warm := &fakeAgent{t: t, b: h.b, id: "warm", req: ClaimRequest{BaseModels: []string{"m"}, Loaded: []string{"m"}}}
 	got := make(chan *Call)
-	go func() { got <- warm.claim(5 * time.Second) }()
-	// Wait until the warm agent is in its long poll (a real goroutine).
-	for {
-		h.b.mu.Lock()
-		w := h.b.agents["warm"] != nil && h.b.agents["warm"].waiting
-		h.b.mu.Unlock()
-		if w {
-			break
+	inPoll := make(chan struct{})
+	var once sync.Once
+	h.b.polling = func(id string) {
+		if id == "warm" {
+			once.Do(func() { close(inPoll) })
 		}
-		time.Sleep(time.Millisecond)
 	}
+	go func() { got <- warm.claim(5 * time.Second) }()
+	<-inPoll // the warm agent is in its long poll
 	submit(t, h.b, "u", "r1", "m")
 	if c := cold.claim(0); c != nil {
 		t.Fatalf("the cold agent took %s while a warm one waited", c.ID)
