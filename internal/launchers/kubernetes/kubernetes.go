@@ -133,10 +133,10 @@ func (l *Launcher) Manifests(spec launchers.Spec) (*corev1.Secret, *batchv1.Job)
 				Containers: []corev1.Container{{
 					Name: "agent", Image: l.set.Image,
 					Args: []string{"agent", "--server", spec.ServerURL, "--gpu-type", spec.GPUType, "--gpu-count", strconv.Itoa(spec.GPUCount),
-						"--name", spec.AgentName, "--exit-after-job", "--idle-exit-seconds", "600", "--work-dir", "/work"},
+						"--name", spec.AgentName, "--exit-after-job", "--idle-exit-seconds", "600", "--work-dir", "/srv/brightrun"},
 					Env:          env,
 					Resources:    res,
-					VolumeMounts: []corev1.VolumeMount{{Name: "work", MountPath: "/work"}, {Name: "shm", MountPath: "/dev/shm"}},
+					VolumeMounts: []corev1.VolumeMount{{Name: "work", MountPath: "/srv/brightrun"}, {Name: "shm", MountPath: "/dev/shm"}},
 					SecurityContext: &corev1.SecurityContext{AllowPrivilegeEscalation: &no,
 						Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}},
 				}},

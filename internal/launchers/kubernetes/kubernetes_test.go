@@ -36,7 +36,7 @@ func settings() launchers.Settings {
 			"CPU": {CPU: "2", Memory: "8Gi"},
 		},
 		Kubernetes: &launchers.KubernetesSettings{Namespace: "brightrun-agents", Image: "ghcr.io/example/brightrun-trainer:0.1.0",
-			TTLSecondsAfterFinished: 3600, ImagePullSecret: "registry", Env: map[string]string{"HF_HOME": "/work/hf"},
+			TTLSecondsAfterFinished: 3600, ImagePullSecret: "registry", Env: map[string]string{"HF_HOME": "/srv/brightrun/hf"},
 			LogsURL: "https://grafana.example.com/explore?query={namespace}/{name}"}}
 }
 
