@@ -69,17 +69,26 @@ func newTrainerEnv(t *testing.T) trainerEnv {
 	return env
 }
 
-// agentProc runs `brightrun-trainer agent` against the server.
+// startAgent runs `brightrun-trainer agent` (CPU) against the server, once
+// when asked.
 func (te trainerEnv) startAgent(t *testing.T, s *testserver.Server, once bool) *exec.Cmd {
 	t.Helper()
-	tok, _, err := s.App.Agents.CreateAgent(context.Background(), "test-agent")
+	var extra []string
+	if once {
+		extra = append(extra, "--once")
+	}
+	return startAgentWith(t, te, s.URL, s.App.Agents.CreateAgent, extra...)
+}
+
+// startAgentWith runs `brightrun-trainer agent --gpu-type CPU` with extra
+// arguments, its token made by create; the log is shown when the test fails.
+func startAgentWith(t *testing.T, te trainerEnv, url string, create func(context.Context, string) (string, store.Agent, error), extra ...string) *exec.Cmd {
+	t.Helper()
+	tok, _, err := create(context.Background(), "test-agent")
 	if err != nil {
 		t.Fatal(err)
 	}
-	args := []string{"agent", "--server", s.URL, "--token", tok, "--gpu-type", "CPU", "--work-dir", t.TempDir(), "--wait-seconds", "2"}
-	if once {
-		args = append(args, "--once")
-	}
+	args := append([]string{"agent", "--server", url, "--token", tok, "--gpu-type", "CPU", "--work-dir", t.TempDir(), "--wait-seconds", "2"}, extra...)
 	cmd := exec.Command(te.exe, args...)
 	// One intra-op thread: the tiny test model gains nothing from more, and on
 	// CI's two busy cores each extra OpenMP thread waits for a time slice at
@@ -96,7 +105,7 @@ func (te trainerEnv) startAgent(t *testing.T, s *testserver.Server, once bool) *
 		_, _ = cmd.Process.Wait()
 		if t.Failed() {
 			b, _ := os.ReadFile(logf.Name())
-			t.Logf("agent log:\n%s", lastLines(string(b), 60))
+			t.Logf("agent log:\n%s", lastLines(string(b), 80))
 		}
 	})
 	return cmd

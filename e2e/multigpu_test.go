@@ -3,9 +3,6 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -83,29 +80,4 @@ func TestTwoGPUJobRealTrainer(t *testing.T) {
 	if last := st.Metrics[len(st.Metrics)-1].Step; last != *st.Job.TotalSteps {
 		t.Fatalf("last step %d, want %d (the same optimizer steps as one process)", last, *st.Job.TotalSteps)
 	}
-}
-
-// startAgentWith runs `brightrun-trainer agent --gpu-type CPU` with extra arguments.
-func startAgentWith(t *testing.T, te trainerEnv, url string, create func(context.Context, string) (string, store.Agent, error), extra ...string) {
-	t.Helper()
-	tok, _, err := create(context.Background(), "test-agent")
-	if err != nil {
-		t.Fatal(err)
-	}
-	args := append([]string{"agent", "--server", url, "--token", tok, "--gpu-type", "CPU", "--work-dir", t.TempDir(), "--wait-seconds", "2"}, extra...)
-	cmd := exec.Command(te.exe, args...)
-	cmd.Env = append(os.Environ(), "BRIGHTRUN_MODELS_DIR="+te.models, "HF_HUB_OFFLINE=1", "PYTHONUNBUFFERED=1", "TOKENIZERS_PARALLELISM=false")
-	logf, _ := os.Create(filepath.Join(t.TempDir(), "agent.log"))
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_, _ = cmd.Process.Wait()
-		if t.Failed() {
-			b, _ := os.ReadFile(logf.Name())
-			t.Logf("agent log:\n%s", lastLines(string(b), 80))
-		}
-	})
 }
