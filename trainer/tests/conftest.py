@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -62,6 +63,24 @@ def tiny_model(tmp_path_factory, real_data) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model_no_template(tmp_path_factory, real_data) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("tiny-nt") / "model", _corpus(real_data), chat_template=None)
+
+
+TINY_MODEL_ID = "brightrun-test/tiny-llama"
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory, tiny_model):
+    """A models directory holding the tiny model as TINY_MODEL_ID, set as
+    BRIGHTRUN_MODELS_DIR for the module (restored afterwards)."""
+    d = tmp_path_factory.mktemp("models")
+    shutil.copytree(tiny_model, d / TINY_MODEL_ID)
+    old = os.environ.get("BRIGHTRUN_MODELS_DIR")
+    os.environ["BRIGHTRUN_MODELS_DIR"] = str(d)
+    yield d
+    if old is None:
+        os.environ.pop("BRIGHTRUN_MODELS_DIR", None)
+    else:
+        os.environ["BRIGHTRUN_MODELS_DIR"] = old
 
 
 def write_config(path: Path, **overrides) -> Path:

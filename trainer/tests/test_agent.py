@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -20,7 +19,7 @@ from brightrun_trainer.httpreporter import Api, HttpReporter
 
 from fakeserver import FakeServer
 
-MODEL_ID = "brightrun-test/tiny-llama"
+from conftest import TINY_MODEL_ID as MODEL_ID
 TOTAL = 6  # optimizer steps of the end-to-end job
 REQUIRED = {"adapter_config.json", "adapter_model.safetensors", "tokenizer.json", "tokenizer_config.json",
             "training_config.json", "metrics.jsonl", "eval.json", "summary.json", "README.md"}
@@ -37,17 +36,6 @@ def server_config(**over) -> dict:
     return cfg
 
 
-@pytest.fixture(scope="module")
-def models_dir(tmp_path_factory, tiny_model):
-    d = tmp_path_factory.mktemp("models")
-    shutil.copytree(tiny_model, d / MODEL_ID)
-    old = os.environ.get("BRIGHTRUN_MODELS_DIR")
-    os.environ["BRIGHTRUN_MODELS_DIR"] = str(d)
-    yield d
-    if old is None:
-        os.environ.pop("BRIGHTRUN_MODELS_DIR", None)
-    else:
-        os.environ["BRIGHTRUN_MODELS_DIR"] = old
 
 
 @pytest.fixture

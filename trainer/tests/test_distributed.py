@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -35,7 +34,7 @@ from brightrun_trainer.encoding import Encoded
 
 from fakeserver import FakeServer
 
-MODEL_ID = "brightrun-test/tiny-llama"
+from conftest import TINY_MODEL_ID as MODEL_ID
 TOTAL = 6
 
 
@@ -48,17 +47,6 @@ def job_config(**over) -> dict:
     return cfg
 
 
-@pytest.fixture(scope="module")
-def models_dir(tmp_path_factory, tiny_model):
-    d = tmp_path_factory.mktemp("models")
-    shutil.copytree(tiny_model, d / MODEL_ID)
-    old = os.environ.get("BRIGHTRUN_MODELS_DIR")
-    os.environ["BRIGHTRUN_MODELS_DIR"] = str(d)
-    yield d
-    if old is None:
-        os.environ.pop("BRIGHTRUN_MODELS_DIR", None)
-    else:
-        os.environ["BRIGHTRUN_MODELS_DIR"] = old
 
 
 def run_job(tmp: Path, data: bytes, *, num_gpus: int, gpu_count: int | None = None, resume_from=None,
