@@ -164,6 +164,16 @@ func finishedModel(t *testing.T, s *testserver.Server, userID, datasetID, name s
 // finishedModelWith completes a fixture job whose model has the artifacts
 // document given (JSON).
 func finishedModelWith(t *testing.T, s *testserver.Server, userID, datasetID, name, artifacts string) string {
+	return completedFixture(t, s, userID, datasetID, store.ArtifactCreateParams{Name: name,
+		QualityMetrics: json.RawMessage(`{"perplexity_improvement_pct": 20}`), TrainingSummary: json.RawMessage(`{}`), Configuration: json.RawMessage(`{}`),
+		Artifacts: json.RawMessage(artifacts)})
+}
+
+// completedFixture runs a fixture job (GPU type XW-1, which no real agent
+// claims) through claim and completion with the job lifecycle and returns
+// its model's id.
+func completedFixture(t *testing.T, s *testserver.Server, userID, datasetID string, art store.ArtifactCreateParams) string {
+	t.Helper()
 	st := s.App.Store
 	ctx := context.Background()
 	j := storetest.NewJob(t, st, userID, datasetID, "XW-1")
@@ -178,9 +188,7 @@ func finishedModelWith(t *testing.T, s *testserver.Server, userID, datasetID, na
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := s.App.Jobs.Complete(ctx, claimed, jobs.Completion{Artifact: store.ArtifactCreateParams{Name: name,
-		QualityMetrics: json.RawMessage(`{"perplexity_improvement_pct": 20}`), TrainingSummary: json.RawMessage(`{}`), Configuration: json.RawMessage(`{}`),
-		Artifacts: json.RawMessage(artifacts)}})
+	e, err := s.App.Jobs.Complete(ctx, claimed, jobs.Completion{Artifact: art})
 	if err != nil {
 		t.Fatal(err)
 	}

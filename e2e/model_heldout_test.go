@@ -1,13 +1,10 @@
 package e2e
 
 import (
-	"context"
 	"encoding/json"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/brightrun/brightrun/internal/jobs"
 	"github.com/brightrun/brightrun/internal/store"
 	"github.com/brightrun/brightrun/internal/store/storetest"
 	"github.com/brightrun/brightrun/internal/store/testdb"
@@ -17,28 +14,10 @@ import (
 // modelWithEval completes a job (through the job lifecycle) whose eval.json
 // has the given samples_from and quality metrics.
 func modelWithEval(t *testing.T, s *testserver.Server, userID, datasetID, samplesFrom, quality string) string {
-	st := s.App.Store
-	ctx := context.Background()
-	j := storetest.NewJob(t, st, userID, datasetID, "XW-2")
-	ag, err := st.AgentCreate(store.AsSystem(ctx), "fixture", "fixture-eval-"+j.ID, time.Now().UTC())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, ok, err := s.App.Jobs.Claim(ctx, jobs.ClaimRequest{AgentID: ag.ID, GPUType: "XW-2", GPUCount: 1, TokenHash: func(string, int) string { return "h" }, Lease: time.Minute}); !ok || err != nil {
-		t.Fatalf("claim: %v %v", ok, err)
-	}
-	claimed, err := st.JobExec(store.AsSystem(ctx), j.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ev, _ := json.Marshal(map[string]any{"samples_from": samplesFrom, "samples": []map[string]string{{"prompt": "p", "base": "b", "adapter": "a"}}})
-	e, err := s.App.Jobs.Complete(ctx, claimed, jobs.Completion{Artifact: store.ArtifactCreateParams{Name: "m-" + samplesFrom,
+	return completedFixture(t, s, userID, datasetID, store.ArtifactCreateParams{Name: "m-" + samplesFrom,
 		QualityMetrics: json.RawMessage(quality), TrainingSummary: json.RawMessage(`{}`), Configuration: json.RawMessage(`{}`),
-		Artifacts: json.RawMessage(`{"files":[],"eval":` + string(ev) + `}`)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return *e.ArtifactID
+		Artifacts: json.RawMessage(`{"files":[],"eval":` + string(ev) + `}`)})
 }
 
 // TestModelPageHeldOutOnlyWithValidation: the model page calls its sample
