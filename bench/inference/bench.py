@@ -78,12 +78,53 @@ def prompt_messages(tok, target: int = 200) -> list[dict]:
     return [{"role": "system", "content": system}, {"role": "user", "content": " ".join(words[:lo])}]
 
 
+def int8_vs_exact(engine, lb, msgs, greedy, adapter, runs: int) -> dict:
+    """Decode tokens/s (wall and per CPU-second) with the int8 copies and with the exact weights,
+    alternating on the same loaded model, and how much of the greedy answer they share."""
+    from brightrun_trainer.inference.int8 import set_enabled
+
+    rates: dict[str, list[float]] = {"int8": [], "exact": []}
+    cpu_rates: dict[str, list[float]] = {"int8": [], "exact": []}
+    texts: dict[str, list[int]] = {}
+    try:
+        for _ in range(runs):
+            for mode in ("exact", "int8"):
+                with lb.lock:
+                    set_enabled(lb.model, mode == "int8")
+                cpu0 = time.process_time()
+                r = engine.generate(MODEL, msgs, greedy, adapter=adapter)
+                cpu = time.process_time() - cpu0
+                dec = r.timings["generate_seconds"] - r.timings["first_token_seconds"]
+                rates[mode].append((r.completion_tokens - 1) / dec if dec > 0 else 0.0)
+                cpu_rates[mode].append(r.completion_tokens / cpu if cpu > 0 else 0.0)
+                texts[mode] = lb.tokenizer(r.text, add_special_tokens=False)["input_ids"]
+    finally:
+        with lb.lock:
+            set_enabled(lb.model, True)
+    a, b = texts["int8"], texts["exact"]
+    same = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+    med = {k: statistics.median(v) for k, v in rates.items()}
+    cmed = {k: statistics.median(v) for k, v in cpu_rates.items()}
+    return {"decode_exact_tokens_per_second": round(med["exact"], 1),
+            "decode_int8_tokens_per_second": round(med["int8"], 1),
+            "decode_int8_vs_exact_ratio": round(med["int8"] / med["exact"], 2) if med["exact"] else None,
+            "decode_exact_tokens_per_cpu_second": round(cmed["exact"], 1),
+            "decode_int8_tokens_per_cpu_second": round(cmed["int8"], 1),
+            "greedy_tokens_equal_before_first_difference": same,
+            "greedy_tokens_compared": min(len(a), len(b)),
+            "greedy_int8_text": lb.tokenizer.decode(a)[:200],
+            "greedy_exact_text": lb.tokenizer.decode(b)[:200]}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--json", help="write the results here too")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--tokens", type=int, default=128)
     ap.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16"))
+    ap.add_argument("--quantize", default="auto", choices=("auto", "int8", "none"),
+                    help="the engine's decode weights (auto: int8 on CPU); the same-run comparison of int8 "
+                         "and exact decoding runs whenever int8 is on")
     ap.add_argument("--threads", type=int, help="CPU threads per generation (default: the engine's, half the cores)")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -113,7 +154,7 @@ def main() -> int:
     adapter = (adapter_name("bench-adapter", 1), adapter_dir)
 
     # 1. cold start: first load of the base model in this process + the adapter
-    engine = Engine(device="cpu", dtype=args.dtype, threads=args.threads)
+    engine = Engine(device="cpu", dtype=args.dtype, threads=args.threads, quantize=args.quantize)
     t0, cpu0 = time.monotonic(), time.process_time()
     lb, base_s = engine.base(MODEL)
     ad_s = lb.ensure_adapter(adapter[0], adapter_dir, 16)
@@ -122,6 +163,7 @@ def main() -> int:
     out["cold_start_base_seconds"] = round(base_s, 3)
     out["cold_start_adapter_seconds"] = round(ad_s, 3)
     out["dtype"] = str(engine.torch_dtype()).replace("torch.", "")
+    out["decode_int8"] = engine.decode_int8()
 
     msgs = prompt_messages(lb.tokenizer)
     greedy = GenParams(max_tokens=args.tokens, temperature=0.0)
@@ -182,6 +224,10 @@ def main() -> int:
     out["baseline_hf_generate_tokens_per_second"] = round(statistics.median(base_rates), 1)
     out["engine_vs_hf_generate_ratio"] = round(out["stream_end_to_end_tokens_per_second"]
                                                / out["baseline_hf_generate_tokens_per_second"], 2)
+
+    # 3b. int8 vs exact decode weights, same loaded model, same run, alternating (inference/int8.py)
+    if engine.decode_int8():
+        out.update(int8_vs_exact(engine, lb, msgs, greedy, adapter, max(2, args.runs // 2)))
 
     # 4. four concurrent streams on the one loaded model
     results: list = [None] * 4

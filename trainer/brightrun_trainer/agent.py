@@ -97,8 +97,10 @@ class ServeSettings:
 
     def __init__(self, *, base_models: list[str] | None = None, cache_dir: str | Path | None = None,
                  cache_bytes: int = 2 << 30, slots: int = 4, max_loaded_adapters: int = 16, max_bases: int = 1,
-                 keepalive: float = 5.0, engine: str = "auto", threads: int | None = None):
+                 keepalive: float = 5.0, engine: str = "auto", threads: int | None = None,
+                 quantize: str = "auto"):
         self.threads = threads
+        self.quantize = quantize            # auto: int8 weights for CPU decode steps (inference/int8.py)
         self.engine = engine                # auto: vLLM on a GPU agent when installed, else transformers+PEFT
         self.base_models = base_models      # None: the models this machine can load (CPU) or ["*"] (GPU)
         self.cache_dir = cache_dir
@@ -188,7 +190,7 @@ class Agent:
                 log.warning("--serve-engine vllm: the vllm package is not installed; serving with transformers+PEFT")
         if engine is None:
             engine = Engine(device=self.device, max_bases=s.max_bases, max_loaded_adapters=s.max_loaded_adapters,
-                            training_active=self.training_active, threads=s.threads)
+                            training_active=self.training_active, threads=s.threads, quantize=s.quantize)
         cache = Path(s.cache_dir).expanduser() if s.cache_dir else self.work_dir / "adapters"
         self.inference = InferenceLoop(self.api.server, self.token, engine=engine, cache_dir=cache,
                                        cache_bytes=s.cache_bytes, base_models=models, caps=self.caps, name=self.name,
@@ -505,7 +507,8 @@ def cmd_agent(args) -> int:
             models = [m.strip() for m in args.serve_models.split(",") if m.strip()]
         serve = ServeSettings(base_models=models, cache_dir=args.adapter_cache_dir,
                               cache_bytes=int(args.adapter_cache_gb * 2**30), slots=args.serve_slots,
-                              engine=args.serve_engine, threads=args.serve_threads)
+                              engine=args.serve_engine, threads=args.serve_threads,
+                              quantize=args.serve_quantize)
     agent = Agent(args.server, token, gpu_type="CPU" if is_cpu else gpu_type, gpu_count=count, gpu_memory_gb=memory,
                   name=args.name, work_dir=args.work_dir, wait_seconds=args.wait_seconds, once=args.once,
                   keep_work=args.keep_work, serve=serve, exit_after_job=args.exit_after_job,

@@ -65,6 +65,9 @@ def _parser() -> argparse.ArgumentParser:
                         "else transformers+PEFT")
     a.add_argument("--serve-threads", type=int, help="CPU threads per generation (default: half the cores, at "
                                                        "least 1; capped at half while a job trains)")
+    a.add_argument("--serve-quantize", choices=("auto", "int8", "none"), default="auto",
+                   help="auto/int8: a CPU agent decodes with int8 copies of the base weights (about 2x the "
+                        "tokens/s; prompts use the exact weights); none: exact weights throughout")
     a.add_argument("--adapter-cache-gb", type=float, default=2.0, help="size limit of the adapter cache")
     a.add_argument("--adapter-cache-dir", help="adapter cache directory (default WORK_DIR/adapters)")
 
@@ -80,6 +83,8 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--stop", action="append", default=[], help="stop string (repeatable)")
     g.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
     g.add_argument("--threads", type=int, help="CPU threads (default: half the cores, at least 1)")
+    g.add_argument("--quantize", choices=("auto", "int8", "none"), default="auto",
+                   help="auto/int8: decode steps on CPU use int8 copies of the base weights; none: exact")
     g.add_argument("--json", action="store_true", help="print one JSON object (text, finish_reason, usage, "
                                                        "timings) instead of streaming the text")
 
@@ -221,7 +226,7 @@ def cmd_generate(args) -> int:
         params.validate()
         messages = ([{"role": "system", "content": args.system}] if args.system else [])
         messages.append({"role": "user", "content": args.prompt})
-        engine = Engine(device=pick_device(args.device), threads=args.threads)
+        engine = Engine(device=pick_device(args.device), threads=args.threads, quantize=args.quantize)
         adapter = None
         if args.adapter:
             from .inference.engine import adapter_name

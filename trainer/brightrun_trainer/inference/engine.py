@@ -295,8 +295,12 @@ class Engine:
 
     def __init__(self, *, device: str = "cpu", max_bases: int = 1, max_loaded_adapters: int = 16,
                  training_active: Callable[[], bool] | None = None, dtype: str = "auto",
-                 threads: int | None = None):
+                 threads: int | None = None, quantize: str = "auto"):
+        if quantize not in ("auto", "int8", "none"):
+            raise ConfigError(f"quantize must be auto, int8 or none, got {quantize!r}")
         self.device = device
+        # auto: int8 weights for the decode steps on CPU (inference/int8.py), exact weights elsewhere
+        self.quantize = quantize
         self.threads = threads   # CPU intra-op threads per generation (None: half the cores)
         self.dtype = dtype   # auto: bf16 on GPUs and on CPUs with bf16 units (AMX/AVX512-BF16), else fp32
         self.max_bases = max(1, max_bases)
@@ -343,9 +347,28 @@ class Engine:
         if model.dtype != dtype:
             model.to(dtype)
         model.eval()
+        decode = "exact"
+        if self.decode_int8():
+            from .int8 import quantize_for_decode
+
+            decode = f"int8 ({quantize_for_decode(model)} layers)"
         secs = time.monotonic() - t0
-        log.info("loaded base model %s (%s, %s) in %.1f s", model_id, resolved.source, dtype, secs)
+        log.info("loaded base model %s (%s, %s, decode %s) in %.1f s", model_id, resolved.source, dtype, decode, secs)
         return LoadedBase(model_id, model, tok, self.device, secs)
+
+    def decode_int8(self) -> bool:
+        """Whether decode steps use int8 weights: on CPU unless turned off (``--serve-quantize none``),
+        when this PyTorch has the kernel. Never on a GPU (memory-bound there too, but vLLM or bf16
+        tensor cores are the better answer)."""
+        if self.quantize == "none" or self.device != "cpu":
+            return False
+        from .int8 import kernel_available
+
+        if not kernel_available():
+            if self.quantize == "int8":
+                log.warning("--serve-quantize int8: this PyTorch has no _weight_int8pack_mm; decoding with exact weights")
+            return False
+        return True
 
     def torch_dtype(self):
         """The dtype served: halving the bytes read per token matters most on CPUs, where decoding is
