@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/brightrun/brightrun/internal/apperr"
+	"github.com/brightrun/brightrun/internal/jobdoc"
 	"github.com/brightrun/brightrun/internal/store"
 )
 
@@ -73,7 +74,8 @@ func TestCost(t *testing.T) {
 			t.Errorf("Cost(%v, %v) = %v, want %v", c.secs, c.rate, got, c.want)
 		}
 	}
-	j := store.Job{GPUConfig: []byte(`{"gpu_type":"H100-80GB","num_gpus":4,"cost_per_gpu_hour":2.5}`)}
+	price := 2.5
+	j := store.Job{GPUConfig: jobdoc.GPUConfig{GPUType: "H100-80GB", NumGPUs: 4, CostPerGPUHour: &price}}
 	if got := Rate(j); got != 10 {
 		t.Fatalf("Rate of 4 GPUs at $2.50 = %v", got)
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/brightrun/brightrun/internal/jobdoc"
 	"github.com/brightrun/brightrun/internal/jobs"
 	"github.com/brightrun/brightrun/internal/launchers"
 	k8s "github.com/brightrun/brightrun/internal/launchers/kubernetes"
@@ -142,7 +143,7 @@ func TestNoLaunchWhenAnIdleCapableAgentIsOnline(t *testing.T) {
 func TestEstimateAboveTheLimitIsNotLaunched(t *testing.T) {
 	b := setup(t, 1)
 	j, err := b.st.JobCreate(store.WithUser(context.Background(), b.user.ID), store.JobCreateParams{At: b.now, ID: uuid.NewString(), UserID: b.user.ID,
-		DatasetID: b.ds.ID, PresetID: "balanced", Hyperparameters: []byte(`{}`), GPUConfig: []byte(`{"gpu_type":"H100-80GB","num_gpus":1}`),
+		DatasetID: b.ds.ID, PresetID: "balanced", GPUConfig: jobdoc.GPUConfig{GPUType: "H100-80GB", NumGPUs: 1},
 		Estimate: []byte(`{"estimated_duration_hours":0.8}`), TotalEpochs: 1, TotalSteps: 10, EstimatedCompletionAt: b.now, BaseModel: "m", GPUType: "H100-80GB", NumGPUs: 1})
 	if err != nil {
 		t.Fatal(err)

@@ -12,15 +12,18 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
+	"maps"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/brightrun/brightrun/internal/apperr"
 	"github.com/brightrun/brightrun/internal/httpx"
+	"github.com/brightrun/brightrun/internal/jobdoc"
 	"github.com/brightrun/brightrun/internal/storage"
 	"github.com/brightrun/brightrun/internal/store"
+	"github.com/brightrun/brightrun/internal/training/catalog"
 )
 
 // Service holds the model rules: listing and rating, rename/describe/archive,
@@ -30,27 +33,6 @@ type Service struct {
 	Storage storage.Storage
 	Log     *slog.Logger
 	Now     func() time.Time
-}
-
-// File is one stored adapter file.
-type File struct {
-	Name        string `json:"name"`
-	Size        int64  `json:"size"`
-	StoragePath string `json:"storage_path"`
-}
-
-// Artifacts is the model_artifacts.artifacts column.
-type Artifacts struct {
-	Bucket string          `json:"bucket"`
-	Prefix string          `json:"prefix"`
-	Files  []File          `json:"files"`
-	Eval   json.RawMessage `json:"eval,omitempty"`
-}
-
-func artifactsOf(m store.Model) Artifacts {
-	var a Artifacts
-	_ = json.Unmarshal(m.Artifacts, &a)
-	return a
 }
 
 // Rating is the 1–5 quality rating computed from the evaluation.
@@ -65,12 +47,11 @@ const RatingRule = "Stars come from how much the adapter lowers validation perpl
 
 // RateModel computes the rating from the quality metrics.
 func RateModel(m store.Model) *Rating {
-	var q map[string]any
-	_ = json.Unmarshal(m.QualityMetrics, &q)
-	v, ok := q[store.ModelSortKey].(float64)
-	if !ok || math.IsNaN(v) {
+	p := jobdoc.Finite(m.QualityMetrics.PerplexityImprovementPct)
+	if p == nil {
 		return nil
 	}
+	v := *p
 	stars := 1
 	for _, t := range []struct {
 		min   float64
@@ -84,45 +65,34 @@ func RateModel(m store.Model) *Rating {
 	return &Rating{Stars: stars, Value: v, Basis: fmt.Sprintf("perplexity %.1f%% lower than the base model", v)}
 }
 
-// View is a model with its decoded parts.
+// View is a model with its rating, as the API and the pages show it.
 type View struct {
 	store.Model
-	Rating  *Rating        `json:"rating"`
-	Files   []File         `json:"files"`
-	Quality map[string]any `json:"-"`
-	Summary map[string]any `json:"-"`
-	Eval    *Eval          `json:"-"`
+	Rating *Rating       `json:"rating"`
+	Files  []jobdoc.File `json:"files"`
+	Eval   *Eval         `json:"-"`
 }
 
-// Eval is the trainer's eval.json as the page shows it.
+// Eval is the model's evaluation as the page shows it.
 type Eval struct {
-	Samples []struct {
-		Prompt    string `json:"prompt"`
-		Reference string `json:"reference"`
-		Base      string `json:"base"`
-		Adapter   string `json:"adapter"`
-	} `json:"samples"`
-	// SamplesFrom is the split the sample prompts come from: "validation"
-	// (held out) or "train" (there was no validation split).
-	SamplesFrom string `json:"samples_from"`
-	// HeldOut: the prompts were never trained on (set by view).
-	HeldOut bool `json:"-"`
+	Samples []jobdoc.EvalSample
+	// HeldOut: the sample prompts were never trained on (they come from the
+	// validation split).
+	HeldOut bool
 }
 
 func view(m store.Model) View {
-	v := View{Model: m, Rating: RateModel(m), Files: artifactsOf(m).Files}
-	_ = json.Unmarshal(m.QualityMetrics, &v.Quality)
-	_ = json.Unmarshal(m.TrainingSummary, &v.Summary)
-	if e := artifactsOf(m).Eval; len(e) > 0 {
-		var ev Eval
-		if json.Unmarshal(e, &ev) == nil {
-			// Older artifacts lack samples_from: a rating means a validation split.
-			ev.HeldOut = ev.SamplesFrom == "validation" || (ev.SamplesFrom == "" && v.Rating != nil)
-			v.Eval = &ev
+	v := View{Model: m, Rating: RateModel(m), Files: m.Artifacts.Files}
+	if e := m.Artifacts.Eval; e != nil {
+		from := ""
+		if e.SamplesFrom != nil {
+			from = *e.SamplesFrom
 		}
+		// Older artifacts lack samples_from: a rating means a validation split.
+		v.Eval = &Eval{Samples: e.Samples, HeldOut: from == jobdoc.SamplesFromValidation || (from == "" && v.Rating != nil)}
 	}
 	if v.Files == nil {
-		v.Files = []File{}
+		v.Files = []jobdoc.File{}
 	}
 	return v
 }
@@ -170,7 +140,30 @@ func (s *Service) Get(ctx context.Context, userID, id string) (View, error) {
 type Detail struct {
 	Model View
 	Job   store.Job
-	Hyper map[string]any
+	Hyper []Setting
+}
+
+// Setting is one hyperparameter as the detail page lists it.
+type Setting struct {
+	Key   string
+	Value any // as JSON decodes it: the page prints it as the API shows it
+}
+
+// settings lists the hyperparameters the job set, by name.
+func settings(h catalog.Hyperparameters) ([]Setting, error) {
+	b, err := json.Marshal(h)
+	if err != nil {
+		return nil, err
+	}
+	var fields map[string]any
+	if err := json.Unmarshal(b, &fields); err != nil {
+		return nil, err
+	}
+	out := make([]Setting, 0, len(fields))
+	for _, k := range slices.Sorted(maps.Keys(fields)) {
+		out = append(out, Setting{Key: k, Value: fields[k]})
+	}
+	return out, nil
 }
 
 // Detail loads a model and its job.
@@ -183,8 +176,10 @@ func (s *Service) Detail(ctx context.Context, userID, id string) (Detail, error)
 	if err != nil {
 		return Detail{}, err
 	}
-	var hp map[string]any
-	_ = json.Unmarshal(job.Hyperparameters, &hp)
+	hp, err := settings(job.Hyperparameters)
+	if err != nil {
+		return Detail{}, err
+	}
 	return Detail{Model: view(m), Job: job, Hyper: hp}, nil
 }
 
@@ -224,7 +219,7 @@ func (s *Service) Delete(ctx context.Context, userID, id string) error {
 		return err
 	}
 	ctx = context.WithoutCancel(ctx)
-	for _, f := range artifactsOf(m).Files {
+	for _, f := range m.Artifacts.Files {
 		if err := s.Storage.Delete(ctx, storage.BucketModels, f.StoragePath); err != nil {
 			s.Log.Warn("model file delete failed", "model", m.ID, "file", f.Name, "err", err)
 		}
@@ -255,7 +250,7 @@ func (s *Service) DownloadURLs(ctx context.Context, userID, id string, names []s
 		want[n] = true
 	}
 	var out []DownloadURL
-	for _, f := range artifactsOf(m).Files {
+	for _, f := range m.Artifacts.Files {
 		if len(want) > 0 && !want[f.Name] {
 			continue
 		}
@@ -288,7 +283,7 @@ func ArchiveName(m store.Model) string {
 func (s *Service) WriteArchive(ctx context.Context, w io.Writer, m store.Model) error {
 	gz := gzip.NewWriter(w)
 	tw := tar.NewWriter(gz)
-	for _, f := range artifactsOf(m).Files {
+	for _, f := range m.Artifacts.Files {
 		if err := s.archiveFile(ctx, tw, m, f); err != nil {
 			s.Log.Error("archive", "model", m.ID, "file", f.Name, "err", err)
 			return err
@@ -300,7 +295,7 @@ func (s *Service) WriteArchive(ctx context.Context, w io.Writer, m store.Model) 
 	return gz.Close()
 }
 
-func (s *Service) archiveFile(ctx context.Context, tw *tar.Writer, m store.Model, f File) error {
+func (s *Service) archiveFile(ctx context.Context, tw *tar.Writer, m store.Model, f jobdoc.File) error {
 	rc, err := s.Storage.Open(ctx, storage.BucketModels, f.StoragePath)
 	if err != nil {
 		return err

@@ -27,7 +27,7 @@ type detailData struct {
 	M     View
 	Rule  string
 	Job   store.Job
-	Hyper map[string]any
+	Hyper []Setting
 	FTID  string // the /v1 model id of the adapter
 	V1    string // the /v1 base URL
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"time"
+
+	"github.com/brightrun/brightrun/internal/jobdoc"
 )
 
 // Agent is a registered trainer agent.
@@ -79,7 +81,7 @@ type ExecJob struct {
 	LeaseExpiresAt   *time.Time
 	AttemptStartedAt *time.Time
 	RunSeconds       float64
-	Checkpoint       json.RawMessage
+	Checkpoint       *jobdoc.Checkpoint // the last uploaded checkpoint (nil: none)
 	ErrorClass       string
 	MaxRetries       int
 	AgentID          string
@@ -153,10 +155,10 @@ type CostRecord struct {
 type ArtifactCreateParams struct {
 	ID              string
 	Name            string
-	QualityMetrics  json.RawMessage
-	TrainingSummary json.RawMessage
-	Configuration   json.RawMessage
-	Artifacts       json.RawMessage
+	QualityMetrics  jobdoc.Quality
+	TrainingSummary jobdoc.Summary
+	Configuration   jobdoc.Configuration
+	Artifacts       jobdoc.Artifacts
 }
 
 // FinishParams end an attempt for good.
@@ -190,7 +192,7 @@ type ExecutionStore interface {
 	JobClaim(ctx context.Context, p ClaimParams) (Claim, bool, error)
 	JobExec(ctx context.Context, id string) (ExecJob, error)
 	JobHeartbeat(ctx context.Context, p HeartbeatParams) (stop string, err error)
-	JobCheckpointSet(ctx context.Context, id string, attempt int, checkpoint json.RawMessage, at time.Time) error
+	JobCheckpointSet(ctx context.Context, id string, attempt int, checkpoint jobdoc.Checkpoint, at time.Time) error
 	JobRequeue(ctx context.Context, p RequeueParams) (ExecJob, error)
 	JobFinish(ctx context.Context, p FinishParams) (ExecJob, error)
 	JobExpiredLeases(ctx context.Context, now time.Time, limit int) ([]ExecJob, error)

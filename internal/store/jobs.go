@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"time"
+
+	"github.com/brightrun/brightrun/internal/jobdoc"
+	"github.com/brightrun/brightrun/internal/training/catalog"
 )
 
 // Job statuses (spec).
@@ -21,34 +24,34 @@ var JobActive = []string{JobQueued, JobInitializing, JobRunning, JobPaused}
 
 // Job is a row of the spec's training_jobs table plus configuration extras.
 type Job struct {
-	ID                    string          `json:"id"`
-	UserID                string          `json:"user_id"`
-	DatasetID             string          `json:"dataset_id"`
-	PresetID              string          `json:"preset_id"`
-	Hyperparameters       json.RawMessage `json:"hyperparameters"`
-	GPUConfig             json.RawMessage `json:"gpu_config"`
-	Status                string          `json:"status"`
-	CurrentStage          string          `json:"current_stage"`
-	Progress              float64         `json:"progress"`
-	CurrentEpoch          int             `json:"current_epoch"`
-	TotalEpochs           int             `json:"total_epochs"`
-	CurrentStep           int             `json:"current_step"`
-	TotalSteps            *int            `json:"total_steps"`
-	CurrentMetrics        json.RawMessage `json:"current_metrics"`
-	QueuedAt              time.Time       `json:"queued_at"`
-	StartedAt             *time.Time      `json:"started_at"`
-	CompletedAt           *time.Time      `json:"completed_at"`
-	EstimatedCompletionAt *time.Time      `json:"estimated_completion_at"`
-	CurrentCost           float64         `json:"current_cost"`
-	EstimatedTotalCost    float64         `json:"estimated_total_cost"`
-	FinalCost             *float64        `json:"final_cost"`
-	ErrorMessage          *string         `json:"error_message"`
-	ErrorStack            *string         `json:"error_stack"`
-	RetryCount            int             `json:"retry_count"`
-	ExternalJobID         *string         `json:"external_job_id"`
-	ArtifactID            *string         `json:"artifact_id"`
-	CreatedAt             time.Time       `json:"created_at"`
-	UpdatedAt             time.Time       `json:"updated_at"`
+	ID                    string                  `json:"id"`
+	UserID                string                  `json:"user_id"`
+	DatasetID             string                  `json:"dataset_id"`
+	PresetID              string                  `json:"preset_id"`
+	Hyperparameters       catalog.Hyperparameters `json:"hyperparameters"`
+	GPUConfig             jobdoc.GPUConfig        `json:"gpu_config"`
+	Status                string                  `json:"status"`
+	CurrentStage          string                  `json:"current_stage"`
+	Progress              float64                 `json:"progress"`
+	CurrentEpoch          int                     `json:"current_epoch"`
+	TotalEpochs           int                     `json:"total_epochs"`
+	CurrentStep           int                     `json:"current_step"`
+	TotalSteps            *int                    `json:"total_steps"`
+	CurrentMetrics        json.RawMessage         `json:"current_metrics"`
+	QueuedAt              time.Time               `json:"queued_at"`
+	StartedAt             *time.Time              `json:"started_at"`
+	CompletedAt           *time.Time              `json:"completed_at"`
+	EstimatedCompletionAt *time.Time              `json:"estimated_completion_at"`
+	CurrentCost           float64                 `json:"current_cost"`
+	EstimatedTotalCost    float64                 `json:"estimated_total_cost"`
+	FinalCost             *float64                `json:"final_cost"`
+	ErrorMessage          *string                 `json:"error_message"`
+	ErrorStack            *string                 `json:"error_stack"`
+	RetryCount            int                     `json:"retry_count"`
+	ExternalJobID         *string                 `json:"external_job_id"`
+	ArtifactID            *string                 `json:"artifact_id"`
+	CreatedAt             time.Time               `json:"created_at"`
+	UpdatedAt             time.Time               `json:"updated_at"`
 
 	BaseModel               string          `json:"base_model"`
 	GPUType                 string          `json:"gpu_type"`
@@ -64,7 +67,8 @@ type Job struct {
 type JobCreateParams struct {
 	ID, UserID, DatasetID, PresetID string
 	At                              time.Time // the caller's clock
-	Hyperparameters, GPUConfig      json.RawMessage
+	Hyperparameters                 catalog.Hyperparameters
+	GPUConfig                       jobdoc.GPUConfig
 	Estimate                        json.RawMessage
 	TotalEpochs                     int
 	TotalSteps                      int

@@ -19,9 +19,7 @@ type JobView struct {
 }
 
 func newJobView(j store.Job) JobView {
-	v := JobView{J: j}
-	_ = json.Unmarshal(j.Hyperparameters, &v.Hyper)
-	_ = json.Unmarshal(j.GPUConfig, &v.GPU)
+	v := JobView{J: j, Hyper: j.Hyperparameters, GPU: j.GPUConfig}
 	if len(j.Estimate) > 0 {
 		var e estimate.Result
 		if json.Unmarshal(j.Estimate, &e) == nil {

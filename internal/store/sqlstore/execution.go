@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/brightrun/brightrun/internal/apperr"
+	"github.com/brightrun/brightrun/internal/jobdoc"
 	"github.com/brightrun/brightrun/internal/store"
 	"github.com/google/uuid"
 )
@@ -19,7 +20,7 @@ func scanExec(sc interface{ Scan(...any) error }) (store.ExecJob, error) {
 	var e store.ExecJob
 	// scanJob builds its own destinations; append the execution columns.
 	row := &combined{sc: sc, extra: func() []any {
-		return []any{&e.Attempt, nstr{&e.JobTokenHash}, nts{&e.LeaseExpiresAt}, nts{&e.AttemptStartedAt}, &e.RunSeconds, njson{&e.Checkpoint},
+		return []any{&e.Attempt, nstr{&e.JobTokenHash}, nts{&e.LeaseExpiresAt}, nts{&e.AttemptStartedAt}, &e.RunSeconds, optDoc[jobdoc.Checkpoint]{&e.Checkpoint},
 			nstr{&e.ErrorClass}, &e.MaxRetries, nstr{&e.AgentID}, nts{&e.PauseRequestedAt}, nts{&e.CheckpointAt}}
 	}}
 	j, err := scanJob(row)
@@ -235,12 +236,12 @@ func (s *Store) JobHeartbeat(ctx context.Context, p store.HeartbeatParams) (stri
 }
 
 // JobCheckpointSet records the latest uploaded checkpoint of the attempt.
-func (s *Store) JobCheckpointSet(ctx context.Context, id string, attempt int, cp json.RawMessage, at time.Time) error {
+func (s *Store) JobCheckpointSet(ctx context.Context, id string, attempt int, cp jobdoc.Checkpoint, at time.Time) error {
 	return s.writeTx(ctx, func(x q) error {
 		if _, err := s.execForUpdate(ctx, x, id, attempt); err != nil {
 			return err
 		}
-		_, err := x.exec(ctx, "UPDATE training_jobs SET checkpoint = ?, checkpoint_at = ?, updated_at = ? WHERE id = ? AND status IN ('initializing', 'running')", jsonArg(cp), at, at, id)
+		_, err := x.exec(ctx, "UPDATE training_jobs SET checkpoint = ?, checkpoint_at = ?, updated_at = ? WHERE id = ? AND status IN ('initializing', 'running')", docArg(cp), at, at, id)
 		return err
 	})
 }
@@ -286,7 +287,7 @@ func (s *Store) JobFinish(ctx context.Context, p store.FinishParams) (store.Exec
 			id := a.ID
 			if _, err := x.exec(ctx, `INSERT INTO model_artifacts (id, user_id, job_id, dataset_id, name, version, status, quality_metrics, training_summary,
 				configuration, artifacts, created_at, updated_at) VALUES (?, ?, ?, ?, ?, '1.0.0', 'stored', ?, ?, ?, ?, ?, ?)`,
-				id, e.UserID, e.ID, e.DatasetID, a.Name, jsonArg(a.QualityMetrics), jsonArg(a.TrainingSummary), jsonArg(a.Configuration), jsonArg(a.Artifacts),
+				id, e.UserID, e.ID, e.DatasetID, a.Name, docArg(a.QualityMetrics), docArg(a.TrainingSummary), docArg(a.Configuration), docArg(a.Artifacts),
 				p.Now, p.Now); err != nil {
 				return err
 			}

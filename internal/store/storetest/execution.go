@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/brightrun/brightrun/internal/apperr"
+	"github.com/brightrun/brightrun/internal/jobdoc"
 	"github.com/brightrun/brightrun/internal/store"
+	"github.com/brightrun/brightrun/internal/training/catalog"
 	"github.com/google/uuid"
 )
 
@@ -17,13 +19,21 @@ import (
 func NewJob(t testing.TB, s store.Store, userID, datasetID, gpuType string) store.Job {
 	t.Helper()
 	j, err := s.JobCreate(store.WithUser(context.Background(), userID), store.JobCreateParams{At: time.Now().UTC(), ID: uuid.NewString(), UserID: userID, DatasetID: datasetID,
-		PresetID: "balanced", Hyperparameters: json.RawMessage(`{"base_model":"m","num_epochs":1}`),
-		GPUConfig: json.RawMessage(`{"gpu_type":"` + gpuType + `","num_gpus":1,"cost_per_gpu_hour":3.6}`), TotalEpochs: 1, TotalSteps: 10,
+		PresetID: "balanced", Hyperparameters: fixtureHyper, GPUConfig: fixtureGPU(gpuType), TotalEpochs: 1, TotalSteps: 10,
 		EstimatedTotalCost: 1, EstimatedCompletionAt: time.Now().Add(time.Hour), BaseModel: "m", GPUType: gpuType, NumGPUs: 1})
 	if err != nil {
 		t.Fatalf("create job: %v", err)
 	}
 	return j
+}
+
+// fixtureHyper are the fixture jobs' hyperparameters.
+var fixtureHyper = catalog.Hyperparameters{BaseModel: "m", NumEpochs: 1}
+
+// fixtureGPU is the fixture jobs' GPU configuration: one GPU at $3.60/h.
+func fixtureGPU(gpuType string) jobdoc.GPUConfig {
+	price := 3.6
+	return jobdoc.GPUConfig{GPUType: gpuType, NumGPUs: 1, CostPerGPUHour: &price}
 }
 
 func hashFor(id string, attempt int) string { return fmt.Sprintf("h-%s-%d", id, attempt) }
@@ -112,7 +122,7 @@ func testExecution(t *testing.T, s store.Store) {
 	if _, err := s.MetricsList(store.WithUser(context.Background(), other.ID), other.ID, j.ID, -1, 100); !apperr.Is(err, apperr.KindNotFound) {
 		t.Fatalf("another user's metrics: %v", err)
 	}
-	if err := s.JobCheckpointSet(sys, j.ID, 1, json.RawMessage(`{"step":4,"files":[]}`), now); err != nil {
+	if err := s.JobCheckpointSet(sys, j.ID, 1, jobdoc.Checkpoint{Step: 4, Files: []jobdoc.File{}}, now); err != nil {
 		t.Fatal(err)
 	}
 	// Lease expiry → requeue; the next claim is attempt 2 and keeps the checkpoint.
@@ -126,7 +136,7 @@ func testExecution(t *testing.T, s store.Store) {
 	}
 	c2, ok, _ := s.JobClaim(sys, store.ClaimParams{AgentID: ag.ID, GPUType: "H100-80GB", GPUCount: 8, TokenHash: hashFor, Now: now.Add(3 * time.Hour), Lease: time.Minute, Decide: claimEffects()})
 	e2, _ := s.JobExec(sys, j.ID)
-	if !ok || c2.Job.ID != j.ID || e2.Attempt != 2 || e2.RetryCount != 1 || string(e2.Checkpoint) == "" || e2.RunSeconds != 7200 || e2.CurrentCost != 7.2 {
+	if !ok || c2.Job.ID != j.ID || e2.Attempt != 2 || e2.RetryCount != 1 || e2.Checkpoint == nil || e2.Checkpoint.Step != 4 || e2.RunSeconds != 7200 || e2.CurrentCost != 7.2 {
 		t.Fatalf("reclaim: %v %+v", ok, e2)
 	}
 	// The old attempt can no longer finish the job.
@@ -136,7 +146,7 @@ func testExecution(t *testing.T, s store.Store) {
 	tps := 1234.5
 	end := now.Add(3*time.Hour + 30*time.Minute)
 	done, err := s.JobFinish(sys, store.FinishParams{JobID: j.ID, Attempt: 2, Now: end, MeasuredTPS: &tps,
-		Artifact: &store.ArtifactCreateParams{ID: uuid.NewString(), Name: "a", QualityMetrics: json.RawMessage(`{}`), TrainingSummary: json.RawMessage(`{}`), Configuration: json.RawMessage(`{}`), Artifacts: json.RawMessage(`{}`)},
+		Artifact: &store.ArtifactCreateParams{ID: uuid.NewString(), Name: "a"},
 		Decide: fixed(store.Effects{Status: store.JobCompleted, Stage: store.JobCompleted, RunSeconds: 9000, Cost: 9, Progress: 100,
 			Events:        []store.JobEvent{{Level: "info", Message: "done"}},
 			Notifications: []store.NotificationCreateParams{{UserID: u.ID, Type: "job_completed", Title: "t", Message: "m"}},
