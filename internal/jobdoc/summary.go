@@ -5,7 +5,10 @@ package jobdoc
 // server's attempts and retries. Every field is optional: a value the
 // trainer did not send is omitted, never invented. The trainer writes it in
 // trainer/brightrun_trainer/train.py; a key added there must be added here
-// (the agent-protocol decoding drops unknown keys).
+// (the agent-protocol decoding drops unknown keys): the golden example
+// (testdata/golden/agent-protocol.json, "complete") lists every key, the Go
+// golden test decodes it strictly into this type, and the trainer's tests
+// refuse a summary key the example lacks.
 type Summary struct {
 	Status                  string      `json:"status,omitempty"`
 	TotalSteps              *int        `json:"total_steps,omitempty"`
@@ -54,7 +57,6 @@ type EncodeStats struct {
 	TokensCut                       int64       `json:"tokens_cut"`
 	AssistantTokensCut              int64       `json:"assistant_tokens_cut"`
 	TokensPerExampleStats           LengthStats `json:"tokens_per_example_stats"`
-	TokensPerExample                []int64     `json:"tokens_per_example,omitempty"`
 }
 
 // LengthStats summarise the tokens per example.
