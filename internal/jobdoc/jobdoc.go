@@ -126,3 +126,37 @@ func Finite(v *float64) *float64 {
 	}
 	return v
 }
+
+// Metrics is a job's current_metrics: the newest reported value of each
+// training metric, for the job page's live numbers.
+type Metrics struct {
+	Step           int      `json:"step"`
+	TrainingLoss   *float64 `json:"training_loss,omitempty"`
+	ValidationLoss *float64 `json:"validation_loss,omitempty"`
+	LearningRate   *float64 `json:"learning_rate,omitempty"`
+	// Throughput is in tokens per second.
+	Throughput     *float64 `json:"throughput,omitempty"`
+	GPUUtilization *float64 `json:"gpu_utilization,omitempty"`
+	GPUMemoryGB    *float64 `json:"gpu_memory_gb,omitempty"`
+	MFU            *float64 `json:"mfu,omitempty"`
+	GradientNorm   *float64 `json:"gradient_norm,omitempty"`
+}
+
+// Then is the current metrics after a batch whose newest point gave next:
+// next's values, and for the losses, learning rate, throughput and GPU
+// utilisation it lacks, the last known ones (a validation loss comes only
+// every few steps; the page keeps showing the last one).
+func (m Metrics) Then(next Metrics) Metrics {
+	keep := func(v, old *float64) *float64 {
+		if v == nil {
+			return old
+		}
+		return v
+	}
+	next.TrainingLoss = keep(next.TrainingLoss, m.TrainingLoss)
+	next.ValidationLoss = keep(next.ValidationLoss, m.ValidationLoss)
+	next.LearningRate = keep(next.LearningRate, m.LearningRate)
+	next.Throughput = keep(next.Throughput, m.Throughput)
+	next.GPUUtilization = keep(next.GPUUtilization, m.GPUUtilization)
+	return next
+}

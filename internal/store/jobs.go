@@ -37,7 +37,7 @@ type Job struct {
 	TotalEpochs           int                     `json:"total_epochs"`
 	CurrentStep           int                     `json:"current_step"`
 	TotalSteps            *int                    `json:"total_steps"`
-	CurrentMetrics        json.RawMessage         `json:"current_metrics"`
+	CurrentMetrics        *jobdoc.Metrics         `json:"current_metrics"` // nil until the first metrics
 	QueuedAt              time.Time               `json:"queued_at"`
 	StartedAt             *time.Time              `json:"started_at"`
 	CompletedAt           *time.Time              `json:"completed_at"`

@@ -369,27 +369,13 @@ func (s *Store) MetricsUpsert(ctx context.Context, jobID string, attempt int, po
 		if latest == nil {
 			return nil
 		}
-		cur := map[string]any{"step": latest.Step}
-		for k, v := range map[string]*float64{"training_loss": latest.TrainingLoss, "validation_loss": latest.ValidationLoss, "learning_rate": latest.LearningRate,
-			"throughput": latest.TokensPerSecond, "gpu_utilization": latest.GPUUtilization, "gpu_memory_gb": latest.GPUMemoryGB, "mfu": latest.MFU, "gradient_norm": latest.GradientNorm} {
-			if v != nil {
-				cur[k] = *v
-			}
-		}
-		// Keep the last known validation loss when this batch has none.
-		var prev json.RawMessage
-		if err := x.queryRow(ctx, "SELECT current_metrics FROM training_jobs WHERE id = ?", jobID).Scan(njson{&prev}); err != nil {
+		cur := jobdoc.Metrics{Step: latest.Step, TrainingLoss: latest.TrainingLoss, ValidationLoss: latest.ValidationLoss, LearningRate: latest.LearningRate,
+			Throughput: latest.TokensPerSecond, GPUUtilization: latest.GPUUtilization, GPUMemoryGB: latest.GPUMemoryGB, MFU: latest.MFU, GradientNorm: latest.GradientNorm}
+		var prev jobdoc.Metrics
+		if err := x.queryRow(ctx, "SELECT current_metrics FROM training_jobs WHERE id = ?", jobID).Scan(doc[jobdoc.Metrics]{&prev}); err != nil {
 			return err
 		}
-		var old map[string]any
-		_ = json.Unmarshal(prev, &old)
-		for _, k := range []string{"validation_loss", "training_loss", "learning_rate", "throughput", "gpu_utilization"} {
-			if _, ok := cur[k]; !ok && old[k] != nil {
-				cur[k] = old[k]
-			}
-		}
-		b, _ := json.Marshal(cur)
-		_, err := x.exec(ctx, "UPDATE training_jobs SET current_metrics = ? WHERE id = ?", string(b), jobID)
+		_, err := x.exec(ctx, "UPDATE training_jobs SET current_metrics = ? WHERE id = ?", docArg(prev.Then(cur)), jobID)
 		return err
 	})
 	return n, err

@@ -27,7 +27,7 @@ func scanJob(sc interface{ Scan(...any) error }) (store.Job, error) {
 	var epoch, step, retry, ngpu *int
 	var errMsg, errStack, ext, art string
 	err := sc.Scan(&j.ID, &j.UserID, &j.DatasetID, &j.PresetID, doc[catalog.Hyperparameters]{&j.Hyperparameters}, doc[jobdoc.GPUConfig]{&j.GPUConfig}, nstr{&status}, nstr{&stage}, &progress,
-		&epoch, &j.TotalEpochs, &step, &j.TotalSteps, njson{&j.CurrentMetrics}, ts{&j.QueuedAt}, nts{&j.StartedAt}, nts{&j.CompletedAt},
+		&epoch, &j.TotalEpochs, &step, &j.TotalSteps, optDoc[jobdoc.Metrics]{&j.CurrentMetrics}, ts{&j.QueuedAt}, nts{&j.StartedAt}, nts{&j.CompletedAt},
 		nts{&j.EstimatedCompletionAt}, &cost, &j.EstimatedTotalCost, &j.FinalCost, nstr{&errMsg}, nstr{&errStack}, &retry,
 		nstr{&ext}, nstr{&art}, ts{&j.CreatedAt}, ts{&j.UpdatedAt}, nstr{&base}, nstr{&gpu}, &ngpu, njson{&j.Estimate},
 		&j.MeasuredTokensPerSecond, nts{&j.CancelRequestedAt}, nstr{&dname}, nstr{&name})

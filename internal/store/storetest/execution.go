@@ -115,7 +115,22 @@ func testExecution(t *testing.T, s store.Store) {
 	if err != nil || len(list) != 2 || *list[1].TrainingLoss != 2.2 || list[1].ValidationLoss == nil || *list[1].ValidationLoss != 2.4 || !list[0].Timestamp.Equal(now) {
 		t.Fatalf("metrics list: %v %+v", err, list)
 	}
-	if since, _ := s.MetricsList(store.WithUser(context.Background(), u.ID), u.ID, j.ID, 1, 100); len(since) != 1 {
+	// The job's current metrics keep the last known losses a batch lacks.
+	cur, _ := s.JobGet(store.WithUser(context.Background(), u.ID), u.ID, j.ID)
+	if m := cur.CurrentMetrics; m == nil || m.Step != 2 || m.TrainingLoss == nil || *m.TrainingLoss != 2.2 || m.ValidationLoss == nil || *m.ValidationLoss != 2.4 || m.LearningRate == nil {
+		t.Fatalf("current metrics after a validation-only batch: %+v", m)
+	}
+	if _, err := s.MetricsUpsert(sys, j.ID, 1, []store.MetricPoint{{Step: 3, TrainingLoss: loss(2.1), MFU: loss(0.3)}}, now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.MetricsUpsert(sys, j.ID, 1, []store.MetricPoint{{Step: 4, TrainingLoss: loss(2.0)}}, now); err != nil {
+		t.Fatal(err)
+	}
+	cur, _ = s.JobGet(store.WithUser(context.Background(), u.ID), u.ID, j.ID)
+	if m := cur.CurrentMetrics; m == nil || m.Step != 4 || *m.TrainingLoss != 2.0 || m.ValidationLoss == nil || *m.ValidationLoss != 2.4 || m.MFU != nil {
+		t.Fatalf("current metrics after a training-only batch: %+v", m)
+	}
+	if since, _ := s.MetricsList(store.WithUser(context.Background(), u.ID), u.ID, j.ID, 1, 100); len(since) != 3 { // steps 2, 3 and 4
 		t.Fatalf("since_step: %d", len(since))
 	}
 	other := NewUser(t, s, "other-exec@example.com")
