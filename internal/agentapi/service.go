@@ -10,7 +10,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/brightrun/brightrun/internal/apperr"
 	"github.com/brightrun/brightrun/internal/auth"
+	"github.com/brightrun/brightrun/internal/jobdoc"
 	"github.com/brightrun/brightrun/internal/jobs"
 	"github.com/brightrun/brightrun/internal/storage"
 	"github.com/brightrun/brightrun/internal/store"
@@ -165,16 +165,9 @@ func (s *Service) Authorize(ctx context.Context, id, token string) (store.ExecJo
 	return store.ExecJob{}, invalid
 }
 
-// Capabilities an agent declares when claiming.
-type Capabilities struct {
-	GPUType     string  `json:"gpu_type"`
-	GPUCount    *int    `json:"gpu_count"` // absent: 1; 0 or less is refused
-	GPUMemoryGB float64 `json:"gpu_memory_gb"`
-	// Distributed: the agent runs an N-GPU job as N processes. Agents
-	// without it (older trainers) are only given 1-GPU jobs, which they
-	// would otherwise train on one GPU and be billed for N.
-	Distributed bool `json:"distributed"`
-}
+// Capabilities are what an agent declares it runs (the claim's
+// capabilities, kept on the agent's row).
+type Capabilities = jobdoc.Capabilities
 
 // AgentInfo describes the agent process.
 type AgentInfo struct {
@@ -260,8 +253,7 @@ func (s *Service) Claim(ctx context.Context, agent store.Agent, req ClaimRequest
 		return nil, apperr.Validation("validation failed", map[string]string{"capabilities.gpu_count": fmt.Sprintf("must be 1 or more (got %d): the number of GPUs this agent can use, 1 for a CPU agent", *c.GPUCount)})
 	}
 	sys := store.AsSystem(ctx)
-	caps, _ := json.Marshal(c)
-	if err := s.Store.AgentSeen(sys, agent.ID, caps, req.Agent.Version, req.Agent.Hostname, s.Now().UTC()); err != nil {
+	if err := s.Store.AgentSeen(sys, agent.ID, c, req.Agent.Version, req.Agent.Hostname, s.Now().UTC()); err != nil {
 		return nil, err
 	}
 	wait := time.Duration(req.WaitSeconds * float64(time.Second))

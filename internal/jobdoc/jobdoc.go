@@ -160,3 +160,15 @@ func (m Metrics) Then(next Metrics) Metrics {
 	next.GPUUtilization = keep(next.GPUUtilization, m.GPUUtilization)
 	return next
 }
+
+// Capabilities are what an agent declares it runs, sent with every claim
+// and kept on the agent's row (nil there until its first claim).
+type Capabilities struct {
+	GPUType     string  `json:"gpu_type"`
+	GPUCount    *int    `json:"gpu_count"` // absent: 1; 0 or less is refused
+	GPUMemoryGB float64 `json:"gpu_memory_gb"`
+	// Distributed: the agent runs an N-GPU job as N processes. Agents
+	// without it (older trainers) are only given 1-GPU jobs, which they
+	// would otherwise train on one GPU and be billed for N.
+	Distributed bool `json:"distributed"`
+}

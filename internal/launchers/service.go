@@ -106,9 +106,10 @@ func (s *Service) Tick(ctx context.Context) error {
 }
 
 // capabilities is the part of an agent's declared capabilities that matters here.
+// capabilities are an idle agent's GPU type and count.
 type capabilities struct {
-	GPUType  string `json:"gpu_type"`
-	GPUCount int    `json:"gpu_count"`
+	GPUType  string
+	GPUCount int
 }
 
 type idlePool []capabilities
@@ -116,9 +117,12 @@ type idlePool []capabilities
 func idleAgents(online []store.OnlineAgent) idlePool {
 	var p idlePool
 	for _, a := range online {
-		var c capabilities
-		if a.Busy || a.JobID != "" || json.Unmarshal(a.Capabilities, &c) != nil {
+		if a.Busy || a.JobID != "" || a.Capabilities == nil {
 			continue
+		}
+		c := capabilities{GPUType: a.Capabilities.GPUType}
+		if n := a.Capabilities.GPUCount; n != nil {
+			c.GPUCount = *n
 		}
 		p = append(p, c)
 	}

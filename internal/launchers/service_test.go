@@ -118,7 +118,7 @@ func TestNoLaunchWhenAnIdleCapableAgentIsOnline(t *testing.T) {
 	sys := store.AsSystem(context.Background())
 	j := storetest.NewJob(t, b.st, b.user.ID, b.ds.ID, "H100-80GB")
 	small, _ := b.st.AgentCreate(sys, "a100-box", "h1", b.now)
-	_ = b.st.AgentSeen(sys, small.ID, []byte(`{"gpu_type":"A100-80GB","gpu_count":8}`), "v", "h", b.now)
+	_ = b.st.AgentSeen(sys, small.ID, storetest.AgentGPUs("A100-80GB", 8), "v", "h", b.now)
 	b.tick(t)
 	if n := len(b.launches(t, j.ID)); n != 1 {
 		t.Fatalf("an agent of another GPU type does not count: %d launches", n)
@@ -127,7 +127,7 @@ func TestNoLaunchWhenAnIdleCapableAgentIsOnline(t *testing.T) {
 	sys = store.AsSystem(context.Background())
 	j2 := storetest.NewJob(t, b.st, b.user.ID, b.ds.ID, "H100-80GB")
 	ok, _ := b.st.AgentCreate(sys, "h100-box", "h2", b.now)
-	_ = b.st.AgentSeen(sys, ok.ID, []byte(`{"gpu_type":"H100-80GB","gpu_count":1}`), "v", "h", b.now)
+	_ = b.st.AgentSeen(sys, ok.ID, storetest.AgentGPUs("H100-80GB", 1), "v", "h", b.now)
 	b.tick(t)
 	if n := len(b.launches(t, j2.ID)); n != 0 {
 		t.Fatalf("an idle H100 agent is online: want no launch, got %d", n)

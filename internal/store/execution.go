@@ -10,14 +10,14 @@ import (
 
 // Agent is a registered trainer agent.
 type Agent struct {
-	ID           string          `json:"id"`
-	Name         string          `json:"name"`
-	Capabilities json.RawMessage `json:"capabilities"`
-	Version      string          `json:"version"`
-	Hostname     string          `json:"hostname"`
-	LastSeenAt   *time.Time      `json:"last_seen_at"`
-	CreatedAt    time.Time       `json:"created_at"`
-	RevokedAt    *time.Time      `json:"revoked_at"`
+	ID           string               `json:"id"`
+	Name         string               `json:"name"`
+	Capabilities *jobdoc.Capabilities `json:"capabilities"` // nil until its first claim
+	Version      string               `json:"version"`
+	Hostname     string               `json:"hostname"`
+	LastSeenAt   *time.Time           `json:"last_seen_at"`
+	CreatedAt    time.Time            `json:"created_at"`
+	RevokedAt    *time.Time           `json:"revoked_at"`
 	// JobID binds a launched, one-job agent to its job (empty for others).
 	JobID string `json:"job_id,omitempty"`
 }
@@ -187,7 +187,7 @@ type JobCancelParams struct {
 type ExecutionStore interface {
 	AgentCreate(ctx context.Context, name, tokenHash string, at time.Time) (Agent, error)
 	AgentByTokenHash(ctx context.Context, hash string) (Agent, error)
-	AgentSeen(ctx context.Context, id string, caps json.RawMessage, version, hostname string, at time.Time) error
+	AgentSeen(ctx context.Context, id string, caps jobdoc.Capabilities, version, hostname string, at time.Time) error
 
 	JobClaim(ctx context.Context, p ClaimParams) (Claim, bool, error)
 	JobExec(ctx context.Context, id string) (ExecJob, error)

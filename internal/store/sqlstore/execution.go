@@ -59,9 +59,9 @@ func (s *Store) AgentByTokenHash(ctx context.Context, hash string) (store.Agent,
 }
 
 // AgentSeen records the agent's capabilities and last contact.
-func (s *Store) AgentSeen(ctx context.Context, id string, caps json.RawMessage, version, hostname string, at time.Time) error {
+func (s *Store) AgentSeen(ctx context.Context, id string, caps jobdoc.Capabilities, version, hostname string, at time.Time) error {
 	return s.writeTx(ctx, func(x q) error {
-		_, err := x.exec(ctx, "UPDATE agents SET capabilities = ?, version = ?, hostname = ?, last_seen_at = ? WHERE id = ?", jsonArg(caps), version, hostname, at, id)
+		_, err := x.exec(ctx, "UPDATE agents SET capabilities = ?, version = ?, hostname = ?, last_seen_at = ? WHERE id = ?", docArg(caps), version, hostname, at, id)
 		return err
 	})
 }

@@ -67,7 +67,7 @@ func testLaunches(t *testing.T, s store.Store) {
 			t.Fatalf("an agent that never called claim is not online: %+v", a)
 		}
 	}
-	if err := s.AgentSeen(sys, ag.ID, []byte(`{"gpu_type":"H100-80GB","gpu_count":1}`), "t", "h", now.Add(2*time.Second)); err != nil {
+	if err := s.AgentSeen(sys, ag.ID, AgentGPUs("H100-80GB", 1), "t", "h", now.Add(2*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	online, err = s.AgentsOnline(sys, now)
