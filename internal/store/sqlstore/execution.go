@@ -2,7 +2,6 @@ package sqlstore
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"math"
 	"time"
@@ -102,8 +101,7 @@ func (s *Store) effectsTx(ctx context.Context, x q, jobID string, attempt int, e
 func (s *Store) notifyTx(ctx context.Context, x q, p store.NotificationCreateParams, at time.Time) error {
 	var meta any
 	if p.Metadata != nil {
-		b, _ := json.Marshal(p.Metadata)
-		meta = string(b)
+		meta = docArg(p.Metadata)
 	}
 	prio := p.Priority
 	if prio == "" {
