@@ -2,7 +2,6 @@ package agentapi
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math"
 	"path"
@@ -47,15 +46,12 @@ func (s *Service) Complete(ctx context.Context, j store.ExecJob, r CompleteReque
 	// throughput the estimate multiplies by n × eff(n) (docs/estimates.md).
 	used := r.Summary.WorldSizeOrZero()
 	var measured, overhead *float64
-	var est struct {
-		TokensUsed int64 `json:"tokens_used"`
+	var tokens int64 // the estimate's token count (none: no calibration)
+	if j.Estimate != nil {
+		tokens = j.Estimate.TokensUsed
 	}
-	if err := json.Unmarshal(j.Estimate, &est); err != nil && len(j.Estimate) > 0 {
-		// The run still completes; only the calibration is lost.
-		s.Log.Warn("job estimate unreadable: no calibration from this run", "job", j.ID, "err", err)
-	}
-	if secs := jobdoc.Finite(r.Summary.TrainSeconds); secs != nil && *secs > 0 && est.TokensUsed > 0 {
-		v := float64(est.TokensUsed) / *secs / estimate.ScalingEfficiency(jobs.GPUsBilled(j.NumGPUs, used))
+	if secs := jobdoc.Finite(r.Summary.TrainSeconds); secs != nil && *secs > 0 && tokens > 0 {
+		v := float64(tokens) / *secs / estimate.ScalingEfficiency(jobs.GPUsBilled(j.NumGPUs, used))
 		measured = &v
 		if j.AttemptStartedAt != nil && j.Attempt == 1 { // retries would add their lost time
 			o := max(0, s.Now().UTC().Sub(*j.AttemptStartedAt).Seconds()-*secs)

@@ -2,7 +2,6 @@ package launchers
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"math"
@@ -143,13 +142,11 @@ func (p *idlePool) take(j store.ExecJob) bool {
 
 // estimateHours reads the estimated duration the job was created with.
 func estimateHours(j store.ExecJob) float64 {
-	var e struct {
-		Hours float64 `json:"estimated_duration_hours"`
-	}
-	if json.Unmarshal(j.Estimate, &e) != nil || e.Hours <= 0 || math.IsNaN(e.Hours) {
+	e := j.Estimate
+	if e == nil || e.EstimatedDurationHours <= 0 || math.IsNaN(e.EstimatedDurationHours) {
 		return 0
 	}
-	return e.Hours
+	return e.EstimatedDurationHours
 }
 
 // TimeLimit is the engine time limit for j on l: the estimate × the

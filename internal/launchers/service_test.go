@@ -17,6 +17,7 @@ import (
 	"github.com/brightrun/brightrun/internal/store"
 	"github.com/brightrun/brightrun/internal/store/storetest"
 	"github.com/brightrun/brightrun/internal/store/testdb"
+	"github.com/brightrun/brightrun/internal/training/estimate"
 	"github.com/google/uuid"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
@@ -144,7 +145,7 @@ func TestEstimateAboveTheLimitIsNotLaunched(t *testing.T) {
 	b := setup(t, 1)
 	j, err := b.st.JobCreate(store.WithUser(context.Background(), b.user.ID), store.JobCreateParams{At: b.now, ID: uuid.NewString(), UserID: b.user.ID,
 		DatasetID: b.ds.ID, PresetID: "balanced", GPUConfig: jobdoc.GPUConfig{GPUType: "H100-80GB", NumGPUs: 1},
-		Estimate: []byte(`{"estimated_duration_hours":0.8}`), TotalEpochs: 1, TotalSteps: 10, EstimatedCompletionAt: b.now, BaseModel: "m", GPUType: "H100-80GB", NumGPUs: 1})
+		Estimate: &estimate.Result{EstimatedDurationHours: 0.8}, TotalEpochs: 1, TotalSteps: 10, EstimatedCompletionAt: b.now, BaseModel: "m", GPUType: "H100-80GB", NumGPUs: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

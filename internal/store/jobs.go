@@ -2,11 +2,11 @@ package store
 
 import (
 	"context"
-	"encoding/json"
 	"time"
 
 	"github.com/brightrun/brightrun/internal/jobdoc"
 	"github.com/brightrun/brightrun/internal/training/catalog"
+	"github.com/brightrun/brightrun/internal/training/estimate"
 )
 
 // Job statuses (spec).
@@ -53,14 +53,14 @@ type Job struct {
 	CreatedAt             time.Time               `json:"created_at"`
 	UpdatedAt             time.Time               `json:"updated_at"`
 
-	BaseModel               string          `json:"base_model"`
-	GPUType                 string          `json:"gpu_type"`
-	NumGPUs                 int             `json:"num_gpus"`
-	Estimate                json.RawMessage `json:"estimate"`
-	MeasuredTokensPerSecond *float64        `json:"measured_tokens_per_second"`
-	CancelRequestedAt       *time.Time      `json:"cancel_requested_at"`
-	DatasetName             string          `json:"dataset_name,omitempty"`
-	Name                    string          `json:"name"` // user-given ("" = none)
+	BaseModel               string           `json:"base_model"`
+	GPUType                 string           `json:"gpu_type"`
+	NumGPUs                 int              `json:"num_gpus"`
+	Estimate                *estimate.Result `json:"estimate"` // what the job was created with (nil: none)
+	MeasuredTokensPerSecond *float64         `json:"measured_tokens_per_second"`
+	CancelRequestedAt       *time.Time       `json:"cancel_requested_at"`
+	DatasetName             string           `json:"dataset_name,omitempty"`
+	Name                    string           `json:"name"` // user-given ("" = none)
 }
 
 // JobCreateParams creates a queued job.
@@ -69,7 +69,7 @@ type JobCreateParams struct {
 	At                              time.Time // the caller's clock
 	Hyperparameters                 catalog.Hyperparameters
 	GPUConfig                       jobdoc.GPUConfig
-	Estimate                        json.RawMessage
+	Estimate                        *estimate.Result
 	TotalEpochs                     int
 	TotalSteps                      int
 	EstimatedTotalCost              float64

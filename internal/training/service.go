@@ -365,13 +365,10 @@ func (s *Service) Create(ctx context.Context, userID string, req Request) (Creat
 				est.EstimatedCost, *est.Budget.Remaining, *est.Budget.MonthlyBudget, est.Budget.Spent, est.Budget.Committed),
 			Details: est.Budget}
 	}
-	eb, err := json.Marshal(est.Result)
-	if err != nil {
-		return CreateResponse{}, fmt.Errorf("encode the estimate: %w", err)
-	}
+	eb := est.Result
 	hours := est.EstimatedDurationHours
 	job, err := s.Store.JobCreate(ctx, store.JobCreateParams{At: s.Now().UTC(), ID: uuid.NewString(), UserID: userID, DatasetID: r.dataset.ID, PresetID: r.req.PresetID,
-		Hyperparameters: r.h, GPUConfig: r.req.GPUConfig, Estimate: eb, TotalEpochs: r.h.NumEpochs, TotalSteps: est.TotalSteps,
+		Hyperparameters: r.h, GPUConfig: r.req.GPUConfig, Estimate: &eb, TotalEpochs: r.h.NumEpochs, TotalSteps: est.TotalSteps,
 		EstimatedTotalCost: math.Round(est.EstimatedCost*100) / 100, EstimatedCompletionAt: s.Now().UTC().Add(time.Duration(hours * float64(time.Hour))),
 		BaseModel: r.model.ID, GPUType: r.gpu.GPUType, NumGPUs: r.req.GPUConfig.NumGPUs, Name: r.req.Name})
 	if err != nil {

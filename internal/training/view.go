@@ -1,8 +1,6 @@
 package training
 
 import (
-	"encoding/json"
-
 	"github.com/brightrun/brightrun/internal/store"
 	"github.com/brightrun/brightrun/internal/training/catalog"
 	"github.com/brightrun/brightrun/internal/training/estimate"
@@ -20,12 +18,7 @@ type JobView struct {
 
 func newJobView(j store.Job) JobView {
 	v := JobView{J: j, Hyper: j.Hyperparameters, GPU: j.GPUConfig}
-	if len(j.Estimate) > 0 {
-		var e estimate.Result
-		if json.Unmarshal(j.Estimate, &e) == nil {
-			v.Estimate = &e
-		}
-	}
+	v.Estimate = j.Estimate
 	switch j.Status {
 	case store.JobQueued, store.JobInitializing, store.JobRunning:
 		v.Active = true
