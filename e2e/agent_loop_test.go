@@ -301,7 +301,7 @@ func TestJobAgentKilledResumes(t *testing.T) {
 	// Wait for a registered checkpoint, then kill the agent hard.
 	waitJob(t, c, id, 3*time.Minute, func(js jobState) bool {
 		e, err := s.App.Store.JobExec(store.AsSystem(context.Background()), id)
-		return err == nil && len(e.Checkpoint) > 0 && js.Job.Status == "running"
+		return err == nil && e.Checkpoint != nil && js.Job.Status == "running"
 	})
 	_ = first.Process.Signal(syscall.SIGKILL)
 	_, _ = first.Process.Wait()

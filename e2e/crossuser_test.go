@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/brightrun/brightrun/internal/jobdoc"
 	"github.com/brightrun/brightrun/internal/jobs"
 	"github.com/brightrun/brightrun/internal/store"
 	"github.com/brightrun/brightrun/internal/store/storetest"
@@ -165,8 +166,20 @@ func finishedModel(t *testing.T, s *testserver.Server, userID, datasetID, name s
 // document given (JSON).
 func finishedModelWith(t *testing.T, s *testserver.Server, userID, datasetID, name, artifacts string) string {
 	return completedFixture(t, s, userID, datasetID, store.ArtifactCreateParams{Name: name,
-		QualityMetrics: json.RawMessage(`{"perplexity_improvement_pct": 20}`), TrainingSummary: json.RawMessage(`{}`), Configuration: json.RawMessage(`{}`),
-		Artifacts: json.RawMessage(artifacts)})
+		QualityMetrics: fixtureDoc[jobdoc.Quality](t, `{"perplexity_improvement_pct": 20}`), Artifacts: fixtureDoc[jobdoc.Artifacts](t, artifacts)})
+}
+
+// fixtureDoc decodes a fixture's JSON into its typed document, refusing
+// fields the type lacks (a misspelt fixture fails instead of vanishing).
+func fixtureDoc[T any](t testing.TB, js string) T {
+	t.Helper()
+	var v T
+	dec := json.NewDecoder(strings.NewReader(js))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&v); err != nil {
+		t.Fatalf("fixture %T: %v", v, err)
+	}
+	return v
 }
 
 // completedFixture runs a fixture job (GPU type XW-1, which no real agent

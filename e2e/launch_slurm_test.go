@@ -280,7 +280,7 @@ func TestSlurmLaunchKilled(t *testing.T) {
 	id := createTinyJob(t, c, ds, 2)
 	waitJob(t, c, id, 6*time.Minute, func(js jobState) bool {
 		e, err := s.App.Store.JobExec(store.AsSystem(context.Background()), id)
-		return err == nil && len(e.Checkpoint) > 0 && js.Job.Status == "running"
+		return err == nil && e.Checkpoint != nil && js.Job.Status == "running"
 	})
 	first := waitLaunches(t, c, id, time.Minute, func(l []launchers.View) bool { return len(l) == 1 && l[0].State == store.LaunchClaimed })[0]
 	if out, err := exec.Command("scancel", first.ExternalID).CombinedOutput(); err != nil {

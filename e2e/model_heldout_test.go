@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/brightrun/brightrun/internal/jobdoc"
 	"github.com/brightrun/brightrun/internal/store"
 	"github.com/brightrun/brightrun/internal/store/storetest"
 	"github.com/brightrun/brightrun/internal/store/testdb"
@@ -16,8 +17,7 @@ import (
 func modelWithEval(t *testing.T, s *testserver.Server, userID, datasetID, samplesFrom, quality string) string {
 	ev, _ := json.Marshal(map[string]any{"samples_from": samplesFrom, "samples": []map[string]string{{"prompt": "p", "base": "b", "adapter": "a"}}})
 	return completedFixture(t, s, userID, datasetID, store.ArtifactCreateParams{Name: "m-" + samplesFrom,
-		QualityMetrics: json.RawMessage(quality), TrainingSummary: json.RawMessage(`{}`), Configuration: json.RawMessage(`{}`),
-		Artifacts: json.RawMessage(`{"files":[],"eval":` + string(ev) + `}`)})
+		QualityMetrics: fixtureDoc[jobdoc.Quality](t, quality), Artifacts: fixtureDoc[jobdoc.Artifacts](t, `{"files":[],"eval":`+string(ev)+`}`)})
 }
 
 // TestModelPageHeldOutOnlyWithValidation: the model page calls its sample

@@ -9,10 +9,12 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/brightrun/brightrun/internal/jobdoc"
 	"github.com/brightrun/brightrun/internal/jobs"
 	"github.com/brightrun/brightrun/internal/store"
 	"github.com/brightrun/brightrun/internal/store/testdb"
 	"github.com/brightrun/brightrun/internal/testdata"
+	"github.com/brightrun/brightrun/internal/training/catalog"
 )
 
 // TestTwoGPUJobRealTrainer: a job for 2 GPUs is only handed to an agent that
@@ -31,8 +33,8 @@ func TestTwoGPUJobRealTrainer(t *testing.T) {
 	ctx := context.Background()
 	j, err := s.App.Store.JobCreate(store.WithUser(ctx, c.UserID), store.JobCreateParams{At: time.Now().UTC(), ID: uuid.NewString(), UserID: c.UserID,
 		DatasetID: ds, PresetID: "custom",
-		Hyperparameters: json.RawMessage(`{"base_model":"` + tinyModel + `","num_epochs":1,"batch_size":4,"max_seq_length":2048,"learning_rate":0.001,"lora_rank":8,"lora_alpha":16,"lora_dropout":0}`),
-		GPUConfig:       json.RawMessage(`{"gpu_type":"CPU","num_gpus":2,"cost_per_gpu_hour":3.6}`), TotalEpochs: 1, TotalSteps: 10,
+		Hyperparameters: catalog.Hyperparameters{BaseModel: tinyModel, NumEpochs: 1, BatchSize: 4, MaxSeqLength: 2048, LearningRate: 0.001, LoraRank: 8, LoraAlpha: 16},
+		GPUConfig:       fixtureDoc[jobdoc.GPUConfig](t, `{"gpu_type":"CPU","num_gpus":2,"cost_per_gpu_hour":3.6}`), TotalEpochs: 1, TotalSteps: 10,
 		EstimatedTotalCost: 1, EstimatedCompletionAt: time.Now().Add(time.Hour), BaseModel: tinyModel, GPUType: "CPU", NumGPUs: 2})
 	if err != nil {
 		t.Fatal(err)

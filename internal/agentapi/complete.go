@@ -2,13 +2,13 @@ package agentapi
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math"
 	"path"
 	"strings"
 
 	"github.com/brightrun/brightrun/internal/apperr"
+	"github.com/brightrun/brightrun/internal/jobdoc"
 	"github.com/brightrun/brightrun/internal/jobs"
 	"github.com/brightrun/brightrun/internal/storage"
 	"github.com/brightrun/brightrun/internal/store"
@@ -17,32 +17,9 @@ import (
 
 // CompleteRequest reports a finished run and its uploaded files.
 type CompleteRequest struct {
-	Files   []StoredFile   `json:"files"`
-	Summary map[string]any `json:"summary"`
-	Eval    *EvalReport    `json:"eval"`
-}
-
-// EvalReport is the trainer's eval.json.
-type EvalReport struct {
-	Base    LossPPL `json:"base"`
-	Adapter LossPPL `json:"adapter"`
-	// SamplesFrom: "validation" (held-out prompts) or "train" (no
-	// validation split was left).
-	SamplesFrom *string          `json:"samples_from,omitempty"`
-	Samples     []map[string]any `json:"samples"`
-}
-
-// LossPPL is one model's validation loss and perplexity.
-type LossPPL struct {
-	ValidationLoss *float64 `json:"validation_loss"`
-	Perplexity     *float64 `json:"perplexity"`
-}
-
-func num(m map[string]any, k string) *float64 {
-	if v, ok := m[k].(float64); ok && !math.IsNaN(v) && !math.IsInf(v, 0) {
-		return &v
-	}
-	return nil
+	Files   []jobdoc.File  `json:"files"`
+	Summary jobdoc.Summary `json:"summary"`
+	Eval    *jobdoc.Eval   `json:"eval"`
 }
 
 // Complete verifies the adapter files and finishes the job with its model
@@ -61,70 +38,60 @@ func (s *Service) Complete(ctx context.Context, j store.ExecJob, r CompleteReque
 			return j, apperr.Validation("the adapter is incomplete: "+need+" was not uploaded", map[string]string{"files": "include " + need})
 		}
 	}
-	quality := map[string]any{}
-	if r.Eval != nil {
-		b, a := r.Eval.Base, r.Eval.Adapter
-		quality["base_validation_loss"], quality["final_validation_loss"] = b.ValidationLoss, a.ValidationLoss
-		quality["base_perplexity"], quality["adapter_perplexity"] = b.Perplexity, a.Perplexity
-		if b.Perplexity != nil && a.Perplexity != nil && *b.Perplexity > 0 {
-			quality["perplexity_improvement_pct"] = math.Round((*b.Perplexity-*a.Perplexity) / *b.Perplexity * 1000) / 10
-		}
-		quality["samples"] = len(r.Eval.Samples)
-	}
-	quality["final_training_loss"] = num(r.Summary, "final_training_loss")
-	if pts, err := s.Store.MetricsList(store.WithUser(ctx, j.UserID), j.UserID, j.ID, -1, 1); err == nil && len(pts) > 0 && pts[0].TrainingLoss != nil {
-		first := *pts[0].TrainingLoss
-		quality["initial_training_loss"] = first
-		if last := num(r.Summary, "final_training_loss"); last != nil && first > 0 {
-			quality["loss_reduction_pct"] = math.Round((first-*last)/first*1000) / 10
-		}
-	}
+	quality := s.quality(ctx, j, r)
 	// Calibrate in the estimate's own token units, so the next estimate for
 	// this GPU and model uses what this run really achieved.
 	// An n-GPU run is stored divided by the assumed scaling efficiency, so
 	// that per GPU (the calibration divides by num_gpus) it is the one-device
 	// throughput the estimate multiplies by n × eff(n) (docs/estimates.md).
-	used := worldSize(r.Summary)
+	used := r.Summary.WorldSizeOrZero()
 	var measured, overhead *float64
-	var est struct {
-		TokensUsed int64 `json:"tokens_used"`
+	var tokens int64 // the estimate's token count (none: no calibration)
+	if j.Estimate != nil {
+		tokens = j.Estimate.TokensUsed
 	}
-	_ = json.Unmarshal(j.Estimate, &est)
-	if secs := num(r.Summary, "train_seconds"); secs != nil && *secs > 0 && est.TokensUsed > 0 {
-		v := float64(est.TokensUsed) / *secs / estimate.ScalingEfficiency(jobs.GPUsBilled(j.NumGPUs, used))
+	if secs := jobdoc.Finite(r.Summary.TrainSeconds); secs != nil && *secs > 0 && tokens > 0 {
+		v := float64(tokens) / *secs / estimate.ScalingEfficiency(jobs.GPUsBilled(j.NumGPUs, used))
 		measured = &v
 		if j.AttemptStartedAt != nil && j.Attempt == 1 { // retries would add their lost time
 			o := max(0, s.Now().UTC().Sub(*j.AttemptStartedAt).Seconds()-*secs)
 			overhead = &o
 		}
 	}
-	summary := map[string]any{}
-	for k, v := range r.Summary {
-		summary[k] = v
-	}
-	summary["attempts"], summary["retries"] = j.Attempt, j.RetryCount
-	artifacts := map[string]any{"bucket": storage.BucketModels, "prefix": fmt.Sprintf("%s/%s/adapter/", j.UserID, j.ID), "files": files}
-	if r.Eval != nil {
-		artifacts["eval"] = r.Eval
-	}
-	config := map[string]any{"hyperparameters": j.Hyperparameters, "gpu_config": j.GPUConfig, "base_model": j.BaseModel, "preset_id": j.PresetID}
-	qm, _ := json.Marshal(quality)
-	ts, _ := json.Marshal(summary)
-	cf, _ := json.Marshal(config)
-	af, _ := json.Marshal(artifacts)
+	summary := r.Summary
+	attempts, retries := j.Attempt, j.RetryCount
+	summary.Attempts, summary.Retries = &attempts, &retries
+	artifacts := jobdoc.Artifacts{Bucket: storage.BucketModels, Prefix: fmt.Sprintf("%s/%s/adapter/", j.UserID, j.ID), Files: files, Eval: r.Eval}
+	config := jobdoc.Configuration{Hyperparameters: j.Hyperparameters, GPUConfig: j.GPUConfig, BaseModel: j.BaseModel, PresetID: j.PresetID}
 	name := truncate(fmt.Sprintf("%s · %s", j.DatasetName, shortModel(j.BaseModel)), 200)
 	return s.Jobs.Complete(ctx, j, jobs.Completion{MeasuredTPS: measured, Overhead: overhead, Summary: completionMessage(quality), GPUsUsed: used,
-		Artifact: store.ArtifactCreateParams{Name: name, QualityMetrics: qm, TrainingSummary: ts, Configuration: cf, Artifacts: af}})
+		Artifact: store.ArtifactCreateParams{Name: name, QualityMetrics: quality, TrainingSummary: summary, Configuration: config, Artifacts: artifacts}})
 }
 
-// worldSize is the number of training processes the summary reports
-// (summary.world_size; 0 when absent or not a whole number ≥ 1).
-func worldSize(summary map[string]any) int {
-	v := num(summary, "world_size")
-	if v == nil || *v < 1 || *v != math.Trunc(*v) || *v > 1024 {
-		return 0
+// quality computes the model's quality metrics from the evaluation and the
+// loss curve (its first training loss).
+func (s *Service) quality(ctx context.Context, j store.ExecJob, r CompleteRequest) jobdoc.Quality {
+	q := jobdoc.Quality{FinalTrainingLoss: jobdoc.Finite(r.Summary.FinalTrainingLoss)}
+	if r.Eval != nil {
+		b, a := r.Eval.Base, r.Eval.Adapter
+		q.BaseValidationLoss, q.FinalValidationLoss = jobdoc.Finite(b.ValidationLoss), jobdoc.Finite(a.ValidationLoss)
+		q.BasePerplexity, q.AdapterPerplexity = jobdoc.Finite(b.Perplexity), jobdoc.Finite(a.Perplexity)
+		if bp, ap := q.BasePerplexity, q.AdapterPerplexity; bp != nil && ap != nil && *bp > 0 {
+			v := math.Round((*bp-*ap) / *bp * 1000) / 10
+			q.PerplexityImprovementPct = &v
+		}
+		n := len(r.Eval.Samples)
+		q.Samples = &n
 	}
-	return int(*v)
+	if pts, err := s.Store.MetricsList(store.WithUser(ctx, j.UserID), j.UserID, j.ID, -1, 1); err == nil && len(pts) > 0 && pts[0].TrainingLoss != nil {
+		first := *pts[0].TrainingLoss
+		q.InitialTrainingLoss = &first
+		if last := q.FinalTrainingLoss; last != nil && first > 0 {
+			v := math.Round((first-*last)/first*1000) / 10
+			q.LossReductionPct = &v
+		}
+	}
+	return q
 }
 
 func shortModel(id string) string {
@@ -134,11 +101,11 @@ func shortModel(id string) string {
 	return id
 }
 
-func completionMessage(q map[string]any) string {
-	if v, ok := q["final_validation_loss"].(*float64); ok && v != nil {
+func completionMessage(q jobdoc.Quality) string {
+	if v := q.FinalValidationLoss; v != nil {
 		msg := fmt.Sprintf("Validation loss %.3f", *v)
-		if imp, ok := q["perplexity_improvement_pct"].(float64); ok {
-			msg += fmt.Sprintf(", perplexity %.1f%% better than the base model", imp)
+		if imp := q.PerplexityImprovementPct; imp != nil {
+			msg += fmt.Sprintf(", perplexity %.1f%% better than the base model", *imp)
 		}
 		return msg + "."
 	}

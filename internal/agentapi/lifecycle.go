@@ -2,7 +2,6 @@ package agentapi
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"github.com/brightrun/brightrun/internal/textsafe"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/brightrun/brightrun/internal/apperr"
+	"github.com/brightrun/brightrun/internal/jobdoc"
 	"github.com/brightrun/brightrun/internal/jobs"
 	"github.com/brightrun/brightrun/internal/storage"
 	"github.com/brightrun/brightrun/internal/store"
@@ -133,9 +133,9 @@ func (s *Service) Events(ctx context.Context, j store.ExecJob, events []store.Jo
 
 // UploadRequest asks for signed upload URLs.
 type UploadRequest struct {
-	Kind  string       `json:"kind"` // checkpoint | final
-	Step  int          `json:"step"`
-	Files []StoredFile `json:"files"`
+	Kind  string        `json:"kind"` // checkpoint | final
+	Step  int           `json:"step"`
+	Files []jobdoc.File `json:"files"`
 }
 
 func (s *Service) objectPath(j store.ExecJob, kind string, step int, name string) (string, error) {
@@ -176,11 +176,11 @@ func (s *Service) Uploads(ctx context.Context, j store.ExecJob, r UploadRequest)
 }
 
 // verify checks each uploaded object exists with its declared size.
-func (s *Service) verify(ctx context.Context, j store.ExecJob, kind string, step int, files []StoredFile) ([]StoredFile, error) {
+func (s *Service) verify(ctx context.Context, j store.ExecJob, kind string, step int, files []jobdoc.File) ([]jobdoc.File, error) {
 	if len(files) == 0 {
 		return nil, apperr.Validation("validation failed", map[string]string{"files": "list the uploaded files"})
 	}
-	out := make([]StoredFile, 0, len(files))
+	out := make([]jobdoc.File, 0, len(files))
 	for _, f := range files {
 		p, err := s.objectPath(j, kind, step, f.Name)
 		if err != nil {
@@ -196,15 +196,15 @@ func (s *Service) verify(ctx context.Context, j store.ExecJob, kind string, step
 		if f.Size != 0 && info.Size != f.Size {
 			return nil, apperr.Conflict("%s has %d bytes in storage but %d were declared", f.Name, info.Size, f.Size)
 		}
-		out = append(out, StoredFile{Name: f.Name, Size: info.Size, StoragePath: p})
+		out = append(out, jobdoc.File{Name: f.Name, Size: info.Size, StoragePath: p})
 	}
 	return out, nil
 }
 
 // CheckpointRequest registers an uploaded checkpoint.
 type CheckpointRequest struct {
-	Step  int          `json:"step"`
-	Files []StoredFile `json:"files"`
+	Step  int           `json:"step"`
+	Files []jobdoc.File `json:"files"`
 }
 
 // SetCheckpoint records the resume point after verifying the objects.
@@ -216,10 +216,9 @@ func (s *Service) SetCheckpoint(ctx context.Context, j store.ExecJob, r Checkpoi
 	if err != nil {
 		return err
 	}
-	b, _ := json.Marshal(Checkpoint{Step: r.Step, Files: files})
 	sys := store.AsSystem(ctx)
 	now := s.Now().UTC()
-	if err := s.Store.JobCheckpointSet(sys, j.ID, j.Attempt, b, now); err != nil {
+	if err := s.Store.JobCheckpointSet(sys, j.ID, j.Attempt, jobdoc.Checkpoint{Step: r.Step, Files: files}, now); err != nil {
 		return err
 	}
 	return s.Store.JobEventsAdd(sys, j.ID, j.Attempt, []store.JobEvent{{Level: "info", Stage: "training", Message: fmt.Sprintf("checkpoint saved at step %d", r.Step)}}, now)

@@ -10,7 +10,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/brightrun/brightrun/internal/apperr"
 	"github.com/brightrun/brightrun/internal/auth"
+	"github.com/brightrun/brightrun/internal/jobdoc"
 	"github.com/brightrun/brightrun/internal/jobs"
 	"github.com/brightrun/brightrun/internal/storage"
 	"github.com/brightrun/brightrun/internal/store"
@@ -165,16 +165,9 @@ func (s *Service) Authorize(ctx context.Context, id, token string) (store.ExecJo
 	return store.ExecJob{}, invalid
 }
 
-// Capabilities an agent declares when claiming.
-type Capabilities struct {
-	GPUType     string  `json:"gpu_type"`
-	GPUCount    *int    `json:"gpu_count"` // absent: 1; 0 or less is refused
-	GPUMemoryGB float64 `json:"gpu_memory_gb"`
-	// Distributed: the agent runs an N-GPU job as N processes. Agents
-	// without it (older trainers) are only given 1-GPU jobs, which they
-	// would otherwise train on one GPU and be billed for N.
-	Distributed bool `json:"distributed"`
-}
+// Capabilities are what an agent declares it runs (the claim's
+// capabilities, kept on the agent's row).
+type Capabilities = jobdoc.Capabilities
 
 // AgentInfo describes the agent process.
 type AgentInfo struct {
@@ -202,19 +195,37 @@ type FileURL struct {
 
 // Assignment is a claimed job.
 type Assignment struct {
-	ID               string         `json:"id"`
-	Attempt          int            `json:"attempt"`
-	Token            string         `json:"token"`
-	LeaseSeconds     float64        `json:"lease_seconds"`
-	HeartbeatSeconds float64        `json:"heartbeat_seconds"`
-	Config           map[string]any `json:"config"`
-	Dataset          FileURL        `json:"dataset"`
-	DatasetFormat    string         `json:"dataset_format"`
-	Resume           *Resume        `json:"resume"`
+	ID               string  `json:"id"`
+	Attempt          int     `json:"attempt"`
+	Token            string  `json:"token"`
+	LeaseSeconds     float64 `json:"lease_seconds"`
+	HeartbeatSeconds float64 `json:"heartbeat_seconds"`
+	Config           Config  `json:"config"`
+	Dataset          FileURL `json:"dataset"`
+	DatasetFormat    string  `json:"dataset_format"`
+	Resume           *Resume `json:"resume"`
 	// ValidationDataset is evaluated whole instead of the held-out share
 	// (absent: hold out validation_share of the dataset).
 	ValidationDataset *FileURL `json:"validation_dataset,omitempty"`
 }
+
+// Config is an assignment's training configuration: the job's
+// hyperparameters (seed defaulted, the validation dataset given as a URL
+// instead) plus what the server decides for the run.
+type Config struct {
+	catalog.Hyperparameters
+	// ValidationShare is the share of the dataset held out for validation.
+	ValidationShare float64 `json:"validation_share"`
+	TrustRemoteCode bool    `json:"trust_remote_code"`
+	// CheckpointEverySteps is how often the trainer uploads a checkpoint.
+	CheckpointEverySteps int `json:"checkpoint_every_steps"`
+	// NumGPUs is how many training processes the agent runs.
+	NumGPUs int `json:"num_gpus"`
+}
+
+// DefaultSeed is the trainer's seed unless the job asked for one (the
+// OpenAI face's seed).
+const DefaultSeed = 42
 
 // ClaimAnswer is the claim answer: a job, or null after the wait.
 type ClaimAnswer struct {
@@ -225,19 +236,6 @@ type ClaimAnswer struct {
 type Resume struct {
 	Step  int       `json:"step"`
 	Files []FileURL `json:"files"`
-}
-
-// Checkpoint is what the job row keeps of the last checkpoint.
-type Checkpoint struct {
-	Step  int          `json:"step"`
-	Files []StoredFile `json:"files"`
-}
-
-// StoredFile is an uploaded object.
-type StoredFile struct {
-	Name        string `json:"name"`
-	Size        int64  `json:"size"`
-	StoragePath string `json:"storage_path"`
 }
 
 // Claim hands the next matching job to the agent, waiting up to the asked
@@ -255,8 +253,7 @@ func (s *Service) Claim(ctx context.Context, agent store.Agent, req ClaimRequest
 		return nil, apperr.Validation("validation failed", map[string]string{"capabilities.gpu_count": fmt.Sprintf("must be 1 or more (got %d): the number of GPUs this agent can use, 1 for a CPU agent", *c.GPUCount)})
 	}
 	sys := store.AsSystem(ctx)
-	caps, _ := json.Marshal(c)
-	if err := s.Store.AgentSeen(sys, agent.ID, caps, req.Agent.Version, req.Agent.Hostname, s.Now().UTC()); err != nil {
+	if err := s.Store.AgentSeen(sys, agent.ID, c, req.Agent.Version, req.Agent.Hostname, s.Now().UTC()); err != nil {
 		return nil, err
 	}
 	wait := time.Duration(req.WaitSeconds * float64(time.Second))
@@ -311,16 +308,13 @@ func (s *Service) claimOnce(ctx context.Context, agent store.Agent, c Capabiliti
 }
 
 func (s *Service) assignment(ctx context.Context, e store.ExecJob, d store.Dataset, tok string) (*Assignment, error) {
-	var h map[string]any
-	if err := json.Unmarshal(e.Hyperparameters, &h); err != nil {
-		return nil, err
+	h := Config{Hyperparameters: e.Hyperparameters, ValidationShare: 0.1}
+	if h.Seed == nil {
+		seed := int64(DefaultSeed)
+		h.Seed = &seed
 	}
-	if _, ok := h["seed"]; !ok {
-		h["seed"] = 42 // the default unless the job asked for one (the OpenAI face's seed)
-	}
-	h["validation_share"] = 0.1
 	m, _ := s.Catalog.Model(e.BaseModel)
-	h["trust_remote_code"] = m.TrustRemoteCode
+	h.TrustRemoteCode = m.TrustRemoteCode
 	every := s.Opts.CheckpointAt
 	if every <= 0 && e.TotalSteps != nil {
 		every = max(5, *e.TotalSteps/10)
@@ -328,15 +322,15 @@ func (s *Service) assignment(ctx context.Context, e store.ExecJob, d store.Datas
 	if every <= 0 {
 		every = 50
 	}
-	h["checkpoint_every_steps"] = every
-	h["num_gpus"] = max(e.NumGPUs, 1) // the agent runs this many training processes
+	h.CheckpointEverySteps = every
+	h.NumGPUs = max(e.NumGPUs, 1)
 	url, err := s.Storage.SignedDownloadURL(ctx, storage.BucketDatasets, d.StoragePath, s.Opts.URLTTL, d.FileName)
 	if err != nil {
 		return nil, err
 	}
 	var val *FileURL
-	if id, _ := h["validation_dataset_id"].(string); id != "" {
-		delete(h, "validation_dataset_id")
+	if id := h.ValidationDatasetID; id != "" {
+		h.ValidationDatasetID = ""
 		v, err := s.Store.DatasetGet(ctx, e.UserID, id) // the job's owner's, checked when the job was created
 		switch {
 		case apperr.Is(err, apperr.KindNotFound):
@@ -357,19 +351,16 @@ func (s *Service) assignment(ctx context.Context, e store.ExecJob, d store.Datas
 	}
 	a := &Assignment{ID: e.ID, Attempt: e.Attempt, Token: tok, LeaseSeconds: s.Opts.Lease.Seconds(), HeartbeatSeconds: s.Opts.Heartbeat.Seconds(),
 		Config: h, Dataset: FileURL{Name: d.FileName, URL: url, Size: d.FileSize}, DatasetFormat: d.Format, ValidationDataset: val}
-	if len(e.Checkpoint) > 0 {
-		var cp Checkpoint
-		if err := json.Unmarshal(e.Checkpoint, &cp); err == nil && len(cp.Files) > 0 {
-			r := &Resume{Step: cp.Step}
-			for _, f := range cp.Files {
-				u, err := s.Storage.SignedDownloadURL(ctx, storage.BucketModels, f.StoragePath, s.Opts.URLTTL, "")
-				if err != nil {
-					return nil, err
-				}
-				r.Files = append(r.Files, FileURL{Name: f.Name, URL: u, Size: f.Size})
+	if cp := e.Checkpoint; cp != nil && len(cp.Files) > 0 {
+		r := &Resume{Step: cp.Step}
+		for _, f := range cp.Files {
+			u, err := s.Storage.SignedDownloadURL(ctx, storage.BucketModels, f.StoragePath, s.Opts.URLTTL, "")
+			if err != nil {
+				return nil, err
 			}
-			a.Resume = r
+			r.Files = append(r.Files, FileURL{Name: f.Name, URL: u, Size: f.Size})
 		}
+		a.Resume = r
 	}
 	return a, nil
 }

@@ -7,7 +7,6 @@ package agents
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/url"
 	"sort"
@@ -100,8 +99,7 @@ func (s *Service) view(a store.AgentSummary, now time.Time) Agent {
 	if a.Name == "local" {
 		v.Kind = "local"
 	}
-	var c agentapi.Capabilities
-	if len(a.Capabilities) > 0 && json.Unmarshal(a.Capabilities, &c) == nil {
+	if c := a.Capabilities; c != nil {
 		v.GPUType, v.GPUMemoryGB = c.GPUType, c.GPUMemoryGB
 		if c.GPUCount != nil {
 			v.GPUCount = *c.GPUCount

@@ -76,7 +76,7 @@ func (a *App) domains(ctx context.Context, d *server.Deps) ([]func(*server.Mux),
 	ih := &inference.AgentHandlers{Svc: inf, Errors: d.Errors}
 	ph := &inference.PlaygroundHandlers{Svc: inf, Errors: d.Errors, UI: d.UI}
 	vh := &openai.Handlers{Inference: inf, Store: a.Store, Errors: d.Errors, Now: a.Now}
-	mh := &models.Handlers{Store: a.Store, Storage: a.Storage, UI: d.UI, Log: a.Log, Now: a.Now, PublicURL: a.Config.PublicURL}
+	mh := &models.Handlers{Svc: &models.Service{Store: a.Store, Storage: a.Storage, Log: a.Log, Now: a.Now}, UI: d.UI, PublicURL: a.Config.PublicURL}
 	cs := &costs.Service{Store: a.Store, Log: a.Log, Now: a.Now, StorageGBMonth: estimate.DefaultStorageGBMonth}
 	a.Costs = cs
 	ch := &costs.Handlers{Svc: cs, UI: d.UI}

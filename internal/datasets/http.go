@@ -2,17 +2,14 @@ package datasets
 
 import (
 	"encoding/csv"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/brightrun/brightrun/internal/apperr"
 	"github.com/brightrun/brightrun/internal/auth"
-	"github.com/brightrun/brightrun/internal/datasets/validate"
 	"github.com/brightrun/brightrun/internal/httpx"
 	"github.com/brightrun/brightrun/internal/server"
 	"github.com/brightrun/brightrun/internal/store"
@@ -57,48 +54,21 @@ func (h *Handlers) create(w http.ResponseWriter, r *http.Request) error {
 	return httpx.OK(w, http.StatusCreated, up)
 }
 
-// ListResult is the spec's list shape.
-type ListResult struct {
-	Datasets   []store.Dataset `json:"datasets"`
-	Total      int             `json:"total"`
-	Page       int             `json:"page"`
-	Limit      int             `json:"limit"`
-	TotalPages int             `json:"totalPages"`
-	Status     string          `json:"status,omitempty"`
-	Search     string          `json:"search,omitempty"`
-}
-
-var statuses = []string{store.DatasetUploading, store.DatasetValidating, store.DatasetReady, store.DatasetError}
-
 // parseList reads page, limit (≤ 100), status and search.
-func parseList(q url.Values, defLimit int) (store.DatasetListParams, error) {
+func parseList(r *http.Request, defLimit int) (store.DatasetListParams, error) {
+	q := r.URL.Query()
 	f := apperr.FieldErrors{}
-	p := store.DatasetListParams{Status: q.Get("status"), Search: strings.TrimSpace(q.Get("search"))}
+	p := store.DatasetListParams{UserID: userID(r), Status: q.Get("status"), Search: q.Get("search")}
 	p.Page, p.Limit = httpx.Paging(q, defLimit, f)
-	if p.Status != "" && !contains(statuses, p.Status) {
-		f.Add("status", "use one of "+strings.Join(statuses, ", "))
-	}
-	if utf8.RuneCountInString(p.Search) > 200 {
-		f.Add("search", "use at most 200 characters")
-	}
 	return p, f.Err()
 }
 
 func (h *Handlers) listResult(r *http.Request, defLimit int) (ListResult, error) {
-	p, err := parseList(r.URL.Query(), defLimit)
+	p, err := parseList(r, defLimit)
 	if err != nil {
 		return ListResult{}, err
 	}
-	p.UserID = userID(r)
-	list, total, err := h.Svc.Store.DatasetList(r.Context(), p)
-	if err != nil {
-		return ListResult{}, err
-	}
-	if list == nil {
-		list = []store.Dataset{}
-	}
-	return ListResult{Datasets: list, Total: total, Page: p.Page, Limit: p.Limit, TotalPages: httpx.TotalPages(total, p.Limit),
-		Status: p.Status, Search: p.Search}, nil
+	return h.Svc.List(r.Context(), p)
 }
 
 func (h *Handlers) list(w http.ResponseWriter, r *http.Request) error {
@@ -110,33 +80,19 @@ func (h *Handlers) list(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *Handlers) get(w http.ResponseWriter, r *http.Request) error {
-	d, err := h.Svc.Store.DatasetGet(r.Context(), userID(r), r.PathValue("id"))
+	d, err := h.Svc.Get(r.Context(), userID(r), r.PathValue("id"))
 	if err != nil {
 		return err
 	}
 	return httpx.OK(w, http.StatusOK, map[string]any{"dataset": d})
 }
 
-type patchRequest struct {
-	Name        *string `json:"name"`
-	Description *string `json:"description"`
-}
-
 func (h *Handlers) update(w http.ResponseWriter, r *http.Request) error {
-	var req patchRequest
+	var req Patch
 	if err := httpx.DecodeJSON(w, r, &req, 0); err != nil {
 		return err
 	}
-	f := apperr.FieldErrors{}
-	f.Name("name", req.Name)
-	f.MaxRunes("description", req.Description, 5000)
-	if req.Name == nil && req.Description == nil {
-		f.Add("name", "send name and/or description to change")
-	}
-	if err := f.Err(); err != nil {
-		return err
-	}
-	d, err := h.Svc.Store.DatasetUpdate(r.Context(), userID(r), r.PathValue("id"), store.DatasetPatch{Name: req.Name, Description: req.Description, At: h.Svc.Now().UTC()})
+	d, err := h.Svc.Update(r.Context(), userID(r), r.PathValue("id"), req)
 	if err != nil {
 		return err
 	}
@@ -179,7 +135,7 @@ func (h *Handlers) newPage(w http.ResponseWriter, r *http.Request) error {
 	// "Upload a corrected file": the new dataset keeps the old one's name
 	// and description; the page deletes the old one once the new is uploaded.
 	if id := r.URL.Query().Get("replace"); id != "" {
-		d, err := h.Svc.Store.DatasetGet(r.Context(), userID(r), id)
+		d, err := h.Svc.Get(r.Context(), userID(r), id)
 		if err != nil {
 			return err
 		}
@@ -191,7 +147,7 @@ func (h *Handlers) newPage(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *Handlers) detailPage(w http.ResponseWriter, r *http.Request) error {
-	d, err := h.Svc.Store.DatasetGet(r.Context(), userID(r), r.PathValue("id"))
+	d, err := h.Svc.Get(r.Context(), userID(r), r.PathValue("id"))
 	if err != nil {
 		return err
 	}
@@ -211,15 +167,9 @@ func (h *Handlers) deleteForm(w http.ResponseWriter, r *http.Request) error {
 // errorsCSV is the dataset's error report as CSV: every kept error (the
 // first 100; the header row's last column says how many there were).
 func (h *Handlers) errorsCSV(w http.ResponseWriter, r *http.Request) error {
-	d, err := h.Svc.Store.DatasetGet(r.Context(), userID(r), r.PathValue("id"))
+	d, issues, err := h.Svc.ErrorReport(r.Context(), userID(r), r.PathValue("id"))
 	if err != nil {
 		return err
-	}
-	var issues []validate.Issue
-	if len(d.ValidationErrors) > 0 {
-		if err := json.Unmarshal(d.ValidationErrors, &issues); err != nil {
-			return err
-		}
 	}
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s-errors.csv"`, safeFileName(d.Name)))

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/brightrun/brightrun/internal/apperr"
+	"github.com/brightrun/brightrun/internal/jobdoc"
 	"github.com/brightrun/brightrun/internal/store"
 	"github.com/google/uuid"
 )
@@ -28,22 +29,18 @@ type Playground struct {
 // for (eval.json, from the validation split) and the dataset's system
 // prompt (the system message of those conversations).
 func PlaygroundFor(m store.Model) Playground {
-	var arts struct {
-		Eval struct {
-			SamplesFrom string `json:"samples_from"`
-			Samples     []struct {
-				Messages  []Message `json:"messages"`
-				Prompt    string    `json:"prompt"`
-				Reference string    `json:"reference"`
-			} `json:"samples"`
-		} `json:"eval"`
+	p := Playground{Prompts: []HeldOut{}}
+	ev := m.Artifacts.Eval
+	if ev == nil {
+		return p
 	}
-	_ = json.Unmarshal(m.Artifacts, &arts)
-	p := Playground{Prompts: []HeldOut{}, SamplesFrom: arts.Eval.SamplesFrom}
-	for _, s := range arts.Eval.Samples {
+	if ev.SamplesFrom != nil {
+		p.SamplesFrom = *ev.SamplesFrom
+	}
+	for _, s := range ev.Samples {
 		msgs := s.Messages
 		if len(msgs) == 0 && s.Prompt != "" {
-			msgs = []Message{{Role: "user", Content: s.Prompt}}
+			msgs = []jobdoc.Message{{Role: "user", Content: s.Prompt}}
 		}
 		var turns []Message
 		for _, msg := range msgs {
@@ -53,7 +50,7 @@ func PlaygroundFor(m store.Model) Playground {
 				}
 				continue
 			}
-			turns = append(turns, msg)
+			turns = append(turns, Message(msg))
 		}
 		if len(turns) > 0 {
 			p.Prompts = append(p.Prompts, HeldOut{Messages: turns, Reference: s.Reference})

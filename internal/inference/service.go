@@ -2,7 +2,6 @@ package inference
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -190,17 +189,9 @@ func adapterFile(name string) bool {
 // adapter lists the model's adapter files with signed GET URLs valid as
 // long as the request may live.
 func (s *Service) adapter(ctx context.Context, m store.Model) (*Adapter, error) {
-	var arts struct {
-		Files []struct {
-			Name        string `json:"name"`
-			Size        int64  `json:"size"`
-			StoragePath string `json:"storage_path"`
-		} `json:"files"`
-	}
-	_ = json.Unmarshal(m.Artifacts, &arts)
 	ttl := s.Broker.opts.QueueTimeout + s.Broker.opts.Timeout + time.Minute
 	a := &Adapter{ModelID: m.ID, Version: 1}
-	for _, f := range arts.Files {
+	for _, f := range m.Artifacts.Files {
 		if !adapterFile(f.Name) {
 			continue
 		}

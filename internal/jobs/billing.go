@@ -8,13 +8,6 @@ import (
 	"github.com/brightrun/brightrun/internal/store"
 )
 
-// GPUConfig is the priced part of a job's gpu_config document.
-type GPUConfig struct {
-	GPUType        string  `json:"gpu_type"`
-	NumGPUs        int     `json:"num_gpus"`
-	CostPerGPUHour float64 `json:"cost_per_gpu_hour"`
-}
-
 // Rate is the job's price per wall-clock hour: the GPU's price × the GPUs
 // it holds.
 func Rate(j store.Job) float64 {
@@ -26,11 +19,8 @@ func Rate(j store.Job) float64 {
 // when 0, the job's num_gpus. An agent never runs more processes than the
 // job asked for, so more than num_gpus bills num_gpus.
 func RateFor(j store.Job, used int) float64 {
-	var g GPUConfig
-	if err := json.Unmarshal(j.GPUConfig, &g); err != nil {
-		return 0 // written by training.Create, so always valid; a broken row bills nothing rather than failing the job
-	}
-	return g.CostPerGPUHour * float64(GPUsBilled(g.NumGPUs, used))
+	g := j.GPUConfig
+	return g.PricePerGPUHour() * float64(GPUsBilled(g.NumGPUs, used))
 }
 
 // GPUsBilled is the GPU count time is billed for: used when the agent

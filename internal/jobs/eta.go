@@ -1,10 +1,7 @@
 package jobs
 
 import (
-	"encoding/json"
-
 	"github.com/brightrun/brightrun/internal/store"
-	"github.com/brightrun/brightrun/internal/training/estimate"
 )
 
 // beforeEvaluation lists the stages whose ETA must still add the final
@@ -18,11 +15,8 @@ var beforeEvaluation = map[string]bool{"downloading": true, "preparing": true, "
 // Once training is over the trainer reports no ETA (0) and the completion
 // time set during training stands.
 func ETA(j store.Job, stage string, trainerETA, measuredTPS float64) float64 {
-	if trainerETA <= 0 || !beforeEvaluation[stage] || len(j.Estimate) == 0 {
-		return trainerETA
-	}
-	var e estimate.Result
-	if json.Unmarshal(j.Estimate, &e) != nil || e.AfterTrainingSeconds <= 0 {
+	e := j.Estimate
+	if trainerETA <= 0 || !beforeEvaluation[stage] || e == nil || e.AfterTrainingSeconds <= 0 {
 		return trainerETA
 	}
 	after := e.AfterTrainingSeconds

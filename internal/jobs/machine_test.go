@@ -1,12 +1,13 @@
 package jobs
 
 import (
-	"encoding/json"
 	"math"
 	"testing"
 
 	"github.com/brightrun/brightrun/internal/apperr"
+	"github.com/brightrun/brightrun/internal/jobdoc"
 	"github.com/brightrun/brightrun/internal/store"
+	"github.com/brightrun/brightrun/internal/training/estimate"
 )
 
 // TestTransitions checks every status × event pair: the legal ones land
@@ -73,7 +74,8 @@ func TestCost(t *testing.T) {
 			t.Errorf("Cost(%v, %v) = %v, want %v", c.secs, c.rate, got, c.want)
 		}
 	}
-	j := store.Job{GPUConfig: []byte(`{"gpu_type":"H100-80GB","num_gpus":4,"cost_per_gpu_hour":2.5}`)}
+	price := 2.5
+	j := store.Job{GPUConfig: jobdoc.GPUConfig{GPUType: "H100-80GB", NumGPUs: 4, CostPerGPUHour: &price}}
 	if got := Rate(j); got != 10 {
 		t.Fatalf("Rate of 4 GPUs at $2.50 = %v", got)
 	}
@@ -92,7 +94,7 @@ func TestCost(t *testing.T) {
 // upload) from the job's estimate, with the validation passes rescaled by
 // the measured throughput; after training the trainer's value stands.
 func TestETAIncludesEvaluation(t *testing.T) {
-	j := store.Job{Estimate: json.RawMessage(`{"tokens_per_second": 100, "after_training_seconds": 90, "eval_token_seconds": 60}`)}
+	j := store.Job{Estimate: &estimate.Result{TokensPerSecond: 100, AfterTrainingSeconds: 90, EvalTokenSeconds: 60}}
 	cases := []struct {
 		stage    string
 		eta, tps float64

@@ -26,7 +26,7 @@ func startedNotice(e store.ExecJob) store.NotificationCreateParams {
 
 func claimedEvent(e store.ExecJob) string {
 	msg := fmt.Sprintf("claimed by an agent (attempt %d)", e.Attempt)
-	if len(e.Checkpoint) > 0 {
+	if e.Checkpoint != nil {
 		msg += ", resuming from its last checkpoint"
 	}
 	return msg
@@ -34,7 +34,7 @@ func claimedEvent(e store.ExecJob) string {
 
 func requeuedEvent(e store.ExecJob, message string) string {
 	msg := fmt.Sprintf("requeued (retry %d of %d): %s", e.RetryCount+1, e.MaxRetries, message)
-	if len(e.Checkpoint) > 0 {
+	if e.Checkpoint != nil {
 		msg += "; the next attempt resumes from the last checkpoint"
 	}
 	return msg

@@ -55,7 +55,7 @@ func (s *Service) Resume(ctx context.Context, userID, id string) (store.Job, err
 			return store.Effects{}, err
 		}
 		line := "resumed: queued again"
-		if len(e.Checkpoint) > 0 {
+		if e.Checkpoint != nil {
 			line += "; the next attempt continues from the last checkpoint"
 		}
 		return store.Effects{Status: to, Stage: to, Events: []store.JobEvent{info(to, line, now)}}, nil
@@ -74,7 +74,7 @@ func (s *Service) Park(ctx context.Context, j store.ExecJob, step int) error {
 		}
 		secs := Elapsed(e, now)
 		line := fmt.Sprintf("paused at step %d", step)
-		if len(e.Checkpoint) > 0 {
+		if e.Checkpoint != nil {
 			line += "; resuming continues from the last checkpoint"
 		}
 		return store.Effects{Status: to, Stage: to, RunSeconds: secs, Cost: Cost(secs, Rate(e.Job)),

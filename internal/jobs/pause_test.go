@@ -2,11 +2,11 @@ package jobs_test
 
 import (
 	"context"
-	"encoding/json"
 	"testing"
 	"time"
 
 	"github.com/brightrun/brightrun/internal/apperr"
+	"github.com/brightrun/brightrun/internal/jobdoc"
 	"github.com/brightrun/brightrun/internal/jobs"
 	"github.com/brightrun/brightrun/internal/store"
 	"github.com/brightrun/brightrun/internal/store/storetest"
@@ -64,7 +64,7 @@ func TestPauseResume(t *testing.T) {
 			t.Fatalf("heartbeat before the checkpoint: %q %v", stop, err)
 		}
 		clock = clock.Add(time.Minute)
-		cp, _ := json.Marshal(map[string]any{"step": 4, "files": []map[string]any{{"name": "adapter_model.safetensors", "size": 10, "storage_path": "x"}}})
+		cp := jobdoc.Checkpoint{Step: 4, Files: []jobdoc.File{{Name: "adapter_model.safetensors", Size: 10, StoragePath: "x"}}}
 		if err := st.JobCheckpointSet(sys, j.ID, x.Attempt, cp, clock); err != nil {
 			t.Fatal(err)
 		}
@@ -76,7 +76,7 @@ func TestPauseResume(t *testing.T) {
 			t.Fatal(err)
 		}
 		y, _ := st.JobExec(sys, j.ID)
-		if y.Status != store.JobPaused || y.RunSeconds != 3600 || y.CurrentCost != 3.6 || y.RetryCount != 0 || len(y.Checkpoint) == 0 || y.FinalCost != nil || y.PauseRequestedAt != nil {
+		if y.Status != store.JobPaused || y.RunSeconds != 3600 || y.CurrentCost != 3.6 || y.RetryCount != 0 || y.Checkpoint == nil || y.FinalCost != nil || y.PauseRequestedAt != nil {
 			t.Fatalf("parked: %+v", y)
 		}
 		// The stale attempt can no longer report.

@@ -2,7 +2,6 @@ package jobs
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -171,11 +170,6 @@ type Completion struct {
 func (s *Service) Complete(ctx context.Context, j store.ExecJob, c Completion) (store.ExecJob, error) {
 	a := c.Artifact
 	a.ID = uuid.NewString()
-	for _, doc := range []*json.RawMessage{&a.QualityMetrics, &a.TrainingSummary, &a.Configuration, &a.Artifacts} {
-		if len(*doc) == 0 {
-			*doc = json.RawMessage(`{}`)
-		}
-	}
 	return s.end(ctx, store.FinishParams{JobID: j.ID, Attempt: j.Attempt, Artifact: &a, MeasuredTPS: c.MeasuredTPS, MeasuredOverhead: c.Overhead},
 		Complete, "completed: adapter uploaded", c.GPUsUsed, func(e store.ExecJob) []store.NotificationCreateParams {
 			return []store.NotificationCreateParams{completedNotice(e, c.Summary), artifactNotice(e, a.Name, a.ID)}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/brightrun/brightrun/internal/store"
+	"github.com/brightrun/brightrun/internal/training/estimate"
 )
 
 func TestParseConfigDefaultsAndErrors(t *testing.T) {
@@ -40,20 +41,22 @@ func TestParseConfigDefaultsAndErrors(t *testing.T) {
 func TestTimeLimitFromTheEstimate(t *testing.T) {
 	c := FileConfig{SafetyFactor: 1.5, MinMinutes: 15}
 	l := Settings{MaxHours: 4}
-	job := func(est string) store.ExecJob { return store.ExecJob{Job: store.Job{Estimate: []byte(est)}} }
+	job := func(est *estimate.Result) store.ExecJob { return store.ExecJob{Job: store.Job{Estimate: est}} }
+	hours := func(h float64) *estimate.Result { return &estimate.Result{EstimatedDurationHours: h} }
 	for _, tc := range []struct {
-		est  string
+		est  *estimate.Result
 		want time.Duration
 		ok   bool
 	}{
-		{`{"estimated_duration_hours":2}`, 3 * time.Hour, true},
-		{`{"estimated_duration_hours":0.01}`, 15 * time.Minute, true}, // the floor covers start-up
-		{`{"estimated_duration_hours":3}`, 270 * time.Minute, false},  // 4.5 h > 4 h
-		{`{}`, 4 * time.Hour, true},                                   // no estimate: the launcher's cap
+		{hours(2), 3 * time.Hour, true},
+		{hours(0.01), 15 * time.Minute, true}, // the floor covers start-up
+		{hours(3), 270 * time.Minute, false},  // 4.5 h > 4 h
+		{hours(0), 4 * time.Hour, true},       // no duration: the launcher's cap
+		{nil, 4 * time.Hour, true},            // no estimate: the launcher's cap
 	} {
 		d, ok := c.TimeLimit(job(tc.est), l)
 		if d != tc.want || ok != tc.ok {
-			t.Errorf("%s: got %s %v, want %s %v", tc.est, d, ok, tc.want, tc.ok)
+			t.Errorf("%+v: got %s %v, want %s %v", tc.est, d, ok, tc.want, tc.ok)
 		}
 	}
 }

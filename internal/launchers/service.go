@@ -2,7 +2,6 @@ package launchers
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"math"
@@ -106,9 +105,10 @@ func (s *Service) Tick(ctx context.Context) error {
 }
 
 // capabilities is the part of an agent's declared capabilities that matters here.
+// capabilities are an idle agent's GPU type and count.
 type capabilities struct {
-	GPUType  string `json:"gpu_type"`
-	GPUCount int    `json:"gpu_count"`
+	GPUType  string
+	GPUCount int
 }
 
 type idlePool []capabilities
@@ -116,9 +116,12 @@ type idlePool []capabilities
 func idleAgents(online []store.OnlineAgent) idlePool {
 	var p idlePool
 	for _, a := range online {
-		var c capabilities
-		if a.Busy || a.JobID != "" || json.Unmarshal(a.Capabilities, &c) != nil {
+		if a.Busy || a.JobID != "" || a.Capabilities == nil {
 			continue
+		}
+		c := capabilities{GPUType: a.Capabilities.GPUType}
+		if n := a.Capabilities.GPUCount; n != nil {
+			c.GPUCount = *n
 		}
 		p = append(p, c)
 	}
@@ -139,13 +142,11 @@ func (p *idlePool) take(j store.ExecJob) bool {
 
 // estimateHours reads the estimated duration the job was created with.
 func estimateHours(j store.ExecJob) float64 {
-	var e struct {
-		Hours float64 `json:"estimated_duration_hours"`
-	}
-	if json.Unmarshal(j.Estimate, &e) != nil || e.Hours <= 0 || math.IsNaN(e.Hours) {
+	e := j.Estimate
+	if e == nil || e.EstimatedDurationHours <= 0 || math.IsNaN(e.EstimatedDurationHours) {
 		return 0
 	}
-	return e.Hours
+	return e.EstimatedDurationHours
 }
 
 // TimeLimit is the engine time limit for j on l: the estimate × the

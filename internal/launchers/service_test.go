@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/brightrun/brightrun/internal/jobdoc"
 	"github.com/brightrun/brightrun/internal/jobs"
 	"github.com/brightrun/brightrun/internal/launchers"
 	k8s "github.com/brightrun/brightrun/internal/launchers/kubernetes"
@@ -16,6 +17,7 @@ import (
 	"github.com/brightrun/brightrun/internal/store"
 	"github.com/brightrun/brightrun/internal/store/storetest"
 	"github.com/brightrun/brightrun/internal/store/testdb"
+	"github.com/brightrun/brightrun/internal/training/estimate"
 	"github.com/google/uuid"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
@@ -117,7 +119,7 @@ func TestNoLaunchWhenAnIdleCapableAgentIsOnline(t *testing.T) {
 	sys := store.AsSystem(context.Background())
 	j := storetest.NewJob(t, b.st, b.user.ID, b.ds.ID, "H100-80GB")
 	small, _ := b.st.AgentCreate(sys, "a100-box", "h1", b.now)
-	_ = b.st.AgentSeen(sys, small.ID, []byte(`{"gpu_type":"A100-80GB","gpu_count":8}`), "v", "h", b.now)
+	_ = b.st.AgentSeen(sys, small.ID, storetest.AgentGPUs("A100-80GB", 8), "v", "h", b.now)
 	b.tick(t)
 	if n := len(b.launches(t, j.ID)); n != 1 {
 		t.Fatalf("an agent of another GPU type does not count: %d launches", n)
@@ -126,7 +128,7 @@ func TestNoLaunchWhenAnIdleCapableAgentIsOnline(t *testing.T) {
 	sys = store.AsSystem(context.Background())
 	j2 := storetest.NewJob(t, b.st, b.user.ID, b.ds.ID, "H100-80GB")
 	ok, _ := b.st.AgentCreate(sys, "h100-box", "h2", b.now)
-	_ = b.st.AgentSeen(sys, ok.ID, []byte(`{"gpu_type":"H100-80GB","gpu_count":1}`), "v", "h", b.now)
+	_ = b.st.AgentSeen(sys, ok.ID, storetest.AgentGPUs("H100-80GB", 1), "v", "h", b.now)
 	b.tick(t)
 	if n := len(b.launches(t, j2.ID)); n != 0 {
 		t.Fatalf("an idle H100 agent is online: want no launch, got %d", n)
@@ -142,8 +144,8 @@ func TestNoLaunchWhenAnIdleCapableAgentIsOnline(t *testing.T) {
 func TestEstimateAboveTheLimitIsNotLaunched(t *testing.T) {
 	b := setup(t, 1)
 	j, err := b.st.JobCreate(store.WithUser(context.Background(), b.user.ID), store.JobCreateParams{At: b.now, ID: uuid.NewString(), UserID: b.user.ID,
-		DatasetID: b.ds.ID, PresetID: "balanced", Hyperparameters: []byte(`{}`), GPUConfig: []byte(`{"gpu_type":"H100-80GB","num_gpus":1}`),
-		Estimate: []byte(`{"estimated_duration_hours":0.8}`), TotalEpochs: 1, TotalSteps: 10, EstimatedCompletionAt: b.now, BaseModel: "m", GPUType: "H100-80GB", NumGPUs: 1})
+		DatasetID: b.ds.ID, PresetID: "balanced", GPUConfig: jobdoc.GPUConfig{GPUType: "H100-80GB", NumGPUs: 1},
+		Estimate: &estimate.Result{EstimatedDurationHours: 0.8}, TotalEpochs: 1, TotalSteps: 10, EstimatedCompletionAt: b.now, BaseModel: "m", GPUType: "H100-80GB", NumGPUs: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

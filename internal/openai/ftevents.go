@@ -3,7 +3,6 @@ package openai
 import (
 	"context"
 	"encoding/csv"
-	"encoding/json"
 	"fmt"
 	"io"
 	"slices"
@@ -11,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/brightrun/brightrun/internal/agentapi"
 	"github.com/brightrun/brightrun/internal/apperr"
 	"github.com/brightrun/brightrun/internal/store"
 )
@@ -198,14 +196,7 @@ func (s *FineTuning) Checkpoints(ctx context.Context, userID, id, after string, 
 			return out, err
 		}
 		c := s.checkpoint(f, final, FineTunedModelName(m, f.Suffix), derefTime(tj.CompletedAt, tj.UpdatedAt), points)
-		{
-			var q struct {
-				Final *float64 `json:"final_validation_loss"`
-			}
-			if json.Unmarshal(m.QualityMetrics, &q) == nil {
-				c.Metrics.FullValidLoss = q.Final
-			}
-		}
+		c.Metrics.FullValidLoss = m.QualityMetrics.FinalValidationLoss
 		all = append(all, c)
 	}
 	// The job's own row: system read, after JobGet proved ownership.
@@ -213,8 +204,7 @@ func (s *FineTuning) Checkpoints(ctx context.Context, userID, id, after string, 
 	if err != nil {
 		return out, err
 	}
-	var cp agentapi.Checkpoint
-	if len(e.Checkpoint) > 0 && json.Unmarshal(e.Checkpoint, &cp) == nil && cp.Step > 0 && (final == 0 || cp.Step < final) {
+	if cp := e.Checkpoint; cp != nil && cp.Step > 0 && (final == 0 || cp.Step < final) {
 		base := "ft:" + tj.BaseModel + ":" + JobID(f.ID)
 		all = append(all, s.checkpoint(f, cp.Step, base+":ckpt-step-"+strconv.Itoa(cp.Step), derefTime(e.CheckpointAt, tj.UpdatedAt), points))
 	}

@@ -128,13 +128,7 @@ func (s *FineTuning) view(ctx context.Context, f store.FineTuneJob) (Job, error)
 		if m, err := s.Store.ModelGet(ctx, f.UserID, *tj.ArtifactID); err == nil {
 			name := FineTunedModelName(m, f.Suffix)
 			j.FineTunedModel = &name
-			var sum struct {
-				TokensTrained *float64 `json:"tokens_trained"`
-			}
-			if json.Unmarshal(m.TrainingSummary, &sum) == nil && sum.TokensTrained != nil {
-				n := int64(*sum.TokensTrained)
-				j.TrainedTokens = &n
-			}
+			j.TrainedTokens = m.TrainingSummary.TokensTrained
 		}
 	}
 	return j, nil

@@ -4,18 +4,20 @@ import (
 	"context"
 	"encoding/json"
 	"time"
+
+	"github.com/brightrun/brightrun/internal/jobdoc"
 )
 
 // Agent is a registered trainer agent.
 type Agent struct {
-	ID           string          `json:"id"`
-	Name         string          `json:"name"`
-	Capabilities json.RawMessage `json:"capabilities"`
-	Version      string          `json:"version"`
-	Hostname     string          `json:"hostname"`
-	LastSeenAt   *time.Time      `json:"last_seen_at"`
-	CreatedAt    time.Time       `json:"created_at"`
-	RevokedAt    *time.Time      `json:"revoked_at"`
+	ID           string               `json:"id"`
+	Name         string               `json:"name"`
+	Capabilities *jobdoc.Capabilities `json:"capabilities"` // nil until its first claim
+	Version      string               `json:"version"`
+	Hostname     string               `json:"hostname"`
+	LastSeenAt   *time.Time           `json:"last_seen_at"`
+	CreatedAt    time.Time            `json:"created_at"`
+	RevokedAt    *time.Time           `json:"revoked_at"`
 	// JobID binds a launched, one-job agent to its job (empty for others).
 	JobID string `json:"job_id,omitempty"`
 }
@@ -79,7 +81,7 @@ type ExecJob struct {
 	LeaseExpiresAt   *time.Time
 	AttemptStartedAt *time.Time
 	RunSeconds       float64
-	Checkpoint       json.RawMessage
+	Checkpoint       *jobdoc.Checkpoint // the last uploaded checkpoint (nil: none)
 	ErrorClass       string
 	MaxRetries       int
 	AgentID          string
@@ -153,10 +155,10 @@ type CostRecord struct {
 type ArtifactCreateParams struct {
 	ID              string
 	Name            string
-	QualityMetrics  json.RawMessage
-	TrainingSummary json.RawMessage
-	Configuration   json.RawMessage
-	Artifacts       json.RawMessage
+	QualityMetrics  jobdoc.Quality
+	TrainingSummary jobdoc.Summary
+	Configuration   jobdoc.Configuration
+	Artifacts       jobdoc.Artifacts
 }
 
 // FinishParams end an attempt for good.
@@ -185,12 +187,12 @@ type JobCancelParams struct {
 type ExecutionStore interface {
 	AgentCreate(ctx context.Context, name, tokenHash string, at time.Time) (Agent, error)
 	AgentByTokenHash(ctx context.Context, hash string) (Agent, error)
-	AgentSeen(ctx context.Context, id string, caps json.RawMessage, version, hostname string, at time.Time) error
+	AgentSeen(ctx context.Context, id string, caps jobdoc.Capabilities, version, hostname string, at time.Time) error
 
 	JobClaim(ctx context.Context, p ClaimParams) (Claim, bool, error)
 	JobExec(ctx context.Context, id string) (ExecJob, error)
 	JobHeartbeat(ctx context.Context, p HeartbeatParams) (stop string, err error)
-	JobCheckpointSet(ctx context.Context, id string, attempt int, checkpoint json.RawMessage, at time.Time) error
+	JobCheckpointSet(ctx context.Context, id string, attempt int, checkpoint jobdoc.Checkpoint, at time.Time) error
 	JobRequeue(ctx context.Context, p RequeueParams) (ExecJob, error)
 	JobFinish(ctx context.Context, p FinishParams) (ExecJob, error)
 	JobExpiredLeases(ctx context.Context, now time.Time, limit int) ([]ExecJob, error)

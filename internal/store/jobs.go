@@ -2,8 +2,11 @@ package store
 
 import (
 	"context"
-	"encoding/json"
 	"time"
+
+	"github.com/brightrun/brightrun/internal/jobdoc"
+	"github.com/brightrun/brightrun/internal/training/catalog"
+	"github.com/brightrun/brightrun/internal/training/estimate"
 )
 
 // Job statuses (spec).
@@ -21,51 +24,52 @@ var JobActive = []string{JobQueued, JobInitializing, JobRunning, JobPaused}
 
 // Job is a row of the spec's training_jobs table plus configuration extras.
 type Job struct {
-	ID                    string          `json:"id"`
-	UserID                string          `json:"user_id"`
-	DatasetID             string          `json:"dataset_id"`
-	PresetID              string          `json:"preset_id"`
-	Hyperparameters       json.RawMessage `json:"hyperparameters"`
-	GPUConfig             json.RawMessage `json:"gpu_config"`
-	Status                string          `json:"status"`
-	CurrentStage          string          `json:"current_stage"`
-	Progress              float64         `json:"progress"`
-	CurrentEpoch          int             `json:"current_epoch"`
-	TotalEpochs           int             `json:"total_epochs"`
-	CurrentStep           int             `json:"current_step"`
-	TotalSteps            *int            `json:"total_steps"`
-	CurrentMetrics        json.RawMessage `json:"current_metrics"`
-	QueuedAt              time.Time       `json:"queued_at"`
-	StartedAt             *time.Time      `json:"started_at"`
-	CompletedAt           *time.Time      `json:"completed_at"`
-	EstimatedCompletionAt *time.Time      `json:"estimated_completion_at"`
-	CurrentCost           float64         `json:"current_cost"`
-	EstimatedTotalCost    float64         `json:"estimated_total_cost"`
-	FinalCost             *float64        `json:"final_cost"`
-	ErrorMessage          *string         `json:"error_message"`
-	ErrorStack            *string         `json:"error_stack"`
-	RetryCount            int             `json:"retry_count"`
-	ExternalJobID         *string         `json:"external_job_id"`
-	ArtifactID            *string         `json:"artifact_id"`
-	CreatedAt             time.Time       `json:"created_at"`
-	UpdatedAt             time.Time       `json:"updated_at"`
+	ID                    string                  `json:"id"`
+	UserID                string                  `json:"user_id"`
+	DatasetID             string                  `json:"dataset_id"`
+	PresetID              string                  `json:"preset_id"`
+	Hyperparameters       catalog.Hyperparameters `json:"hyperparameters"`
+	GPUConfig             jobdoc.GPUConfig        `json:"gpu_config"`
+	Status                string                  `json:"status"`
+	CurrentStage          string                  `json:"current_stage"`
+	Progress              float64                 `json:"progress"`
+	CurrentEpoch          int                     `json:"current_epoch"`
+	TotalEpochs           int                     `json:"total_epochs"`
+	CurrentStep           int                     `json:"current_step"`
+	TotalSteps            *int                    `json:"total_steps"`
+	CurrentMetrics        *jobdoc.Metrics         `json:"current_metrics"` // nil until the first metrics
+	QueuedAt              time.Time               `json:"queued_at"`
+	StartedAt             *time.Time              `json:"started_at"`
+	CompletedAt           *time.Time              `json:"completed_at"`
+	EstimatedCompletionAt *time.Time              `json:"estimated_completion_at"`
+	CurrentCost           float64                 `json:"current_cost"`
+	EstimatedTotalCost    float64                 `json:"estimated_total_cost"`
+	FinalCost             *float64                `json:"final_cost"`
+	ErrorMessage          *string                 `json:"error_message"`
+	ErrorStack            *string                 `json:"error_stack"`
+	RetryCount            int                     `json:"retry_count"`
+	ExternalJobID         *string                 `json:"external_job_id"`
+	ArtifactID            *string                 `json:"artifact_id"`
+	CreatedAt             time.Time               `json:"created_at"`
+	UpdatedAt             time.Time               `json:"updated_at"`
 
-	BaseModel               string          `json:"base_model"`
-	GPUType                 string          `json:"gpu_type"`
-	NumGPUs                 int             `json:"num_gpus"`
-	Estimate                json.RawMessage `json:"estimate"`
-	MeasuredTokensPerSecond *float64        `json:"measured_tokens_per_second"`
-	CancelRequestedAt       *time.Time      `json:"cancel_requested_at"`
-	DatasetName             string          `json:"dataset_name,omitempty"`
-	Name                    string          `json:"name"` // user-given ("" = none)
+	BaseModel               string           `json:"base_model"`
+	GPUType                 string           `json:"gpu_type"`
+	NumGPUs                 int              `json:"num_gpus"`
+	Estimate                *estimate.Result `json:"estimate"` // what the job was created with (nil: none)
+	MeasuredTokensPerSecond *float64         `json:"measured_tokens_per_second"`
+	CancelRequestedAt       *time.Time       `json:"cancel_requested_at"`
+	DatasetName             string           `json:"dataset_name,omitempty"`
+	Name                    string           `json:"name"` // user-given ("" = none)
 }
 
 // JobCreateParams creates a queued job.
 type JobCreateParams struct {
 	ID, UserID, DatasetID, PresetID string
 	At                              time.Time // the caller's clock
-	Hyperparameters, GPUConfig      json.RawMessage
-	Estimate                        json.RawMessage
+	Hyperparameters                 catalog.Hyperparameters
+	GPUConfig                       jobdoc.GPUConfig
+	Estimate                        *estimate.Result
 	TotalEpochs                     int
 	TotalSteps                      int
 	EstimatedTotalCost              float64

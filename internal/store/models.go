@@ -2,29 +2,30 @@ package store
 
 import (
 	"context"
-	"encoding/json"
 	"time"
+
+	"github.com/brightrun/brightrun/internal/jobdoc"
 )
 
 // Model is a model_artifacts row (spec) plus its job's and dataset's names.
 type Model struct {
-	ID              string          `json:"id"`
-	UserID          string          `json:"user_id"`
-	JobID           string          `json:"job_id"`
-	DatasetID       string          `json:"dataset_id"`
-	Name            string          `json:"name"`
-	Version         string          `json:"version"`
-	Description     *string         `json:"description"`
-	Status          string          `json:"status"`
-	QualityMetrics  json.RawMessage `json:"quality_metrics"`
-	TrainingSummary json.RawMessage `json:"training_summary"`
-	Configuration   json.RawMessage `json:"configuration"`
-	Artifacts       json.RawMessage `json:"artifacts"`
-	ParentModelID   *string         `json:"parent_model_id"`
-	CreatedAt       time.Time       `json:"created_at"`
-	UpdatedAt       time.Time       `json:"updated_at"`
-	DatasetName     string          `json:"dataset_name"`
-	BaseModel       string          `json:"base_model"`
+	ID              string               `json:"id"`
+	UserID          string               `json:"user_id"`
+	JobID           string               `json:"job_id"`
+	DatasetID       string               `json:"dataset_id"`
+	Name            string               `json:"name"`
+	Version         string               `json:"version"`
+	Description     *string              `json:"description"`
+	Status          string               `json:"status"`
+	QualityMetrics  jobdoc.Quality       `json:"quality_metrics"`
+	TrainingSummary jobdoc.Summary       `json:"training_summary"`
+	Configuration   jobdoc.Configuration `json:"configuration"`
+	Artifacts       jobdoc.Artifacts     `json:"artifacts"`
+	ParentModelID   *string              `json:"parent_model_id"`
+	CreatedAt       time.Time            `json:"created_at"`
+	UpdatedAt       time.Time            `json:"updated_at"`
+	DatasetName     string               `json:"dataset_name"`
+	BaseModel       string               `json:"base_model"`
 }
 
 // ModelListParams page a user's models.

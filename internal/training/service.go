@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/brightrun/brightrun/internal/apperr"
+	"github.com/brightrun/brightrun/internal/jobdoc"
 	"github.com/brightrun/brightrun/internal/jobs"
 	"github.com/brightrun/brightrun/internal/store"
 	"github.com/brightrun/brightrun/internal/training/catalog"
@@ -38,14 +39,10 @@ type AgentChecker interface {
 	CapableMessage(ctx context.Context, gpuType string, count int) (bool, string, error)
 }
 
-// GPUConfig is the spec's GPUConfig. Price and memory always come from the
-// catalog: a client-sent value must match it (or be left out).
-type GPUConfig struct {
-	GPUType        string   `json:"gpu_type"`
-	NumGPUs        int      `json:"num_gpus"`
-	GPUMemoryGB    *float64 `json:"gpu_memory_gb,omitempty"`
-	CostPerGPUHour *float64 `json:"cost_per_gpu_hour,omitempty"`
-}
+// GPUConfig is the spec's GPUConfig, the job's gpu_config document. Price
+// and memory always come from the catalog: a client-sent value must match
+// it (or be left out).
+type GPUConfig = jobdoc.GPUConfig
 
 // Request is the body of POST /api/jobs/estimate and POST /api/jobs.
 type Request struct {
@@ -368,12 +365,10 @@ func (s *Service) Create(ctx context.Context, userID string, req Request) (Creat
 				est.EstimatedCost, *est.Budget.Remaining, *est.Budget.MonthlyBudget, est.Budget.Spent, est.Budget.Committed),
 			Details: est.Budget}
 	}
-	hp, _ := json.Marshal(r.h)
-	gc, _ := json.Marshal(r.req.GPUConfig)
-	eb, _ := json.Marshal(est.Result)
+	eb := est.Result
 	hours := est.EstimatedDurationHours
 	job, err := s.Store.JobCreate(ctx, store.JobCreateParams{At: s.Now().UTC(), ID: uuid.NewString(), UserID: userID, DatasetID: r.dataset.ID, PresetID: r.req.PresetID,
-		Hyperparameters: hp, GPUConfig: gc, Estimate: eb, TotalEpochs: r.h.NumEpochs, TotalSteps: est.TotalSteps,
+		Hyperparameters: r.h, GPUConfig: r.req.GPUConfig, Estimate: &eb, TotalEpochs: r.h.NumEpochs, TotalSteps: est.TotalSteps,
 		EstimatedTotalCost: math.Round(est.EstimatedCost*100) / 100, EstimatedCompletionAt: s.Now().UTC().Add(time.Duration(hours * float64(time.Hour))),
 		BaseModel: r.model.ID, GPUType: r.gpu.GPUType, NumGPUs: r.req.GPUConfig.NumGPUs, Name: r.req.Name})
 	if err != nil {
@@ -439,11 +434,12 @@ func (s *Service) Retry(ctx context.Context, userID, id string) (CreateResponse,
 	if j.Status != store.JobFailed && j.Status != store.JobCancelled {
 		return CreateResponse{}, apperr.Conflict("only failed or cancelled jobs can be retried; this one is %s", j.Status)
 	}
-	var g GPUConfig
-	if err := json.Unmarshal(j.GPUConfig, &g); err != nil {
-		return CreateResponse{}, err
+	hp, err := json.Marshal(j.Hyperparameters)
+	if err != nil {
+		return CreateResponse{}, fmt.Errorf("encode the job's hyperparameters: %w", err)
 	}
-	return s.Create(ctx, userID, Request{DatasetID: j.DatasetID, PresetID: j.PresetID, Hyperparameters: j.Hyperparameters, Name: j.Name,
+	g := j.GPUConfig
+	return s.Create(ctx, userID, Request{DatasetID: j.DatasetID, PresetID: j.PresetID, Hyperparameters: hp, Name: j.Name,
 		GPUConfig: GPUConfig{GPUType: g.GPUType, NumGPUs: g.NumGPUs},
 		// The original job was created with these settings (and its consent).
 		AllowTruncation: true})

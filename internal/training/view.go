@@ -1,8 +1,6 @@
 package training
 
 import (
-	"encoding/json"
-
 	"github.com/brightrun/brightrun/internal/store"
 	"github.com/brightrun/brightrun/internal/training/catalog"
 	"github.com/brightrun/brightrun/internal/training/estimate"
@@ -19,15 +17,8 @@ type JobView struct {
 }
 
 func newJobView(j store.Job) JobView {
-	v := JobView{J: j}
-	_ = json.Unmarshal(j.Hyperparameters, &v.Hyper)
-	_ = json.Unmarshal(j.GPUConfig, &v.GPU)
-	if len(j.Estimate) > 0 {
-		var e estimate.Result
-		if json.Unmarshal(j.Estimate, &e) == nil {
-			v.Estimate = &e
-		}
-	}
+	v := JobView{J: j, Hyper: j.Hyperparameters, GPU: j.GPUConfig}
+	v.Estimate = j.Estimate
 	switch j.Status {
 	case store.JobQueued, store.JobInitializing, store.JobRunning:
 		v.Active = true

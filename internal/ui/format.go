@@ -46,17 +46,12 @@ func stars(n int) string {
 	return strings.Repeat("★", n) + strings.Repeat("☆", 5-n)
 }
 
-// qnum formats one number of a JSON object (quality metrics), "—" if absent.
-func qnum(raw json.RawMessage, key string, digits int) string {
-	var m map[string]any
-	if json.Unmarshal(raw, &m) != nil {
+// qnum formats an optional number (a quality metric), "—" if absent.
+func qnum(v *float64, digits int) string {
+	if v == nil {
 		return "—"
 	}
-	v, ok := m[key].(float64)
-	if !ok {
-		return "—"
-	}
-	return strconv.FormatFloat(v, 'f', digits, 64)
+	return strconv.FormatFloat(*v, 'f', digits, 64)
 }
 
 // labels are the human words for the ids pages show: job statuses and
@@ -91,16 +86,11 @@ func Label(id string) string {
 
 // lossChange words a loss change in percent (positive = the loss fell):
 // "15.8% lower", "15.8% higher", "unchanged".
-func lossChange(raw json.RawMessage, key string) string {
-	var m map[string]any
-	if json.Unmarshal(raw, &m) != nil {
+func lossChange(pct *float64) string {
+	if pct == nil {
 		return ""
 	}
-	v, ok := m[key].(float64)
-	if !ok {
-		return ""
-	}
-	r := math.Round(v*10) / 10
+	r := math.Round(*pct*10) / 10
 	switch {
 	case r > 0:
 		return strconv.FormatFloat(r, 'f', 1, 64) + "% lower"

@@ -1,19 +1,17 @@
 package ui
 
 import (
-	"encoding/json"
 	"testing"
 )
 
 func TestLossChangeSaysHigherOrLower(t *testing.T) {
-	for raw, want := range map[string]string{
-		`{"loss_reduction_pct": 15.84}`: "15.8% lower",
-		`{"loss_reduction_pct": -15.8}`: "15.8% higher", // the loss went up
-		`{"loss_reduction_pct": 0.01}`:  "unchanged",
-		`{}`:                            "",
-	} {
-		if got := lossChange(json.RawMessage(raw), "loss_reduction_pct"); got != want {
-			t.Errorf("%s: %q, want %q", raw, got, want)
+	pct := func(v float64) *float64 { return &v }
+	for _, c := range []struct {
+		pct  *float64
+		want string
+	}{{pct(15.84), "15.8% lower"}, {pct(-15.8), "15.8% higher"} /* the loss went up */, {pct(0.01), "unchanged"}, {nil, ""}} {
+		if got := lossChange(c.pct); got != c.want {
+			t.Errorf("%v: %q, want %q", c.pct, got, c.want)
 		}
 	}
 }

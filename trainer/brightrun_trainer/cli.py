@@ -8,6 +8,7 @@ and the exit code of its class (see errors.EXIT_CODES); a cancelled run
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import signal
@@ -134,6 +135,19 @@ def _report_failure(e: BaseException) -> TrainerError:
     return err
 
 
+def _reported(cmd):
+    """Run a command so that any failure is classified and written as the
+    JSON error line with its exit code (KeyboardInterrupt and SystemExit pass
+    through)."""
+    @functools.wraps(cmd)
+    def run(args) -> int:
+        try:
+            return cmd(args)
+        except BaseException as e:  # noqa: BLE001 - every failure gets a class
+            return emit_error(_report_failure(e))
+    return run
+
+
 def cmd_train(args) -> int:
     from .config import JobConfig
     from .reporting import JsonlFileReporter, MultiReporter, StreamReporter
@@ -174,74 +188,66 @@ def cmd_train(args) -> int:
         reporter.close()
 
 
+@_reported
 def cmd_preflight(args) -> int:
     from .preflight import preflight
 
-    try:
-        res = preflight(args.data, args.model, args.max_seq_length, args.validation_share,
-                        per_example=not args.no_per_example)
-    except BaseException as e:  # noqa: BLE001 - every failure gets a class
-        return emit_error(_report_failure(e))
+    res = preflight(args.data, args.model, args.max_seq_length, args.validation_share,
+                    per_example=not args.no_per_example)
     sys.stdout.write(json.dumps(res) + "\n")
     return 0
 
 
+@_reported
 def cmd_make_tiny_model(args) -> int:
     from .tinymodel import CHATML_TEMPLATE, build_tiny_model, corpus_from_files
 
-    try:
-        texts = corpus_from_files(args.data)
-        out = build_tiny_model(args.out, texts, chat_template=None if args.no_chat_template else CHATML_TEMPLATE,
-                               vocab_size=args.vocab_size, seed=args.seed)
-    except BaseException as e:  # noqa: BLE001 - every failure gets a class
-        return emit_error(_report_failure(e))
+    texts = corpus_from_files(args.data)
+    out = build_tiny_model(args.out, texts, chat_template=None if args.no_chat_template else CHATML_TEMPLATE,
+                           vocab_size=args.vocab_size, seed=args.seed)
     sys.stdout.write(json.dumps({"model": str(out)}) + "\n")
     return 0
 
 
+@_reported
 def cmd_export(args) -> int:
     from .export import converter_dir, export_gguf, export_merged
 
-    try:
-        if args.gguf:
-            converter_dir(args.llama_cpp)   # fail before the merge when the converter is missing
-        info = export_merged(args.model, args.adapter, args.out, dtype=args.dtype)
-        if args.gguf:
-            out = Path(args.out)
-            info["gguf"] = export_gguf(out, out / "gguf" / f"model-{args.gguf_type}.gguf",
-                                       llama_cpp=args.llama_cpp, outtype=args.gguf_type)
-    except BaseException as e:  # noqa: BLE001 - every failure gets a class
-        return emit_error(_report_failure(e))
+    if args.gguf:
+        converter_dir(args.llama_cpp)   # fail before the merge when the converter is missing
+    info = export_merged(args.model, args.adapter, args.out, dtype=args.dtype)
+    if args.gguf:
+        out = Path(args.out)
+        info["gguf"] = export_gguf(out, out / "gguf" / f"model-{args.gguf_type}.gguf",
+                                   llama_cpp=args.llama_cpp, outtype=args.gguf_type)
     sys.stdout.write(json.dumps(dict(info, out=str(args.out))) + "\n")
     return 0
 
 
+@_reported
 def cmd_generate(args) -> int:
     from .inference.engine import Engine, GenParams
     from .models import pick_device
 
-    try:
-        params = GenParams(max_tokens=args.max_tokens, temperature=args.temperature, top_p=args.top_p,
-                           seed=args.seed, stop=list(args.stop))
-        params.validate()
-        messages = ([{"role": "system", "content": args.system}] if args.system else [])
-        messages.append({"role": "user", "content": args.prompt})
-        engine = Engine(device=pick_device(args.device), threads=args.threads, quantize=args.quantize)
-        adapter = None
-        if args.adapter:
-            from .inference.engine import adapter_name
+    params = GenParams(max_tokens=args.max_tokens, temperature=args.temperature, top_p=args.top_p,
+                       seed=args.seed, stop=list(args.stop))
+    params.validate()
+    messages = ([{"role": "system", "content": args.system}] if args.system else [])
+    messages.append({"role": "user", "content": args.prompt})
+    engine = Engine(device=pick_device(args.device), threads=args.threads, quantize=args.quantize)
+    adapter = None
+    if args.adapter:
+        from .inference.engine import adapter_name
 
-            path = Path(args.adapter).resolve()
-            adapter = (adapter_name(str(path), 0), path)
+        path = Path(args.adapter).resolve()
+        adapter = (adapter_name(str(path), 0), path)
 
-        def on_text(t: str) -> None:
-            if not args.json:
-                sys.stdout.write(t)
-                sys.stdout.flush()
+    def on_text(t: str) -> None:
+        if not args.json:
+            sys.stdout.write(t)
+            sys.stdout.flush()
 
-        res = engine.generate(args.model, messages, params, adapter=adapter, on_text=on_text)
-    except BaseException as e:  # noqa: BLE001 - every failure gets a class
-        return emit_error(_report_failure(e))
+    res = engine.generate(args.model, messages, params, adapter=adapter, on_text=on_text)
     out = {"text": res.text, "finish_reason": res.finish_reason, "usage": res.usage(), "timings": res.timings}
     if args.json:
         sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")

@@ -38,6 +38,9 @@ POINT_KEYS = set(_request("metrics")["points"][0])
 EVENT_KEYS = set(_request("events")["events"][0])
 FILE_KEYS = set(_request("checkpoint")["files"][0])
 EVAL_KEYS = set(_request("complete")["eval"])
+SAMPLE_KEYS = set(_request("complete")["eval"]["samples"][0])
+SUMMARY_KEYS = set(_request("complete")["summary"])
+SPLIT_STATS_KEYS = set(_request("complete")["summary"]["truncation"]["train"])
 LOSS_KEYS = set(_request("complete")["eval"]["base"])
 TIMING_KEYS = set(_request("inference_stream")["timings"])
 FINISH_REASONS = {"stop", "length", "cancelled"}
@@ -317,6 +320,15 @@ class FakeServer:
             _check_keys(body["eval"], EVAL_KEYS, "eval")
             for side in ("base", "adapter"):
                 _check_keys(body["eval"].get(side) or {}, LOSS_KEYS, f"eval.{side}")
+            for s in body["eval"].get("samples") or []:
+                _check_keys(s, SAMPLE_KEYS, "eval.samples[]")
+        if call == "complete":
+            # The server keeps the summary as a typed document (internal/jobdoc.Summary):
+            # a key it does not know would be dropped.
+            summary = body.get("summary") or {}
+            _check_keys(summary, SUMMARY_KEYS, "summary")
+            for split, stats in (summary.get("truncation") or {}).items():
+                _check_keys(stats, SPLIT_STATS_KEYS, f"summary.truncation.{split}")
 
     # -- calls ---------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/brightrun/brightrun/internal/apperr"
+	"github.com/brightrun/brightrun/internal/jobdoc"
 	"github.com/brightrun/brightrun/internal/store"
 )
 
@@ -29,7 +30,7 @@ func (s *Store) AgentList(ctx context.Context) ([]store.AgentSummary, error) {
 		for rows.Next() {
 			var a store.AgentSummary
 			var jobID, status, stage string
-			if err := rows.Scan(&a.ID, &a.Name, njson{&a.Capabilities}, nstr{&a.Version}, nstr{&a.Hostname}, nts{&a.LastSeenAt}, ts{&a.CreatedAt},
+			if err := rows.Scan(&a.ID, &a.Name, optDoc[jobdoc.Capabilities]{&a.Capabilities}, nstr{&a.Version}, nstr{&a.Hostname}, nts{&a.LastSeenAt}, ts{&a.CreatedAt},
 				nstr{&jobID}, nstr{&status}, nstr{&stage}, nts{&a.CurrentJobLease}, &a.JobsRun); err != nil {
 				return err
 			}

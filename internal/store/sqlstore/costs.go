@@ -2,9 +2,9 @@ package sqlstore
 
 import (
 	"context"
-	"encoding/json"
 	"time"
 
+	"github.com/brightrun/brightrun/internal/jobdoc"
 	"github.com/brightrun/brightrun/internal/store"
 	"github.com/google/uuid"
 )
@@ -67,16 +67,10 @@ func (s *Store) StorageUsageDuring(ctx context.Context, from, to time.Time) ([]s
 		defer rows.Close()
 		for rows.Next() {
 			var id string
-			var raw json.RawMessage
-			if err := rows.Scan(&id, njson{&raw}); err != nil {
+			var a jobdoc.Artifacts
+			if err := rows.Scan(&id, doc[jobdoc.Artifacts]{&a}); err != nil {
 				return err
 			}
-			var a struct {
-				Files []struct {
-					Size int64 `json:"size"`
-				} `json:"files"`
-			}
-			_ = json.Unmarshal(raw, &a)
 			for _, f := range a.Files {
 				get(id).ArtifactBytes += f.Size
 			}
@@ -92,12 +86,11 @@ func (s *Store) StorageUsageDuring(ctx context.Context, from, to time.Time) ([]s
 
 // CostStorageAccrue inserts the day's storage record once.
 func (s *Store) CostStorageAccrue(ctx context.Context, userID string, day time.Time, amount float64, details any) (bool, error) {
-	b, _ := json.Marshal(details)
 	inserted := false
 	err := s.writeTx(ctx, func(x q) error {
 		res, err := x.exec(ctx, `INSERT INTO cost_records (id, user_id, cost_type, amount, details, billing_period, recorded_at)
 			VALUES (?, ?, 'storage', ?, ?, ?, ?) ON CONFLICT (user_id, billing_period) WHERE cost_type = 'storage' DO NOTHING`,
-			uuid.NewString(), userID, amount, string(b), day.UTC().Format("2006-01-02"), day.UTC())
+			uuid.NewString(), userID, amount, docArg(details), day.UTC().Format("2006-01-02"), day.UTC())
 		if err != nil {
 			return err
 		}

@@ -2,12 +2,12 @@ package sqlstore
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"math"
 	"time"
 
 	"github.com/brightrun/brightrun/internal/apperr"
+	"github.com/brightrun/brightrun/internal/jobdoc"
 	"github.com/brightrun/brightrun/internal/store"
 	"github.com/google/uuid"
 )
@@ -19,7 +19,7 @@ func scanExec(sc interface{ Scan(...any) error }) (store.ExecJob, error) {
 	var e store.ExecJob
 	// scanJob builds its own destinations; append the execution columns.
 	row := &combined{sc: sc, extra: func() []any {
-		return []any{&e.Attempt, nstr{&e.JobTokenHash}, nts{&e.LeaseExpiresAt}, nts{&e.AttemptStartedAt}, &e.RunSeconds, njson{&e.Checkpoint},
+		return []any{&e.Attempt, nstr{&e.JobTokenHash}, nts{&e.LeaseExpiresAt}, nts{&e.AttemptStartedAt}, &e.RunSeconds, optDoc[jobdoc.Checkpoint]{&e.Checkpoint},
 			nstr{&e.ErrorClass}, &e.MaxRetries, nstr{&e.AgentID}, nts{&e.PauseRequestedAt}, nts{&e.CheckpointAt}}
 	}}
 	j, err := scanJob(row)
@@ -58,9 +58,9 @@ func (s *Store) AgentByTokenHash(ctx context.Context, hash string) (store.Agent,
 }
 
 // AgentSeen records the agent's capabilities and last contact.
-func (s *Store) AgentSeen(ctx context.Context, id string, caps json.RawMessage, version, hostname string, at time.Time) error {
+func (s *Store) AgentSeen(ctx context.Context, id string, caps jobdoc.Capabilities, version, hostname string, at time.Time) error {
 	return s.writeTx(ctx, func(x q) error {
-		_, err := x.exec(ctx, "UPDATE agents SET capabilities = ?, version = ?, hostname = ?, last_seen_at = ? WHERE id = ?", jsonArg(caps), version, hostname, at, id)
+		_, err := x.exec(ctx, "UPDATE agents SET capabilities = ?, version = ?, hostname = ?, last_seen_at = ? WHERE id = ?", docArg(caps), version, hostname, at, id)
 		return err
 	})
 }
@@ -101,8 +101,7 @@ func (s *Store) effectsTx(ctx context.Context, x q, jobID string, attempt int, e
 func (s *Store) notifyTx(ctx context.Context, x q, p store.NotificationCreateParams, at time.Time) error {
 	var meta any
 	if p.Metadata != nil {
-		b, _ := json.Marshal(p.Metadata)
-		meta = string(b)
+		meta = docArg(p.Metadata)
 	}
 	prio := p.Priority
 	if prio == "" {
@@ -235,12 +234,12 @@ func (s *Store) JobHeartbeat(ctx context.Context, p store.HeartbeatParams) (stri
 }
 
 // JobCheckpointSet records the latest uploaded checkpoint of the attempt.
-func (s *Store) JobCheckpointSet(ctx context.Context, id string, attempt int, cp json.RawMessage, at time.Time) error {
+func (s *Store) JobCheckpointSet(ctx context.Context, id string, attempt int, cp jobdoc.Checkpoint, at time.Time) error {
 	return s.writeTx(ctx, func(x q) error {
 		if _, err := s.execForUpdate(ctx, x, id, attempt); err != nil {
 			return err
 		}
-		_, err := x.exec(ctx, "UPDATE training_jobs SET checkpoint = ?, checkpoint_at = ?, updated_at = ? WHERE id = ? AND status IN ('initializing', 'running')", jsonArg(cp), at, at, id)
+		_, err := x.exec(ctx, "UPDATE training_jobs SET checkpoint = ?, checkpoint_at = ?, updated_at = ? WHERE id = ? AND status IN ('initializing', 'running')", docArg(cp), at, at, id)
 		return err
 	})
 }
@@ -286,7 +285,7 @@ func (s *Store) JobFinish(ctx context.Context, p store.FinishParams) (store.Exec
 			id := a.ID
 			if _, err := x.exec(ctx, `INSERT INTO model_artifacts (id, user_id, job_id, dataset_id, name, version, status, quality_metrics, training_summary,
 				configuration, artifacts, created_at, updated_at) VALUES (?, ?, ?, ?, ?, '1.0.0', 'stored', ?, ?, ?, ?, ?, ?)`,
-				id, e.UserID, e.ID, e.DatasetID, a.Name, jsonArg(a.QualityMetrics), jsonArg(a.TrainingSummary), jsonArg(a.Configuration), jsonArg(a.Artifacts),
+				id, e.UserID, e.ID, e.DatasetID, a.Name, docArg(a.QualityMetrics), docArg(a.TrainingSummary), docArg(a.Configuration), docArg(a.Artifacts),
 				p.Now, p.Now); err != nil {
 				return err
 			}
@@ -368,27 +367,13 @@ func (s *Store) MetricsUpsert(ctx context.Context, jobID string, attempt int, po
 		if latest == nil {
 			return nil
 		}
-		cur := map[string]any{"step": latest.Step}
-		for k, v := range map[string]*float64{"training_loss": latest.TrainingLoss, "validation_loss": latest.ValidationLoss, "learning_rate": latest.LearningRate,
-			"throughput": latest.TokensPerSecond, "gpu_utilization": latest.GPUUtilization, "gpu_memory_gb": latest.GPUMemoryGB, "mfu": latest.MFU, "gradient_norm": latest.GradientNorm} {
-			if v != nil {
-				cur[k] = *v
-			}
-		}
-		// Keep the last known validation loss when this batch has none.
-		var prev json.RawMessage
-		if err := x.queryRow(ctx, "SELECT current_metrics FROM training_jobs WHERE id = ?", jobID).Scan(njson{&prev}); err != nil {
+		cur := jobdoc.Metrics{Step: latest.Step, TrainingLoss: latest.TrainingLoss, ValidationLoss: latest.ValidationLoss, LearningRate: latest.LearningRate,
+			Throughput: latest.TokensPerSecond, GPUUtilization: latest.GPUUtilization, GPUMemoryGB: latest.GPUMemoryGB, MFU: latest.MFU, GradientNorm: latest.GradientNorm}
+		var prev jobdoc.Metrics
+		if err := x.queryRow(ctx, "SELECT current_metrics FROM training_jobs WHERE id = ?", jobID).Scan(doc[jobdoc.Metrics]{&prev}); err != nil {
 			return err
 		}
-		var old map[string]any
-		_ = json.Unmarshal(prev, &old)
-		for _, k := range []string{"validation_loss", "training_loss", "learning_rate", "throughput", "gpu_utilization"} {
-			if _, ok := cur[k]; !ok && old[k] != nil {
-				cur[k] = old[k]
-			}
-		}
-		b, _ := json.Marshal(cur)
-		_, err := x.exec(ctx, "UPDATE training_jobs SET current_metrics = ? WHERE id = ?", string(b), jobID)
+		_, err := x.exec(ctx, "UPDATE training_jobs SET current_metrics = ? WHERE id = ?", docArg(prev.Then(cur)), jobID)
 		return err
 	})
 	return n, err

@@ -2,7 +2,6 @@ package sqlstore
 
 import (
 	"context"
-	"encoding/json"
 	"strings"
 
 	"github.com/brightrun/brightrun/internal/store"
@@ -15,7 +14,6 @@ const inferenceCols = `id, user_id, base_model, model_id, source, status, finish
 // InferenceRecord inserts a finished request and its cost record.
 func (s *Store) InferenceRecord(ctx context.Context, p store.InferenceRecordParams) error {
 	r := p.Request
-	details, _ := json.Marshal(p.Cost.Details)
 	var modelID any
 	if r.ModelID != nil {
 		modelID = *r.ModelID
@@ -28,7 +26,7 @@ func (s *Store) InferenceRecord(ctx context.Context, p store.InferenceRecordPara
 			return err
 		}
 		_, err := x.exec(ctx, `INSERT INTO cost_records (id, user_id, cost_type, amount, details, billing_period, recorded_at)
-			VALUES (?, ?, 'inference', ?, ?, ?, ?)`, uuid.NewString(), r.UserID, p.Cost.Amount, string(details), p.Cost.BillingPeriod, r.FinishedAt.UTC())
+			VALUES (?, ?, 'inference', ?, ?, ?, ?)`, uuid.NewString(), r.UserID, p.Cost.Amount, docArg(p.Cost.Details), p.Cost.BillingPeriod, r.FinishedAt.UTC())
 		return err
 	})
 }

@@ -7,7 +7,10 @@ import (
 	"time"
 
 	"github.com/brightrun/brightrun/internal/apperr"
+	"github.com/brightrun/brightrun/internal/jobdoc"
 	"github.com/brightrun/brightrun/internal/store"
+	"github.com/brightrun/brightrun/internal/training/catalog"
+	"github.com/brightrun/brightrun/internal/training/estimate"
 )
 
 const jobCols = `j.id, j.user_id, j.dataset_id, j.preset_id, j.hyperparameters, j.gpu_config, j.status, j.current_stage, j.progress,
@@ -24,10 +27,10 @@ func scanJob(sc interface{ Scan(...any) error }) (store.Job, error) {
 	var progress, cost *float64
 	var epoch, step, retry, ngpu *int
 	var errMsg, errStack, ext, art string
-	err := sc.Scan(&j.ID, &j.UserID, &j.DatasetID, &j.PresetID, njson{&j.Hyperparameters}, njson{&j.GPUConfig}, nstr{&status}, nstr{&stage}, &progress,
-		&epoch, &j.TotalEpochs, &step, &j.TotalSteps, njson{&j.CurrentMetrics}, ts{&j.QueuedAt}, nts{&j.StartedAt}, nts{&j.CompletedAt},
+	err := sc.Scan(&j.ID, &j.UserID, &j.DatasetID, &j.PresetID, doc[catalog.Hyperparameters]{&j.Hyperparameters}, doc[jobdoc.GPUConfig]{&j.GPUConfig}, nstr{&status}, nstr{&stage}, &progress,
+		&epoch, &j.TotalEpochs, &step, &j.TotalSteps, optDoc[jobdoc.Metrics]{&j.CurrentMetrics}, ts{&j.QueuedAt}, nts{&j.StartedAt}, nts{&j.CompletedAt},
 		nts{&j.EstimatedCompletionAt}, &cost, &j.EstimatedTotalCost, &j.FinalCost, nstr{&errMsg}, nstr{&errStack}, &retry,
-		nstr{&ext}, nstr{&art}, ts{&j.CreatedAt}, ts{&j.UpdatedAt}, nstr{&base}, nstr{&gpu}, &ngpu, njson{&j.Estimate},
+		nstr{&ext}, nstr{&art}, ts{&j.CreatedAt}, ts{&j.UpdatedAt}, nstr{&base}, nstr{&gpu}, &ngpu, optDoc[estimate.Result]{&j.Estimate},
 		&j.MeasuredTokensPerSecond, nts{&j.CancelRequestedAt}, nstr{&dname}, nstr{&name})
 	j.Name = name
 	j.Status, j.CurrentStage, j.BaseModel, j.GPUType, j.DatasetName = status, stage, base, gpu, dname
@@ -69,8 +72,8 @@ func (s *Store) JobCreate(ctx context.Context, p store.JobCreateParams) (store.J
 			progress, current_epoch, total_epochs, current_step, total_steps, queued_at, estimated_completion_at, current_cost, estimated_total_cost,
 			retry_count, created_at, updated_at, base_model, gpu_type, num_gpus, estimate, name)
 			VALUES (?, ?, ?, ?, ?, ?, 'queued', 'queued', 0, 0, ?, 0, ?, ?, ?, 0, ?, 0, ?, ?, ?, ?, ?, ?, ?)`,
-			p.ID, p.UserID, p.DatasetID, p.PresetID, jsonArg(p.Hyperparameters), jsonArg(p.GPUConfig), p.TotalEpochs, p.TotalSteps,
-			now, p.EstimatedCompletionAt, p.EstimatedTotalCost, now, now, p.BaseModel, p.GPUType, p.NumGPUs, jsonArg(p.Estimate), nullIfEmpty(p.Name))
+			p.ID, p.UserID, p.DatasetID, p.PresetID, docArg(p.Hyperparameters), docArg(p.GPUConfig), p.TotalEpochs, p.TotalSteps,
+			now, p.EstimatedCompletionAt, p.EstimatedTotalCost, now, now, p.BaseModel, p.GPUType, p.NumGPUs, optDocArg(p.Estimate), nullIfEmpty(p.Name))
 		return err
 	})
 	if err != nil {

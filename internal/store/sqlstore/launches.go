@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/brightrun/brightrun/internal/apperr"
+	"github.com/brightrun/brightrun/internal/jobdoc"
 	"github.com/brightrun/brightrun/internal/store"
 	"github.com/google/uuid"
 )
@@ -13,7 +14,7 @@ import (
 const agentCols = "id, name, capabilities, version, hostname, last_seen_at, created_at, revoked_at, job_id"
 
 func agentDest(a *store.Agent) []any {
-	return []any{&a.ID, &a.Name, njson{&a.Capabilities}, nstr{&a.Version}, nstr{&a.Hostname}, nts{&a.LastSeenAt}, ts{&a.CreatedAt}, nts{&a.RevokedAt}, nstr{&a.JobID}}
+	return []any{&a.ID, &a.Name, optDoc[jobdoc.Capabilities]{&a.Capabilities}, nstr{&a.Version}, nstr{&a.Hostname}, nts{&a.LastSeenAt}, ts{&a.CreatedAt}, nts{&a.RevokedAt}, nstr{&a.JobID}}
 }
 
 const launchCols = `l.id, l.job_id, l.attempt, l.launcher, l.kind, l.agent_id, l.external_id, l.logs_url, l.time_limit_seconds, l.state,

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/brightrun/brightrun/internal/apperr"
+	"github.com/brightrun/brightrun/internal/jobdoc"
 	"github.com/brightrun/brightrun/internal/store"
 )
 
@@ -17,8 +18,8 @@ const modelFrom = " FROM model_artifacts m JOIN datasets d ON d.id = m.dataset_i
 func scanModel(sc interface{ Scan(...any) error }) (store.Model, error) {
 	var m store.Model
 	var desc, version, status, parent, dname, base string
-	err := sc.Scan(&m.ID, &m.UserID, &m.JobID, &m.DatasetID, &m.Name, nstr{&version}, nstr{&desc}, nstr{&status}, njson{&m.QualityMetrics},
-		njson{&m.TrainingSummary}, njson{&m.Configuration}, njson{&m.Artifacts}, nstr{&parent}, ts{&m.CreatedAt}, ts{&m.UpdatedAt}, nstr{&dname}, nstr{&base})
+	err := sc.Scan(&m.ID, &m.UserID, &m.JobID, &m.DatasetID, &m.Name, nstr{&version}, nstr{&desc}, nstr{&status}, doc[jobdoc.Quality]{&m.QualityMetrics},
+		doc[jobdoc.Summary]{&m.TrainingSummary}, doc[jobdoc.Configuration]{&m.Configuration}, doc[jobdoc.Artifacts]{&m.Artifacts}, nstr{&parent}, ts{&m.CreatedAt}, ts{&m.UpdatedAt}, nstr{&dname}, nstr{&base})
 	m.Version, m.Status, m.Description, m.ParentModelID, m.DatasetName, m.BaseModel = version, status, strPtr(desc), strPtr(parent), dname, base
 	return m, err
 }

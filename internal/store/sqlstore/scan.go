@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -93,6 +94,70 @@ func (n njson) Scan(v any) error {
 		return fmt.Errorf("cannot scan %T into JSON", v)
 	}
 	return nil
+}
+
+// doc scans a JSON column (jsonb or TEXT) into a typed document (a
+// jobdoc type or catalog.Hyperparameters); NULL leaves the zero value. It is
+// the one decoder of the typed documents, as docArg is their one encoder.
+type doc[T any] struct{ v *T }
+
+func (d doc[T]) Scan(v any) error {
+	var raw json.RawMessage
+	if err := (njson{&raw}).Scan(v); err != nil {
+		return err
+	}
+	var zero T
+	*d.v = zero
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil
+	}
+	if err := json.Unmarshal(raw, d.v); err != nil {
+		return fmt.Errorf("decode %T: %w", zero, err)
+	}
+	return nil
+}
+
+// optDoc scans a nullable JSON column into a typed document: NULL is nil.
+type optDoc[T any] struct{ v **T }
+
+func (d optDoc[T]) Scan(v any) error {
+	var t T
+	*d.v = nil
+	var raw json.RawMessage
+	if err := (njson{&raw}).Scan(v); err != nil {
+		return err
+	}
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil
+	}
+	if err := (doc[T]{&t}).Scan(v); err != nil {
+		return err
+	}
+	*d.v = &t
+	return nil
+}
+
+// docValue encodes a typed document for a jsonb/TEXT parameter; an encoding
+// error fails the statement.
+type docValue struct{ v any }
+
+func (d docValue) Value() (driver.Value, error) {
+	b, err := json.Marshal(d.v)
+	if err != nil {
+		return nil, fmt.Errorf("encode %T: %w", d.v, err)
+	}
+	return string(b), nil
+}
+
+// docArg passes a typed document to a jsonb/TEXT parameter.
+func docArg[T any](v T) any { return docValue{v} }
+
+// optDocArg passes an optional typed document (nil: NULL).
+func optDocArg[T any](v *T) any {
+	if v == nil {
+		return nil
+	}
+	return docValue{v}
 }
 
 // jsonArg passes raw JSON to a jsonb/TEXT parameter (NULL when empty).

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/brightrun/brightrun/internal/apperr"
+	"github.com/brightrun/brightrun/internal/jobdoc"
 	"github.com/brightrun/brightrun/internal/store"
 )
 
@@ -56,7 +57,7 @@ func testAgentsAndOperators(t *testing.T, s store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.AgentSeen(sys, a.ID, []byte(`{"gpu_type":"G-1","gpu_count":2}`), "1.0", "box.lan", now); err != nil {
+	if err := s.AgentSeen(sys, a.ID, AgentGPUs("G-1", 2), "1.0", "box.lan", now); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok, err := s.JobClaim(sys, store.ClaimParams{AgentID: a.ID, GPUType: "G-1", GPUCount: 2, TokenHash: hashFor, Now: now, Lease: time.Minute, Decide: claimEffects()}); !ok || err != nil {
@@ -86,4 +87,9 @@ func testAgentsAndOperators(t *testing.T, s store.Store) {
 	if err := s.AgentRevoke(sys, a.ID, now); !apperr.Is(err, apperr.KindNotFound) {
 		t.Fatalf("revoking twice: %v", err)
 	}
+}
+
+// AgentGPUs are an agent's declared capabilities: count GPUs of gpuType.
+func AgentGPUs(gpuType string, count int) jobdoc.Capabilities {
+	return jobdoc.Capabilities{GPUType: gpuType, GPUCount: &count}
 }

@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/brightrun/brightrun/internal/apperr"
+	"github.com/brightrun/brightrun/internal/jobdoc"
 	"github.com/brightrun/brightrun/internal/store"
+	"github.com/brightrun/brightrun/internal/training/catalog"
 	"github.com/google/uuid"
 )
 
@@ -17,13 +19,21 @@ import (
 func NewJob(t testing.TB, s store.Store, userID, datasetID, gpuType string) store.Job {
 	t.Helper()
 	j, err := s.JobCreate(store.WithUser(context.Background(), userID), store.JobCreateParams{At: time.Now().UTC(), ID: uuid.NewString(), UserID: userID, DatasetID: datasetID,
-		PresetID: "balanced", Hyperparameters: json.RawMessage(`{"base_model":"m","num_epochs":1}`),
-		GPUConfig: json.RawMessage(`{"gpu_type":"` + gpuType + `","num_gpus":1,"cost_per_gpu_hour":3.6}`), TotalEpochs: 1, TotalSteps: 10,
+		PresetID: "balanced", Hyperparameters: fixtureHyper, GPUConfig: fixtureGPU(gpuType), TotalEpochs: 1, TotalSteps: 10,
 		EstimatedTotalCost: 1, EstimatedCompletionAt: time.Now().Add(time.Hour), BaseModel: "m", GPUType: gpuType, NumGPUs: 1})
 	if err != nil {
 		t.Fatalf("create job: %v", err)
 	}
 	return j
+}
+
+// fixtureHyper are the fixture jobs' hyperparameters.
+var fixtureHyper = catalog.Hyperparameters{BaseModel: "m", NumEpochs: 1}
+
+// fixtureGPU is the fixture jobs' GPU configuration: one GPU at $3.60/h.
+func fixtureGPU(gpuType string) jobdoc.GPUConfig {
+	price := 3.6
+	return jobdoc.GPUConfig{GPUType: gpuType, NumGPUs: 1, CostPerGPUHour: &price}
 }
 
 func hashFor(id string, attempt int) string { return fmt.Sprintf("h-%s-%d", id, attempt) }
@@ -105,14 +115,29 @@ func testExecution(t *testing.T, s store.Store) {
 	if err != nil || len(list) != 2 || *list[1].TrainingLoss != 2.2 || list[1].ValidationLoss == nil || *list[1].ValidationLoss != 2.4 || !list[0].Timestamp.Equal(now) {
 		t.Fatalf("metrics list: %v %+v", err, list)
 	}
-	if since, _ := s.MetricsList(store.WithUser(context.Background(), u.ID), u.ID, j.ID, 1, 100); len(since) != 1 {
+	// The job's current metrics keep the last known losses a batch lacks.
+	cur, _ := s.JobGet(store.WithUser(context.Background(), u.ID), u.ID, j.ID)
+	if m := cur.CurrentMetrics; m == nil || m.Step != 2 || m.TrainingLoss == nil || *m.TrainingLoss != 2.2 || m.ValidationLoss == nil || *m.ValidationLoss != 2.4 || m.LearningRate == nil {
+		t.Fatalf("current metrics after a validation-only batch: %+v", m)
+	}
+	if _, err := s.MetricsUpsert(sys, j.ID, 1, []store.MetricPoint{{Step: 3, TrainingLoss: loss(2.1), MFU: loss(0.3)}}, now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.MetricsUpsert(sys, j.ID, 1, []store.MetricPoint{{Step: 4, TrainingLoss: loss(2.0)}}, now); err != nil {
+		t.Fatal(err)
+	}
+	cur, _ = s.JobGet(store.WithUser(context.Background(), u.ID), u.ID, j.ID)
+	if m := cur.CurrentMetrics; m == nil || m.Step != 4 || *m.TrainingLoss != 2.0 || m.ValidationLoss == nil || *m.ValidationLoss != 2.4 || m.MFU != nil {
+		t.Fatalf("current metrics after a training-only batch: %+v", m)
+	}
+	if since, _ := s.MetricsList(store.WithUser(context.Background(), u.ID), u.ID, j.ID, 1, 100); len(since) != 3 { // steps 2, 3 and 4
 		t.Fatalf("since_step: %d", len(since))
 	}
 	other := NewUser(t, s, "other-exec@example.com")
 	if _, err := s.MetricsList(store.WithUser(context.Background(), other.ID), other.ID, j.ID, -1, 100); !apperr.Is(err, apperr.KindNotFound) {
 		t.Fatalf("another user's metrics: %v", err)
 	}
-	if err := s.JobCheckpointSet(sys, j.ID, 1, json.RawMessage(`{"step":4,"files":[]}`), now); err != nil {
+	if err := s.JobCheckpointSet(sys, j.ID, 1, jobdoc.Checkpoint{Step: 4, Files: []jobdoc.File{}}, now); err != nil {
 		t.Fatal(err)
 	}
 	// Lease expiry → requeue; the next claim is attempt 2 and keeps the checkpoint.
@@ -126,7 +151,7 @@ func testExecution(t *testing.T, s store.Store) {
 	}
 	c2, ok, _ := s.JobClaim(sys, store.ClaimParams{AgentID: ag.ID, GPUType: "H100-80GB", GPUCount: 8, TokenHash: hashFor, Now: now.Add(3 * time.Hour), Lease: time.Minute, Decide: claimEffects()})
 	e2, _ := s.JobExec(sys, j.ID)
-	if !ok || c2.Job.ID != j.ID || e2.Attempt != 2 || e2.RetryCount != 1 || string(e2.Checkpoint) == "" || e2.RunSeconds != 7200 || e2.CurrentCost != 7.2 {
+	if !ok || c2.Job.ID != j.ID || e2.Attempt != 2 || e2.RetryCount != 1 || e2.Checkpoint == nil || e2.Checkpoint.Step != 4 || e2.RunSeconds != 7200 || e2.CurrentCost != 7.2 {
 		t.Fatalf("reclaim: %v %+v", ok, e2)
 	}
 	// The old attempt can no longer finish the job.
@@ -136,7 +161,7 @@ func testExecution(t *testing.T, s store.Store) {
 	tps := 1234.5
 	end := now.Add(3*time.Hour + 30*time.Minute)
 	done, err := s.JobFinish(sys, store.FinishParams{JobID: j.ID, Attempt: 2, Now: end, MeasuredTPS: &tps,
-		Artifact: &store.ArtifactCreateParams{ID: uuid.NewString(), Name: "a", QualityMetrics: json.RawMessage(`{}`), TrainingSummary: json.RawMessage(`{}`), Configuration: json.RawMessage(`{}`), Artifacts: json.RawMessage(`{}`)},
+		Artifact: &store.ArtifactCreateParams{ID: uuid.NewString(), Name: "a"},
 		Decide: fixed(store.Effects{Status: store.JobCompleted, Stage: store.JobCompleted, RunSeconds: 9000, Cost: 9, Progress: 100,
 			Events:        []store.JobEvent{{Level: "info", Message: "done"}},
 			Notifications: []store.NotificationCreateParams{{UserID: u.ID, Type: "job_completed", Title: "t", Message: "m"}},

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/brightrun/brightrun/internal/jobdoc"
 	"github.com/brightrun/brightrun/internal/store"
 	"github.com/google/uuid"
 )
@@ -20,7 +21,7 @@ func testInference(t *testing.T, s store.Store) {
 	asU := store.WithUser(context.Background(), u.ID)
 	ds := NewDataset(t, s, u.ID, "chat")
 	now := time.Now().UTC().Truncate(time.Millisecond)
-	m := NewModel(t, s, u.ID, ds.ID, "adapter", `{}`, now)
+	m := NewModel(t, s, u.ID, ds.ID, "adapter", jobdoc.Quality{}, now)
 	reason, gpu, q, first, total := "stop", "CPU", 0.01, 0.3, 1.5
 	adapterReq := store.InferenceRequest{ID: uuid.NewString(), UserID: u.ID, BaseModel: "base/model", ModelID: &m.ID, Source: "v1", Status: "completed",
 		FinishReason: &reason, PromptTokens: 212, CompletionTokens: 37, GPUType: &gpu, QueueSeconds: &q, FirstTokenSeconds: &first, TotalSeconds: &total,
@@ -87,7 +88,7 @@ func testPreferences(t *testing.T, s store.Store) {
 	asU := store.WithUser(context.Background(), u.ID)
 	ds := NewDataset(t, s, u.ID, "chat")
 	now := time.Now().UTC().Truncate(time.Millisecond)
-	m := NewModel(t, s, u.ID, ds.ID, "adapter", `{}`, now)
+	m := NewModel(t, s, u.ID, ds.ID, "adapter", jobdoc.Quality{}, now)
 	msgs := json.RawMessage(`[{"role":"user","content":"Hi 'there'; --"}]`)
 	for i, choice := range []string{"left", "tie"} {
 		if err := s.PreferenceCreate(asU, store.Preference{ID: uuid.NewString(), UserID: u.ID, ModelID: m.ID, Messages: msgs, LeftSide: "adapter",

@@ -67,7 +67,7 @@ func testLaunches(t *testing.T, s store.Store) {
 			t.Fatalf("an agent that never called claim is not online: %+v", a)
 		}
 	}
-	if err := s.AgentSeen(sys, ag.ID, []byte(`{"gpu_type":"H100-80GB","gpu_count":1}`), "t", "h", now.Add(2*time.Second)); err != nil {
+	if err := s.AgentSeen(sys, ag.ID, AgentGPUs("H100-80GB", 1), "t", "h", now.Add(2*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	online, err = s.AgentsOnline(sys, now)
@@ -119,8 +119,7 @@ func testLaunches(t *testing.T, s store.Store) {
 func jobAt(t *testing.T, s store.Store, userID, datasetID, gpuType string, at time.Time) store.Job {
 	t.Helper()
 	j, err := s.JobCreate(store.WithUser(context.Background(), userID), store.JobCreateParams{At: at, ID: uuid.NewString(), UserID: userID, DatasetID: datasetID,
-		PresetID: "balanced", Hyperparameters: []byte(`{"base_model":"m","num_epochs":1}`),
-		GPUConfig: []byte(`{"gpu_type":"` + gpuType + `","num_gpus":1,"cost_per_gpu_hour":3.6}`), TotalEpochs: 1, TotalSteps: 10,
+		PresetID: "balanced", Hyperparameters: fixtureHyper, GPUConfig: fixtureGPU(gpuType), TotalEpochs: 1, TotalSteps: 10,
 		EstimatedTotalCost: 1, EstimatedCompletionAt: at.Add(time.Hour), BaseModel: "m", GPUType: gpuType, NumGPUs: 1})
 	if err != nil {
 		t.Fatalf("create job: %v", err)

@@ -2,18 +2,18 @@ package storetest
 
 import (
 	"context"
-	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/brightrun/brightrun/internal/jobdoc"
 	"github.com/brightrun/brightrun/internal/store"
 	"github.com/google/uuid"
 )
 
 // NewModel finishes a new job of the user with a model artifact whose
-// quality metrics are quality (JSON), as of at.
-func NewModel(t testing.TB, s store.Store, userID, datasetID, name, quality string, at time.Time) store.Model {
+// quality metrics are quality, as of at.
+func NewModel(t testing.TB, s store.Store, userID, datasetID, name string, quality jobdoc.Quality, at time.Time) store.Model {
 	t.Helper()
 	sys := store.AsSystem(context.Background())
 	j := NewJob(t, s, userID, datasetID, "MODEL-FIXTURE")
@@ -25,8 +25,7 @@ func NewModel(t testing.TB, s store.Store, userID, datasetID, name, quality stri
 		t.Fatalf("claim: %v %v", ok, err)
 	}
 	e, err := s.JobFinish(sys, store.FinishParams{JobID: j.ID, Now: at, Decide: fixed(store.Effects{Status: store.JobCompleted}),
-		Artifact: &store.ArtifactCreateParams{ID: uuid.NewString(), Name: name, QualityMetrics: json.RawMessage(quality),
-			TrainingSummary: json.RawMessage(`{}`), Configuration: json.RawMessage(`{}`), Artifacts: json.RawMessage(`{}`)}})
+		Artifact: &store.ArtifactCreateParams{ID: uuid.NewString(), Name: name, QualityMetrics: quality}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,8 +42,9 @@ func testModelsByQuality(t *testing.T, s store.Store) {
 	u := NewUser(t, s, "quality@example.com")
 	d := NewDataset(t, s, u.ID, "quality data")
 	at := time.Date(2026, 12, 3, 8, 0, 0, 0, time.UTC)
-	for i, q := range []string{`{"perplexity_improvement_pct": 5}`, `{}`, `{"perplexity_improvement_pct": 40.5}`, `{"perplexity_improvement_pct": "n/a"}`,
-		`{"perplexity_improvement_pct": -3}`, `{"perplexity_improvement_pct": 20}`} {
+	pct := func(v float64) jobdoc.Quality { return jobdoc.Quality{PerplexityImprovementPct: &v} }
+	// "text" has metrics but no improvement (no validation split): unrated.
+	for i, q := range []jobdoc.Quality{pct(5), {}, pct(40.5), {Samples: new(int)}, pct(-3), pct(20)} {
 		NewModel(t, s, u.ID, d.ID, []string{"five", "unrated-old", "forty", "text", "minus-three", "twenty"}[i], q, at.Add(time.Duration(i)*time.Minute))
 	}
 	var names []string
