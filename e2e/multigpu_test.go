@@ -72,7 +72,7 @@ func TestTwoGPUJobRealTrainer(t *testing.T) {
 	if len(st.CostRecords) != 1 {
 		t.Fatalf("cost records: %+v", st.CostRecords)
 	}
-	var d jobs.ComputeDetails
+	var d jobdoc.ComputeDetails
 	if err := json.Unmarshal(st.CostRecords[0].Details, &d); err != nil || d.NumGPUs != 2 || d.RatePerHour != 7.2 {
 		t.Fatalf("billed for %d GPUs at %v/h (%v): %s", d.NumGPUs, d.RatePerHour, err, st.CostRecords[0].Details)
 	}
