@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/brightrun/brightrun/internal/agentapi"
 	"github.com/brightrun/brightrun/internal/app"
+	"github.com/brightrun/brightrun/internal/jobdoc"
 	"github.com/brightrun/brightrun/internal/storage"
 	"github.com/brightrun/brightrun/internal/store"
 	"github.com/brightrun/brightrun/internal/store/testdb"
@@ -249,6 +251,7 @@ func checkModelDownloads(t *testing.T, s *testserver.Server, c *testserver.Clien
 	if list.Total != 1 || list.Models[0].ID != modelID || list.Models[0].Rating == nil {
 		t.Fatalf("models: %+v", list)
 	}
+	checkModelDocuments(t, c, modelID)
 	var dl struct {
 		URLs []struct{ Name, URL string } `json:"urls"`
 	}
@@ -284,6 +287,37 @@ func checkModelDownloads(t *testing.T, s *testserver.Server, c *testserver.Clien
 	}
 	if !names["adapter/adapter_model.safetensors"] || !names["adapter/adapter_config.json"] {
 		t.Fatalf("archive holds %v", names)
+	}
+}
+
+// checkModelDocuments: the model keeps the real trainer's run summary, its
+// quality metrics and configuration as typed documents, and its page shows
+// them.
+func checkModelDocuments(t *testing.T, c *testserver.Client, modelID string) {
+	t.Helper()
+	var got struct {
+		Model struct {
+			Quality       jobdoc.Quality       `json:"quality_metrics"`
+			Summary       jobdoc.Summary       `json:"training_summary"`
+			Configuration jobdoc.Configuration `json:"configuration"`
+			Artifacts     jobdoc.Artifacts     `json:"artifacts"`
+		} `json:"model"`
+	}
+	c.MustJSON("GET", "/api/models/"+modelID, nil, 200, &got)
+	m := got.Model
+	if s := m.Summary; s.StepsCompleted == nil || *s.StepsCompleted < 1 || s.TokensTrained == nil || *s.TokensTrained < 1 || s.Truncation == nil ||
+		s.Truncation.Train == nil || s.Truncation.Train.Examples < 1 || s.Attempts == nil || *s.Attempts != 1 || s.WorldSizeOrZero() != 1 {
+		t.Fatalf("training summary: %+v", s)
+	}
+	if q := m.Quality; q.FinalTrainingLoss == nil || q.InitialTrainingLoss == nil || q.FinalValidationLoss == nil || q.PerplexityImprovementPct == nil || q.Samples == nil {
+		t.Fatalf("quality metrics: %+v", q)
+	}
+	if m.Configuration.Hyperparameters.BaseModel != tinyModel || m.Configuration.GPUConfig.GPUType == "" || m.Artifacts.Eval == nil || len(m.Artifacts.Files) < 2 {
+		t.Fatalf("configuration %+v, artifacts %+v", m.Configuration, m.Artifacts)
+	}
+	page := c.Do("GET", "/models/"+modelID, nil)
+	if want := fmt.Sprintf("<td class=\"mono\">%d</td>", *m.Summary.TokensTrained); page.Status != 200 || !strings.Contains(string(page.Body), want) {
+		t.Fatalf("model page %d lacks %s", page.Status, want)
 	}
 }
 

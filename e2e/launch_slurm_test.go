@@ -12,7 +12,7 @@ import (
 
 	"github.com/brightrun/brightrun/internal/agentapi"
 	"github.com/brightrun/brightrun/internal/app"
-	"github.com/brightrun/brightrun/internal/jobs"
+	"github.com/brightrun/brightrun/internal/jobdoc"
 	"github.com/brightrun/brightrun/internal/launchers"
 	"github.com/brightrun/brightrun/internal/store"
 	"github.com/brightrun/brightrun/internal/store/testdb"
@@ -179,7 +179,7 @@ func TestSlurmLaunchEndToEnd(t *testing.T) {
 	}
 	// Billing starts at the claim: the billed seconds fit between the claim
 	// and the end, so the launch wait (Slurm scheduling, agent start-up) is not in them.
-	var d jobs.ComputeDetails
+	var d jobdoc.ComputeDetails
 	if err := json.Unmarshal(st.CostRecords[0].Details, &d); err != nil {
 		t.Fatal(err)
 	}

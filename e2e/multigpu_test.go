@@ -33,7 +33,7 @@ func TestTwoGPUJobRealTrainer(t *testing.T) {
 	ctx := context.Background()
 	j, err := s.App.Store.JobCreate(store.WithUser(ctx, c.UserID), store.JobCreateParams{At: time.Now().UTC(), ID: uuid.NewString(), UserID: c.UserID,
 		DatasetID: ds, PresetID: "custom",
-		Hyperparameters: catalog.Hyperparameters{BaseModel: tinyModel, NumEpochs: 1, BatchSize: 4, MaxSeqLength: 2048, LearningRate: 0.001, LoraRank: 8, LoraAlpha: 16},
+		Hyperparameters: catalog.Hyperparameters{BaseModel: tinyModel, NumEpochs: 1, BatchSize: 4, MaxSeqLength: 2048, LearningRate: 0.001, LoraRank: 8, LoraAlpha: 16, GradientAccumulationSteps: 1},
 		GPUConfig:       fixtureDoc[jobdoc.GPUConfig](t, `{"gpu_type":"CPU","num_gpus":2,"cost_per_gpu_hour":3.6}`), TotalEpochs: 1, TotalSteps: 10,
 		EstimatedTotalCost: 1, EstimatedCompletionAt: time.Now().Add(time.Hour), BaseModel: tinyModel, GPUType: "CPU", NumGPUs: 2})
 	if err != nil {
@@ -72,7 +72,7 @@ func TestTwoGPUJobRealTrainer(t *testing.T) {
 	if len(st.CostRecords) != 1 {
 		t.Fatalf("cost records: %+v", st.CostRecords)
 	}
-	var d jobs.ComputeDetails
+	var d jobdoc.ComputeDetails
 	if err := json.Unmarshal(st.CostRecords[0].Details, &d); err != nil || d.NumGPUs != 2 || d.RatePerHour != 7.2 {
 		t.Fatalf("billed for %d GPUs at %v/h (%v): %s", d.NumGPUs, d.RatePerHour, err, st.CostRecords[0].Details)
 	}

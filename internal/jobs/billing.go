@@ -5,6 +5,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/brightrun/brightrun/internal/jobdoc"
 	"github.com/brightrun/brightrun/internal/store"
 )
 
@@ -48,19 +49,9 @@ func Cost(seconds, ratePerHour float64) float64 {
 	return math.Round(seconds/3600*ratePerHour*100) / 100
 }
 
-// ComputeDetails is the details document of a compute cost record.
-type ComputeDetails struct {
-	GPUType     string  `json:"gpu_type"`
-	NumGPUs     int     `json:"num_gpus"`
-	Seconds     float64 `json:"seconds"`
-	Attempts    int     `json:"attempts"`
-	RatePerHour float64 `json:"rate_per_hour"`
-	Status      string  `json:"status"`
-}
-
 // computeRecord is the job's one compute cost record, written when it ends.
 func computeRecord(e store.ExecJob, status string, secs, cost float64, used int, now time.Time) store.CostRecordCreateParams {
-	d, _ := json.Marshal(ComputeDetails{GPUType: e.GPUType, NumGPUs: GPUsBilled(e.NumGPUs, used), Seconds: math.Round(secs*10) / 10,
+	d, _ := json.Marshal(jobdoc.ComputeDetails{GPUType: e.GPUType, NumGPUs: GPUsBilled(e.NumGPUs, used), Seconds: math.Round(secs*10) / 10,
 		Attempts: e.Attempt, RatePerHour: RateFor(e.Job, used), Status: status}) // a struct of plain fields always marshals
 	return store.CostRecordCreateParams{UserID: e.UserID, JobID: e.ID, Type: "compute", Amount: cost, Details: d,
 		BillingPeriod: now.UTC().Format("2006-01-02"), At: now}

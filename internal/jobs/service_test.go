@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/brightrun/brightrun/internal/apperr"
+	"github.com/brightrun/brightrun/internal/jobdoc"
 	"github.com/brightrun/brightrun/internal/jobs"
 	"github.com/brightrun/brightrun/internal/store"
 	"github.com/brightrun/brightrun/internal/store/storetest"
@@ -73,7 +74,7 @@ func TestLifecycle(t *testing.T) {
 		}
 		uctx := store.WithUser(ctx, u.ID)
 		recs, _ := st.CostRecordsForJob(uctx, u.ID, j.ID)
-		var det jobs.ComputeDetails
+		var det jobdoc.ComputeDetails
 		if len(recs) != 1 || recs[0].Amount != 9 || json.Unmarshal(recs[0].Details, &det) != nil || det.Seconds != 9000 || det.Attempts != 2 || !recs[0].RecordedAt.Equal(clock) {
 			t.Fatalf("cost records: %+v", recs)
 		}

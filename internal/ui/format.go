@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/brightrun/brightrun/internal/jobdoc"
 	"github.com/brightrun/brightrun/internal/store"
 	"github.com/dustin/go-humanize"
 )
@@ -113,14 +114,7 @@ func plural(n int, word string) string {
 func costDetails(typ string, raw json.RawMessage) string {
 	switch typ {
 	case "compute":
-		var d struct {
-			GPUType     string  `json:"gpu_type"`
-			NumGPUs     int     `json:"num_gpus"`
-			Seconds     float64 `json:"seconds"`
-			Attempts    int     `json:"attempts"`
-			RatePerHour float64 `json:"rate_per_hour"`
-			Status      string  `json:"status"`
-		}
+		var d jobdoc.ComputeDetails
 		if json.Unmarshal(raw, &d) != nil {
 			return ""
 		}

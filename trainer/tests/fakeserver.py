@@ -203,6 +203,23 @@ class FakeServer:
     def _ok(self, h, data) -> None:
         self._send(h, 200, {"success": True, "data": data})
 
+    def _injected(self, h, call: str) -> bool:
+        """Answer the next failure injected for call, if any (under the lock):
+        an HTTP status, or "drop" to close the connection unanswered."""
+        inj = self.inject.get(call)
+        if not inj:
+            return False
+        what = inj.pop(0)
+        if what == "drop":
+            h.close_connection = True
+            try:
+                h.connection.shutdown(2)
+            except OSError:
+                pass
+        else:
+            self._err(h, what, "injected failure")
+        return True
+
     def _err(self, h, status: int, msg: str) -> None:
         self._send(h, status, {"error": msg})
 
@@ -263,17 +280,8 @@ class FakeServer:
             job = self.jobs.get(jid)
             if job is not None:
                 job.calls.append(call)
-            inj = self.inject.get(call)
-            if inj:
-                what = inj.pop(0)
-                if what == "drop":
-                    h.close_connection = True
-                    try:
-                        h.connection.shutdown(2)
-                    except OSError:
-                        pass
-                    return
-                return self._err(h, what, "injected failure")
+            if self._injected(h, call):
+                return
         if not tok.startswith("brj_"):
             return self._err(h, 401, "send the job token")
         tjid = tok[4:].split("_")[0]
@@ -460,9 +468,8 @@ class FakeServer:
             self.errors.append(str(e))
             return self._err(h, 400, str(e))
         with self.lock:
-            inj = self.inject.get("inference_claim")
-            if inj:
-                return self._err(h, inj.pop(0), "injected failure")
+            if self._injected(h, "inference_claim"):
+                return
             self.inference_claims.append(body)
         models = set(body["base_models"])
         deadline = time.monotonic() + min(float(body.get("wait_seconds") or 0), self.max_wait)
@@ -491,17 +498,8 @@ class FakeServer:
         if tok != self.agent_token:
             return self._err(h, 401, "send the agent token")
         with self.lock:
-            inj = self.inject.get("stream")
-            if inj:
-                what = inj.pop(0)
-                if what == "drop":
-                    h.close_connection = True
-                    try:
-                        h.connection.shutdown(2)
-                    except OSError:
-                        pass
-                    return
-                return self._err(h, what, "injected failure")
+            if self._injected(h, "stream"):
+                return
             r = self.inference.get(rid)
             if r is None or r.claimed_by is None:
                 return self._err(h, 404, "inference request not found")

@@ -244,18 +244,29 @@ func (s *Store) JobCheckpointSet(ctx context.Context, id string, attempt int, cp
 	})
 }
 
-// JobRequeue puts a failed or abandoned attempt back in the queue.
-func (s *Store) JobRequeue(ctx context.Context, p store.RequeueParams) (store.ExecJob, error) {
+// attemptStep runs one step of an attempt in a transaction: it locks the
+// attempt's row (attempt 0: whatever attempt is current), asks decide for
+// the effects, and lets apply write them; apply may update e, which is
+// returned.
+func (s *Store) attemptStep(ctx context.Context, jobID string, attempt int, decide store.Decide, apply func(x q, e *store.ExecJob, eff store.Effects) error) (store.ExecJob, error) {
 	var e store.ExecJob
 	err := s.writeTx(ctx, func(x q) error {
 		var err error
-		if e, err = s.execForUpdate(ctx, x, p.JobID, p.Attempt); err != nil {
+		if e, err = s.execForUpdate(ctx, x, jobID, attempt); err != nil {
 			return err
 		}
-		eff, err := p.Decide(e)
+		eff, err := decide(e)
 		if err != nil {
 			return err
 		}
+		return apply(x, &e, eff)
+	})
+	return e, err
+}
+
+// JobRequeue puts a failed or abandoned attempt back in the queue.
+func (s *Store) JobRequeue(ctx context.Context, p store.RequeueParams) (store.ExecJob, error) {
+	return s.attemptStep(ctx, p.JobID, p.Attempt, p.Decide, func(x q, e *store.ExecJob, eff store.Effects) error {
 		if _, err := x.exec(ctx, `UPDATE training_jobs SET status = ?, current_stage = ?, retry_count = retry_count + 1, run_seconds = ?,
 			current_cost = ?, attempt_started_at = NULL, lease_expires_at = NULL, job_token_hash = NULL, agent_id = NULL, error_class = ?, error_message = ?,
 			updated_at = ? WHERE id = ?`, eff.Status, eff.Stage, eff.RunSeconds, eff.Cost, nullIfEmpty(p.Class), nullIfEmpty(p.Message), p.Now, p.JobID); err != nil {
@@ -263,22 +274,12 @@ func (s *Store) JobRequeue(ctx context.Context, p store.RequeueParams) (store.Ex
 		}
 		return s.effectsTx(ctx, x, p.JobID, e.Attempt, eff, p.Now)
 	})
-	return e, err
 }
 
 // JobFinish ends the job: status, final cost and its cost record, the model
 // artifact on completion, a notification and an event, in one transaction.
 func (s *Store) JobFinish(ctx context.Context, p store.FinishParams) (store.ExecJob, error) {
-	var e store.ExecJob
-	err := s.writeTx(ctx, func(x q) error {
-		var err error
-		if e, err = s.execForUpdate(ctx, x, p.JobID, p.Attempt); err != nil {
-			return err
-		}
-		eff, err := p.Decide(e)
-		if err != nil {
-			return err
-		}
+	return s.attemptStep(ctx, p.JobID, p.Attempt, p.Decide, func(x q, e *store.ExecJob, eff store.Effects) error {
 		var artifactID any
 		if p.Artifact != nil {
 			a := p.Artifact
@@ -316,7 +317,6 @@ func (s *Store) JobFinish(ctx context.Context, p store.FinishParams) (store.Exec
 		}
 		return nil
 	})
-	return e, err
 }
 
 // JobExpiredLeases lists active jobs whose lease ran out.

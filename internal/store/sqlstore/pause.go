@@ -61,16 +61,7 @@ func (s *Store) JobResume(ctx context.Context, p store.JobUserStepParams) (store
 // JobPark ends the attempt as paused: the checkpoint stays, no retry is
 // counted, the attempt's time joins the run seconds.
 func (s *Store) JobPark(ctx context.Context, p store.JobParkParams) (store.ExecJob, error) {
-	var e store.ExecJob
-	err := s.writeTx(ctx, func(x q) error {
-		var err error
-		if e, err = s.execForUpdate(ctx, x, p.JobID, p.Attempt); err != nil {
-			return err
-		}
-		eff, err := p.Decide(e)
-		if err != nil {
-			return err
-		}
+	return s.attemptStep(ctx, p.JobID, p.Attempt, p.Decide, func(x q, e *store.ExecJob, eff store.Effects) error {
 		if _, err := x.exec(ctx, `UPDATE training_jobs SET status = ?, current_stage = ?, run_seconds = ?, current_cost = ?, attempt_started_at = NULL,
 			lease_expires_at = NULL, job_token_hash = NULL, agent_id = NULL, pause_requested_at = NULL, updated_at = ? WHERE id = ?`,
 			eff.Status, eff.Stage, eff.RunSeconds, eff.Cost, p.Now, p.JobID); err != nil {
@@ -79,5 +70,4 @@ func (s *Store) JobPark(ctx context.Context, p store.JobParkParams) (store.ExecJ
 		e.Status = eff.Status
 		return s.effectsTx(ctx, x, p.JobID, e.Attempt, eff, p.Now)
 	})
-	return e, err
 }

@@ -27,8 +27,10 @@ func NewJob(t testing.TB, s store.Store, userID, datasetID, gpuType string) stor
 	return j
 }
 
-// fixtureHyper are the fixture jobs' hyperparameters.
-var fixtureHyper = catalog.Hyperparameters{BaseModel: "m", NumEpochs: 1}
+// fixtureHyper are the fixture jobs' hyperparameters (a whole set, as
+// training.Create writes them).
+var fixtureHyper = catalog.Hyperparameters{BaseModel: "m", NumEpochs: 1, LearningRate: 2e-4, BatchSize: 8, LoraRank: 16, LoraAlpha: 32,
+	LoraDropout: 0.05, MaxSeqLength: 2048, GradientAccumulationSteps: 1}
 
 // fixtureGPU is the fixture jobs' GPU configuration: one GPU at $3.60/h.
 func fixtureGPU(gpuType string) jobdoc.GPUConfig {
