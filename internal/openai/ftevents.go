@@ -3,7 +3,6 @@ package openai
 import (
 	"context"
 	"encoding/csv"
-	"encoding/json"
 	"fmt"
 	"io"
 	"slices"
@@ -11,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/brightrun/brightrun/internal/agentapi"
 	"github.com/brightrun/brightrun/internal/apperr"
 	"github.com/brightrun/brightrun/internal/store"
 )
@@ -146,96 +144,6 @@ func page[T any](all []T, after string, limit int, id func(T) string) (List[T], 
 		out.FirstID, out.LastID = &first, &last
 	}
 	return out, nil
-}
-
-// Checkpoint is OpenAI's fine_tuning.job.checkpoint object.
-type Checkpoint struct {
-	ID                       string            `json:"id"`
-	Object                   string            `json:"object"`
-	CreatedAt                int64             `json:"created_at"`
-	FineTunedModelCheckpoint string            `json:"fine_tuned_model_checkpoint"`
-	FineTuningJobID          string            `json:"fine_tuning_job_id"`
-	StepNumber               int               `json:"step_number"`
-	Metrics                  CheckpointMetrics `json:"metrics"`
-}
-
-// CheckpointMetrics are what BrightRun measured at the step; token
-// accuracies are not measured (null). full_valid_loss is the final
-// evaluation's loss on the whole validation split (the last checkpoint).
-type CheckpointMetrics struct {
-	Step                       float64  `json:"step"`
-	TrainLoss                  *float64 `json:"train_loss"`
-	TrainMeanTokenAccuracy     *float64 `json:"train_mean_token_accuracy"`
-	ValidLoss                  *float64 `json:"valid_loss"`
-	ValidMeanTokenAccuracy     *float64 `json:"valid_mean_token_accuracy"`
-	FullValidLoss              *float64 `json:"full_valid_loss"`
-	FullValidMeanTokenAccuracy *float64 `json:"full_valid_mean_token_accuracy"`
-}
-
-// Checkpoints lists a job's checkpoints newest first: the final adapter
-// (the fine-tuned model) once it succeeded, and the last checkpoint
-// registered while training (its resume point) if it is an earlier step.
-func (s *FineTuning) Checkpoints(ctx context.Context, userID, id, after string, limit int) (List[Checkpoint], error) {
-	out := List[Checkpoint]{Object: "list", Data: []Checkpoint{}}
-	f, err := s.get(ctx, userID, id)
-	if err != nil || f.JobID == nil {
-		return out, err
-	}
-	tj, err := s.Store.JobGet(ctx, userID, *f.JobID)
-	if err != nil {
-		return out, err
-	}
-	points, err := s.Store.MetricsList(ctx, userID, tj.ID, -1, maxEvents)
-	if err != nil {
-		return out, err
-	}
-	var all []Checkpoint
-	final := 0
-	if tj.ArtifactID != nil && tj.TotalSteps != nil {
-		final = *tj.TotalSteps
-		m, err := s.Store.ModelGet(ctx, userID, *tj.ArtifactID)
-		if err != nil {
-			return out, err
-		}
-		c := s.checkpoint(f, final, FineTunedModelName(m, f.Suffix), derefTime(tj.CompletedAt, tj.UpdatedAt), points)
-		{
-			var q struct {
-				Final *float64 `json:"final_validation_loss"`
-			}
-			if json.Unmarshal(m.QualityMetrics, &q) == nil {
-				c.Metrics.FullValidLoss = q.Final
-			}
-		}
-		all = append(all, c)
-	}
-	// The job's own row: system read, after JobGet proved ownership.
-	e, err := s.Store.JobExec(store.AsSystem(ctx), tj.ID)
-	if err != nil {
-		return out, err
-	}
-	var cp agentapi.Checkpoint
-	if len(e.Checkpoint) > 0 && json.Unmarshal(e.Checkpoint, &cp) == nil && cp.Step > 0 && (final == 0 || cp.Step < final) {
-		base := "ft:" + tj.BaseModel + ":" + JobID(f.ID)
-		all = append(all, s.checkpoint(f, cp.Step, base+":ckpt-step-"+strconv.Itoa(cp.Step), derefTime(e.CheckpointAt, tj.UpdatedAt), points))
-	}
-	return page(all, after, limit, func(c Checkpoint) string { return c.ID })
-}
-
-func (s *FineTuning) checkpoint(f store.FineTuneJob, step int, model string, at time.Time, points []store.MetricPoint) Checkpoint {
-	c := Checkpoint{ID: "ftckpt-" + hexID(f.ID) + "s" + strconv.Itoa(step), Object: "fine_tuning.job.checkpoint", CreatedAt: at.Unix(),
-		FineTunedModelCheckpoint: model, FineTuningJobID: JobID(f.ID), StepNumber: step, Metrics: CheckpointMetrics{Step: float64(step)}}
-	for _, p := range points { // the last measured losses at or before the step
-		if p.Step > step {
-			break
-		}
-		if p.TrainingLoss != nil {
-			c.Metrics.TrainLoss = p.TrainingLoss
-		}
-		if p.ValidationLoss != nil {
-			c.Metrics.ValidLoss = p.ValidationLoss
-		}
-	}
-	return c
 }
 
 // ResultFile is a succeeded job's metrics CSV as a file object.
