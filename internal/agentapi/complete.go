@@ -32,10 +32,13 @@ type EvalReport struct {
 	Samples     []map[string]any `json:"samples"`
 }
 
-// LossPPL is one model's validation loss and perplexity.
+// LossPPL is one model's validation loss, perplexity and mean token
+// accuracy (the share of assistant tokens whose argmax prediction is the
+// label).
 type LossPPL struct {
-	ValidationLoss *float64 `json:"validation_loss"`
-	Perplexity     *float64 `json:"perplexity"`
+	ValidationLoss    *float64 `json:"validation_loss"`
+	Perplexity        *float64 `json:"perplexity"`
+	MeanTokenAccuracy *float64 `json:"mean_token_accuracy"`
 }
 
 func num(m map[string]any, k string) *float64 {
@@ -66,6 +69,9 @@ func (s *Service) Complete(ctx context.Context, j store.ExecJob, r CompleteReque
 		b, a := r.Eval.Base, r.Eval.Adapter
 		quality["base_validation_loss"], quality["final_validation_loss"] = b.ValidationLoss, a.ValidationLoss
 		quality["base_perplexity"], quality["adapter_perplexity"] = b.Perplexity, a.Perplexity
+		if acc := a.MeanTokenAccuracy; acc != nil && *acc >= 0 && *acc <= 1 {
+			quality["final_validation_mean_token_accuracy"] = *acc
+		}
 		if b.Perplexity != nil && a.Perplexity != nil && *b.Perplexity > 0 {
 			quality["perplexity_improvement_pct"] = math.Round((*b.Perplexity-*a.Perplexity) / *b.Perplexity * 1000) / 10
 		}

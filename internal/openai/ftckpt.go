@@ -126,10 +126,10 @@ func (s *FineTuning) checkpoint(f store.FineTuneJob, step int, model string, at 
 			break
 		}
 		if p.TrainingLoss != nil {
-			c.Metrics.TrainLoss = p.TrainingLoss
+			c.Metrics.TrainLoss, c.Metrics.TrainMeanTokenAccuracy = p.TrainingLoss, p.TrainMeanTokenAccuracy
 		}
 		if p.ValidationLoss != nil {
-			c.Metrics.ValidLoss = p.ValidationLoss
+			c.Metrics.ValidLoss, c.Metrics.ValidMeanTokenAccuracy = p.ValidationLoss, p.ValidMeanTokenAccuracy
 		}
 	}
 	return c

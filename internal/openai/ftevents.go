@@ -26,13 +26,15 @@ type Event struct {
 	at        time.Time
 }
 
-// StepMetrics are a metrics event's data, as OpenAI emits them. BrightRun
-// measures no token accuracy: those fields are null.
+// StepMetrics are a metrics event's data, as OpenAI emits them (the token
+// accuracies are the trainer's: the share of assistant tokens whose argmax
+// prediction is the label).
 type StepMetrics struct {
 	Step                   int      `json:"step"`
 	TrainLoss              *float64 `json:"train_loss"`
 	TrainMeanTokenAccuracy *float64 `json:"train_mean_token_accuracy"`
 	ValidLoss              *float64 `json:"valid_loss,omitempty"`
+	ValidMeanTokenAccuracy *float64 `json:"valid_mean_token_accuracy,omitempty"`
 	TotalSteps             *int     `json:"total_steps"`
 }
 
@@ -87,7 +89,8 @@ func (s *FineTuning) events(ctx context.Context, f store.FineTuneJob) ([]Event, 
 				msg += fmt.Sprintf(", validation loss=%.4f", *p.ValidationLoss)
 			}
 			out = append(out, Event{ID: "ftevent-step" + strconv.Itoa(p.Step), Object: "fine_tuning.job.event", CreatedAt: at.Unix(), Level: "info",
-				Message: msg, Type: "metrics", Data: StepMetrics{Step: p.Step, TrainLoss: p.TrainingLoss, ValidLoss: p.ValidationLoss, TotalSteps: tj.TotalSteps}, at: at})
+				Message: msg, Type: "metrics", Data: StepMetrics{Step: p.Step, TrainLoss: p.TrainingLoss, TrainMeanTokenAccuracy: p.TrainMeanTokenAccuracy,
+					ValidLoss: p.ValidationLoss, ValidMeanTokenAccuracy: p.ValidMeanTokenAccuracy, TotalSteps: tj.TotalSteps}, at: at})
 		}
 	}
 	slices.SortStableFunc(out, func(a, b Event) int {
@@ -174,8 +177,8 @@ func (s *FineTuning) ResultFile(ctx context.Context, userID, fileID string) (Fil
 		Filename: "step_metrics.csv", Purpose: PurposeResults, Status: "processed"}, f, true, nil
 }
 
-// WriteResults writes the metrics CSV in OpenAI's column layout; values
-// BrightRun does not measure (token accuracies) are empty.
+// WriteResults writes the metrics CSV in OpenAI's column layout; a value not
+// measured at a step (validation between evaluations) is empty.
 func (s *FineTuning) WriteResults(ctx context.Context, f store.FineTuneJob, w io.Writer) error {
 	points, err := s.Store.MetricsList(ctx, f.UserID, *f.JobID, -1, maxEvents)
 	if err != nil {
@@ -190,7 +193,7 @@ func (s *FineTuning) WriteResults(ctx context.Context, f store.FineTuneJob, w io
 		return strconv.FormatFloat(*v, 'f', -1, 64)
 	}
 	for _, p := range points {
-		_ = cw.Write([]string{strconv.Itoa(p.Step), num(p.TrainingLoss), "", num(p.ValidationLoss), ""})
+		_ = cw.Write([]string{strconv.Itoa(p.Step), num(p.TrainingLoss), num(p.TrainMeanTokenAccuracy), num(p.ValidationLoss), num(p.ValidMeanTokenAccuracy)})
 	}
 	cw.Flush()
 	return cw.Error()
