@@ -262,6 +262,10 @@ func TestOpenAIFineTuningGoSDK(t *testing.T) {
 	if err != nil || len(cps.Data) == 0 || cps.Data[0].FineTunedModelCheckpoint != a.FineTunedModel || cps.Data[0].Metrics.TrainLoss <= 0 || cps.Data[0].Metrics.FullValidLoss <= 0 {
 		t.Fatalf("checkpoints: %v %+v", err, cps)
 	}
+	// Token accuracies are measured (null would read as 0 in the SDK's struct: check the JSON).
+	if raw := cps.Data[0].RawJSON(); strings.Contains(raw, "accuracy\":null") || !strings.Contains(raw, "\"full_valid_mean_token_accuracy\":") {
+		t.Fatalf("checkpoint token accuracies: %s", raw)
+	}
 	rf, err := c.Files.Content(ctx, a.ResultFiles[0])
 	if err != nil {
 		t.Fatal(err)
