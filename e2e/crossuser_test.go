@@ -160,7 +160,9 @@ func (w *world) jobIntact(t *testing.T) {
 
 // checkpointFixture gives the user a running training job with a
 // registered checkpoint at step 4 and a /v1 fine-tuning job on it, and
-// returns the checkpoint's ftckpt- id (a model id for its owner only).
+// returns the checkpoint's ftckpt- id (a model id for its owner only). The
+// checkpoint lists its adapter files beside the optimizer and trainer state,
+// as the trainer uploads them (no agent downloads them here).
 func checkpointFixture(t *testing.T, s *testserver.Server, userID, datasetID string) string {
 	t.Helper()
 	st, ctx := s.App.Store, context.Background()
@@ -172,7 +174,10 @@ func checkpointFixture(t *testing.T, s *testserver.Server, userID, datasetID str
 	if _, ok, err := s.App.Jobs.Claim(ctx, jobs.ClaimRequest{AgentID: ag.ID, GPUType: "XW-1", GPUCount: 1, TokenHash: func(string, int) string { return "h" }, Lease: time.Hour}); !ok || err != nil {
 		t.Fatalf("claim: %v %v", ok, err)
 	}
-	cp := `{"step":4,"files":[{"name":"adapter_config.json","size":2,"storage_path":"` + userID + `/` + j.ID + `/checkpoints/step-4/adapter_config.json"}]}`
+	dir := userID + "/" + j.ID + "/checkpoints/step-4/"
+	cp := `{"step":4,"files":[{"name":"adapter_config.json","size":2,"storage_path":"` + dir + `adapter_config.json"},` +
+		`{"name":"adapter_model.safetensors","size":8,"storage_path":"` + dir + `adapter_model.safetensors"},` +
+		`{"name":"optimizer.pt","size":16,"storage_path":"` + dir + `optimizer.pt"},{"name":"trainer_state.json","size":2,"storage_path":"` + dir + `trainer_state.json"}]}`
 	if err := st.JobCheckpointSet(store.AsSystem(ctx), j.ID, 1, json.RawMessage(cp), time.Now().UTC()); err != nil {
 		t.Fatal(err)
 	}

@@ -65,9 +65,10 @@ type Target struct {
 // (docs/agent-protocol.md, "Checkpoints"); only the adapter files are handed
 // to the agent.
 type CheckpointTarget struct {
-	JobID string
-	Step  int
-	Files []agentapi.StoredFile
+	JobID   string
+	Step    int
+	SavedAt time.Time // when it was registered: a step saved again (a retry) is a new cache version
+	Files   []agentapi.StoredFile
 }
 
 // cacheKey is the adapter's model_id for the agent's cache: unique per
@@ -187,7 +188,7 @@ func (s *Service) Start(ctx context.Context, p ChatParams) (*Call, error) {
 		}
 		w.Adapter, md.modelID = a, &m.ID
 	case ck != nil:
-		a, err := s.signAdapter(ctx, ck.cacheKey(), ck.Files)
+		a, err := s.signAdapter(ctx, ck.cacheKey(), int(ck.SavedAt.Unix()), ck.Files)
 		if err != nil {
 			return nil, err
 		}
@@ -222,7 +223,7 @@ func (s *Service) adapter(ctx context.Context, m store.Model) (*Adapter, error) 
 		Files []agentapi.StoredFile `json:"files"`
 	}
 	_ = json.Unmarshal(m.Artifacts, &arts)
-	a, err := s.signAdapter(ctx, m.ID, arts.Files)
+	a, err := s.signAdapter(ctx, m.ID, 1, arts.Files)
 	if err == nil && a == nil {
 		err = apperr.Conflict("model %q has no adapter files to serve", m.Name)
 	}
@@ -233,9 +234,9 @@ func (s *Service) adapter(ctx context.Context, m store.Model) (*Adapter, error) 
 // each adapter file among files (nil when there is none). Sizes come from
 // storage as verified when the files were registered; the agent checks
 // them after downloading.
-func (s *Service) signAdapter(ctx context.Context, key string, files []agentapi.StoredFile) (*Adapter, error) {
+func (s *Service) signAdapter(ctx context.Context, key string, version int, files []agentapi.StoredFile) (*Adapter, error) {
 	ttl := s.Broker.opts.QueueTimeout + s.Broker.opts.Timeout + time.Minute
-	a := &Adapter{ModelID: key, Version: 1}
+	a := &Adapter{ModelID: key, Version: version}
 	for _, f := range files {
 		if !adapterFile(f.Name) {
 			continue

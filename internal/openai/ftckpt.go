@@ -152,7 +152,7 @@ func (s *FineTuning) CheckpointTarget(ctx context.Context, userID, ftID string, 
 	case jc.model != nil && step == jc.final:
 		return inference.Target{BaseModel: jc.model.BaseModel, Model: jc.model}, jc.model.CreatedAt, nil
 	case jc.resume != nil && step == jc.resume.Step:
-		return inference.Target{BaseModel: jc.job.BaseModel, Checkpoint: &inference.CheckpointTarget{JobID: jc.job.ID, Step: step, Files: jc.resume.Files}},
+		return inference.Target{BaseModel: jc.job.BaseModel, Checkpoint: &inference.CheckpointTarget{JobID: jc.job.ID, Step: step, SavedAt: jc.resumeTime, Files: jc.resume.Files}},
 			jc.resumeTime, nil
 	}
 	return inference.Target{}, time.Time{}, apperr.NotFound("checkpoint")

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/brightrun/brightrun/internal/store/testdb"
@@ -66,5 +67,35 @@ type aliasCompletion struct {
 	Model   string
 	Choices []struct {
 		Message struct{ Content string }
+	}
+}
+
+// TestOpenAIChatCheckpointWork: chatting with a checkpoint id hands the
+// agent (a Go double) the checkpoint's adapter files only, with signed URLs,
+// under a cache key of the job and step.
+func TestOpenAIChatCheckpointWork(t *testing.T) {
+	s := testserver.Start(t, testdb.Engines()[0], testserver.Options{})
+	u := s.SignUp(t, "ckptwork@example.com")
+	ds := createDataset(t, u, "ckpt-ds", "ckpt.jsonl", 10).Dataset.ID
+	ckpt := checkpointFixture(t, s, u.UserID, ds)
+	a := startGoAgent(t, s, "*")
+	var out aliasCompletion
+	v1Do(t, u, "POST", "/v1/chat/completions", map[string]any{"model": ckpt, "messages": []map[string]string{{"role": "user", "content": "hi"}}}, 200, &out)
+	w := <-a.claimed
+	if w.Adapter == nil || !strings.HasPrefix(w.Adapter.ModelID, "ckpt-") || !strings.HasSuffix(w.Adapter.ModelID, "-step-4") || w.Adapter.Version <= 1 {
+		t.Fatalf("adapter: %+v", w.Adapter)
+	}
+	var names []string
+	for _, f := range w.Adapter.Files {
+		names = append(names, f.Name)
+		if !strings.HasPrefix(f.URL, s.URL) || f.Size <= 0 {
+			t.Fatalf("file %+v", f)
+		}
+	}
+	if strings.Join(names, ",") != "adapter_config.json,adapter_model.safetensors" {
+		t.Fatalf("the agent was handed %v, want the adapter files only", names)
+	}
+	if out.Model != ckpt || out.Choices[0].Message.Content != "echo: hi" {
+		t.Fatalf("completion: %+v", out)
 	}
 }
