@@ -9,6 +9,7 @@ import (
 
 	"github.com/brightrun/brightrun/internal/jobdoc"
 	"github.com/brightrun/brightrun/internal/jobs"
+	v1 "github.com/brightrun/brightrun/internal/openai"
 	"github.com/brightrun/brightrun/internal/store"
 	"github.com/brightrun/brightrun/internal/store/storetest"
 	"github.com/brightrun/brightrun/internal/store/testdb"
@@ -34,6 +35,7 @@ type world struct {
 	agentA string // an agent A (the first account: an operator) created
 	fileA  string // dsA as a /v1 file id
 	ftjobA string // one of A's /v1 fine-tuning jobs (validating_files, on dsA)
+	ckptA  string // the ftckpt- id of a checkpoint of another of A's fine-tuning jobs (running)
 }
 
 func setupWorld(t *testing.T, s *testserver.Server) *world {
@@ -55,6 +57,7 @@ func setupWorld(t *testing.T, s *testserver.Server) *world {
 	launchA(t, s, w.jobA)
 	w.a.MustJSON("PUT", "/api/settings/budget", map[string]any{"monthly_budget": 123.45}, 200, nil)
 	w.modelA = finishedModel(t, s, w.a.UserID, w.dsA, "owner-secret-model")
+	w.ckptA = checkpointFixture(t, s, w.a.UserID, w.dsA)
 	var ch struct {
 		Settings struct {
 			WebhookSecret string `json:"webhook_secret"`
@@ -88,7 +91,7 @@ func setupWorld(t *testing.T, s *testserver.Server) *world {
 		t.Fatalf("A's fine-tuning job: %d %s", r.Status, r.Body)
 	}
 	w.ftjobA = ft.ID
-	w.secret = []string{w.fileA, w.ftjobA, strings.TrimPrefix(w.fileA, "file-"), "owner-secret-meta", w.hookA, "owner-secret-hook", "owner-secret-delivered", w.a.UserID, "owner@example.com", tok.APIToken.ID, "owner-secret-token-name", w.dsA, "owner-secret-dataset", n.ID, "owner-secret-notification", w.jobA, "123.45", w.modelA, "owner-secret-model", "owner-secret-agent", w.agentA, "owner-secret-slurm-id"}
+	w.secret = []string{w.fileA, w.ftjobA, w.ckptA, strings.TrimPrefix(w.ckptA, "ftckpt-")[:32], strings.TrimPrefix(w.fileA, "file-"), "owner-secret-meta", w.hookA, "owner-secret-hook", "owner-secret-delivered", w.a.UserID, "owner@example.com", tok.APIToken.ID, "owner-secret-token-name", w.dsA, "owner-secret-dataset", n.ID, "owner-secret-notification", w.jobA, "123.45", w.modelA, "owner-secret-model", "owner-secret-agent", w.agentA, "owner-secret-slurm-id"}
 	return w
 }
 
@@ -153,6 +156,48 @@ func (w *world) jobIntact(t *testing.T) {
 	w.a.MustJSON("GET", "/api/settings/budget", nil, 200, &b)
 	if b.MonthlyBudget == nil || *b.MonthlyBudget != 123.45 {
 		t.Fatalf("user A's budget changed: %v", b.MonthlyBudget)
+	}
+}
+
+// checkpointFixture gives the user a running training job with a
+// registered checkpoint at step 4 and a /v1 fine-tuning job on it, and
+// returns the checkpoint's ftckpt- id (a model id for its owner only). The
+// checkpoint lists its adapter files beside the optimizer and trainer state,
+// as the trainer uploads them (no agent downloads them here).
+func checkpointFixture(t *testing.T, s *testserver.Server, userID, datasetID string) string {
+	t.Helper()
+	st, ctx := s.App.Store, context.Background()
+	j := storetest.NewJob(t, st, userID, datasetID, "XW-1")
+	ag, err := st.AgentCreate(store.AsSystem(ctx), "ckpt-fixture", "fixture-hash-"+j.ID, time.Now().UTC())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := s.App.Jobs.Claim(ctx, jobs.ClaimRequest{AgentID: ag.ID, GPUType: "XW-1", GPUCount: 1, TokenHash: func(string, int) string { return "h" }, Lease: time.Hour}); !ok || err != nil {
+		t.Fatalf("claim: %v %v", ok, err)
+	}
+	dir := userID + "/" + j.ID + "/checkpoints/step-4/"
+	cp := jobdoc.Checkpoint{Step: 4}
+	for name, size := range map[string]int64{"adapter_config.json": 2, "adapter_model.safetensors": 8, "optimizer.pt": 16, "trainer_state.json": 2} {
+		cp.Files = append(cp.Files, jobdoc.File{Name: name, Size: size, StoragePath: dir + name})
+	}
+	if err := st.JobCheckpointSet(store.AsSystem(ctx), j.ID, 1, cp, time.Now().UTC()); err != nil {
+		t.Fatal(err)
+	}
+	f, err := st.FineTuneCreate(store.WithUser(ctx, userID), store.FineTuneJob{ID: uuid.NewString(), UserID: userID, JobID: &j.ID, Model: "m", TrainingFile: datasetID,
+		Seed: 42, Request: json.RawMessage(`{}`), Status: store.FineTuneCreated, CreatedAt: time.Now().UTC()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v1.CheckpointID(f.ID, 4)
+}
+
+// checkpointServable: A's checkpoint is still a model for A (so B's 404 is
+// isolation, not an unknown id).
+func (w *world) checkpointServable(t *testing.T) {
+	var m struct{ ID string }
+	r := w.a.Do("GET", "/v1/models/"+w.ckptA, nil)
+	if err := json.Unmarshal(r.Body, &m); r.Status != 200 || err != nil || m.ID != w.ckptA {
+		t.Fatalf("A's checkpoint as a model: %d %s", r.Status, r.Body)
 	}
 }
 
@@ -296,8 +341,11 @@ func crossUserCases(w *world) []testserver.CrossUserCase {
 		{Route: "GET /models/{id}/playground", Path: "/models/" + w.modelA + "/playground", Secret: s},
 		{Route: "GET /v1/models", Path: "/v1/models", Secret: s},
 		{Route: "GET /v1/models/{id...}", Path: "/v1/models/ft:mistralai/Mistral-7B-v0.1:owner-secret-model:" + w.modelA, Secret: s},
+		{Route: "GET /v1/models/{id...}", Path: "/v1/models/" + w.ckptA, Secret: s, After: w.checkpointServable},
 		{Route: "POST /v1/chat/completions", Path: "/v1/chat/completions", Body: map[string]any{"model": "ft:mistralai/Mistral-7B-v0.1:owner-secret-model:" + w.modelA,
 			"messages": []map[string]string{{"role": "user", "content": "hi"}}}, Secret: s},
+		{Route: "POST /v1/chat/completions", Path: "/v1/chat/completions", Body: map[string]any{"model": w.ckptA,
+			"messages": []map[string]string{{"role": "user", "content": "hi"}}}, Secret: s, After: w.checkpointServable},
 		{Route: "GET /models", Path: "/models", Secret: s},
 		{Route: "GET /models/{id}", Path: "/models/" + w.modelA, Secret: s},
 		{Route: "GET /api/costs", Path: "/api/costs?period=90", Secret: s},

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -257,6 +258,10 @@ func TestOpenAIFineTuningGoSDK(t *testing.T) {
 	if err != nil || len(cps.Data) == 0 || cps.Data[0].FineTunedModelCheckpoint != a.FineTunedModel || cps.Data[0].Metrics.TrainLoss <= 0 || cps.Data[0].Metrics.FullValidLoss <= 0 {
 		t.Fatalf("checkpoints: %v %+v", err, cps)
 	}
+	// Token accuracies are measured (null would read as 0 in the SDK's struct: check the JSON).
+	if raw := cps.Data[0].RawJSON(); strings.Contains(raw, "accuracy\":null") || !strings.Contains(raw, "\"full_valid_mean_token_accuracy\":") {
+		t.Fatalf("checkpoint token accuracies: %s", raw)
+	}
 	rf, err := c.Files.Content(ctx, a.ResultFiles[0])
 	if err != nil {
 		t.Fatal(err)
@@ -298,6 +303,7 @@ func TestOpenAIFineTuningGoSDK(t *testing.T) {
 	if stopped.Checkpoint == nil || stopped.AgentID != "" || stopped.CurrentStep >= *stopped.TotalSteps {
 		t.Fatalf("paused job: step %d/%v, agent %q, checkpoint %v", stopped.CurrentStep, stopped.TotalSteps, stopped.AgentID, stopped.Checkpoint)
 	}
+	chatCheckpoint(t, ctx, c, other, cc.ID, stopped)
 	if _, err := c.FineTuning.Jobs.Resume(ctx, paused.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -315,4 +321,46 @@ func TestOpenAIFineTuningGoSDK(t *testing.T) {
 	if !resumed {
 		t.Fatalf("attempt 2 did not resume from the checkpoint: %+v", st.Events)
 	}
+}
+
+// chatCheckpoint: the paused job's resume checkpoint is listed with an
+// ft:…:ckpt-step-N model id, and that id and the bare ftckpt- id are both
+// models to chat with (the agent is handed only the checkpoint's adapter
+// files); to another user both are model_not_found.
+func chatCheckpoint(t *testing.T, ctx context.Context, c, other openai.Client, jobID string, stopped store.ExecJob) {
+	t.Helper()
+	cp := stopped.Checkpoint
+	if cp == nil || cp.Step < 1 {
+		t.Fatalf("checkpoint row: %+v", cp)
+	}
+	cps, err := c.FineTuning.Jobs.Checkpoints.List(ctx, jobID, openai.FineTuningJobCheckpointListParams{})
+	if err != nil || len(cps.Data) != 1 || int(cps.Data[0].StepNumber) != cp.Step || cps.Data[0].Metrics.TrainLoss <= 0 {
+		t.Fatalf("checkpoints of the paused job: %v %+v", err, cps)
+	}
+	ck := cps.Data[0]
+	if want := ":" + jobID + ":ckpt-step-" + strconv.Itoa(cp.Step); !strings.HasPrefix(ck.FineTunedModelCheckpoint, "ft:"+tinyModel+":") ||
+		!strings.HasSuffix(ck.FineTunedModelCheckpoint, want) || !strings.HasPrefix(ck.ID, "ftckpt-") {
+		t.Fatalf("checkpoint ids: %s %s", ck.ID, ck.FineTunedModelCheckpoint)
+	}
+	for _, id := range []string{ck.FineTunedModelCheckpoint, ck.ID} {
+		chat, err := c.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: id, MaxTokens: openai.Int(4),
+			Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("What should I do first?")}})
+		if err != nil || len(chat.Choices) != 1 || chat.Usage.CompletionTokens < 1 || chat.Model != id {
+			t.Fatalf("chat with checkpoint %s: %v %+v", id, err, chat)
+		}
+		if m, err := c.Models.Get(ctx, id); err != nil || m.ID != id || m.OwnedBy != "user" {
+			t.Fatalf("GET /v1/models/%s: %v %+v", id, err, m)
+		}
+		_, err = other.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: id,
+			Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi")}})
+		if ae := wantAPIError(t, "another user's checkpoint", err, 404, ""); ae.Code != "model_not_found" {
+			t.Fatalf("another user's checkpoint: %s %s", ae.Code, ae.Message)
+		}
+		_, err = other.Models.Get(ctx, id)
+		wantAPIError(t, "another user's checkpoint model", err, 404, "")
+	}
+	// A step that is not a kept checkpoint is unknown.
+	_, err = c.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: strings.TrimSuffix(ck.ID, strconv.Itoa(cp.Step)) + strconv.Itoa(cp.Step+100),
+		Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi")}})
+	wantAPIError(t, "an unknown checkpoint step", err, 404, "")
 }

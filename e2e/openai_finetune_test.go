@@ -2,12 +2,14 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/brightrun/brightrun/internal/store"
 	"github.com/brightrun/brightrun/internal/store/testdb"
 	"github.com/brightrun/brightrun/internal/testserver"
 )
@@ -142,4 +144,91 @@ func TestOpenAIFineTuningWaitsForFiles(t *testing.T) {
 		v1Do(t, c, "POST", "/v1/fine_tuning/jobs/"+j.ID+"/resume", nil, 409, &ve)
 		v1Do(t, c, "DELETE", "/v1/files/"+file, nil, 409, &ve) // queued jobs use it
 	})
+}
+
+// TestEstimateWithValidationFile (no trainer needed): a job with a separate
+// validation dataset (/v1's validation_file) is estimated with the whole
+// training dataset training (no held-out share taken out) and the
+// validation dataset's tokens for the evaluation passes; the /v1 job's
+// training job carries that estimate.
+func TestEstimateWithValidationFile(t *testing.T) {
+	s := testserver.Start(t, testdb.Engines()[0], testserver.Options{})
+	c := s.SignUp(t, "v1est@example.com")
+	train := uploadFile(t, c, "train", chatJSONL(t, 40))
+	val := uploadBytes(t, c, "val", "val.jsonl", mustRead(t, chatJSONL(t, 5)))
+	for _, id := range []string{train, val} {
+		if d := waitDataset(t, c, id); d.Status != "ready" {
+			t.Fatalf("dataset not ready: %+v", d)
+		}
+	}
+	type est struct {
+		estimateView
+		Dataset struct {
+			TrainExamples       int    `json:"train_examples"`
+			EvalExamples        int    `json:"eval_examples"`
+			TrainTokens         int64  `json:"train_tokens"`
+			EvalTokens          int64  `json:"eval_tokens"`
+			ValidationDatasetID string `json:"validation_dataset_id"`
+		} `json:"dataset"`
+	}
+	req := func(dataset, validation string) map[string]any {
+		return jobReq(dataset, smol, "cpu-local", 1, func(h map[string]any) {
+			h["num_epochs"] = 1
+			if validation != "" {
+				h["validation_dataset_id"] = validation
+			}
+		})
+	}
+	var plain, withVal, valAlone est
+	c.MustJSON("POST", "/api/jobs/estimate", req(train, ""), 200, &plain)
+	c.MustJSON("POST", "/api/jobs/estimate", req(train, val), 200, &withVal)
+	c.MustJSON("POST", "/api/jobs/estimate", req(val, ""), 200, &valAlone)
+	p, w, v := plain.Dataset, withVal.Dataset, valAlone.Dataset
+	if p.EvalExamples < 1 || p.TrainExamples+p.EvalExamples != 40 || p.ValidationDatasetID != "" {
+		t.Fatalf("without a validation dataset, a held-out share: %+v", p)
+	}
+	if w.TrainExamples != 40 || w.TrainTokens != p.TrainTokens+p.EvalTokens || w.ValidationDatasetID != val {
+		t.Fatalf("with a validation dataset the whole dataset trains: %+v (without: %+v)", w, p)
+	}
+	if w.EvalExamples != 5 || w.EvalTokens != v.TrainTokens+v.EvalTokens || w.EvalTokens <= 0 {
+		t.Fatalf("the validation dataset's tokens are evaluated: %+v (it alone: %+v)", w, v)
+	}
+	if withVal.TokensUsed <= plain.TokensUsed {
+		t.Fatalf("tokens used: %d with the validation dataset, %d without", withVal.TokensUsed, plain.TokensUsed)
+	}
+	found := false
+	for _, item := range withVal.Checklist {
+		found = found || strings.Contains(item.Message, "validation dataset")
+	}
+	if !found {
+		t.Fatalf("the checklist does not say the validation dataset is used: %+v", withVal.Checklist)
+	}
+
+	// The same through /v1: the training job of a job with validation_file
+	// was priced with these figures.
+	var j v1Job
+	v1Do(t, c, "POST", "/v1/fine_tuning/jobs", map[string]any{"model": smol, "training_file": "file-" + strings.ReplaceAll(train, "-", ""),
+		"validation_file": "file-" + strings.ReplaceAll(val, "-", ""), "hyperparameters": map[string]any{"n_epochs": 1, "batch_size": 1}}, 200, &j)
+	var jobs struct {
+		Jobs []struct {
+			ID string
+		}
+	}
+	c.MustJSON("GET", "/api/jobs", nil, 200, &jobs)
+	if len(jobs.Jobs) != 1 {
+		t.Fatalf("jobs: %+v", jobs)
+	}
+	e, err := s.App.Store.JobExec(store.AsSystem(context.Background()), jobs.Jobs[0].ID)
+	if err != nil || e.Estimate == nil || e.Estimate.TokensUsed != withVal.TokensUsed {
+		t.Fatalf("the /v1 job's estimate: %v %+v (want tokens_used %d)", err, e.Estimate, withVal.TokensUsed)
+	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -22,14 +22,30 @@ pick_python() {
 }
 
 REQ_TEST="$ROOT/trainer/requirements-test.txt"
+# The `openai` command-line tool (`openai api fine_tuning.jobs.create …`) ships
+# only in the SDK's 1.x line: it gets its own venv so .venv keeps the 3.x SDK.
+REQ_CLI="$ROOT/trainer/requirements-openai-cli.txt"
+CLI_VENV="${BRIGHTRUN_OPENAI_CLI_VENV:-$ROOT/.venv-openai-cli}"
 
 hash_inputs() {
-  cat "$REQ" "$REQ_TEST" "$ROOT/trainer/pyproject.toml" | sha256sum | cut -d' ' -f1
+  cat "$REQ" "$REQ_TEST" "$REQ_CLI" "$ROOT/trainer/pyproject.toml" | sha256sum | cut -d' ' -f1
+}
+
+# make_venv DIR PYTHON: a venv with pip (Debian without python3-venv has no
+# ensurepip: make it without pip and install pip with the interpreter's own).
+make_venv() {
+  rm -rf "$1"
+  if ! "$2" -m venv "$1"; then
+    rm -rf "$1"
+    "$2" -m venv --without-pip "$1"
+    "$2" -m pip --python "$1/bin/python" install -q pip
+  fi
 }
 
 WANT="$(hash_inputs)"
 if [[ -x "$VENV/bin/python" && -f "$STAMP" && "$(cat "$STAMP")" == "$WANT" ]] \
-   && "$VENV/bin/python" -c 'import brightrun_trainer' >/dev/null 2>&1; then
+   && "$VENV/bin/python" -c 'import brightrun_trainer' >/dev/null 2>&1 \
+   && "$CLI_VENV/bin/openai" --version >/dev/null 2>&1; then
   echo "trainer-setup: .venv up to date"
   exit 0
 fi
@@ -37,14 +53,7 @@ fi
 PY="$(pick_python)"
 if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -m pip --version >/dev/null 2>&1; then
   echo "trainer-setup: creating $VENV with $PY"
-  rm -rf "$VENV"
-  if ! "$PY" -m venv "$VENV"; then
-    # Debian without python3-venv (no ensurepip): make the venv without pip and
-    # install pip into it with the interpreter's own pip (pip >= 22.3).
-    rm -rf "$VENV"
-    "$PY" -m venv --without-pip "$VENV"
-    "$PY" -m pip --python "$VENV/bin/python" install -q pip
-  fi
+  make_venv "$VENV" "$PY"
 fi
 VPY="$VENV/bin/python"
 export PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -64,5 +73,10 @@ if [[ -n "$SMOL" ]]; then
   "$VPY" -m pip install -q --no-deps "$SMOL"
 fi
 "$VPY" -m pip install -q --no-deps -e "$ROOT/trainer"
+if [[ ! -x "$CLI_VENV/bin/python" ]] || ! "$CLI_VENV/bin/python" -m pip --version >/dev/null 2>&1; then
+  echo "trainer-setup: creating $CLI_VENV (the openai 1.x command-line tool) with $PY"
+  make_venv "$CLI_VENV" "$PY"
+fi
+"$CLI_VENV/bin/python" -m pip install -q -r "$REQ_CLI"
 "$VPY" -c 'import brightrun_trainer, torch, transformers, peft; print("trainer-setup: ok torch", torch.__version__, "transformers", transformers.__version__, "peft", peft.__version__)'
 echo "$WANT" > "$STAMP"

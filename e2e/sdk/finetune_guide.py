@@ -113,18 +113,29 @@ def train(client, job_id):
     events = list(client.fine_tuning.jobs.list_events(job_id, limit=2))  # the SDK follows after= page by page
     check(len(events) >= 6, f"{len(events)} events")
     check(any(e.type == "metrics" and e.data.get("train_loss") for e in events), "no metrics event")
+    accs = [e.data.get("train_mean_token_accuracy") for e in events if e.type == "metrics" and e.data.get("train_loss")]
+    check(accs and all(isinstance(a, float) and 0 <= a <= 1 for a in accs), f"train token accuracies: {accs}")
     check(all(a.created_at >= b.created_at for a, b in zip(events, events[1:])), "events are not newest first")
     check(len({e.id for e in events}) == len(events), "duplicate events across pages")
 
     cps = client.fine_tuning.jobs.checkpoints.list(job_id)
     check(cps.data and cps.data[0].fine_tuned_model_checkpoint == j.fine_tuned_model, f"checkpoints: {cps.data}")
-    check(cps.data[0].metrics.train_loss and cps.data[0].metrics.full_valid_loss, f"checkpoint metrics: {cps.data[0].metrics}")
+    m = cps.data[0].metrics
+    check(m.train_loss and m.full_valid_loss, f"checkpoint metrics: {m}")
+    check(all(isinstance(v, float) and 0 <= v <= 1 for v in (m.train_mean_token_accuracy, m.valid_mean_token_accuracy,
+                                                               m.full_valid_mean_token_accuracy)), f"checkpoint accuracies: {m}")
     csv = client.files.content(j.result_files[0]).text
     check(csv.startswith("step,train_loss,train_accuracy,valid_loss,valid_mean_token_accuracy\n"), f"results: {csv[:200]}")
+    rows = [r.split(",") for r in csv.strip().split("\n")[1:]]
+    check(all(r[2] for r in rows if r[1]), f"results without train_accuracy: {csv[:300]}")
     # The guide's last step: use the fine-tuned model.
     chat = client.chat.completions.create(model=j.fine_tuned_model, max_tokens=8,
                                           messages=[{"role": "user", "content": "How should I start paying off my mortgage?"}])
     check(len(chat.choices) == 1 and chat.usage.completion_tokens >= 1, f"chat: {chat}")
+    # A checkpoint id is a model too (the final one is the fine-tuned model).
+    chat = client.chat.completions.create(model=cps.data[0].id, max_tokens=4, messages=[{"role": "user", "content": "Hi"}])
+    check(chat.model == cps.data[0].id and chat.usage.completion_tokens >= 1, f"chat with {cps.data[0].id}: {chat}")
+    check(client.models.retrieve(cps.data[0].id).id == cps.data[0].id, "models.retrieve of a checkpoint")
     print(json.dumps({"fine_tuned_model": j.fine_tuned_model, "events": len(events)}))
 
 

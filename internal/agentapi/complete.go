@@ -76,6 +76,9 @@ func (s *Service) quality(ctx context.Context, j store.ExecJob, r CompleteReques
 		b, a := r.Eval.Base, r.Eval.Adapter
 		q.BaseValidationLoss, q.FinalValidationLoss = jobdoc.Finite(b.ValidationLoss), jobdoc.Finite(a.ValidationLoss)
 		q.BasePerplexity, q.AdapterPerplexity = jobdoc.Finite(b.Perplexity), jobdoc.Finite(a.Perplexity)
+		if acc := jobdoc.Finite(a.MeanTokenAccuracy); acc != nil && *acc >= 0 && *acc <= 1 {
+			q.FinalValidationMeanTokenAccuracy = acc
+		}
 		if bp, ap := q.BasePerplexity, q.AdapterPerplexity; bp != nil && ap != nil && *bp > 0 {
 			v := math.Round((*bp-*ap) / *bp * 1000) / 10
 			q.PerplexityImprovementPct = &v

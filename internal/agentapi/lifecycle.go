@@ -79,6 +79,11 @@ func (s *Service) Metrics(ctx context.Context, j store.ExecJob, points []store.M
 				return 0, apperr.Validation("validation failed", map[string]string{fmt.Sprintf("points[%d].%s", i, name): "must be a finite number"})
 			}
 		}
+		for name, v := range map[string]*float64{"train_mean_token_accuracy": p.TrainMeanTokenAccuracy, "valid_mean_token_accuracy": p.ValidMeanTokenAccuracy} {
+			if v != nil && !(*v >= 0 && *v <= 1) {
+				return 0, apperr.Validation("validation failed", map[string]string{fmt.Sprintf("points[%d].%s", i, name): "must be a fraction from 0 to 1"})
+			}
+		}
 	}
 	return s.Store.MetricsUpsert(store.AsSystem(ctx), j.ID, j.Attempt, points, s.Now().UTC())
 }

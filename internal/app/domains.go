@@ -100,6 +100,7 @@ func (a *App) domains(ctx context.Context, d *server.Deps) ([]func(*server.Mux),
 	files := &openai.Files{Datasets: ds, Store: a.Store, Storage: a.Storage, TempDir: ftd}
 	ft := &openai.FineTuning{Store: a.Store, Training: ts, Jobs: js, Catalog: cat, Files: files, Log: a.Log, Now: a.Now}
 	fth := &openai.FineTuneHandlers{Files: files, FT: ft}
+	vh.Checkpoints = ft
 	ob.Events = ft
 	workers = append(workers, ft.Worker(time.Second))
 	return []func(*server.Mux){dh.Mount, nh.Mount, th.Mount, ah.Mount, mh.Mount, ch.Mount, oh.Mount, ih.Mount, ph.Mount, vh.Mount, fth.MountFineTuning, agh.Mount, lh.Mount}, workers, nil

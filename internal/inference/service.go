@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/brightrun/brightrun/internal/apperr"
+	"github.com/brightrun/brightrun/internal/jobdoc"
 	"github.com/brightrun/brightrun/internal/storage"
 	"github.com/brightrun/brightrun/internal/store"
 	"github.com/brightrun/brightrun/internal/textsafe"
@@ -50,10 +51,29 @@ func NewService(st store.Store, objects storage.Storage, cat *catalog.Catalog, l
 	return s
 }
 
-// Target is what to generate with: a base model, or a user's adapter.
+// Target is what to generate with: a base model, a user's adapter, or the
+// adapter of one of a user's training checkpoints.
 type Target struct {
-	BaseModel string
-	Model     *store.Model // nil for the base model
+	BaseModel  string
+	Model      *store.Model      // nil for the base model
+	Checkpoint *CheckpointTarget // an intermediate checkpoint's adapter (Model is nil)
+}
+
+// CheckpointTarget is the adapter inside a training job's checkpoint: the
+// checkpoint's files also hold the optimizer, scheduler and RNG states
+// (docs/agent-protocol.md, "Checkpoints"); only the adapter files are handed
+// to the agent.
+type CheckpointTarget struct {
+	JobID   string
+	Step    int
+	SavedAt time.Time // when it was registered: a step saved again (a retry) is a new cache version
+	Files   []jobdoc.File
+}
+
+// cacheKey is the adapter's model_id for the agent's cache: unique per
+// job and step, never a model's uuid.
+func (c CheckpointTarget) cacheKey() string {
+	return fmt.Sprintf("ckpt-%s-step-%d", c.JobID, c.Step)
 }
 
 // ChatParams are one chat request.
@@ -159,12 +179,22 @@ func (s *Service) Start(ctx context.Context, p ChatParams) (*Call, error) {
 	w := Work{ID: "inf_" + id, BaseModel: p.Target.BaseModel, Messages: p.Messages, Params: p.Params,
 		TimeoutSeconds: int(s.Broker.opts.Timeout / time.Second)}
 	md := meta{source: p.Source}
-	if m := p.Target.Model; m != nil {
+	switch m, ck := p.Target.Model, p.Target.Checkpoint; {
+	case m != nil:
 		a, err := s.adapter(ctx, *m)
 		if err != nil {
 			return nil, err
 		}
 		w.Adapter, md.modelID = a, &m.ID
+	case ck != nil:
+		a, err := s.signAdapter(ctx, ck.cacheKey(), int(ck.SavedAt.Unix()), ck.Files)
+		if err != nil {
+			return nil, err
+		}
+		if a == nil {
+			return nil, apperr.Conflict("the checkpoint of step %d has no adapter files to serve", ck.Step)
+		}
+		w.Adapter = a
 	}
 	c := &Call{ID: w.ID, UserID: p.UserID, BaseModel: w.BaseModel, Work: w, Meta: md}
 	if err := s.Broker.Submit(c); err != nil {
@@ -186,12 +216,23 @@ func adapterFile(name string) bool {
 	return strings.HasPrefix(name, "adapter_") && !strings.Contains(name, "/")
 }
 
-// adapter lists the model's adapter files with signed GET URLs valid as
-// long as the request may live.
+// adapter lists the model's adapter files with signed GET URLs.
 func (s *Service) adapter(ctx context.Context, m store.Model) (*Adapter, error) {
+	a, err := s.signAdapter(ctx, m.ID, 1, m.Artifacts.Files)
+	if err == nil && a == nil {
+		err = apperr.Conflict("model %q has no adapter files to serve", m.Name)
+	}
+	return a, err
+}
+
+// signAdapter signs a GET URL, valid as long as the request may live, for
+// each adapter file among files (nil when there is none). Sizes come from
+// storage as verified when the files were registered; the agent checks
+// them after downloading.
+func (s *Service) signAdapter(ctx context.Context, key string, version int, files []jobdoc.File) (*Adapter, error) {
 	ttl := s.Broker.opts.QueueTimeout + s.Broker.opts.Timeout + time.Minute
-	a := &Adapter{ModelID: m.ID, Version: 1}
-	for _, f := range m.Artifacts.Files {
+	a := &Adapter{ModelID: key, Version: version}
+	for _, f := range files {
 		if !adapterFile(f.Name) {
 			continue
 		}
@@ -202,7 +243,7 @@ func (s *Service) adapter(ctx context.Context, m store.Model) (*Adapter, error) 
 		a.Files = append(a.Files, AdapterFile{Name: f.Name, URL: u, Size: f.Size})
 	}
 	if len(a.Files) == 0 {
-		return nil, apperr.Conflict("model %q has no adapter files to serve", m.Name)
+		return nil, nil
 	}
 	return a, nil
 }

@@ -50,6 +50,9 @@ type Checkpoint struct {
 type LossPPL struct {
 	ValidationLoss *float64 `json:"validation_loss"`
 	Perplexity     *float64 `json:"perplexity"`
+	// MeanTokenAccuracy is the share of assistant tokens whose argmax
+	// prediction is the label (older trainers: absent).
+	MeanTokenAccuracy *float64 `json:"mean_token_accuracy,omitempty"`
 }
 
 // Message is one turn of a sample's conversation.
@@ -108,6 +111,9 @@ type Quality struct {
 	FinalTrainingLoss        *float64 `json:"final_training_loss"`
 	InitialTrainingLoss      *float64 `json:"initial_training_loss,omitempty"`
 	LossReductionPct         *float64 `json:"loss_reduction_pct,omitempty"`
+	// FinalValidationMeanTokenAccuracy is the adapter's mean token accuracy
+	// on the validation split (OpenAI's full_valid_mean_token_accuracy).
+	FinalValidationMeanTokenAccuracy *float64 `json:"final_validation_mean_token_accuracy,omitempty"`
 }
 
 // Configuration is a model's configuration: what it was trained with.

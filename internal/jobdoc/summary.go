@@ -10,31 +10,34 @@ package jobdoc
 // golden test decodes it strictly into this type, and the trainer's tests
 // refuse a summary key the example lacks.
 type Summary struct {
-	Status                  string      `json:"status,omitempty"`
-	TotalSteps              *int        `json:"total_steps,omitempty"`
-	StepsCompleted          *int        `json:"steps_completed,omitempty"`
-	EpochsCompleted         *float64    `json:"epochs_completed,omitempty"`
-	TrainExamples           *int        `json:"train_examples,omitempty"`
-	ValidationExamples      *int        `json:"validation_examples,omitempty"`
-	TokensTrained           *int64      `json:"tokens_trained,omitempty"`
-	AssistantTokensTrained  *int64      `json:"assistant_tokens_trained,omitempty"`
-	TrainSeconds            *float64    `json:"train_seconds,omitempty"`
-	TokensPerSecond         *float64    `json:"tokens_per_second,omitempty"`
-	FinalTrainingLoss       *float64    `json:"final_training_loss,omitempty"`
-	FinalValidationLoss     *float64    `json:"final_validation_loss,omitempty"`
-	BaseValidationLoss      *float64    `json:"base_validation_loss,omitempty"`
-	TrainTokensPerEpoch     *int64      `json:"train_tokens_per_epoch,omitempty"`
-	Truncation              *Truncation `json:"truncation,omitempty"`
-	Device                  string      `json:"device,omitempty"`
-	DType                   string      `json:"dtype,omitempty"`
-	ModelFlopsPerTokenDense *float64    `json:"model_flops_per_token_dense,omitempty"`
-	PeakFlopsName           string      `json:"peak_flops_name,omitempty"`
-	LastCheckpoint          *string     `json:"last_checkpoint,omitempty"`
-	WorldSize               *float64    `json:"world_size,omitempty"`
-	GPUMemoryPeakGB         *float64    `json:"gpu_memory_peak_gb,omitempty"`
-	WallSeconds             *float64    `json:"wall_seconds,omitempty"`
-	Attempts                *int        `json:"attempts,omitempty"`
-	Retries                 *int        `json:"retries,omitempty"`
+	Status                 string   `json:"status,omitempty"`
+	TotalSteps             *int     `json:"total_steps,omitempty"`
+	StepsCompleted         *int     `json:"steps_completed,omitempty"`
+	EpochsCompleted        *float64 `json:"epochs_completed,omitempty"`
+	TrainExamples          *int     `json:"train_examples,omitempty"`
+	ValidationExamples     *int     `json:"validation_examples,omitempty"`
+	TokensTrained          *int64   `json:"tokens_trained,omitempty"`
+	AssistantTokensTrained *int64   `json:"assistant_tokens_trained,omitempty"`
+	TrainSeconds           *float64 `json:"train_seconds,omitempty"`
+	TokensPerSecond        *float64 `json:"tokens_per_second,omitempty"`
+	FinalTrainingLoss      *float64 `json:"final_training_loss,omitempty"`
+	FinalValidationLoss    *float64 `json:"final_validation_loss,omitempty"`
+	BaseValidationLoss     *float64 `json:"base_validation_loss,omitempty"`
+	// FinalValidationMeanTokenAccuracy: the adapter's share of validation
+	// assistant tokens predicted exactly (argmax).
+	FinalValidationMeanTokenAccuracy *float64    `json:"final_validation_mean_token_accuracy,omitempty"`
+	TrainTokensPerEpoch              *int64      `json:"train_tokens_per_epoch,omitempty"`
+	Truncation                       *Truncation `json:"truncation,omitempty"`
+	Device                           string      `json:"device,omitempty"`
+	DType                            string      `json:"dtype,omitempty"`
+	ModelFlopsPerTokenDense          *float64    `json:"model_flops_per_token_dense,omitempty"`
+	PeakFlopsName                    string      `json:"peak_flops_name,omitempty"`
+	LastCheckpoint                   *string     `json:"last_checkpoint,omitempty"`
+	WorldSize                        *float64    `json:"world_size,omitempty"`
+	GPUMemoryPeakGB                  *float64    `json:"gpu_memory_peak_gb,omitempty"`
+	WallSeconds                      *float64    `json:"wall_seconds,omitempty"`
+	Attempts                         *int        `json:"attempts,omitempty"`
+	Retries                          *int        `json:"retries,omitempty"`
 }
 
 // Truncation is what max_seq_length did to each split.

@@ -26,13 +26,15 @@ type Event struct {
 	at        time.Time
 }
 
-// StepMetrics are a metrics event's data, as OpenAI emits them. BrightRun
-// measures no token accuracy: those fields are null.
+// StepMetrics are a metrics event's data, as OpenAI emits them (the token
+// accuracies are the trainer's: the share of assistant tokens whose argmax
+// prediction is the label).
 type StepMetrics struct {
 	Step                   int      `json:"step"`
 	TrainLoss              *float64 `json:"train_loss"`
 	TrainMeanTokenAccuracy *float64 `json:"train_mean_token_accuracy"`
 	ValidLoss              *float64 `json:"valid_loss,omitempty"`
+	ValidMeanTokenAccuracy *float64 `json:"valid_mean_token_accuracy,omitempty"`
 	TotalSteps             *int     `json:"total_steps"`
 }
 
@@ -87,7 +89,8 @@ func (s *FineTuning) events(ctx context.Context, f store.FineTuneJob) ([]Event, 
 				msg += fmt.Sprintf(", validation loss=%.4f", *p.ValidationLoss)
 			}
 			out = append(out, Event{ID: "ftevent-step" + strconv.Itoa(p.Step), Object: "fine_tuning.job.event", CreatedAt: at.Unix(), Level: "info",
-				Message: msg, Type: "metrics", Data: StepMetrics{Step: p.Step, TrainLoss: p.TrainingLoss, ValidLoss: p.ValidationLoss, TotalSteps: tj.TotalSteps}, at: at})
+				Message: msg, Type: "metrics", Data: StepMetrics{Step: p.Step, TrainLoss: p.TrainingLoss, TrainMeanTokenAccuracy: p.TrainMeanTokenAccuracy,
+					ValidLoss: p.ValidationLoss, ValidMeanTokenAccuracy: p.ValidMeanTokenAccuracy, TotalSteps: tj.TotalSteps}, at: at})
 		}
 	}
 	slices.SortStableFunc(out, func(a, b Event) int {
@@ -146,88 +149,6 @@ func page[T any](all []T, after string, limit int, id func(T) string) (List[T], 
 	return out, nil
 }
 
-// Checkpoint is OpenAI's fine_tuning.job.checkpoint object.
-type Checkpoint struct {
-	ID                       string            `json:"id"`
-	Object                   string            `json:"object"`
-	CreatedAt                int64             `json:"created_at"`
-	FineTunedModelCheckpoint string            `json:"fine_tuned_model_checkpoint"`
-	FineTuningJobID          string            `json:"fine_tuning_job_id"`
-	StepNumber               int               `json:"step_number"`
-	Metrics                  CheckpointMetrics `json:"metrics"`
-}
-
-// CheckpointMetrics are what BrightRun measured at the step; token
-// accuracies are not measured (null). full_valid_loss is the final
-// evaluation's loss on the whole validation split (the last checkpoint).
-type CheckpointMetrics struct {
-	Step                       float64  `json:"step"`
-	TrainLoss                  *float64 `json:"train_loss"`
-	TrainMeanTokenAccuracy     *float64 `json:"train_mean_token_accuracy"`
-	ValidLoss                  *float64 `json:"valid_loss"`
-	ValidMeanTokenAccuracy     *float64 `json:"valid_mean_token_accuracy"`
-	FullValidLoss              *float64 `json:"full_valid_loss"`
-	FullValidMeanTokenAccuracy *float64 `json:"full_valid_mean_token_accuracy"`
-}
-
-// Checkpoints lists a job's checkpoints newest first: the final adapter
-// (the fine-tuned model) once it succeeded, and the last checkpoint
-// registered while training (its resume point) if it is an earlier step.
-func (s *FineTuning) Checkpoints(ctx context.Context, userID, id, after string, limit int) (List[Checkpoint], error) {
-	out := List[Checkpoint]{Object: "list", Data: []Checkpoint{}}
-	f, err := s.get(ctx, userID, id)
-	if err != nil || f.JobID == nil {
-		return out, err
-	}
-	tj, err := s.Store.JobGet(ctx, userID, *f.JobID)
-	if err != nil {
-		return out, err
-	}
-	points, err := s.Store.MetricsList(ctx, userID, tj.ID, -1, maxEvents)
-	if err != nil {
-		return out, err
-	}
-	var all []Checkpoint
-	final := 0
-	if tj.ArtifactID != nil && tj.TotalSteps != nil {
-		final = *tj.TotalSteps
-		m, err := s.Store.ModelGet(ctx, userID, *tj.ArtifactID)
-		if err != nil {
-			return out, err
-		}
-		c := s.checkpoint(f, final, FineTunedModelName(m, f.Suffix), derefTime(tj.CompletedAt, tj.UpdatedAt), points)
-		c.Metrics.FullValidLoss = m.QualityMetrics.FinalValidationLoss
-		all = append(all, c)
-	}
-	// The job's own row: system read, after JobGet proved ownership.
-	e, err := s.Store.JobExec(store.AsSystem(ctx), tj.ID)
-	if err != nil {
-		return out, err
-	}
-	if cp := e.Checkpoint; cp != nil && cp.Step > 0 && (final == 0 || cp.Step < final) {
-		base := "ft:" + tj.BaseModel + ":" + JobID(f.ID)
-		all = append(all, s.checkpoint(f, cp.Step, base+":ckpt-step-"+strconv.Itoa(cp.Step), derefTime(e.CheckpointAt, tj.UpdatedAt), points))
-	}
-	return page(all, after, limit, func(c Checkpoint) string { return c.ID })
-}
-
-func (s *FineTuning) checkpoint(f store.FineTuneJob, step int, model string, at time.Time, points []store.MetricPoint) Checkpoint {
-	c := Checkpoint{ID: "ftckpt-" + hexID(f.ID) + "s" + strconv.Itoa(step), Object: "fine_tuning.job.checkpoint", CreatedAt: at.Unix(),
-		FineTunedModelCheckpoint: model, FineTuningJobID: JobID(f.ID), StepNumber: step, Metrics: CheckpointMetrics{Step: float64(step)}}
-	for _, p := range points { // the last measured losses at or before the step
-		if p.Step > step {
-			break
-		}
-		if p.TrainingLoss != nil {
-			c.Metrics.TrainLoss = p.TrainingLoss
-		}
-		if p.ValidationLoss != nil {
-			c.Metrics.ValidLoss = p.ValidationLoss
-		}
-	}
-	return c
-}
-
 // ResultFile is a succeeded job's metrics CSV as a file object.
 func (s *FineTuning) ResultFile(ctx context.Context, userID, fileID string) (File, store.FineTuneJob, bool, error) {
 	ftID, ok := parseResultFileID(fileID)
@@ -256,8 +177,8 @@ func (s *FineTuning) ResultFile(ctx context.Context, userID, fileID string) (Fil
 		Filename: "step_metrics.csv", Purpose: PurposeResults, Status: "processed"}, f, true, nil
 }
 
-// WriteResults writes the metrics CSV in OpenAI's column layout; values
-// BrightRun does not measure (token accuracies) are empty.
+// WriteResults writes the metrics CSV in OpenAI's column layout; a value not
+// measured at a step (validation between evaluations) is empty.
 func (s *FineTuning) WriteResults(ctx context.Context, f store.FineTuneJob, w io.Writer) error {
 	points, err := s.Store.MetricsList(ctx, f.UserID, *f.JobID, -1, maxEvents)
 	if err != nil {
@@ -272,7 +193,7 @@ func (s *FineTuning) WriteResults(ctx context.Context, f store.FineTuneJob, w io
 		return strconv.FormatFloat(*v, 'f', -1, 64)
 	}
 	for _, p := range points {
-		_ = cw.Write([]string{strconv.Itoa(p.Step), num(p.TrainingLoss), "", num(p.ValidationLoss), ""})
+		_ = cw.Write([]string{strconv.Itoa(p.Step), num(p.TrainingLoss), num(p.TrainMeanTokenAccuracy), num(p.ValidationLoss), num(p.ValidMeanTokenAccuracy)})
 	}
 	cw.Flush()
 	return cw.Error()

@@ -4,6 +4,7 @@
 package openai
 
 import (
+	"context"
 	"time"
 
 	"github.com/brightrun/brightrun/internal/httpx"
@@ -14,10 +15,17 @@ import (
 
 // Handlers are the /v1 models and chat routes.
 type Handlers struct {
-	Inference *inference.Service
-	Store     store.Store
-	Errors    *httpx.Errors
-	Now       func() time.Time
+	Inference   *inference.Service
+	Checkpoints CheckpointResolver // fine-tuning checkpoints as model ids (nil: none)
+	Store       store.Store
+	Errors      *httpx.Errors
+	Now         func() time.Time
+}
+
+// CheckpointResolver resolves a user's fine-tuning checkpoint (job row id
+// and step) to a chat target and the checkpoint's time (*FineTuning).
+type CheckpointResolver interface {
+	CheckpointTarget(ctx context.Context, userID, ftID string, step int) (inference.Target, time.Time, error)
 }
 
 // Mount registers the models and chat routes (the fine-tuning routes have

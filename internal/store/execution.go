@@ -116,17 +116,22 @@ type RequeueParams struct {
 
 // MetricPoint is one metrics_points row.
 type MetricPoint struct {
-	Step            int        `json:"step"`
-	Epoch           float64    `json:"epoch"`
-	TrainingLoss    *float64   `json:"training_loss"`
-	ValidationLoss  *float64   `json:"validation_loss"`
-	LearningRate    *float64   `json:"learning_rate"`
-	GradientNorm    *float64   `json:"gradient_norm"`
-	TokensPerSecond *float64   `json:"tokens_per_second"`
-	GPUUtilization  *float64   `json:"gpu_utilization"`
-	GPUMemoryGB     *float64   `json:"gpu_memory_gb"`
-	MFU             *float64   `json:"mfu"`
-	Timestamp       *time.Time `json:"timestamp"`
+	Step           int      `json:"step"`
+	Epoch          float64  `json:"epoch"`
+	TrainingLoss   *float64 `json:"training_loss"`
+	ValidationLoss *float64 `json:"validation_loss"`
+	// Token accuracies: the share of assistant tokens whose argmax
+	// prediction is the label (training: the logged window; validation: the
+	// evaluation pass at the step). Fractions in [0, 1].
+	TrainMeanTokenAccuracy *float64   `json:"train_mean_token_accuracy"`
+	ValidMeanTokenAccuracy *float64   `json:"valid_mean_token_accuracy"`
+	LearningRate           *float64   `json:"learning_rate"`
+	GradientNorm           *float64   `json:"gradient_norm"`
+	TokensPerSecond        *float64   `json:"tokens_per_second"`
+	GPUUtilization         *float64   `json:"gpu_utilization"`
+	GPUMemoryGB            *float64   `json:"gpu_memory_gb"`
+	MFU                    *float64   `json:"mfu"`
+	Timestamp              *time.Time `json:"timestamp"`
 }
 
 // JobEvent is one line of a job's event log.

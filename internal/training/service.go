@@ -94,6 +94,10 @@ type DatasetTokens struct {
 	TrainTokens   int64  `json:"train_tokens"`
 	EvalTokens    int64  `json:"eval_tokens"`
 	Ready         bool   `json:"ready"`
+	// ValidationDatasetID is set when a separate validation dataset is
+	// evaluated: then the whole dataset trains (no held-out share) and the
+	// eval figures are the validation dataset's.
+	ValidationDatasetID string `json:"validation_dataset_id,omitempty"`
 }
 
 // resolved is a validated request.
@@ -161,6 +165,7 @@ func (s *Service) resolve(ctx context.Context, userID string, req Request, needD
 	if err := f.Err(); err != nil {
 		return nil, err
 	}
+	var val *store.Dataset
 	if id := h.ValidationDatasetID; id != "" {
 		v, err := s.Store.DatasetGet(ctx, userID, id)
 		if apperr.Is(err, apperr.KindNotFound) {
@@ -172,6 +177,7 @@ func (s *Service) resolve(ctx context.Context, userID string, req Request, needD
 		if needDataset && (v.Status != store.DatasetReady || !v.TrainingReady) {
 			return nil, apperr.Conflict("validation dataset %q is %s, not ready: wait for validation to finish or fix its errors", v.Name, v.Status)
 		}
+		val = &v
 	}
 	req.GPUConfig = g
 	r := &resolved{req: req, h: h, model: model, gpu: gpu}
@@ -180,17 +186,46 @@ func (s *Service) resolve(ctx context.Context, userID string, req Request, needD
 		if err != nil {
 			return nil, err
 		}
-		prof, err := s.Store.DatasetTokenProfile(ctx, userID, d.ID)
-		if err != nil {
+		r.dataset = &d
+		if r.tokens, r.pre, err = s.tokensOf(ctx, userID, d, h.MaxSeqLength, model.ContextLength); err != nil {
 			return nil, err
 		}
-		r.dataset, r.tokens = &d, datasetTokens(d, h.MaxSeqLength)
-		if r.pre = preflightFrom(prof, h.MaxSeqLength, model.ContextLength); r.pre != nil {
-			r.tokens.TrainExamples, r.tokens.EvalExamples = r.pre.TrainingExamplesKept, r.pre.ValidationExamplesKept
-			r.tokens.TrainTokens, r.tokens.EvalTokens = r.pre.TokensPerEpoch, r.pre.ValidationTokens
+		if val != nil {
+			vt, _, err := s.tokensOf(ctx, userID, *val, h.MaxSeqLength, model.ContextLength)
+			if err != nil {
+				return nil, err
+			}
+			r.tokens.withValidation(vt)
 		}
 	}
 	return r, nil
+}
+
+// tokensOf is a dataset's token estimate at maxSeq, split into its training
+// and held-out shares: from its token profile (what the trainer keeps after
+// truncation) when it has one, else from its totals.
+func (s *Service) tokensOf(ctx context.Context, userID string, d store.Dataset, maxSeq, contextLength int) (*DatasetTokens, *Preflight, error) {
+	prof, err := s.Store.DatasetTokenProfile(ctx, userID, d.ID)
+	if err != nil {
+		return nil, nil, err
+	}
+	t := datasetTokens(d, maxSeq)
+	pre := preflightFrom(prof, maxSeq, contextLength)
+	if pre != nil {
+		t.TrainExamples, t.EvalExamples = pre.TrainingExamplesKept, pre.ValidationExamplesKept
+		t.TrainTokens, t.EvalTokens = pre.TokensPerEpoch, pre.ValidationTokens
+	}
+	return t, pre, nil
+}
+
+// withValidation makes t the figures of a job with a separate validation
+// dataset v: the trainer then trains on the whole dataset (its held-out
+// share too) and evaluates all of v.
+func (t *DatasetTokens) withValidation(v *DatasetTokens) {
+	t.TrainExamples += t.EvalExamples
+	t.TrainTokens += t.EvalTokens
+	t.EvalExamples, t.EvalTokens = v.TrainExamples+v.EvalExamples, v.TrainTokens+v.EvalTokens
+	t.ValidationDatasetID = v.ID
 }
 
 func (s *Service) presetIDs() []string {
@@ -268,6 +303,10 @@ func checklist(r *resolved, res estimate.Result, b Budget) []Check {
 	if r.tokens != nil {
 		ds.OK = r.tokens.Ready
 		ds.Message = fmt.Sprintf("Dataset %q is ready (%d training, %d validation examples)", r.tokens.Name, r.tokens.TrainExamples, r.tokens.EvalExamples)
+		if r.tokens.ValidationDatasetID != "" {
+			ds.Message = fmt.Sprintf("Dataset %q is ready (%d training examples, all of it; %d validation examples from the validation dataset)",
+				r.tokens.Name, r.tokens.TrainExamples, r.tokens.EvalExamples)
+		}
 		if !ds.OK {
 			ds.Message = fmt.Sprintf("Dataset %q is not ready to train", r.tokens.Name)
 		}

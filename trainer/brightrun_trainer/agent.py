@@ -460,7 +460,7 @@ def _eval_report(ev) -> dict | None:
     def side(d):
         d = d if isinstance(d, dict) else {}
         return {k: (d.get(k) if isinstance(d.get(k), (int, float)) and math.isfinite(d.get(k)) else None)
-                for k in ("validation_loss", "perplexity")}
+                for k in ("validation_loss", "perplexity", "mean_token_accuracy")}
 
     return {"base": side(ev.get("base")), "adapter": side(ev.get("adapter")),
             "samples_from": ev.get("samples_from") if ev.get("samples_from") in ("validation", "train") else None,

@@ -13,7 +13,8 @@ in the training loop are:
   by the step's GLOBAL assistant-token count, so the summed gradients are
   the single-process step's gradient.
 - :meth:`Dist.sync_grads`: one all-reduce (sum) per optimizer step of the
-  flattened LoRA gradients and the step's loss sum. After it every rank
+  flattened LoRA gradients, the step's loss sum and its correctly predicted
+  token count. After it every rank
   holds the same gradient, clips and steps identically, so the adapters
   stay identical without broadcasting weights. This is what DDP does for the
   trainable parameters, done as one coalesced collective after the backward
@@ -107,23 +108,25 @@ class Dist:
         ex = [examples[i] for i in sorted(mine)]
         return [ex[i:i + batch_size] for i in range(0, len(ex), batch_size)]
 
-    def sync_grads(self, params: list, step_loss: float) -> float:
-        """Sum every rank's gradients (and loss sum) in one all-reduce; returns the global loss sum."""
+    def sync_grads(self, params: list, *sums: float) -> tuple[float, ...]:
+        """Sum every rank's gradients and the given per-rank sums (the step's
+        loss sum, its correctly predicted tokens) in one all-reduce; returns the
+        global sums."""
         if not self.enabled:
-            return step_loss
+            return tuple(sums)
         import torch
         import torch.distributed as tdist
 
         dev = params[0].device
         parts = [(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1).float() for p in params]
-        flat = torch.cat(parts + [torch.tensor([step_loss], dtype=torch.float32, device=dev)])
+        flat = torch.cat(parts + [torch.tensor(list(sums), dtype=torch.float32, device=dev)])
         tdist.all_reduce(flat)
         off = 0
         for p in params:
             n = p.numel()
             p.grad = flat[off:off + n].view_as(p).to(p.dtype)
             off += n
-        return float(flat[-1].item())
+        return tuple(float(x) for x in flat[off:].tolist())
 
     def agree_stop(self, local: bool) -> bool:
         """Rank 0's stop flag, on every rank (a broadcast each step)."""

@@ -44,7 +44,8 @@ log = logging.getLogger("brightrun.agent")
 STAGES = ("downloading", "preparing", "loading_model", "training", "evaluating", "saving", "uploading")
 
 # Fields of a metric point (the server refuses unknown fields).
-_POINT_FLOATS = ("training_loss", "validation_loss", "learning_rate", "gradient_norm", "tokens_per_second",
+_POINT_FLOATS = ("training_loss", "validation_loss", "train_mean_token_accuracy", "valid_mean_token_accuracy",
+                 "learning_rate", "gradient_norm", "tokens_per_second",
                  "gpu_utilization", "gpu_memory_gb", "mfu")
 
 
@@ -275,6 +276,12 @@ def _finite(v, limit: float = 1e6):
     return v
 
 
+def _fraction(v):
+    """A token accuracy: a number in [0, 1], else None (the server refuses others)."""
+    v = _finite(v)
+    return v if v is not None and 0.0 <= v <= 1.0 else None
+
+
 class HttpReporter(Reporter):
     """Reports one job attempt to the server (see the module docstring)."""
 
@@ -444,6 +451,7 @@ class HttpReporter(Reporter):
         self._point(step, {
             "epoch": _finite(r.get("epoch")) or 0.0,
             "training_loss": _finite(r.get("training_loss")),
+            "train_mean_token_accuracy": _fraction(r.get("train_mean_token_accuracy")),
             "learning_rate": _finite(r.get("learning_rate")),
             "gradient_norm": _finite(r.get("grad_norm"), 1e12),
             "tokens_per_second": tps,
@@ -460,6 +468,7 @@ class HttpReporter(Reporter):
         vl = _finite(r.get("validation_loss"))
         if vl is not None:
             self._point(step, {"epoch": _finite(r.get("epoch")) or 0.0, "validation_loss": vl,
+                               "valid_mean_token_accuracy": _fraction(r.get("valid_mean_token_accuracy")),
                                "timestamp": utc_iso(r.get("time"))})
         if r.get("final"):
             self.log("info", f"final evaluation: validation loss {_fmt(vl)} (base model {_fmt(r.get('base_validation_loss'))})",

@@ -5,8 +5,9 @@ with a ``type`` field:
 
 - ``stage``     {stage: loading_model|preparing|training|evaluating|saving, ...}
 - ``progress``  {step, total_steps, epoch}
-- ``metrics``   {step, epoch, training_loss, learning_rate, grad_norm, tokens_per_second, ...}
-- ``eval``      {step, epoch, validation_loss, perplexity}
+- ``metrics``   {step, epoch, training_loss, train_mean_token_accuracy, learning_rate, grad_norm,
+                 tokens_per_second, ...}
+- ``eval``      {step, epoch, validation_loss, valid_mean_token_accuracy, perplexity}
 - ``eval_progress`` {done, total, part}: the final evaluation's parts (0/4 … 4/4)
 - ``checkpoint``{step, path}
 - ``status``    {status: completed|cancelled|failed, ...}

@@ -91,6 +91,15 @@ def forward_loss(model, batch: dict):
     while only the assistant positions (a third or less) carry a loss. The
     value is the same as :func:`token_loss_sum` over full logits.
     """
+    loss, n, _ = forward_loss_acc(model, batch, accuracy=False)
+    return loss, n
+
+
+def forward_loss_acc(model, batch: dict, *, accuracy: bool = True):
+    """:func:`forward_loss` plus the number of labelled positions whose argmax
+    prediction is the label (the token accuracy's numerator; 0 when
+    ``accuracy`` is off). The count comes from the same kept logits as the
+    loss: no second forward pass, one argmax over the assistant positions."""
     import torch.nn.functional as F
 
     labels = batch["labels"]
@@ -106,8 +115,26 @@ def forward_loss(model, batch: dict):
     mask = target != IGNORE_INDEX
     n = int(mask.sum().item())
     if n == 0:
-        return out.logits.sum() * 0.0, 0
-    return F.cross_entropy(out.logits[mask].float(), target[mask], reduction="sum"), n
+        return out.logits.sum() * 0.0, 0, 0
+    sel, want = out.logits[mask], target[mask]
+    correct = int((sel.detach().argmax(-1) == want).sum().item()) if accuracy else 0
+    return F.cross_entropy(sel.float(), want, reduction="sum"), n, correct
+
+
+@dataclass
+class TokenCounts:
+    """Assistant tokens seen and predicted right (argmax == label)."""
+
+    correct: int = 0
+    total: int = 0
+
+    def add(self, correct: int, total: int) -> None:
+        self.correct += correct
+        self.total += total
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.correct / self.total if self.total else None
 
 
 @dataclass(frozen=True)
@@ -189,43 +216,53 @@ def pick_compute_path(device: str, env: dict | None = None) -> ComputePath:
 
 
 def train_micro_batch(model, path: ComputePath, encs: list[Encoded], n_loss_tokens: int, capacity: int,
-                      pad_id: int, device: str) -> float:
+                      pad_id: int, device: str, counts: TokenCounts | None = None) -> float:
     """Forward and backward of one micro-batch; returns its summed loss.
 
     Every forward of the micro-batch (one packed tensor, or one per example on
     the single-rows path) is divided by the whole optimizer step's
     assistant-token count before backward, so the accumulated gradient is the
-    mean over the step's assistant tokens whatever the layout.
+    mean over the step's assistant tokens whatever the layout. ``counts``, when
+    given, accumulates the token accuracy from the same logits.
     """
     total = 0.0
     for batch in path.batches(encs, capacity, pad_id):
         with path.context(device):
-            loss_sum, _ = forward_loss(model, _to(batch, device))
+            loss_sum, n, correct = forward_loss_acc(model, _to(batch, device), accuracy=counts is not None)
         (loss_sum / n_loss_tokens).backward()  # outside autocast, as torch recommends
         total += float(loss_sum.item())
+        if counts is not None:
+            counts.add(correct, n)
     return total
+
+
+def evaluate(model, encs: list[Encoded], batch_size: int, capacity: int, pad_id: int, device: str,
+             path: ComputePath | None = None) -> tuple[float | None, float | None]:
+    """Mean per-token loss and mean token accuracy over the assistant tokens of ``encs``."""
+    import torch
+
+    if not encs:
+        return None, None
+    path = path or ComputePath()
+    was_training = model.training
+    model.eval()
+    total = 0.0
+    counts = TokenCounts()
+    with torch.no_grad(), path.context(device):
+        for i in range(0, len(encs), batch_size):
+            for batch in path.batches(encs[i:i + batch_size], capacity, pad_id):
+                loss, n, correct = forward_loss_acc(model, _to(batch, device))
+                total += float(loss.item())
+                counts.add(correct, n)
+    if was_training:
+        model.train()
+    return (total / counts.total if counts.total else None), counts.accuracy
 
 
 def evaluate_loss(model, encs: list[Encoded], batch_size: int, capacity: int, pad_id: int, device: str,
                   path: ComputePath | None = None) -> float | None:
     """Mean per-token loss over the assistant tokens of ``encs``."""
-    import torch
-
-    if not encs:
-        return None
-    path = path or ComputePath()
-    was_training = model.training
-    model.eval()
-    total, count = 0.0, 0
-    with torch.no_grad(), path.context(device):
-        for i in range(0, len(encs), batch_size):
-            for batch in path.batches(encs[i:i + batch_size], capacity, pad_id):
-                loss, n = forward_loss(model, _to(batch, device))
-                total += float(loss.item())
-                count += n
-    if was_training:
-        model.train()
-    return total / count if count else None
+    return evaluate(model, encs, batch_size, capacity, pad_id, device, path)[0]
 
 
 # ----------------------------------------------------------------------------
@@ -552,8 +589,8 @@ def run_training(cfg: JobConfig, data_path: str | Path, out_dir: str | Path, *, 
     ckpt_root = out / "checkpoints"
     last_ckpt = ckpt_dir
     step = start_step
-    win = {"loss": 0.0, "n": 0, "tokens": 0, "flops": 0.0, "t0": time.time(), "steps": 0}
-    last_train_loss, last_val_loss = None, None
+    win = {"loss": 0.0, "n": 0, "correct": 0.0, "tokens": 0, "flops": 0.0, "t0": time.time(), "steps": 0}
+    last_train_loss, last_val_loss, last_val_acc = None, None, None
     status = "completed"
 
     def state_dict(step_: int) -> dict:
@@ -583,10 +620,11 @@ def run_training(cfg: JobConfig, data_path: str | Path, out_dir: str | Path, *, 
             n_loss_tokens = sum(e.n_assistant for b in step_batches for e in b)
             batches = dist.shard(step_batches, cfg.batch_size)  # this rank's share (all of it in one process)
             step_loss = 0.0
+            counts = TokenCounts()
             for b in batches:
-                step_loss += train_micro_batch(model, path, b, n_loss_tokens, cfg.max_seq_length, pad_id, device)
+                step_loss += train_micro_batch(model, path, b, n_loss_tokens, cfg.max_seq_length, pad_id, device, counts)
                 win["flops"] += flops.batch_flops([e.n_tokens for e in b])
-            step_loss = dist.sync_grads(params, step_loss)
+            step_loss, step_correct = dist.sync_grads(params, step_loss, float(counts.correct))
             max_norm = cfg.max_grad_norm if cfg.max_grad_norm > 0 else float("inf")
             grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
             lr = scheduler.get_last_lr()[0]
@@ -603,6 +641,7 @@ def run_training(cfg: JobConfig, data_path: str | Path, out_dir: str | Path, *, 
             step_mean = step_loss / n_loss_tokens
             loss_history.append([step, step_mean])
             win["loss"] += step_loss
+            win["correct"] += step_correct
             win["n"] += n_loss_tokens
             win["tokens"] += n_tokens
             win["steps"] += 1
@@ -613,7 +652,8 @@ def run_training(cfg: JobConfig, data_path: str | Path, out_dir: str | Path, *, 
                 elapsed = max(time.time() - win["t0"], 1e-9)
                 last_train_loss = win["loss"] / win["n"]
                 rec = {"step": step, "total_steps": plan.total_steps, "epoch": round(epoch, 4),
-                       "training_loss": last_train_loss, "learning_rate": lr, "grad_norm": grad_norm,
+                       "training_loss": last_train_loss, "train_mean_token_accuracy": win["correct"] / win["n"],
+                       "learning_rate": lr, "grad_norm": grad_norm,
                        "tokens_per_second": win["tokens"] / elapsed, "tokens": win["tokens"],
                        "assistant_tokens": win["n"], "seconds": elapsed}
                 if peak_flops:
@@ -622,13 +662,13 @@ def run_training(cfg: JobConfig, data_path: str | Path, out_dir: str | Path, *, 
                 rec["model_tflops_per_second"] = win["flops"] / elapsed / 1e12
                 rec.update(gpu.sample())
                 reporter.metrics(**rec)
-                win = {"loss": 0.0, "n": 0, "tokens": 0, "flops": 0.0, "t0": time.time(), "steps": 0}
+                win = {"loss": 0.0, "n": 0, "correct": 0.0, "tokens": 0, "flops": 0.0, "t0": time.time(), "steps": 0}
 
             if cfg.eval_steps and step % cfg.eval_steps == 0 and step < plan.total_steps and val_enc:
                 reporter.stage("evaluating", step=step)
-                last_val_loss = evaluate_loss(model, val_enc, cfg.batch_size, cfg.max_seq_length, pad_id, device, path)
+                last_val_loss, last_val_acc = evaluate(model, val_enc, cfg.batch_size, cfg.max_seq_length, pad_id, device, path)
                 reporter.record("eval", step=step, epoch=round(epoch, 4), validation_loss=last_val_loss,
-                                perplexity=_ppl(last_val_loss))
+                                valid_mean_token_accuracy=last_val_acc, perplexity=_ppl(last_val_loss))
                 reporter.stage("training", total_steps=plan.total_steps, start_step=step)
                 win["t0"] = time.time()
 
@@ -659,6 +699,7 @@ def run_training(cfg: JobConfig, data_path: str | Path, out_dir: str | Path, *, 
         "tokens_per_second": tokens_trained / train_seconds if train_seconds else None,
         "final_training_loss": last_train_loss,
         "final_validation_loss": last_val_loss,
+        "final_validation_mean_token_accuracy": last_val_acc,
         "train_tokens_per_epoch": train_stats.tokens,
         "truncation": {"train": train_stats.to_json(), "validation": val_stats.to_json()},
         "device": device,
@@ -686,9 +727,11 @@ def run_training(cfg: JobConfig, data_path: str | Path, out_dir: str | Path, *, 
                                progress=lambda done, total, what: reporter.record(
                                    "eval_progress", done=done, total=total, part=what))
     summary["final_validation_loss"] = eval_json["adapter"]["validation_loss"]
+    summary["final_validation_mean_token_accuracy"] = eval_json["adapter"]["mean_token_accuracy"]
     summary["base_validation_loss"] = eval_json["base"]["validation_loss"]
     reporter.record("eval", step=step, epoch=round(step / plan.steps_per_epoch, 4), final=True,
                     validation_loss=eval_json["adapter"]["validation_loss"],
+                    valid_mean_token_accuracy=eval_json["adapter"]["mean_token_accuracy"],
                     perplexity=eval_json["adapter"]["perplexity"],
                     base_validation_loss=eval_json["base"]["validation_loss"],
                     base_perplexity=eval_json["base"]["perplexity"])
@@ -804,10 +847,10 @@ def run_final_eval(model, tokenizer, cfg, val_enc, val_kept, train_ex, pad_id, d
 
     if progress is not None:
         progress(0, len(parts), "starting")
-    adapter_loss = evaluate_loss(model, val_enc, cfg.batch_size, cfg.max_seq_length, pad_id, device, path)
+    adapter_loss, adapter_acc = evaluate(model, val_enc, cfg.batch_size, cfg.max_seq_length, pad_id, device, path)
     tick()
     with model.disable_adapter():
-        base_loss = evaluate_loss(model, val_enc, cfg.batch_size, cfg.max_seq_length, pad_id, device, path)
+        base_loss, base_acc = evaluate(model, val_enc, cfg.batch_size, cfg.max_seq_length, pad_id, device, path)
     tick()
     model.eval()
     model.config.use_cache = True
@@ -821,8 +864,8 @@ def run_final_eval(model, tokenizer, cfg, val_enc, val_kept, train_ex, pad_id, d
                 "base": b, "adapter": a, "messages": ex.prompt_messages()}
                for ex, a, b in zip(pool, adapter_out, base_out)]
     return {
-        "base": {"validation_loss": base_loss, "perplexity": _ppl(base_loss)},
-        "adapter": {"validation_loss": adapter_loss, "perplexity": _ppl(adapter_loss)},
+        "base": {"validation_loss": base_loss, "perplexity": _ppl(base_loss), "mean_token_accuracy": base_acc},
+        "adapter": {"validation_loss": adapter_loss, "perplexity": _ppl(adapter_loss), "mean_token_accuracy": adapter_acc},
         "validation_examples": len(val_enc),
         "validation_tokens": sum(e.n_assistant for e in val_enc),
         "samples_from": prompts_from,

@@ -108,10 +108,10 @@ def test_out_of_memory_maps_to_oom(monkeypatch, tiny_model, real_data, tmp_path,
 
     from brightrun_trainer import train as train_mod
 
-    def boom(model, batch):
+    def boom(model, batch, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setattr(train_mod, "forward_loss", boom)
+    monkeypatch.setattr(train_mod, "forward_loss_acc", boom)  # the training step's forward (loss and token accuracy)
     cfg = write_config(tmp_path / "job.json", base_model=str(tiny_model))
     rc = cli.main(["train", "--config", str(cfg), "--data", str(real_data["eq12_json"]), "--out",
                    str(tmp_path / "out"), "--quiet"])

@@ -185,3 +185,51 @@ def test_every_compute_path_matches_full_logits(tiny_model, tok, real_data, rows
     assert abs(got - ref_loss) / ref_loss < tol
     worst = max((params[n].grad - g).norm().item() / max(g.norm().item(), 1e-12) for n, g in ref_grad.items())
     assert worst < (5e-2 if autocast else 1e-4)
+
+
+@pytest.mark.parametrize("rows", ["packed", "single"])
+def test_token_accuracy_equals_a_direct_computation(tiny_model, tok, real_data, rows):
+    """The trainer's token accuracy (argmax == label over the assistant tokens,
+    from the kept logits of the loss's own forward) equals one computed
+    directly from full-length logits, in training (train_micro_batch) and in
+    evaluation (evaluate). Half of the targets are set to the model's own
+    argmax first, so that the accuracy is far from 0 and a wrong count shows."""
+    from dataclasses import replace
+
+    from transformers import AutoModelForCausalLM
+
+    from brightrun_trainer.train import ComputePath, TokenCounts, evaluate, train_micro_batch
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_model), dtype=torch.float32, attn_implementation="sdpa")
+    ds = load_dataset(real_data["eq18_json"])
+    encs, _, _ = encode_all(tok, ds.examples[:4], 300)
+    correct = total = 0
+    rigged = []
+    with torch.no_grad():
+        for e in encs:
+            logits = model(input_ids=torch.tensor([e.input_ids]), use_cache=False).logits[0]
+            pred = logits.argmax(-1).tolist()  # pred[p] is the prediction for token p + 1
+            labels = list(e.labels)
+            k = 0
+            for p in range(len(labels) - 1):
+                if labels[p + 1] == IGNORE_INDEX:
+                    continue
+                if k % 2 == 0:  # a label is only a target: the inputs (and so the logits) stay the same
+                    labels[p + 1] = pred[p]
+                k += 1
+                total += 1
+                correct += int(pred[p] == labels[p + 1])
+            rigged.append(replace(e, labels=labels))
+    direct = correct / total
+    assert 0.5 <= direct < 1.0
+
+    path = ComputePath(rows, False)
+    loss, acc = evaluate(model, rigged, 2, 1000, tok.pad_token_id, "cpu", path)
+    assert loss is not None and 0.0 <= acc <= 1.0
+    assert acc == pytest.approx(direct, abs=1e-9)
+
+    counts = TokenCounts()
+    model.train()
+    train_micro_batch(model, path, rigged, total, 1000, tok.pad_token_id, "cpu", counts)
+    assert counts.total == total and counts.accuracy == pytest.approx(direct, abs=1e-9)

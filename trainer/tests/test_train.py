@@ -53,6 +53,15 @@ def test_metrics_records(trained):
         for k in ("step", "epoch", "training_loss", "learning_rate", "grad_norm", "tokens_per_second"):
             assert isinstance(m[k], (int, float)), k
         assert m["tokens_per_second"] > 0 and m["grad_norm"] > 0
+        assert 0.0 <= m["train_mean_token_accuracy"] <= 1.0
+    # Token accuracy rises as the loss falls (the tiny model learns the data's frequent tokens).
+    acc = [m["train_mean_token_accuracy"] for m in metrics]
+    assert sum(acc[-5:]) / 5 > sum(acc[:3]) / 3, acc
+    evals = [r for r in lines if r["type"] == "eval"]
+    assert evals and all(0.0 <= r["valid_mean_token_accuracy"] <= 1.0 for r in evals)
+    ev = json.loads((trained["out"] / "eval.json").read_text())
+    assert 0.0 <= ev["adapter"]["mean_token_accuracy"] <= 1.0 and 0.0 <= ev["base"]["mean_token_accuracy"] <= 1.0
+    assert trained["res"].summary["final_validation_mean_token_accuracy"] == ev["adapter"]["mean_token_accuracy"]
     # Warmup then cosine decay.
     lrs = [m["learning_rate"] for m in metrics]
     assert lrs[0] < lrs[2] and lrs[-1] < lrs[3]

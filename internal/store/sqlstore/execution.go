@@ -343,8 +343,8 @@ func (s *Store) MetricsUpsert(ctx context.Context, jobID string, attempt int, po
 				ts = p.Timestamp.UTC()
 			}
 			if _, err := x.exec(ctx, `INSERT INTO metrics_points (id, job_id, timestamp, epoch, step, training_loss, validation_loss, learning_rate,
-				gradient_norm, throughput, gpu_utilization, tokens_per_second, gpu_memory_gb, mfu, attempt)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+				gradient_norm, throughput, gpu_utilization, tokens_per_second, gpu_memory_gb, mfu, attempt, train_mean_token_accuracy, valid_mean_token_accuracy)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 				ON CONFLICT (job_id, step) DO UPDATE SET timestamp = excluded.timestamp, epoch = excluded.epoch,
 				training_loss = COALESCE(excluded.training_loss, metrics_points.training_loss),
 				validation_loss = COALESCE(excluded.validation_loss, metrics_points.validation_loss),
@@ -354,9 +354,11 @@ func (s *Store) MetricsUpsert(ctx context.Context, jobID string, attempt int, po
 				gpu_utilization = COALESCE(excluded.gpu_utilization, metrics_points.gpu_utilization),
 				tokens_per_second = COALESCE(excluded.tokens_per_second, metrics_points.tokens_per_second),
 				gpu_memory_gb = COALESCE(excluded.gpu_memory_gb, metrics_points.gpu_memory_gb),
-				mfu = COALESCE(excluded.mfu, metrics_points.mfu), attempt = excluded.attempt`,
+				mfu = COALESCE(excluded.mfu, metrics_points.mfu), attempt = excluded.attempt,
+				train_mean_token_accuracy = COALESCE(excluded.train_mean_token_accuracy, metrics_points.train_mean_token_accuracy),
+				valid_mean_token_accuracy = COALESCE(excluded.valid_mean_token_accuracy, metrics_points.valid_mean_token_accuracy)`,
 				uuid.NewString(), jobID, ts, int(math.Floor(p.Epoch)), p.Step, p.TrainingLoss, p.ValidationLoss, p.LearningRate, p.GradientNorm,
-				p.TokensPerSecond, p.GPUUtilization, p.TokensPerSecond, p.GPUMemoryGB, p.MFU, attempt); err != nil {
+				p.TokensPerSecond, p.GPUUtilization, p.TokensPerSecond, p.GPUMemoryGB, p.MFU, attempt, p.TrainMeanTokenAccuracy, p.ValidMeanTokenAccuracy); err != nil {
 				return err
 			}
 			n++
@@ -387,7 +389,7 @@ func (s *Store) MetricsList(ctx context.Context, userID, jobID string, sinceStep
 			return err
 		}
 		rows, err := x.query(ctx, `SELECT step, epoch, training_loss, validation_loss, learning_rate, gradient_norm, tokens_per_second, gpu_utilization,
-			gpu_memory_gb, mfu, timestamp FROM metrics_points WHERE job_id = ? AND step > ? ORDER BY step LIMIT ?`, jobID, sinceStep, limit)
+			gpu_memory_gb, mfu, timestamp, train_mean_token_accuracy, valid_mean_token_accuracy FROM metrics_points WHERE job_id = ? AND step > ? ORDER BY step LIMIT ?`, jobID, sinceStep, limit)
 		if err != nil {
 			return err
 		}
@@ -396,7 +398,7 @@ func (s *Store) MetricsList(ctx context.Context, userID, jobID string, sinceStep
 			var p store.MetricPoint
 			var epoch int
 			if err := rows.Scan(&p.Step, &epoch, &p.TrainingLoss, &p.ValidationLoss, &p.LearningRate, &p.GradientNorm, &p.TokensPerSecond,
-				&p.GPUUtilization, &p.GPUMemoryGB, &p.MFU, nts{&p.Timestamp}); err != nil {
+				&p.GPUUtilization, &p.GPUMemoryGB, &p.MFU, nts{&p.Timestamp}, &p.TrainMeanTokenAccuracy, &p.ValidMeanTokenAccuracy); err != nil {
 				return err
 			}
 			p.Epoch = float64(epoch)

@@ -104,18 +104,22 @@ func testExecution(t *testing.T, s store.Store) {
 	}
 	// Metrics are idempotent on step; points without a time get the caller's.
 	loss := func(v float64) *float64 { return &v }
-	pts := []store.MetricPoint{{Step: 1, Epoch: 0, TrainingLoss: loss(2.5), LearningRate: loss(1e-4)}, {Step: 2, TrainingLoss: loss(2.2), LearningRate: loss(1e-4)}}
+	pts := []store.MetricPoint{{Step: 1, Epoch: 0, TrainingLoss: loss(2.5), LearningRate: loss(1e-4)}, {Step: 2, TrainingLoss: loss(2.2), LearningRate: loss(1e-4), TrainMeanTokenAccuracy: loss(0.25)}}
 	for i := 0; i < 2; i++ {
 		if n, err := s.MetricsUpsert(sys, j.ID, 1, pts, now); err != nil || n != 2 {
 			t.Fatalf("metrics: %d %v", n, err)
 		}
 	}
-	if _, err := s.MetricsUpsert(sys, j.ID, 1, []store.MetricPoint{{Step: 2, ValidationLoss: loss(2.4)}}, now); err != nil {
+	if _, err := s.MetricsUpsert(sys, j.ID, 1, []store.MetricPoint{{Step: 2, ValidationLoss: loss(2.4), ValidMeanTokenAccuracy: loss(0.5)}}, now); err != nil {
 		t.Fatal(err)
 	}
 	list, err := s.MetricsList(store.WithUser(context.Background(), u.ID), u.ID, j.ID, -1, 100)
 	if err != nil || len(list) != 2 || *list[1].TrainingLoss != 2.2 || list[1].ValidationLoss == nil || *list[1].ValidationLoss != 2.4 || !list[0].Timestamp.Equal(now) {
 		t.Fatalf("metrics list: %v %+v", err, list)
+	}
+	// Token accuracies are kept per step like the losses (a later point fills in, never erases).
+	if a, v := list[1].TrainMeanTokenAccuracy, list[1].ValidMeanTokenAccuracy; a == nil || *a != 0.25 || v == nil || *v != 0.5 || list[0].TrainMeanTokenAccuracy != nil {
+		t.Fatalf("token accuracies: %+v", list)
 	}
 	// The job's current metrics keep the last known losses a batch lacks.
 	cur, _ := s.JobGet(store.WithUser(context.Background(), u.ID), u.ID, j.ID)
