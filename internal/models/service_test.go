@@ -34,7 +34,7 @@ func TestRateModel(t *testing.T) {
 }
 
 func TestArchiveName(t *testing.T) {
-	if got := ArchiveName(store.Model{Name: `eq12 · Smol "v2"/ü`}); got != "eq12----Smol--v2---.tar.gz" {
+	if got := ArchiveName(store.Model{Name: `eq12 · Smol "v2"/ü`}); got != "eq12---Smol--v2---.tar.gz" {
 		t.Fatalf("archive name %q", got)
 	}
 }
