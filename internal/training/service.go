@@ -31,6 +31,16 @@ type Service struct {
 	// Agents says whether an online agent can run a GPU choice (nil: the
 	// checklist does not say).
 	Agents AgentChecker
+	// Exact gives the exact token profile of a dataset for a base model
+	// (an agent's preflight) and queues one when there is none (nil: the
+	// estimated profile only).
+	Exact ExactProfiles
+}
+
+// ExactProfiles is what training asks the agent-work domain: the exact
+// profile (nil until computed) or the state of the preflight computing it.
+type ExactProfiles interface {
+	Exact(ctx context.Context, userID string, d store.Dataset, baseModel string) (json.RawMessage, string, error)
 }
 
 // AgentChecker is what training asks the agents domain.
@@ -187,8 +197,19 @@ func (s *Service) resolve(ctx context.Context, userID string, req Request, needD
 		if err != nil {
 			return nil, err
 		}
+		exact, status := json.RawMessage(nil), ""
+		if s.Exact != nil {
+			if exact, status, err = s.Exact.Exact(ctx, userID, d, model.ID); err != nil {
+				return nil, err
+			}
+		}
 		r.dataset, r.tokens = &d, datasetTokens(d, h.MaxSeqLength)
-		if r.pre = preflightFrom(prof, h.MaxSeqLength, model.ContextLength); r.pre != nil {
+		if exact != nil {
+			r.pre = preflightFrom(exact, h.MaxSeqLength, model.ContextLength, true)
+		} else if r.pre = preflightFrom(prof, h.MaxSeqLength, model.ContextLength, false); r.pre != nil {
+			r.pre.ExactStatus = status
+		}
+		if r.pre != nil {
 			r.tokens.TrainExamples, r.tokens.EvalExamples = r.pre.TrainingExamplesKept, r.pre.ValidationExamplesKept
 			r.tokens.TrainTokens, r.tokens.EvalTokens = r.pre.TokensPerEpoch, r.pre.ValidationTokens
 		}
