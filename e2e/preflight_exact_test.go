@@ -188,7 +188,7 @@ func TestExactPreflightRealAgent(t *testing.T) {
 		}
 
 		// The real agent (no inference serving: only training and preflights).
-		startAgentWith(t, te, s.URL, s.App.Agents.CreateAgent, "--no-serve")
+		startAgentWith(t, te, s.URL, s.App.Agents.CreateAgent, "--no-serve", "--preflight-models", tinyModel)
 		deadline := time.Now().Add(3 * time.Minute)
 		for p = tinyEstimate(t, c, ds, 256); !p.Exact; p = tinyEstimate(t, c, ds, 256) {
 			if time.Now().After(deadline) {

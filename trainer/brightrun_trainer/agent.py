@@ -528,10 +528,11 @@ def cmd_agent(args) -> int:
         serve = ServeSettings(base_models=models, cache_dir=args.adapter_cache_dir,
                               cache_bytes=int(args.adapter_cache_gb * 2**30), slots=args.serve_slots,
                               engine=args.serve_engine, threads=args.serve_threads)
-    # Exact preflights: for the models it serves (--serve-models), else what it can load; not on a one-job agent.
+    # Exact preflights: for --preflight-models (else --serve-models, else what it can load); not on a one-job agent.
     preflight_models = None
     if getattr(args, "preflight", False) and not args.exit_after_job:
-        preflight_models = [m.strip() for m in (args.serve_models or "").split(",") if m.strip()]
+        listed = getattr(args, "preflight_models", None) or args.serve_models or ""
+        preflight_models = [m.strip() for m in listed.split(",") if m.strip()]
     agent = Agent(args.server, token, gpu_type="CPU" if is_cpu else gpu_type, gpu_count=count, gpu_memory_gb=memory,
                   name=args.name, work_dir=args.work_dir, wait_seconds=args.wait_seconds, once=args.once,
                   keep_work=args.keep_work, serve=serve, exit_after_job=args.exit_after_job,

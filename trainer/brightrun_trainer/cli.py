@@ -60,7 +60,10 @@ def _parser() -> argparse.ArgumentParser:
                                           "a GPU agent '*')")
     a.add_argument("--preflight", action=argparse.BooleanOptionalAction, default=True,
                    help="also compute exact dataset preflights (token counts with a model's tokenizer) for the "
-                        "models it serves (--serve-models, or what it can load); default on")
+                        "models of --preflight-models; default on")
+    a.add_argument("--preflight-models", help="comma-separated base model ids to compute preflights for, or '*' "
+                                              "(default: --serve-models, else what a CPU agent can load locally, "
+                                              "any on a GPU agent)")
     a.add_argument("--serve-slots", type=int, default=4,
                    help="inference requests served at once (they take turns per token on one model)")
     a.add_argument("--serve-engine", choices=("auto", "transformers", "vllm"), default="auto",
