@@ -35,7 +35,7 @@ func estimateAccuracy(t *testing.T, te trainerEnv, exact bool, mode string) {
 		// One agent for the whole run: it computes the preflights and trains.
 		startAgentWith(t, te, s.URL, s.App.Agents.CreateAgent, "--no-serve", "--preflight-models", tinyModel)
 	}
-	run := func(file string, epochs int) (estimated, actual float64, basis string) {
+	run := func(file string, epochs int) (estimated, actual float64, basis string, tps float64) {
 		ds := uploadFile(t, c, file, testdata.Path(t, file))
 		waitDataset(t, c, ds)
 		var est struct {
@@ -46,6 +46,7 @@ func estimateAccuracy(t *testing.T, te trainerEnv, exact bool, mode string) {
 			"hyperparameters": map[string]any{"base_model": tinyModel, "num_epochs": epochs, "batch_size": 4, "max_seq_length": 2048, "learning_rate": 0.001},
 			"allow_truncation": true}
 		c.MustJSON("POST", "/api/jobs/estimate", req, 200, &est)
+		approxTokens := est.TokensUsed
 		for deadline := time.Now().Add(3 * time.Minute); exact && !est.Preflight.Exact; c.MustJSON("POST", "/api/jobs/estimate", req, 200, &est) {
 			if time.Now().After(deadline) {
 				t.Fatalf("no exact preflight for %s", file)
@@ -54,6 +55,10 @@ func estimateAccuracy(t *testing.T, te trainerEnv, exact bool, mode string) {
 		}
 		if est.Preflight == nil || est.Preflight.Exact != exact {
 			t.Fatalf("%s: preflight %+v, want exact=%v", file, est.Preflight, exact)
+		}
+		if exact {
+			// The token density the approximate estimate assumed, against the tokenizer's.
+			t.Logf("TOKENS %s: approximate %d, exact %d (approximate/exact %.3f)", file, approxTokens, est.TokensUsed, float64(approxTokens)/float64(est.TokensUsed))
 		}
 		var created struct{ Job struct{ ID string } }
 		c.MustJSON("POST", "/api/jobs", req, 201, &created)
@@ -65,18 +70,26 @@ func estimateAccuracy(t *testing.T, te trainerEnv, exact bool, mode string) {
 			Job struct {
 				StartedAt   time.Time `json:"started_at"`
 				CompletedAt time.Time `json:"completed_at"`
+				// The run's throughput in the estimate's token units
+				// (estimated tokens ÷ the trainer's train_seconds).
+				MeasuredTPS float64 `json:"measured_tokens_per_second"`
 			} `json:"job"`
 		}
 		c.MustJSON("GET", "/api/jobs/"+st.Job.ID, nil, 200, &j)
-		return est.EstimatedDurationHours * 3600, j.Job.CompletedAt.Sub(j.Job.StartedAt).Seconds(), est.Basis
+		return est.EstimatedDurationHours * 3600, j.Job.CompletedAt.Sub(j.Job.StartedAt).Seconds(), est.Basis, j.Job.MeasuredTPS
 	}
-	e0, a0, b0 := run(testdata.EQ12JSONL, 2)
-	t.Logf("calibration run EQ-12 (%s): estimated %.0f s, actual %.0f s (%s)", mode, e0, a0, b0)
+	// The estimate's throughput unit must mean the same on every dataset:
+	// tokens/s in estimate units of each run relative to the calibration run
+	// (1.00 when the token counts match what the trainer processes; machine
+	// load moves all runs alike far more than it moves this ratio).
+	e0, a0, b0, tps0 := run(testdata.EQ12JSONL, 2)
+	t.Logf("calibration run EQ-12 (%s): estimated %.0f s, actual %.0f s, %.0f tokens/s in estimate units (%s)", mode, e0, a0, tps0, b0)
 	for _, tc := range []struct {
 		file   string
 		epochs int
 	}{{testdata.EQ12JSON, 3}, {testdata.EQ18JSON, 2}} {
-		e, a, b := run(tc.file, tc.epochs)
-		t.Logf("RESULT %s %s × %d epochs: estimated %.0f s, actual %.0f s, error %+.1f%% (%s)", mode, tc.file, tc.epochs, e, a, 100*(e-a)/a, b)
+		e, a, b, tps := run(tc.file, tc.epochs)
+		t.Logf("RESULT %s %s × %d epochs: estimated %.0f s, actual %.0f s, error %+.1f%%, tokens/s in estimate units %.0f = %.2f × the calibration run's (%s)",
+			mode, tc.file, tc.epochs, e, a, 100*(e-a)/a, tps, tps/tps0, b)
 	}
 }

@@ -6,9 +6,9 @@
 -- +goose Up
 CREATE TABLE agent_work (
   id UUID PRIMARY KEY,
-  kind VARCHAR(20) NOT NULL CHECK (kind IN ('preflight')),
+  kind VARCHAR(20) NOT NULL, -- 'preflight' (internal/agentwork checks kinds, so a new kind needs no table rewrite)
   user_id UUID NOT NULL REFERENCES auth.users(id) ON DELETE CASCADE,
-  dataset_id UUID NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
+  dataset_id UUID REFERENCES datasets(id) ON DELETE CASCADE, -- a preflight's (other kinds may have none)
   base_model VARCHAR(200) NOT NULL,
   status VARCHAR(20) NOT NULL DEFAULT 'queued' CHECK (status IN ('queued', 'running', 'completed', 'failed')),
   agent_id UUID REFERENCES agents(id) ON DELETE SET NULL,
@@ -16,7 +16,8 @@ CREATE TABLE agent_work (
   lease_expires_at TIMESTAMPTZ,
   error TEXT,
   created_at TIMESTAMPTZ NOT NULL,
-  updated_at TIMESTAMPTZ NOT NULL
+  updated_at TIMESTAMPTZ NOT NULL,
+  CHECK (kind <> 'preflight' OR dataset_id IS NOT NULL)
 );
 -- Never twice at once for the same (kind, dataset, model).
 CREATE UNIQUE INDEX idx_agent_work_open ON agent_work(kind, dataset_id, base_model) WHERE status IN ('queued', 'running');

@@ -6,9 +6,9 @@
 -- +goose Up
 CREATE TABLE agent_work (
   id TEXT PRIMARY KEY,
-  kind TEXT NOT NULL CHECK (kind IN ('preflight')),
+  kind TEXT NOT NULL, -- 'preflight' (internal/agentwork checks kinds, so a new kind needs no table rebuild)
   user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-  dataset_id TEXT NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
+  dataset_id TEXT REFERENCES datasets(id) ON DELETE CASCADE, -- a preflight's (other kinds may have none)
   base_model TEXT NOT NULL,
   status TEXT NOT NULL DEFAULT 'queued' CHECK (status IN ('queued', 'running', 'completed', 'failed')),
   agent_id TEXT REFERENCES agents(id) ON DELETE SET NULL,
@@ -16,7 +16,8 @@ CREATE TABLE agent_work (
   lease_expires_at TEXT,
   error TEXT,
   created_at TEXT NOT NULL,
-  updated_at TEXT NOT NULL
+  updated_at TEXT NOT NULL,
+  CHECK (kind <> 'preflight' OR dataset_id IS NOT NULL)
 );
 -- Never twice at once for the same (kind, dataset, model).
 CREATE UNIQUE INDEX idx_agent_work_open ON agent_work(kind, dataset_id, base_model) WHERE status IN ('queued', 'running');

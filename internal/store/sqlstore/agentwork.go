@@ -14,7 +14,7 @@ const workCols = "id, kind, user_id, dataset_id, base_model, status, agent_id, a
 
 func scanWork(sc interface{ Scan(...any) error }) (store.AgentWork, error) {
 	var w store.AgentWork
-	err := sc.Scan(&w.ID, &w.Kind, &w.UserID, &w.DatasetID, &w.BaseModel, &w.Status, nstr{&w.AgentID}, &w.Attempts, nts{&w.LeaseExpiresAt},
+	err := sc.Scan(&w.ID, &w.Kind, &w.UserID, nstr{&w.DatasetID}, &w.BaseModel, &w.Status, nstr{&w.AgentID}, &w.Attempts, nts{&w.LeaseExpiresAt},
 		nstr{&w.Error}, ts{&w.CreatedAt}, ts{&w.UpdatedAt})
 	return w, err
 }

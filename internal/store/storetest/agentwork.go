@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"encoding/json"
+	"sync"
 	"testing"
 	"time"
 
@@ -107,6 +108,32 @@ func testAgentWork(t *testing.T, s store.Store) {
 		t.Fatalf("latest: %v %v %+v", ok, err, l)
 	}
 
+	// Enqueued at once from several requests (replicas): one open item.
+	d3 := NewDataset(t, s, u.ID, "work data 3")
+	ids := make(chan string, 8)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w, ok, err := s.AgentWorkEnqueue(sys, store.AgentWorkEnqueueParams{ID: uuid.NewString(), Kind: store.WorkPreflight, UserID: u.ID, DatasetID: d3.ID,
+				BaseModel: "org/model-b", RetryFailedAfter: now.Add(-time.Hour), At: now})
+			if err != nil || !ok {
+				t.Errorf("concurrent enqueue: %v %v", ok, err)
+			}
+			ids <- w.ID
+		}()
+	}
+	wg.Wait()
+	close(ids)
+	seen := map[string]bool{}
+	for id := range ids {
+		seen[id] = true
+	}
+	if len(seen) != 1 {
+		t.Fatalf("concurrent enqueues made %d open items for one pair: %v", len(seen), seen)
+	}
+
 	// A failure: not queued again within the retry window, queued after it.
 	d2 := NewDataset(t, s, u.ID, "work data 2")
 	w2, _ := enq(now, d2.ID)
@@ -129,9 +156,9 @@ func testAgentWork(t *testing.T, s store.Store) {
 		t.Fatalf("not queued again after the retry window: %v %+v", ok, w3)
 	}
 	// Lease expired on every attempt: failed for good, the pair is free.
-	c3, _ := claim(a1.ID, nil, now.Add(2*time.Hour))
-	claim(a2.ID, nil, now.Add(2*time.Hour+2*time.Minute))
-	if _, ok := claim(a1.ID, nil, now.Add(2*time.Hour+4*time.Minute)); ok {
+	c3, _ := claim(a1.ID, []string{model}, now.Add(2*time.Hour))
+	claim(a2.ID, []string{model}, now.Add(2*time.Hour+2*time.Minute))
+	if _, ok := claim(a1.ID, []string{model}, now.Add(2*time.Hour+4*time.Minute)); ok {
 		t.Fatal("claimed past MaxAttempts")
 	}
 	if l, _, _ := s.AgentWorkLatest(asU, u.ID, store.WorkPreflight, d2.ID, model); l.ID != c3.ID || l.Status != store.WorkFailed || l.Error == "" {
