@@ -43,7 +43,7 @@ func estimateAccuracy(t *testing.T, te trainerEnv, exact bool, mode string) {
 			Preflight *exactPreflightView `json:"preflight"`
 		}
 		req := map[string]any{"dataset_id": ds, "preset_id": "custom", "gpu_config": map[string]any{"gpu_type": "cpu-local", "num_gpus": 1},
-			"hyperparameters": map[string]any{"base_model": tinyModel, "num_epochs": epochs, "batch_size": 4, "max_seq_length": 2048, "learning_rate": 0.001},
+			"hyperparameters":  map[string]any{"base_model": tinyModel, "num_epochs": epochs, "batch_size": 4, "max_seq_length": 2048, "learning_rate": 0.001},
 			"allow_truncation": true}
 		c.MustJSON("POST", "/api/jobs/estimate", req, 200, &est)
 		approxTokens := est.TokensUsed
