@@ -12,7 +12,9 @@ It runs beside the training loop and the inference loop and never waits for
 either: a preflight costs a few seconds of one CPU core per dataset and model
 (the tokenizer's Rust code), so a training job on the same agent slows down for
 those seconds at most, and a queued training job is claimed by the training
-loop whatever this thread does.
+loop whatever this thread does. (The first use of a model the agent only has as
+a packaged GGUF file converts it once, under the same file lock training and
+serving use, and caches it for all three.)
 """
 
 from __future__ import annotations
