@@ -19,6 +19,7 @@ import (
 	"github.com/brightrun/brightrun/internal/testdata"
 	"github.com/brightrun/brightrun/internal/testserver"
 	"github.com/brightrun/brightrun/internal/training/catalog"
+	"github.com/dustin/go-humanize"
 	"github.com/google/uuid"
 )
 
@@ -198,17 +199,28 @@ func TestExactPreflightRealAgent(t *testing.T) {
 			// and posts it on its own schedule; poll the estimate.
 			time.Sleep(300 * time.Millisecond)
 		}
-		cli := runCLIPreflight(t, te, file, 256)
-		if p.ExamplesTotal != cli.Examples || p.ExamplesDropped != cli.DroppedExamples || p.ExamplesKept != cli.KeptExamples ||
-			p.ExamplesTruncated+p.ExamplesDropped != cli.TruncatedExamples || p.ValidationExamplesTotal != cli.ValidationExamples ||
-			p.ValidationExamplesKept != cli.Validation.KeptExamples || p.TrainingExamplesKept != cli.Train.KeptExamples {
-			t.Fatalf("exact preflight at 256 %+v differs from the CLI's %+v", p, cli)
+		// At 256 (every example of EQ-12 is longer under the tiny model's
+		// small vocabulary) and at a length that keeps some examples whole,
+		// shortens others and drops the rest.
+		mixed := false
+		for _, L := range []int{256, p.KeepAllMaxSeqLength / 2 / 64 * 64} {
+			q := tinyEstimate(t, c, ds, L)
+			cli := runCLIPreflight(t, te, file, L)
+			if !q.Exact || q.ExamplesTotal != cli.Examples || q.ExamplesDropped != cli.DroppedExamples || q.ExamplesKept != cli.KeptExamples ||
+				q.ExamplesTruncated+q.ExamplesDropped != cli.TruncatedExamples || q.ValidationExamplesTotal != cli.ValidationExamples ||
+				q.ValidationExamplesKept != cli.Validation.KeptExamples || q.TrainingExamplesKept != cli.Train.KeptExamples {
+				t.Fatalf("exact preflight at %d %+v differs from the CLI's %+v", L, q, cli)
+			}
+			if (L == 256 && q.ExamplesDropped == 0) || q.ExactStatus != "" || strings.Contains(q.Message, "estimated") || !strings.HasPrefix(q.Message, humanize.Comma(int64(L))+" tokens ") {
+				t.Fatalf("exact preflight at %d: %+v", L, q)
+			}
+			mixed = mixed || (q.ExamplesTruncated > 0 && q.ExamplesKept > q.ExamplesTruncated)
+			t.Logf("exact at %d: %d of %d dropped, %d more shortened, validation %d of %d kept; keeps all at %d (%s)", L, q.ExamplesDropped, q.ExamplesTotal,
+				q.ExamplesTruncated, q.ValidationExamplesKept, q.ValidationExamplesTotal, q.KeepAllMaxSeqLength, q.Message)
 		}
-		if p.ExamplesDropped == 0 || p.ExactStatus != "" || strings.Contains(p.Message, "estimated") || !strings.HasPrefix(p.Message, "256 tokens ") {
-			t.Fatalf("exact preflight at 256: %+v", p)
+		if !mixed {
+			t.Fatal("no length checked keeps some examples whole and shortens others")
 		}
-		t.Logf("exact at 256: %d of %d dropped, %d more shortened, validation %d of %d kept; keeps all at %d (%s)", p.ExamplesDropped, p.ExamplesTotal,
-			p.ExamplesTruncated, p.ValidationExamplesKept, p.ValidationExamplesTotal, p.KeepAllMaxSeqLength, p.Message)
 		all := tinyEstimate(t, c, ds, p.KeepAllMaxSeqLength)
 		cliAll := runCLIPreflight(t, te, file, p.KeepAllMaxSeqLength)
 		if !all.Exact || all.ExamplesTruncated != 0 || cliAll.TruncatedExamples != 0 || all.TokensPerEpoch != cliAll.Train.Tokens ||
