@@ -4,4 +4,4 @@
 # measured duration. Needs `make setup` (the trainer) and ../shared/data.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-BRIGHTRUN_BENCH=1 go test ./e2e -run TestEstimateAccuracyCPU -count=1 -v -timeout 40m 2>&1 | grep -E "RESULT|calibration run|^(ok|FAIL|---)"
+BRIGHTRUN_BENCH=1 go test ./e2e -run TestEstimateAccuracyCPU -count=1 -v -timeout 40m 2>&1 | grep -E "RESULT|TOKENS|calibration run|^(ok|FAIL|---)"

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	. "github.com/brightrun/brightrun/internal/agentapi"
+	"github.com/brightrun/brightrun/internal/agentwork"
 	"github.com/brightrun/brightrun/internal/inference"
 )
 
@@ -52,6 +53,10 @@ func TestAgentProtocolGolden(t *testing.T) {
 		// The inference calls (internal/inference serves them).
 		"inference_claim":  {&inference.ClaimRequest{}, &inference.ClaimAnswer{}},
 		"inference_stream": {&inference.StreamPost{}, &inference.StreamAnswer{}},
+		// Agent work (internal/agentwork serves it).
+		"work_claim":    {&agentwork.ClaimRequest{}, &agentwork.ClaimAnswer{}},
+		"work_complete": {&agentwork.CompleteRequest{}, &agentwork.DoneAnswer{}},
+		"work_fail":     {&agentwork.FailRequest{}, &agentwork.DoneAnswer{}},
 	}
 	for call := range golden {
 		if _, ok := types[call]; !ok {

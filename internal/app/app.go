@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/brightrun/brightrun/internal/agentapi"
+	"github.com/brightrun/brightrun/internal/agentwork"
 	"github.com/brightrun/brightrun/internal/auth"
 	"github.com/brightrun/brightrun/internal/config"
 	"github.com/brightrun/brightrun/internal/costs"
@@ -66,6 +67,10 @@ type App struct {
 	// override its timeouts.
 	Inference        *inference.Service
 	InferenceOptions *inference.BrokerOptions
+	// Work is agent work that is not a training job (exact preflights);
+	// WorkOptions override its polling and leases.
+	Work        *agentwork.Service
+	WorkOptions *agentwork.Options
 
 	workers []func(ctx context.Context)
 }
@@ -131,6 +136,8 @@ type Options struct {
 	AgentOptions  *agentapi.Options
 	// InferenceOptions override the inference broker's timeouts.
 	InferenceOptions *inference.BrokerOptions
+	// WorkOptions override the agent-work queue's polling and leases.
+	WorkOptions *agentwork.Options
 	// OutboundEvery is the outbound notification worker's period: 0 means
 	// 5 s, negative means no worker (tests call Outbound.Tick themselves).
 	OutboundEvery time.Duration
@@ -151,7 +158,7 @@ func NewWith(ctx context.Context, c config.Config, log *slog.Logger, o Options) 
 	if err != nil {
 		return nil, err
 	}
-	a := &App{Config: c, Log: log, Store: st, Secret: secret, Now: time.Now, DatasetWorker: o.DatasetWorker, AgentOptions: o.AgentOptions, InferenceOptions: o.InferenceOptions, OutboundEvery: o.OutboundEvery}
+	a := &App{Config: c, Log: log, Store: st, Secret: secret, Now: time.Now, DatasetWorker: o.DatasetWorker, AgentOptions: o.AgentOptions, InferenceOptions: o.InferenceOptions, WorkOptions: o.WorkOptions, OutboundEvery: o.OutboundEvery}
 	if err := a.build(ctx); err != nil {
 		st.Close()
 		return nil, err

@@ -9,6 +9,7 @@ import (
 
 	"github.com/brightrun/brightrun/internal/agentapi"
 	"github.com/brightrun/brightrun/internal/agents"
+	"github.com/brightrun/brightrun/internal/agentwork"
 	"github.com/brightrun/brightrun/internal/config"
 	"github.com/brightrun/brightrun/internal/costs"
 	"github.com/brightrun/brightrun/internal/datasets"
@@ -40,7 +41,14 @@ func (a *App) domains(ctx context.Context, d *server.Deps) ([]func(*server.Mux),
 	js := &jobs.Service{Store: a.Store, Now: a.Now}
 	a.Jobs = js
 	fleet := &agents.Service{Store: a.Store, Now: a.Now}
-	ts := &training.Service{Store: a.Store, Jobs: js, Catalog: cat, Log: a.Log, Now: a.Now, Agents: fleet}
+	wo := agentwork.DefaultOptions
+	if a.WorkOptions != nil {
+		wo = *a.WorkOptions
+	}
+	work := &agentwork.Service{Store: a.Store, Storage: a.Storage, Catalog: cat, Log: a.Log, Now: a.Now, Opts: wo}
+	a.Work = work
+	wh := &agentwork.Handlers{Svc: work, Errors: d.Errors}
+	ts := &training.Service{Store: a.Store, Jobs: js, Catalog: cat, Log: a.Log, Now: a.Now, Agents: fleet, Exact: work}
 	th := &training.Handlers{Svc: ts, UI: d.UI}
 	opts := datasets.DefaultWorkerOptions
 	if a.DatasetWorker != nil {
@@ -103,7 +111,7 @@ func (a *App) domains(ctx context.Context, d *server.Deps) ([]func(*server.Mux),
 	vh.Checkpoints = ft
 	ob.Events = ft
 	workers = append(workers, ft.Worker(time.Second))
-	return []func(*server.Mux){dh.Mount, nh.Mount, th.Mount, ah.Mount, mh.Mount, ch.Mount, oh.Mount, ih.Mount, ph.Mount, vh.Mount, fth.MountFineTuning, agh.Mount, lh.Mount}, workers, nil
+	return []func(*server.Mux){dh.Mount, nh.Mount, th.Mount, ah.Mount, mh.Mount, ch.Mount, oh.Mount, ih.Mount, wh.Mount, ph.Mount, vh.Mount, fth.MountFineTuning, agh.Mount, lh.Mount}, workers, nil
 }
 
 // webhookPolicy is the operator's choice of internal addresses webhooks may

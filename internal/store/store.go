@@ -48,6 +48,7 @@ type Store interface {
 	InferenceStore
 	PreferenceStore
 	LaunchStore
+	AgentWorkStore
 
 	Ping(ctx context.Context) error
 	Close() error

@@ -13,25 +13,27 @@ import (
 // whose target does not survive truncation is dropped), what is left of the
 // validation split, and the tokens one epoch trains on.
 //
-// Exact is false: the counts come from the validator's per-example token
-// estimates (bytes/4 plus a per-message overhead; docs/estimates.md), not the
-// base model's tokenizer and chat template. docs/estimates.md describes how
-// an agent-side preflight (brightrun-trainer preflight, which applies the
-// trainer's own encoding and truncation rule) replaces these estimates with
-// exact counts.
+// Exact is true when the counts come from an agent's preflight (the base
+// model's tokenizer and chat template, the trainer's own encoding; see
+// internal/agentwork), false when they come from the validator's
+// per-example token estimates (bytes/4 plus a per-message overhead;
+// docs/estimates.md). ExactStatus says, while Exact is false, where the
+// exact preflight is: "queued", "running" or "failed" ("" when none could be
+// queued).
 type Preflight struct {
-	Exact                   bool  `json:"exact"`
-	MaxSeqLength            int   `json:"max_seq_length"`
-	ExamplesTotal           int   `json:"examples_total"`
-	ExamplesKept            int   `json:"examples_kept"`      // trained or evaluated on (whole or shortened)
-	ExamplesTruncated       int   `json:"examples_truncated"` // kept but shortened
-	ExamplesDropped         int   `json:"examples_dropped"`   // nothing of the target left
-	TrainingExamplesKept    int   `json:"training_examples_kept"`
-	ValidationExamplesTotal int   `json:"validation_examples_total"`
-	ValidationExamplesKept  int   `json:"validation_examples_kept"`
-	TokensPerEpoch          int64 `json:"tokens_per_epoch"`           // training split, after truncation
-	AssistantTokensPerEpoch int64 `json:"assistant_tokens_per_epoch"` // of which trained on (targets)
-	ValidationTokens        int64 `json:"validation_tokens"`
+	Exact                   bool   `json:"exact"`
+	ExactStatus             string `json:"exact_status,omitempty"`
+	MaxSeqLength            int    `json:"max_seq_length"`
+	ExamplesTotal           int    `json:"examples_total"`
+	ExamplesKept            int    `json:"examples_kept"`      // trained or evaluated on (whole or shortened)
+	ExamplesTruncated       int    `json:"examples_truncated"` // kept but shortened
+	ExamplesDropped         int    `json:"examples_dropped"`   // nothing of the target left
+	TrainingExamplesKept    int    `json:"training_examples_kept"`
+	ValidationExamplesTotal int    `json:"validation_examples_total"`
+	ValidationExamplesKept  int    `json:"validation_examples_kept"`
+	TokensPerEpoch          int64  `json:"tokens_per_epoch"`           // training split, after truncation
+	AssistantTokensPerEpoch int64  `json:"assistant_tokens_per_epoch"` // of which trained on (targets)
+	ValidationTokens        int64  `json:"validation_tokens"`
 	// KeepAllMaxSeqLength is the smallest max_seq_length (a multiple of 64)
 	// that keeps every example whole; KeepAllWithinModel says whether the
 	// base model's context allows it.
@@ -43,8 +45,9 @@ type Preflight struct {
 }
 
 // preflightFrom computes the preflight of a token profile (nil when the
-// dataset has none: validated before profiles were stored).
-func preflightFrom(raw json.RawMessage, maxSeq, contextLength int) *Preflight {
+// dataset has none: validated before profiles were stored); exact says the
+// profile counts real tokens (an agent's preflight).
+func preflightFrom(raw json.RawMessage, maxSeq, contextLength int, exact bool) *Preflight {
 	if len(raw) == 0 || string(raw) == "null" {
 		return nil
 	}
@@ -89,7 +92,7 @@ func preflightFrom(raw json.RawMessage, maxSeq, contextLength int) *Preflight {
 		asst += float64(a)
 	}
 	n := func(x float64) int { return int(x*scale + 0.5) }
-	p := &Preflight{MaxSeqLength: maxSeq, ExamplesTotal: prof.Examples, ExamplesKept: n(kept), ExamplesTruncated: n(trunc - drop),
+	p := &Preflight{Exact: exact, MaxSeqLength: maxSeq, ExamplesTotal: prof.Examples, ExamplesKept: n(kept), ExamplesTruncated: n(trunc - drop),
 		ExamplesDropped: n(drop), TrainingExamplesKept: n(trainKept), ValidationExamplesTotal: n(valTotal), ValidationExamplesKept: n(valKept),
 		TokensPerEpoch: int64(tokens * scale), AssistantTokensPerEpoch: int64(asst * scale), ValidationTokens: int64(valTokens * scale)}
 	p.KeepAllMaxSeqLength = (int(longest) + 63) / 64 * 64
@@ -124,5 +127,8 @@ func (p *Preflight) words() string {
 	} else {
 		s += fmt.Sprintf("; the longest example needs %s tokens, more than the model's context", humanize.Comma(int64(p.KeepAllMaxSeqLength)))
 	}
-	return s + " (estimated)"
+	if !p.Exact {
+		s += " (estimated)"
+	}
+	return s
 }

@@ -32,6 +32,16 @@ type Service struct {
 	// Agents says whether an online agent can run a GPU choice (nil: the
 	// checklist does not say).
 	Agents AgentChecker
+	// Exact gives the exact token profile of a dataset for a base model
+	// (an agent's preflight) and queues one when there is none (nil: the
+	// estimated profile only).
+	Exact ExactProfiles
+}
+
+// ExactProfiles is what training asks the agent-work domain: the exact
+// profile (nil until computed) or the state of the preflight computing it.
+type ExactProfiles interface {
+	Exact(ctx context.Context, userID string, d store.Dataset, baseModel string) (json.RawMessage, string, error)
 }
 
 // AgentChecker is what training asks the agents domain.
@@ -187,11 +197,11 @@ func (s *Service) resolve(ctx context.Context, userID string, req Request, needD
 			return nil, err
 		}
 		r.dataset = &d
-		if r.tokens, r.pre, err = s.tokensOf(ctx, userID, d, h.MaxSeqLength, model.ContextLength); err != nil {
+		if r.tokens, r.pre, err = s.tokensOf(ctx, userID, d, model, h.MaxSeqLength); err != nil {
 			return nil, err
 		}
 		if val != nil {
-			vt, _, err := s.tokensOf(ctx, userID, *val, h.MaxSeqLength, model.ContextLength)
+			vt, _, err := s.tokensOf(ctx, userID, *val, model, h.MaxSeqLength)
 			if err != nil {
 				return nil, err
 			}
@@ -202,15 +212,28 @@ func (s *Service) resolve(ctx context.Context, userID string, req Request, needD
 }
 
 // tokensOf is a dataset's token estimate at maxSeq, split into its training
-// and held-out shares: from its token profile (what the trainer keeps after
-// truncation) when it has one, else from its totals.
-func (s *Service) tokensOf(ctx context.Context, userID string, d store.Dataset, maxSeq, contextLength int) (*DatasetTokens, *Preflight, error) {
+// and held-out shares: from the exact (dataset, model) profile an agent
+// counted when there is one, else from its estimated token profile (what the
+// trainer keeps after truncation; an exact preflight is queued meanwhile),
+// else from its totals.
+func (s *Service) tokensOf(ctx context.Context, userID string, d store.Dataset, model catalog.BaseModel, maxSeq int) (*DatasetTokens, *Preflight, error) {
 	prof, err := s.Store.DatasetTokenProfile(ctx, userID, d.ID)
 	if err != nil {
 		return nil, nil, err
 	}
+	exact, status := json.RawMessage(nil), ""
+	if s.Exact != nil {
+		if exact, status, err = s.Exact.Exact(ctx, userID, d, model.ID); err != nil {
+			return nil, nil, err
+		}
+	}
 	t := datasetTokens(d, maxSeq)
-	pre := preflightFrom(prof, maxSeq, contextLength)
+	var pre *Preflight
+	if exact != nil {
+		pre = preflightFrom(exact, maxSeq, model.ContextLength, true)
+	} else if pre = preflightFrom(prof, maxSeq, model.ContextLength, false); pre != nil {
+		pre.ExactStatus = status
+	}
 	if pre != nil {
 		t.TrainExamples, t.EvalExamples = pre.TrainingExamplesKept, pre.ValidationExamplesKept
 		t.TrainTokens, t.EvalTokens = pre.TokensPerEpoch, pre.ValidationTokens

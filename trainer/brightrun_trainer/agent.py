@@ -116,7 +116,7 @@ class Agent:
                  name: str | None = None, work_dir: str | Path | None = None, wait_seconds: float = 20.0,
                  once: bool = False, keep_work: bool = False, flush_seconds: float = 2.0,
                  serve: ServeSettings | None = None, exit_after_job: bool = False,
-                 idle_exit_seconds: float = 0.0):
+                 idle_exit_seconds: float = 0.0, preflight_models: list[str] | None = None):
         self.api = Api(server)
         self.token = token
         # distributed: this agent runs an N-GPU job as N processes (older agents, without the field, are
@@ -141,6 +141,9 @@ class Agent:
         self._signals = 0
         self.serve = serve
         self.inference = None   # the InferenceLoop while serving
+        # Base models this agent computes exact preflights for (None: no agent work).
+        self.preflight_models = preflight_models
+        self.work = None        # the WorkLoop while doing agent work
 
     # -- signals -------------------------------------------------------------------
 
@@ -198,12 +201,28 @@ class Agent:
                                        keepalive=s.keepalive)
         return self.inference.start()
 
+    def start_work(self):
+        """Start the agent-work loop (exact preflights) beside the training loop (a thread of its own)."""
+        from .inference.loop import local_models
+        from .work import WorkLoop
+
+        if self.preflight_models is None:
+            return None
+        models = self.preflight_models or (local_models() if self.device == "cpu" else ["*"])
+        if not models:
+            log.warning("preflight is on but this CPU agent can load no tokenizer locally; no preflights")
+            return None
+        self.work = WorkLoop(self.api.server, self.token, base_models=models, name=self.name, work_dir=self.work_dir,
+                             wait_seconds=self.wait_seconds, stopping=self.stopping)
+        return self.work.start()
+
     def run(self) -> int:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         log.info("agent %s (brightrun-trainer %s) polling %s for %s jobs; work dir %s", self.name, __version__,
                  self.api.server, self.caps["gpu_type"], self.work_dir)
         if self.serve is not None:
             self.start_serving()
+        self.start_work()
         idle_since = time.monotonic()
         try:
             while not self.stopping.is_set():
@@ -237,6 +256,9 @@ class Agent:
             if self.inference is not None:
                 self.stopping.set()
                 self.inference.stop()
+            if self.work is not None:
+                self.stopping.set()
+                self.work.stop()
             self.api.close()
         log.info("agent stopped")
         return 0
@@ -509,10 +531,15 @@ def cmd_agent(args) -> int:
                               cache_bytes=int(args.adapter_cache_gb * 2**30), slots=args.serve_slots,
                               engine=args.serve_engine, threads=args.serve_threads,
                               quantize=args.serve_quantize)
+    # Exact preflights: for --preflight-models (else --serve-models, else what it can load); not on a one-job agent.
+    preflight_models = None
+    if getattr(args, "preflight", False) and not args.exit_after_job:
+        listed = getattr(args, "preflight_models", None) or args.serve_models or ""
+        preflight_models = [m.strip() for m in listed.split(",") if m.strip()]
     agent = Agent(args.server, token, gpu_type="CPU" if is_cpu else gpu_type, gpu_count=count, gpu_memory_gb=memory,
                   name=args.name, work_dir=args.work_dir, wait_seconds=args.wait_seconds, once=args.once,
                   keep_work=args.keep_work, serve=serve, exit_after_job=args.exit_after_job,
-                  idle_exit_seconds=args.idle_exit_seconds)
+                  idle_exit_seconds=args.idle_exit_seconds, preflight_models=preflight_models)
     agent.install_signal_handlers()
     log.info("python %s on %s", platform.python_version(), platform.platform())
     return agent.run()

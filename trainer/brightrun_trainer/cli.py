@@ -59,6 +59,12 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--serve-models", help="comma-separated base model ids to serve, or '*' for any "
                                           "(default: a CPU agent serves the models it can load locally, "
                                           "a GPU agent '*')")
+    a.add_argument("--preflight", action=argparse.BooleanOptionalAction, default=True,
+                   help="also compute exact dataset preflights (token counts with a model's tokenizer) for the "
+                        "models of --preflight-models; default on")
+    a.add_argument("--preflight-models", help="comma-separated base model ids to compute preflights for, or '*' "
+                                              "(default: --serve-models, else what a CPU agent can load locally, "
+                                              "any on a GPU agent)")
     a.add_argument("--serve-slots", type=int, default=4,
                    help="inference requests served at once (they take turns per token on one model)")
     a.add_argument("--serve-engine", choices=("auto", "transformers", "vllm"), default="auto",

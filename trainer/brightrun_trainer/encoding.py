@@ -145,20 +145,46 @@ def encode_example(tokenizer, example: Example, max_seq_length: int) -> Encoded:
     enc = encode_messages(tokenizer, messages, train)
     full_tokens, full_assistant = enc.n_tokens, enc.n_assistant
     dropped = 0
-    while enc.n_tokens > max_seq_length:
-        start = 1 if messages and messages[0]["role"] == "system" else 0
-        last_user = max((i for i, m in enumerate(messages) if m["role"] == "user"), default=-1)
-        if start + 1 < last_user and messages[start]["role"] == "user" and messages[start + 1]["role"] == "assistant":
-            del messages[start:start + 2]
-            del train[start:start + 2]
-            dropped += 2
-            enc = encode_messages(tokenizer, messages, train)
-        else:
-            break
+    while enc.n_tokens > max_seq_length and _drop_oldest_pair(messages, train):
+        dropped += 2
+        enc = encode_messages(tokenizer, messages, train)
     if enc.n_tokens > max_seq_length:
         enc = Encoded(enc.input_ids[:max_seq_length], enc.labels[:max_seq_length])
     enc.full_tokens, enc.full_assistant_tokens, enc.dropped_messages = full_tokens, full_assistant, dropped
     return enc
+
+
+def _drop_oldest_pair(messages: list[dict], train: list[bool]) -> bool:
+    """Drop the oldest (user, assistant) history pair after the system prompt,
+    never the latest user turn or the target; False when none is left."""
+    start = 1 if messages and messages[0]["role"] == "system" else 0
+    last_user = max((i for i, m in enumerate(messages) if m["role"] == "user"), default=-1)
+    if start + 1 < last_user and messages[start]["role"] == "user" and messages[start + 1]["role"] == "assistant":
+        del messages[start:start + 2]
+        del train[start:start + 2]
+        return True
+    return False
+
+
+def profile_example(tokenizer, example: Example) -> tuple[int, int, int]:
+    """``(total, prompt, target)`` of one example in real tokens, the row of an
+    exact token profile (docs/estimates.md, "Preflight").
+
+    ``total``: the whole example's tokens (no truncation). ``prompt``: the
+    tokens before the first trained token once :func:`encode_example` has
+    dropped every history pair it may drop, what truncation never removes
+    before the target; so the example survives a ``max_seq_length`` L (keeps
+    at least one assistant token) exactly when ``prompt < L``, and it is
+    shortened exactly when ``total > L``. ``target``: the assistant tokens
+    trained on when the example is not shortened.
+    """
+    messages, train = list(example.messages), list(example.train)
+    full = encode_messages(tokenizer, messages, train)
+    while _drop_oldest_pair(messages, train):
+        pass
+    short = full if len(messages) == len(example.messages) else encode_messages(tokenizer, messages, train)
+    first = next((i for i, x in enumerate(short.labels) if x != IGNORE_INDEX), short.n_tokens)
+    return full.n_tokens, first, full.n_assistant
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .config import JobConfig
-from .encoding import encode_all, ensure_chat_template
+from .encoding import encode_all, ensure_chat_template, profile_example
 from .models import load_tokenizer, resolve_model
 from .train import prepare_data
 
@@ -41,3 +41,23 @@ def preflight(data_path: str | Path, model_id: str, max_seq_length: int = 2048,
         "train": train_stats.to_json(),
         "validation": val_stats.to_json(),
     }
+
+
+def exact_profile(data_path: str | Path, model_id: str, validation_share: float = 0.10) -> dict:
+    """The exact token profile an agent uploads for a preflight work item
+    (docs/agent-protocol.md, "Agent work"): per trainable example
+    ``[total, prompt, target, validation]`` in the model's tokens, no
+    truncation (see :func:`encoding.profile_example`), with the server's
+    validation split rule. The server applies any ``max_seq_length`` to it.
+    """
+    cfg = JobConfig(base_model=model_id, validation_share=validation_share)
+    cfg.validate()
+    ds, _, val_ex = prepare_data(Path(data_path), cfg)
+    val_ids = {id(e) for e in val_ex}
+    tok = load_tokenizer(resolve_model(model_id))
+    ensure_chat_template(tok)
+    rows = []
+    for ex in ds.examples:
+        total, prompt, target = profile_example(tok, ex)
+        rows.append([total, prompt, target, 1 if id(ex) in val_ids else 0])
+    return {"examples": len(rows), "rows": rows}

@@ -138,6 +138,10 @@ class FakeServer:
         self.inference: dict[str, InferenceRequest] = {}
         self.inference_claims: list[dict] = []
         self.stream_hooks: list[callable] = []   # fn(request, body) after a stream post is stored (under the lock)
+        self.work_queue: list[dict] = []         # agent work items ({"id", "kind", "preflight": {...}})
+        self.work_claimed: dict[str, dict] = {}  # id -> item, while an agent holds it
+        self.work_results: dict[str, tuple[str, dict]] = {}  # id -> ("complete"|"fail", body)
+        self.work_done = threading.Event()
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -185,6 +189,15 @@ class FakeServer:
             self.inference[r.id] = r
             self.inference_queue.append(r)
             return r
+
+    def add_preflight(self, base_model: str, dataset: bytes, dataset_name: str = "data.jsonl") -> str:
+        with self.lock:
+            wid = str(uuid.uuid4())
+            key = f"datasets/work-{wid}/{dataset_name}"
+            self.objects[key] = dataset
+            self.work_queue.append({"id": wid, "kind": "preflight", "key": key, "name": dataset_name,
+                                    "base_model": base_model})
+            return wid
 
     def signed(self, key: str, method: str = "GET") -> str:
         return f"{self.url}/storage/{key}?m={method}&sig=ok"
@@ -270,7 +283,11 @@ class FakeServer:
             return self._claim(h, tok, body)
         if path == "/api/agent/inference/claim":
             return self._inference_claim(h, tok, body)
+        if path == "/api/agent/work/claim":
+            return self._work_claim(h, tok, body)
         parts = path.strip("/").split("/")
+        if len(parts) == 5 and parts[:3] == ["api", "agent", "work"] and parts[4] in ("complete", "fail"):
+            return self._work_result(h, tok, parts[3], parts[4], body)
         if len(parts) == 5 and parts[:3] == ["api", "agent", "inference"] and parts[4] == "stream":
             return self._stream(h, tok, parts[3], body)
         if len(parts) != 5 or parts[:3] != ["api", "agent", "jobs"]:
@@ -452,6 +469,58 @@ class FakeServer:
         job.cancelled = b
         job.status = "cancelled"
         return {"status": "cancelled"}
+
+    # -- agent work ------------------------------------------------------------------------
+
+    def _work_claim(self, h, tok, body) -> None:
+        if tok != self.agent_token:
+            return self._err(h, 401, "send the agent token")
+        try:
+            _check_keys(body, SCHEMAS["work_claim"], "work claim")
+            _check_keys(body["agent"], SCHEMAS["work_claim"]["agent"], "work claim.agent")
+            if body.get("kinds") != ["preflight"] or not isinstance(body.get("base_models"), list) or not body["base_models"]:
+                raise BadRequest("kinds must be [\"preflight\"] and base_models a non-empty list")
+        except BadRequest as e:
+            self.errors.append(str(e))
+            return self._err(h, 400, str(e))
+        models = set(body["base_models"])
+        deadline = time.monotonic() + min(float(body.get("wait_seconds") or 0), self.max_wait)
+        while True:
+            with self.lock:
+                for w in self.work_queue:
+                    if "*" in models or w["base_model"] in models:
+                        self.work_queue.remove(w)
+                        self.work_claimed[w["id"]] = w
+                        return self._ok(h, {"work": {
+                            "id": w["id"], "kind": "preflight", "attempt": 1, "lease_seconds": 900,
+                            "preflight": {"base_model": w["base_model"], "trust_remote_code": False, "validation_share": 0.1,
+                                          "dataset": {"name": w["name"], "url": self.signed(w["key"]),
+                                                      "size": len(self.objects[w["key"]])}}}})
+            if time.monotonic() >= deadline:
+                return self._ok(h, {"work": None})
+            time.sleep(0.05)  # the long-poll, as the real server does it (it polls its database)
+
+    def _work_result(self, h, tok, wid, call, body) -> None:
+        if tok != self.agent_token:
+            return self._err(h, 401, "send the agent token")
+        try:
+            _check_keys(body, SCHEMAS["work_" + call], f"work {call}")
+            if call == "complete":
+                p = body.get("preflight")
+                _check_keys(p, SCHEMAS["work_complete"]["preflight"], "work complete.preflight")
+                rows = p.get("rows")
+                if not isinstance(rows, list) or len(rows) != p.get("examples") or \
+                        not all(isinstance(r, list) and len(r) == 4 and all(_is_int(x) for x in r) for r in rows):
+                    raise BadRequest("preflight.rows must hold one [total, prompt, target, validation] per example")
+        except BadRequest as e:
+            self.errors.append(str(e))
+            return self._err(h, 400, str(e))
+        with self.lock:
+            if self.work_claimed.pop(wid, None) is None:
+                return self._err(h, 404, "agent work not found")
+            self.work_results[wid] = (call, body)
+            self.work_done.set()
+        return self._ok(h, {"status": "completed" if call == "complete" else "failed"})
 
     # -- inference -------------------------------------------------------------------------
 

@@ -207,6 +207,7 @@ registerPage("training-configure", async (root) => {
       est("memory").append(gc);
     }
     renderPreflight(e.preflight);
+    renderTokenBasis(e.preflight);
     const list = $(form, "[data-checklist]");
     list.innerHTML = "";
     for (const c of e.checklist) {
@@ -227,6 +228,34 @@ registerPage("training-configure", async (root) => {
       a.textContent = "How to start one";
       noAgent.append(" — ", a);
     }
+  }
+
+  // Whether the token counts are exact (an agent counted them with the
+  // model's tokenizer) or approximate; while an agent is counting, the
+  // estimate is asked again every 5 s (at most 5 minutes) so the page turns
+  // exact without a reload.
+  let exactPolls = 0;
+  let exactTimer;
+  function renderTokenBasis(pf) {
+    const b = est("token-basis");
+    clearTimeout(exactTimer);
+    b.dataset.exact = pf ? String(pf.exact) : "";
+    if (!pf) {
+      b.textContent = "";
+      return;
+    }
+    if (pf.exact) {
+      b.textContent = "Token counts: exact (counted with this model's tokenizer and chat template).";
+      return;
+    }
+    let s = "Token counts: approximate (about 4 bytes per token)";
+    if (pf.exact_status === "queued" || pf.exact_status === "running") {
+      s += "; an agent is counting them exactly and this estimate will update.";
+      if (exactPolls++ < 60) exactTimer = setTimeout(refresh, 5000);
+    } else if (pf.exact_status === "failed") {
+      s += "; the exact count failed, so these numbers err on the safe side.";
+    } else s += ".";
+    b.textContent = s;
   }
 
   // What max_seq_length does to the dataset, in words, with a one-click fix

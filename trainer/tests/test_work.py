@@ -1,0 +1,86 @@
+"""Agent work: the exact preflight an agent computes (work.py, preflight.exact_profile)."""
+
+import threading
+
+import pytest
+
+from brightrun_trainer.preflight import exact_profile, preflight
+from brightrun_trainer.work import WorkLoop
+
+from conftest import TINY_MODEL_ID
+from fakeserver import FakeServer
+
+
+def apply(profile: dict, L: int) -> dict:
+    """The server's rule (internal/training/preflight.go) over an exact profile."""
+    out = {"dropped": 0, "truncated": 0, "kept": 0, "val_total": 0, "val_kept": 0, "tokens": 0, "assistant": 0}
+    for total, prompt, target, val in profile["rows"]:
+        out["val_total"] += val
+        t, a = total, target
+        if total > L:
+            out["truncated"] += 1   # the trainer counts dropped examples as truncated too
+            t = L
+            if prompt + target > L:
+                a = L - prompt
+        if a <= 0:
+            out["dropped"] += 1
+            continue
+        out["kept"] += 1
+        if val:
+            out["val_kept"] += 1
+        else:
+            out["tokens"] += t
+            out["assistant"] += a
+    return out
+
+
+@pytest.mark.parametrize("data", ["eq12_jsonl", "eq18_json"])
+def test_exact_profile_gives_the_trainers_counts(tiny_model, real_data, data):
+    """For every max_seq_length, the server's rule over the uploaded profile
+    gives the counts `brightrun-trainer preflight` reports: examples kept,
+    shortened and dropped, validation kept; and, where nothing is shortened,
+    the tokens and assistant tokens of the training split."""
+    prof = exact_profile(real_data[data], str(tiny_model))
+    rows = prof["rows"]
+    assert prof["examples"] == len(rows) > 0
+    longest = max(r[0] for r in rows)
+    lengths = sorted({64, 256, 1024, longest - 1, longest})
+    for L in lengths:
+        want = preflight(real_data[data], str(tiny_model), max_seq_length=L)
+        got = apply(prof, L)
+        assert got["dropped"] == want["dropped_examples"], L
+        assert got["truncated"] == want["truncated_examples"], L
+        assert got["kept"] == want["kept_examples"], L
+        assert got["val_total"] == want["validation_examples"], L
+        assert got["val_kept"] == want["validation"]["kept_examples"], L
+        if L >= longest:
+            assert got["truncated"] == 0
+            assert got["tokens"] == want["train"]["tokens"]
+            assert got["assistant"] == want["train"]["assistant_tokens"]
+    assert sum(r[0] for r in rows) == preflight(real_data[data], str(tiny_model), max_seq_length=longest)["tokens"]
+
+
+def test_agent_work_loop_uploads_the_exact_profile(models_dir, real_data, tmp_path):
+    """The work loop claims a preflight, downloads the dataset through its
+    signed URL and completes it with exactly exact_profile's rows; a model it
+    cannot load is reported with /fail."""
+    srv = FakeServer().start()
+    stopping = threading.Event()
+    try:
+        data = real_data["eq12_jsonl"]
+        wid = srv.add_preflight(TINY_MODEL_ID, data.read_bytes(), data.name)
+        loop = WorkLoop(srv.url, srv.agent_token, base_models=[TINY_MODEL_ID, "nobody/no-such-model"], work_dir=tmp_path,
+                        wait_seconds=1, stopping=stopping).start()
+        assert srv.work_done.wait(120), "the work loop did not complete the preflight"
+        call, body = srv.work_results[wid]
+        assert call == "complete", body
+        assert body["preflight"] == exact_profile(data, TINY_MODEL_ID)
+        srv.work_done.clear()
+        bad = srv.add_preflight("nobody/no-such-model", data.read_bytes(), data.name)
+        assert srv.work_done.wait(60)
+        call, body = srv.work_results[bad]
+        assert call == "fail" and "nobody/no-such-model" in body["message"], body
+        assert not srv.errors, srv.errors
+    finally:
+        stopping.set()
+        srv.stop()
