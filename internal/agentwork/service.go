@@ -9,7 +9,6 @@ package agentwork
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -58,7 +57,7 @@ var knownKinds = []string{store.WorkPreflight}
 // there is none, the state of the preflight that computes it ("queued",
 // "running", "failed"; "" when none could be queued: the dataset is not
 // ready). Asking queues the preflight when none is open.
-func (s *Service) Exact(ctx context.Context, userID string, d store.Dataset, baseModel string) (json.RawMessage, string, error) {
+func (s *Service) Exact(ctx context.Context, userID string, d store.Dataset, baseModel string) (*validate.TokenProfile, string, error) {
 	prof, err := s.Store.DatasetModelProfile(ctx, userID, d.ID, baseModel)
 	if err != nil || prof != nil {
 		return prof, "", err
@@ -184,19 +183,19 @@ func (s *Service) Complete(ctx context.Context, agent store.Agent, id string, re
 }
 
 // profile checks an uploaded profile and sorts it like the validator's.
-func (s *Service) profile(p PreflightResult) (json.RawMessage, error) {
-	bad := func(msg string) error {
-		return apperr.Validation("validation failed", map[string]string{"preflight.rows": msg})
+func (s *Service) profile(p PreflightResult) (validate.TokenProfile, error) {
+	bad := func(msg string) (validate.TokenProfile, error) {
+		return validate.TokenProfile{}, apperr.Validation("validation failed", map[string]string{"preflight.rows": msg})
 	}
 	if p.Examples < 1 || len(p.Rows) != p.Examples {
-		return nil, bad(fmt.Sprintf("send one row per trainable example (examples %d, rows %d)", p.Examples, len(p.Rows)))
+		return bad(fmt.Sprintf("send one row per trainable example (examples %d, rows %d)", p.Examples, len(p.Rows)))
 	}
 	if len(p.Rows) > s.Opts.MaxRows {
-		return nil, bad(fmt.Sprintf("at most %d rows: larger datasets keep the estimated profile", s.Opts.MaxRows))
+		return bad(fmt.Sprintf("at most %d rows: larger datasets keep the estimated profile", s.Opts.MaxRows))
 	}
 	for i, r := range p.Rows {
 		if r[0] < 1 || r[1] < 0 || r[2] < 0 || r[1] > r[0] || r[2] > r[0] || (r[3] != 0 && r[3] != 1) {
-			return nil, bad(fmt.Sprintf("row %d %v: want [total ≥ 1, 0 ≤ prompt ≤ total, 0 ≤ target ≤ total, validation 0 or 1]", i, r))
+			return bad(fmt.Sprintf("row %d %v: want [total ≥ 1, 0 ≤ prompt ≤ total, 0 ≤ target ≤ total, validation 0 or 1]", i, r))
 		}
 	}
 	rows := slices.Clone(p.Rows)
@@ -208,7 +207,7 @@ func (s *Service) profile(p PreflightResult) (json.RawMessage, error) {
 		}
 		return 0
 	})
-	return json.Marshal(validate.TokenProfile{Examples: p.Examples, Rows: rows})
+	return validate.TokenProfile{Examples: p.Examples, Rows: rows}, nil
 }
 
 // Fail records that the agent could not do the work (it is queued again

@@ -2,7 +2,6 @@ package datasets
 
 import (
 	"context"
-	"encoding/json"
 	"strings"
 	"unicode/utf8"
 
@@ -84,11 +83,5 @@ func (s *Service) ErrorReport(ctx context.Context, userID, id string) (store.Dat
 	if err != nil {
 		return d, nil, err
 	}
-	var issues []validate.Issue
-	if len(d.ValidationErrors) > 0 {
-		if err := json.Unmarshal(d.ValidationErrors, &issues); err != nil {
-			return d, nil, err
-		}
-	}
-	return d, issues, nil
+	return d, d.ValidationErrors, nil
 }

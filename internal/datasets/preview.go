@@ -2,7 +2,6 @@ package datasets
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"strings"
 
@@ -39,10 +38,7 @@ func (s *Service) Examples(ctx context.Context, userID, id, q string, page, limi
 	}
 	out := ExamplePage{Examples: []validate.Example{}, Page: page, Limit: limit, Query: q}
 	val := map[string]bool{}
-	var st struct {
-		ValidationConversationKeys []string `json:"validation_conversation_keys"`
-	}
-	if len(d.Statistics) > 0 && json.Unmarshal(d.Statistics, &st) == nil {
+	if st := d.Statistics; st != nil {
 		for _, k := range st.ValidationConversationKeys {
 			val[k] = true
 		}

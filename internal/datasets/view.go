@@ -1,7 +1,6 @@
 package datasets
 
 import (
-	"encoding/json"
 	"sort"
 
 	"github.com/brightrun/brightrun/internal/datasets/validate"
@@ -32,17 +31,10 @@ type Bar struct {
 }
 
 func newDetailView(d store.Dataset) DetailView {
-	v := DetailView{D: d}
-	if len(d.Statistics) > 0 {
-		var st validate.Stats
-		if json.Unmarshal(d.Statistics, &st) == nil {
-			v.Stats = &st
-			v.Distributions = distributions(st)
-		}
+	v := DetailView{D: d, Stats: d.Statistics, Sample: d.SampleData, Errors: d.ValidationErrors, Warnings: d.ValidationWarnings}
+	if d.Statistics != nil {
+		v.Distributions = distributions(*d.Statistics)
 	}
-	_ = json.Unmarshal(d.SampleData, &v.Sample)
-	_ = json.Unmarshal(d.ValidationErrors, &v.Errors)
-	_ = json.Unmarshal(d.ValidationWarnings, &v.Warnings)
 	return v
 }
 

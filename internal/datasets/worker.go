@@ -2,7 +2,6 @@ package datasets
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -113,7 +112,6 @@ func (s *Service) validate(ctx context.Context, d store.Dataset) (store.DatasetV
 }
 
 func toValidation(res *validate.Result, at time.Time) store.DatasetValidation {
-	js := func(v any) json.RawMessage { b, _ := json.Marshal(v); return b }
 	errs, warns := res.Errors, res.Warnings
 	if errs == nil {
 		errs = []validate.Issue{}
@@ -124,8 +122,8 @@ func toValidation(res *validate.Result, at time.Time) store.DatasetValidation {
 	v := store.DatasetValidation{Status: store.DatasetError, Format: res.Format, TrainingReady: res.TrainingReady,
 		TotalTrainingPairs: res.Stats.TrainingPairs, TotalValidationPairs: res.Stats.ValidationPairs, TotalTokens: res.Stats.TotalTokens,
 		AvgTurns: res.Stats.AvgTurnsPerConversation, AvgTokensPerTurn: res.Stats.AvgTokensPerTurn,
-		Errors: js(errs), Warnings: js(warns), ErrorCount: res.ErrorCount, WarningCount: res.WarningCount,
-		Statistics: js(res.Stats), Sample: js(res.Sample), TokenProfile: js(res.TokenProfile), At: at}
+		Errors: errs, Warnings: warns, ErrorCount: res.ErrorCount, WarningCount: res.WarningCount,
+		Statistics: res.Stats, Sample: res.Sample, TokenProfile: res.TokenProfile, At: at}
 	if res.TrainingReady {
 		v.Status = store.DatasetReady
 	}

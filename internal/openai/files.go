@@ -8,7 +8,6 @@ package openai
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -21,7 +20,6 @@ import (
 
 	"github.com/brightrun/brightrun/internal/apperr"
 	"github.com/brightrun/brightrun/internal/datasets"
-	"github.com/brightrun/brightrun/internal/datasets/validate"
 	"github.com/brightrun/brightrun/internal/storage"
 	"github.com/brightrun/brightrun/internal/store"
 )
@@ -84,8 +82,7 @@ func fileView(d store.Dataset) File {
 
 // fileProblem is the first validation error of a dataset, naming its line.
 func fileProblem(d store.Dataset) string {
-	var issues []validate.Issue
-	_ = json.Unmarshal(d.ValidationErrors, &issues) // written by the validation worker
+	issues := d.ValidationErrors
 	if len(issues) == 0 {
 		return "the file failed validation"
 	}

@@ -2,8 +2,9 @@ package store
 
 import (
 	"context"
-	"encoding/json"
 	"time"
+
+	"github.com/brightrun/brightrun/internal/datasets/validate"
 )
 
 // Agent work kinds (work an agent does that is not a training job).
@@ -62,7 +63,7 @@ type AgentWorkClaimParams struct {
 // work, in one transaction; only the agent holding the work may.
 type AgentWorkCompleteParams struct {
 	ID, AgentID string
-	Profile     json.RawMessage
+	Profile     validate.TokenProfile
 	At          time.Time
 }
 
@@ -86,5 +87,5 @@ type AgentWorkStore interface {
 	AgentWorkLatest(ctx context.Context, userID, kind, datasetID, baseModel string) (AgentWork, bool, error)
 	// DatasetModelProfile is the exact token profile of one of the user's
 	// datasets for a base model (nil when none was computed).
-	DatasetModelProfile(ctx context.Context, userID, datasetID, baseModel string) (json.RawMessage, error)
+	DatasetModelProfile(ctx context.Context, userID, datasetID, baseModel string) (*validate.TokenProfile, error)
 }

@@ -2,8 +2,9 @@ package store
 
 import (
 	"context"
-	"encoding/json"
 	"time"
+
+	"github.com/brightrun/brightrun/internal/datasets/validate"
 )
 
 // Dataset statuses (spec).
@@ -16,34 +17,34 @@ const (
 
 // Dataset is a row of the spec's datasets table plus validation details.
 type Dataset struct {
-	ID                      string          `json:"id"`
-	UserID                  string          `json:"user_id"`
-	Name                    string          `json:"name"`
-	Description             *string         `json:"description"`
-	Format                  string          `json:"format"`
-	Status                  string          `json:"status"`
-	StorageBucket           string          `json:"storage_bucket"`
-	StoragePath             string          `json:"storage_path"`
-	FileName                string          `json:"file_name"`
-	FileSize                int64           `json:"file_size"`
-	TotalTrainingPairs      *int            `json:"total_training_pairs"`
-	TotalValidationPairs    *int            `json:"total_validation_pairs"`
-	TotalTokens             *int64          `json:"total_tokens"`
-	AvgTurnsPerConversation *float64        `json:"avg_turns_per_conversation"`
-	AvgTokensPerTurn        *float64        `json:"avg_tokens_per_turn"`
-	TrainingReady           bool            `json:"training_ready"`
-	ValidatedAt             *time.Time      `json:"validated_at"`
-	ValidationErrors        json.RawMessage `json:"validation_errors"`
-	SampleData              json.RawMessage `json:"sample_data"`
-	CreatedAt               time.Time       `json:"created_at"`
-	UpdatedAt               time.Time       `json:"updated_at"`
-	DeletedAt               *time.Time      `json:"deleted_at"`
+	ID                      string             `json:"id"`
+	UserID                  string             `json:"user_id"`
+	Name                    string             `json:"name"`
+	Description             *string            `json:"description"`
+	Format                  string             `json:"format"`
+	Status                  string             `json:"status"`
+	StorageBucket           string             `json:"storage_bucket"`
+	StoragePath             string             `json:"storage_path"`
+	FileName                string             `json:"file_name"`
+	FileSize                int64              `json:"file_size"`
+	TotalTrainingPairs      *int               `json:"total_training_pairs"`
+	TotalValidationPairs    *int               `json:"total_validation_pairs"`
+	TotalTokens             *int64             `json:"total_tokens"`
+	AvgTurnsPerConversation *float64           `json:"avg_turns_per_conversation"`
+	AvgTokensPerTurn        *float64           `json:"avg_tokens_per_turn"`
+	TrainingReady           bool               `json:"training_ready"`
+	ValidatedAt             *time.Time         `json:"validated_at"`
+	ValidationErrors        []validate.Issue   `json:"validation_errors"`
+	SampleData              []validate.Example `json:"sample_data"`
+	CreatedAt               time.Time          `json:"created_at"`
+	UpdatedAt               time.Time          `json:"updated_at"`
+	DeletedAt               *time.Time         `json:"deleted_at"`
 
-	Statistics         json.RawMessage `json:"statistics"`
-	ValidationWarnings json.RawMessage `json:"validation_warnings"`
-	ErrorCount         int             `json:"error_count"`
-	WarningCount       int             `json:"warning_count"`
-	ValidationAttempts int             `json:"validation_attempts"`
+	Statistics         *validate.Stats  `json:"statistics"` // nil until validated
+	ValidationWarnings []validate.Issue `json:"validation_warnings"`
+	ErrorCount         int              `json:"error_count"`
+	WarningCount       int              `json:"warning_count"`
+	ValidationAttempts int              `json:"validation_attempts"`
 }
 
 // DatasetCreateParams creates a dataset row in status uploading.
@@ -83,13 +84,13 @@ type DatasetValidation struct {
 	TotalTokens          int64
 	AvgTurns             float64
 	AvgTokensPerTurn     float64
-	Errors, Warnings     json.RawMessage
+	Errors, Warnings     []validate.Issue
 	ErrorCount           int
 	WarningCount         int
-	Statistics           json.RawMessage
-	Sample               json.RawMessage
-	// TokenProfile is validate.TokenProfile (per-example token estimates).
-	TokenProfile json.RawMessage
+	Statistics           validate.Stats
+	Sample               []validate.Example
+	// TokenProfile is the per-example token estimate.
+	TokenProfile validate.TokenProfile
 	At           time.Time
 	// Notification is created in the same transaction (user id filled in).
 	Notification *NotificationCreateParams
@@ -109,7 +110,7 @@ type DatasetStore interface {
 	DatasetSoftDelete(ctx context.Context, userID, id string, at time.Time) (Dataset, error)
 	// DatasetTokenProfile is the token profile saved by validation (nil
 	// when the dataset was validated before profiles existed).
-	DatasetTokenProfile(ctx context.Context, userID, id string) (json.RawMessage, error)
+	DatasetTokenProfile(ctx context.Context, userID, id string) (*validate.TokenProfile, error)
 
 	// System (worker) methods.
 	DatasetClaimValidation(ctx context.Context, now time.Time, lease time.Duration) (Dataset, bool, error)

@@ -1,7 +1,6 @@
 package training
 
 import (
-	"encoding/json"
 	"fmt"
 
 	"github.com/brightrun/brightrun/internal/datasets/validate"
@@ -47,12 +46,8 @@ type Preflight struct {
 // preflightFrom computes the preflight of a token profile (nil when the
 // dataset has none: validated before profiles were stored); exact says the
 // profile counts real tokens (an agent's preflight).
-func preflightFrom(raw json.RawMessage, maxSeq, contextLength int, exact bool) *Preflight {
-	if len(raw) == 0 || string(raw) == "null" {
-		return nil
-	}
-	var prof validate.TokenProfile
-	if err := json.Unmarshal(raw, &prof); err != nil || len(prof.Rows) == 0 {
+func preflightFrom(prof *validate.TokenProfile, maxSeq, contextLength int, exact bool) *Preflight {
+	if prof == nil || len(prof.Rows) == 0 {
 		return nil
 	}
 	scale := float64(prof.Examples) / float64(len(prof.Rows))

@@ -1,9 +1,10 @@
 package training
 
 import (
-	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/brightrun/brightrun/internal/datasets/validate"
 )
 
 // TestPreflightRule: the rule over a profile (rows [total, prompt, target,
@@ -11,12 +12,12 @@ import (
 // of the target left), the target cut to L − prompt when prompt + target > L;
 // an exact profile's message carries no "(estimated)".
 func TestPreflightRule(t *testing.T) {
-	prof, _ := json.Marshal(map[string]any{"examples": 4, "rows": [][4]int32{
+	prof := &validate.TokenProfile{Examples: 4, Rows: [][4]int32{
 		{100, 20, 50, 0},   // fits
 		{300, 50, 100, 0},  // shortened, target whole (150 ≤ 256)
 		{400, 200, 150, 0}, // shortened, target cut to 56
 		{900, 256, 300, 1}, // dropped: prompt ≥ 256, the validation split's only example
-	}})
+	}}
 	for _, exact := range []bool{false, true} {
 		p := preflightFrom(prof, 256, 4096, exact)
 		if p.Exact != exact || p.ExamplesTotal != 4 || p.ExamplesKept != 3 || p.ExamplesDropped != 1 || p.ExamplesTruncated != 2 ||

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/brightrun/brightrun/internal/apperr"
+	"github.com/brightrun/brightrun/internal/datasets/validate"
 	"github.com/brightrun/brightrun/internal/jobdoc"
 	"github.com/brightrun/brightrun/internal/jobs"
 	"github.com/brightrun/brightrun/internal/store"
@@ -41,7 +42,7 @@ type Service struct {
 // ExactProfiles is what training asks the agent-work domain: the exact
 // profile (nil until computed) or the state of the preflight computing it.
 type ExactProfiles interface {
-	Exact(ctx context.Context, userID string, d store.Dataset, baseModel string) (json.RawMessage, string, error)
+	Exact(ctx context.Context, userID string, d store.Dataset, baseModel string) (*validate.TokenProfile, string, error)
 }
 
 // AgentChecker is what training asks the agents domain.
@@ -221,7 +222,8 @@ func (s *Service) tokensOf(ctx context.Context, userID string, d store.Dataset, 
 	if err != nil {
 		return nil, nil, err
 	}
-	exact, status := json.RawMessage(nil), ""
+	var exact *validate.TokenProfile
+	status := ""
 	if s.Exact != nil {
 		if exact, status, err = s.Exact.Exact(ctx, userID, d, model.ID); err != nil {
 			return nil, nil, err

@@ -2,11 +2,11 @@ package sqlstore
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"strings"
 
 	"github.com/brightrun/brightrun/internal/apperr"
+	"github.com/brightrun/brightrun/internal/datasets/validate"
 	"github.com/brightrun/brightrun/internal/store"
 )
 
@@ -160,7 +160,7 @@ func (s *Store) AgentWorkComplete(ctx context.Context, p store.AgentWorkComplete
 			return err
 		}
 		_, err = x.exec(ctx, "INSERT INTO dataset_model_profiles (dataset_id, base_model, user_id, token_profile, created_at) VALUES (?, ?, ?, ?, ?)",
-			w.DatasetID, w.BaseModel, w.UserID, jsonArg(p.Profile), at)
+			w.DatasetID, w.BaseModel, w.UserID, docArg(p.Profile), at)
 		return err
 	})
 }
@@ -196,14 +196,14 @@ func (s *Store) AgentWorkLatest(ctx context.Context, userID, kind, datasetID, ba
 }
 
 // DatasetModelProfile reads the user's exact profile for (dataset, model).
-func (s *Store) DatasetModelProfile(ctx context.Context, userID, datasetID, baseModel string) (json.RawMessage, error) {
+func (s *Store) DatasetModelProfile(ctx context.Context, userID, datasetID, baseModel string) (*validate.TokenProfile, error) {
 	if !validID(userID) || !validID(datasetID) {
 		return nil, nil
 	}
-	var p json.RawMessage
+	var p *validate.TokenProfile
 	err := s.readTx(ctx, func(x q) error {
 		return x.queryRow(ctx, "SELECT token_profile FROM dataset_model_profiles WHERE user_id = ? AND dataset_id = ? AND base_model = ?",
-			userID, datasetID, baseModel).Scan(njson{&p})
+			userID, datasetID, baseModel).Scan(optDoc[validate.TokenProfile]{&p})
 	})
 	if errors.Is(err, errNoRows) {
 		return nil, nil

@@ -2,12 +2,12 @@ package sqlstore
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"strings"
 	"time"
 
 	"github.com/brightrun/brightrun/internal/apperr"
+	"github.com/brightrun/brightrun/internal/datasets/validate"
 	"github.com/brightrun/brightrun/internal/store"
 	"github.com/google/uuid"
 )
@@ -23,8 +23,8 @@ func scanDataset(sc interface{ Scan(...any) error }) (store.Dataset, error) {
 	var ready *bool
 	err := sc.Scan(&d.ID, &d.UserID, &d.Name, nstr{&desc}, nstr{&format}, nstr{&status}, nstr{&bucket}, &d.StoragePath, &d.FileName, &d.FileSize,
 		&d.TotalTrainingPairs, &d.TotalValidationPairs, &d.TotalTokens, &d.AvgTurnsPerConversation, &d.AvgTokensPerTurn,
-		&ready, nts{&d.ValidatedAt}, njson{&d.ValidationErrors}, njson{&d.SampleData}, ts{&d.CreatedAt}, ts{&d.UpdatedAt}, nts{&d.DeletedAt},
-		njson{&d.Statistics}, njson{&d.ValidationWarnings}, &d.ErrorCount, &d.WarningCount, &d.ValidationAttempts)
+		&ready, nts{&d.ValidatedAt}, doc[[]validate.Issue]{&d.ValidationErrors}, doc[[]validate.Example]{&d.SampleData}, ts{&d.CreatedAt}, ts{&d.UpdatedAt}, nts{&d.DeletedAt},
+		optDoc[validate.Stats]{&d.Statistics}, doc[[]validate.Issue]{&d.ValidationWarnings}, &d.ErrorCount, &d.WarningCount, &d.ValidationAttempts)
 	if desc != "" {
 		d.Description = &desc
 	}
@@ -216,7 +216,7 @@ func (s *Store) DatasetSaveValidation(ctx context.Context, id string, v store.Da
 			error_count = ?, warning_count = ?, statistics = ?, sample_data = ?, token_profile = ?, validated_at = ?, validation_lease_until = NULL, updated_at = ?
 			WHERE id = ? AND status = 'validating' AND deleted_at IS NULL`,
 			v.Status, v.Format, v.TrainingReady, v.TotalTrainingPairs, v.TotalValidationPairs, v.TotalTokens, v.AvgTurns, v.AvgTokensPerTurn,
-			jsonArg(v.Errors), jsonArg(v.Warnings), v.ErrorCount, v.WarningCount, jsonArg(v.Statistics), jsonArg(v.Sample), jsonArg(v.TokenProfile), v.At, v.At, id)
+			docArg(v.Errors), docArg(v.Warnings), v.ErrorCount, v.WarningCount, docArg(v.Statistics), docArg(v.Sample), docArg(v.TokenProfile), v.At, v.At, id)
 		if err != nil {
 			return err
 		}
@@ -256,13 +256,13 @@ func (s *Store) DatasetMarkObjectDeleted(ctx context.Context, id string, at time
 }
 
 // DatasetTokenProfile reads the token profile of one of the user's datasets.
-func (s *Store) DatasetTokenProfile(ctx context.Context, userID, id string) (json.RawMessage, error) {
+func (s *Store) DatasetTokenProfile(ctx context.Context, userID, id string) (*validate.TokenProfile, error) {
 	if !validID(id) {
 		return nil, apperr.NotFound("dataset")
 	}
-	var p json.RawMessage
+	var p *validate.TokenProfile
 	err := s.readTx(ctx, func(x q) error {
-		return x.queryRow(ctx, "SELECT token_profile FROM datasets WHERE id = ? AND user_id = ? AND deleted_at IS NULL", id, userID).Scan(njson{&p})
+		return x.queryRow(ctx, "SELECT token_profile FROM datasets WHERE id = ? AND user_id = ? AND deleted_at IS NULL", id, userID).Scan(optDoc[validate.TokenProfile]{&p})
 	})
 	if errors.Is(err, errNoRows) {
 		return nil, apperr.NotFound("dataset")

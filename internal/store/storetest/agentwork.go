@@ -2,12 +2,13 @@ package storetest
 
 import (
 	"context"
-	"encoding/json"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/brightrun/brightrun/internal/apperr"
+	"github.com/brightrun/brightrun/internal/datasets/validate"
 	"github.com/brightrun/brightrun/internal/store"
 	"github.com/google/uuid"
 )
@@ -71,7 +72,7 @@ func testAgentWork(t *testing.T, s store.Store) {
 	if !ok || c2.ID != w.ID || c2.AgentID != a2.ID || c2.Attempts != 2 {
 		t.Fatalf("claim after the lease expired: %v %+v", ok, c2)
 	}
-	prof := json.RawMessage(`{"examples":2,"rows":[[10,4,3,0],[900,300,200,1]]}`)
+	prof := validate.TokenProfile{Examples: 2, Rows: [][4]int32{{10, 4, 3, 0}, {900, 300, 200, 1}}}
 	if err := s.AgentWorkComplete(sys, store.AgentWorkCompleteParams{ID: w.ID, AgentID: a1.ID, Profile: prof, At: now.Add(3 * time.Minute)}); !apperr.Is(err, apperr.KindNotFound) {
 		t.Fatalf("the superseded agent completing: %v", err)
 	}
@@ -80,23 +81,19 @@ func testAgentWork(t *testing.T, s store.Store) {
 	}
 	asU, asO := store.WithUser(context.Background(), u.ID), store.WithUser(context.Background(), other.ID)
 	if p, err := s.DatasetModelProfile(asU, u.ID, d.ID, model); err != nil || p != nil {
-		t.Fatalf("profile before completion: %s %v", p, err)
+		t.Fatalf("profile before completion: %+v %v", p, err)
 	}
 	if err := s.AgentWorkComplete(sys, store.AgentWorkCompleteParams{ID: w.ID, AgentID: a2.ID, Profile: prof, At: now.Add(3 * time.Minute)}); err != nil {
 		t.Fatal(err)
 	}
-	var got struct {
-		Examples int        `json:"examples"`
-		Rows     [][4]int32 `json:"rows"`
-	}
-	if p, err := s.DatasetModelProfile(asU, u.ID, d.ID, model); err != nil || json.Unmarshal(p, &got) != nil || got.Examples != 2 || got.Rows[1] != [4]int32{900, 300, 200, 1} {
-		t.Fatalf("profile: %s %v", p, err)
+	if p, err := s.DatasetModelProfile(asU, u.ID, d.ID, model); err != nil || p == nil || !reflect.DeepEqual(*p, prof) {
+		t.Fatalf("profile: %+v %v", p, err)
 	}
 	if p, err := s.DatasetModelProfile(asO, other.ID, d.ID, model); err != nil || p != nil {
-		t.Fatalf("another user read the profile: %s %v", p, err)
+		t.Fatalf("another user read the profile: %+v %v", p, err)
 	}
 	if p, err := s.DatasetModelProfile(asO, u.ID, d.ID, model); s.Engine() == "postgres" && p != nil {
-		t.Fatalf("another user's session read the profile by naming its owner (RLS on PostgreSQL): %s %v", p, err)
+		t.Fatalf("another user's session read the profile by naming its owner (RLS on PostgreSQL): %+v %v", p, err)
 	}
 	if _, err := s.AgentWorkGet(sys, w.ID, a2.ID); !apperr.Is(err, apperr.KindNotFound) {
 		t.Fatalf("completed work is not running: %v", err)

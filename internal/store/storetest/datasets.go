@@ -2,12 +2,13 @@ package storetest
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
+	"reflect"
 	"testing"
 	"time"
 
 	"github.com/brightrun/brightrun/internal/apperr"
+	"github.com/brightrun/brightrun/internal/datasets/validate"
 	"github.com/brightrun/brightrun/internal/store"
 	"github.com/google/uuid"
 )
@@ -90,29 +91,30 @@ func testDatasets(t *testing.T, s store.Store) {
 	if !ok || c.ValidationAttempts != 2 {
 		t.Fatalf("reclaim after lease expiry: %v %+v", ok, c)
 	}
+	warns := []validate.Issue{{Line: 3, Field: "conversations[0].training_pairs[1]", Code: "duplicate_pair", Error: "a repeated pair", Severity: validate.SeverityWarning, Count: 2}}
+	sample := []validate.Example{{ConversationKey: "c1", Messages: []validate.Message{{Role: "user", Content: "Hi 'there'; --"}}, Split: "training"}}
+	prof := validate.TokenProfile{Examples: 2, Rows: [][4]int32{{10, 4, 3, 0}, {900, 300, 200, 1}}}
 	saved, err := s.DatasetSaveValidation(sys, d.ID, store.DatasetValidation{Status: store.DatasetReady, Format: "brightrun_lora_v4_jsonl", TrainingReady: true,
 		TotalTrainingPairs: 40, TotalValidationPairs: 4, TotalTokens: 12345, AvgTurns: 7.5, AvgTokensPerTurn: 88.25,
-		Errors: json.RawMessage(`[]`), Statistics: json.RawMessage(`{"conversations":12}`), Sample: json.RawMessage(`[{"messages":[]}]`),
-		TokenProfile: json.RawMessage(`{"examples":2,"rows":[[10,4,3,0],[900,300,200,1]]}`), At: now})
+		Errors: []validate.Issue{}, Warnings: warns, Statistics: validate.Stats{Conversations: 12, PersonaDistribution: map[string]int{"anxious": 3}},
+		Sample: sample, TokenProfile: prof, At: now})
 	if err != nil || !saved {
 		t.Fatalf("save: %v %v", saved, err)
 	}
 	got, _ := s.DatasetGet(asA, a.ID, d.ID)
 	if got.Status != store.DatasetReady || !got.TrainingReady || *got.TotalTrainingPairs != 40 || *got.TotalTokens != 12345 ||
-		*got.AvgTokensPerTurn != 88.25 || string(got.Statistics) == "" || got.ValidatedAt == nil || got.Format != "brightrun_lora_v4_jsonl" {
+		*got.AvgTokensPerTurn != 88.25 || got.Statistics == nil || got.ValidatedAt == nil || got.Format != "brightrun_lora_v4_jsonl" {
 		t.Fatalf("after save: %+v", got)
 	}
-	var st map[string]int
-	if err := json.Unmarshal(got.Statistics, &st); err != nil || st["conversations"] != 12 {
-		t.Fatalf("statistics: %s %v", got.Statistics, err)
+	if st := got.Statistics; st.Conversations != 12 || st.PersonaDistribution["anxious"] != 3 {
+		t.Fatalf("statistics: %+v", st)
+	}
+	if got.ValidationErrors == nil || len(got.ValidationErrors) != 0 || !reflect.DeepEqual(got.ValidationWarnings, warns) || !reflect.DeepEqual(got.SampleData, sample) {
+		t.Fatalf("issues and sample: %+v %+v %+v", got.ValidationErrors, got.ValidationWarnings, got.SampleData)
 	}
 	// The token profile: the owner reads it, another user does not.
-	var prof struct {
-		Examples int        `json:"examples"`
-		Rows     [][4]int32 `json:"rows"`
-	}
-	if raw, err := s.DatasetTokenProfile(asA, a.ID, d.ID); err != nil || json.Unmarshal(raw, &prof) != nil || prof.Examples != 2 || prof.Rows[1] != [4]int32{900, 300, 200, 1} {
-		t.Fatalf("token profile: %s %v", raw, err)
+	if p, err := s.DatasetTokenProfile(asA, a.ID, d.ID); err != nil || p == nil || !reflect.DeepEqual(*p, prof) {
+		t.Fatalf("token profile: %+v %v", p, err)
 	}
 	if _, err := s.DatasetTokenProfile(asB, b.ID, d.ID); !apperr.Is(err, apperr.KindNotFound) {
 		t.Fatalf("B reading A's token profile: %v", err)
