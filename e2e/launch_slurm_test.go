@@ -12,7 +12,6 @@ import (
 
 	"github.com/brightrun/brightrun/internal/agentapi"
 	"github.com/brightrun/brightrun/internal/app"
-	"github.com/brightrun/brightrun/internal/jobdoc"
 	"github.com/brightrun/brightrun/internal/launchers"
 	"github.com/brightrun/brightrun/internal/store"
 	"github.com/brightrun/brightrun/internal/store/testdb"
@@ -179,9 +178,9 @@ func TestSlurmLaunchEndToEnd(t *testing.T) {
 	}
 	// Billing starts at the claim: the billed seconds fit between the claim
 	// and the end, so the launch wait (Slurm scheduling, agent start-up) is not in them.
-	var d jobdoc.ComputeDetails
-	if err := json.Unmarshal(st.CostRecords[0].Details, &d); err != nil {
-		t.Fatal(err)
+	d := st.CostRecords[0].Details.Compute
+	if d == nil {
+		t.Fatalf("the compute record has no details: %+v", st.CostRecords[0])
 	}
 	e, _ := s.App.Store.JobExec(store.AsSystem(context.Background()), id)
 	if span := e.CompletedAt.Sub(*l.ClaimedAt).Seconds(); d.Seconds > span+0.2 {

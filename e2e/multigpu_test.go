@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -72,9 +71,9 @@ func TestTwoGPUJobRealTrainer(t *testing.T) {
 	if len(st.CostRecords) != 1 {
 		t.Fatalf("cost records: %+v", st.CostRecords)
 	}
-	var d jobdoc.ComputeDetails
-	if err := json.Unmarshal(st.CostRecords[0].Details, &d); err != nil || d.NumGPUs != 2 || d.RatePerHour != 7.2 {
-		t.Fatalf("billed for %d GPUs at %v/h (%v): %s", d.NumGPUs, d.RatePerHour, err, st.CostRecords[0].Details)
+	d := st.CostRecords[0].Details.Compute
+	if d == nil || d.NumGPUs != 2 || d.RatePerHour != 7.2 {
+		t.Fatalf("billed for the wrong GPUs: %+v", d)
 	}
 	if want := jobs.Cost(d.Seconds, 7.2); *st.Job.FinalCost < want-0.011 || *st.Job.FinalCost > want+0.011 {
 		t.Fatalf("final cost %v, want %v for %v s on 2 GPUs", *st.Job.FinalCost, want, d.Seconds)

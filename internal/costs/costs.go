@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/brightrun/brightrun/internal/apperr"
+	"github.com/brightrun/brightrun/internal/costdoc"
 	"github.com/brightrun/brightrun/internal/store"
 )
 
@@ -53,8 +54,8 @@ func (s *Service) AccrueStorage(ctx context.Context, d time.Time) (int, error) {
 	for _, u := range usage {
 		gb := float64(u.DatasetBytes+u.ArtifactBytes) / 1e9
 		amount := gb * s.StorageGBMonth / days
-		ok, err := s.Store.CostStorageAccrue(sys, u.UserID, d, amount, map[string]any{"day": d.Format("2006-01-02"), "gb": math.Round(gb*1e6) / 1e6,
-			"dataset_bytes": u.DatasetBytes, "artifact_bytes": u.ArtifactBytes, "price_per_gb_month": s.StorageGBMonth, "amount_exact": amount})
+		ok, err := s.Store.CostStorageAccrue(sys, u.UserID, d, amount, costdoc.Storage{Day: d.Format("2006-01-02"), GB: math.Round(gb*1e6) / 1e6,
+			DatasetBytes: u.DatasetBytes, ArtifactBytes: u.ArtifactBytes, PricePerGBMon: s.StorageGBMonth, AmountExact: amount})
 		if err != nil {
 			return n, err
 		}

@@ -2,6 +2,7 @@ package costs
 
 import (
 	"encoding/csv"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -56,7 +57,13 @@ func (h *Handlers) csv(w http.ResponseWriter, r *http.Request) error {
 		if c.JobID != nil {
 			job = *c.JobID
 		}
-		_ = cw.Write([]string{c.RecordedAt.Format("2006-01-02T15:04:05Z"), c.BillingPeriod, c.CostType, strconv.FormatFloat(c.Amount, 'f', 4, 64), job, string(c.Details)})
+		details := []byte(nil) // none: an empty cell
+		if c.Details.Type() != "" {
+			if details, err = json.Marshal(c.Details); err != nil {
+				return err
+			}
+		}
+		_ = cw.Write([]string{c.RecordedAt.Format("2006-01-02T15:04:05Z"), c.BillingPeriod, c.CostType, strconv.FormatFloat(c.Amount, 'f', 4, 64), job, string(details)})
 	}
 	cw.Flush()
 	return cw.Error()

@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/brightrun/brightrun/internal/apperr"
+	"github.com/brightrun/brightrun/internal/costdoc"
 	"github.com/brightrun/brightrun/internal/jobdoc"
 	"github.com/brightrun/brightrun/internal/storage"
 	"github.com/brightrun/brightrun/internal/store"
@@ -319,25 +320,13 @@ func (s *Service) record(o Outcome) {
 		ft := o.FirstText.Sub(o.Created).Seconds()
 		r.FirstTokenSeconds = &ft
 	}
-	details := CostDetails{Model: o.Call.BaseModel, ModelID: md.modelID, GPUType: o.GPUType, PromptTokens: o.Usage.PromptTokens,
+	details := costdoc.Inference{Model: o.Call.BaseModel, ModelID: md.modelID, GPUType: o.GPUType, PromptTokens: o.Usage.PromptTokens,
 		CompletionTokens: o.Usage.CompletionTokens, PricePerMillionTokens: price, AmountExact: amount, Source: r.Source}
 	err := s.Store.InferenceRecord(store.AsSystem(context.Background()), store.InferenceRecordParams{Request: r,
-		Cost: store.InferenceCost{Amount: amount, Details: details, BillingPeriod: o.Ended.UTC().Format("2006-01-02")}})
+		Cost: store.InferenceCost{Amount: amount, Details: &details, BillingPeriod: o.Ended.UTC().Format("2006-01-02")}})
 	if err != nil {
 		s.Log.Error("inference usage not recorded", "request", o.Call.ID, "err", err)
 	}
-}
-
-// CostDetails are an 'inference' cost record's details.
-type CostDetails struct {
-	Model                 string  `json:"model"`
-	ModelID               *string `json:"model_id,omitempty"`
-	GPUType               string  `json:"gpu_type"`
-	PromptTokens          int     `json:"prompt_tokens"`
-	CompletionTokens      int     `json:"completion_tokens"`
-	PricePerMillionTokens float64 `json:"price_per_million_tokens"`
-	AmountExact           float64 `json:"amount_exact"`
-	Source                string  `json:"source"`
 }
 
 func strPtr(s string) *string {

@@ -178,14 +178,3 @@ type Capabilities struct {
 	// would otherwise train on one GPU and be billed for N.
 	Distributed bool `json:"distributed"`
 }
-
-// ComputeDetails is the details document of a job's compute cost record,
-// written when the job ends.
-type ComputeDetails struct {
-	GPUType     string  `json:"gpu_type"`
-	NumGPUs     int     `json:"num_gpus"`
-	Seconds     float64 `json:"seconds"`
-	Attempts    int     `json:"attempts"`
-	RatePerHour float64 `json:"rate_per_hour"`
-	Status      string  `json:"status"`
-}

@@ -1,11 +1,10 @@
 package jobs
 
 import (
-	"encoding/json"
 	"math"
 	"time"
 
-	"github.com/brightrun/brightrun/internal/jobdoc"
+	"github.com/brightrun/brightrun/internal/costdoc"
 	"github.com/brightrun/brightrun/internal/store"
 )
 
@@ -51,8 +50,8 @@ func Cost(seconds, ratePerHour float64) float64 {
 
 // computeRecord is the job's one compute cost record, written when it ends.
 func computeRecord(e store.ExecJob, status string, secs, cost float64, used int, now time.Time) store.CostRecordCreateParams {
-	d, _ := json.Marshal(jobdoc.ComputeDetails{GPUType: e.GPUType, NumGPUs: GPUsBilled(e.NumGPUs, used), Seconds: math.Round(secs*10) / 10,
-		Attempts: e.Attempt, RatePerHour: RateFor(e.Job, used), Status: status}) // a struct of plain fields always marshals
-	return store.CostRecordCreateParams{UserID: e.UserID, JobID: e.ID, Type: "compute", Amount: cost, Details: d,
+	d := costdoc.Details{Compute: &costdoc.Compute{GPUType: e.GPUType, NumGPUs: GPUsBilled(e.NumGPUs, used), Seconds: math.Round(secs*10) / 10,
+		Attempts: e.Attempt, RatePerHour: RateFor(e.Job, used), Status: status}}
+	return store.CostRecordCreateParams{UserID: e.UserID, JobID: e.ID, Type: costdoc.TypeCompute, Amount: cost, Details: d,
 		BillingPeriod: now.UTC().Format("2006-01-02"), At: now}
 }

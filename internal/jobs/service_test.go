@@ -2,14 +2,12 @@ package jobs_test
 
 import (
 	"context"
-	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/brightrun/brightrun/internal/apperr"
-	"github.com/brightrun/brightrun/internal/jobdoc"
 	"github.com/brightrun/brightrun/internal/jobs"
 	"github.com/brightrun/brightrun/internal/store"
 	"github.com/brightrun/brightrun/internal/store/storetest"
@@ -74,8 +72,7 @@ func TestLifecycle(t *testing.T) {
 		}
 		uctx := store.WithUser(ctx, u.ID)
 		recs, _ := st.CostRecordsForJob(uctx, u.ID, j.ID)
-		var det jobdoc.ComputeDetails
-		if len(recs) != 1 || recs[0].Amount != 9 || json.Unmarshal(recs[0].Details, &det) != nil || det.Seconds != 9000 || det.Attempts != 2 || !recs[0].RecordedAt.Equal(clock) {
+		if len(recs) != 1 || recs[0].Amount != 9 || recs[0].Details.Compute == nil || recs[0].Details.Compute.Seconds != 9000 || recs[0].Details.Compute.Attempts != 2 || !recs[0].RecordedAt.Equal(clock) {
 			t.Fatalf("cost records: %+v", recs)
 		}
 		notes, _, _ := st.NotificationList(uctx, u.ID, false, 10)

@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"time"
+
+	"github.com/brightrun/brightrun/internal/costdoc"
 )
 
 // StorageUsage is how many bytes a user keeps in storage.
@@ -22,7 +24,7 @@ type CostStore interface {
 	StorageUsageDuring(ctx context.Context, from, to time.Time) ([]StorageUsage, error)
 	// CostStorageAccrue records one day's storage cost; false when that day
 	// was already recorded for the user (idempotent).
-	CostStorageAccrue(ctx context.Context, userID string, day time.Time, amount float64, details any) (bool, error)
+	CostStorageAccrue(ctx context.Context, userID string, day time.Time, amount float64, details costdoc.Storage) (bool, error)
 	// BudgetUsers lists users with a monthly budget (system).
 	BudgetUsers(ctx context.Context) ([]UserSettings, error)
 	// BudgetAlertRecord marks a threshold as notified for a month; false if it already was.

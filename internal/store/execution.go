@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/brightrun/brightrun/internal/costdoc"
 	"github.com/brightrun/brightrun/internal/jobdoc"
 )
 
@@ -62,7 +63,7 @@ type CostRecordCreateParams struct {
 	UserID, JobID string
 	Type          string // compute | storage | inference
 	Amount        float64
-	Details       json.RawMessage
+	Details       costdoc.Details
 	BillingPeriod string // YYYY-MM-DD
 	At            time.Time
 }
@@ -151,9 +152,29 @@ type CostRecord struct {
 	JobID         *string         `json:"job_id"`
 	CostType      string          `json:"cost_type"`
 	Amount        float64         `json:"amount"`
-	Details       json.RawMessage `json:"details"`
+	Details       costdoc.Details `json:"details"`
 	BillingPeriod string          `json:"billing_period"`
 	RecordedAt    time.Time       `json:"recorded_at"`
+}
+
+// UnmarshalJSON reads a record as the API writes it, decoding its details
+// by its cost_type (API clients and tests).
+func (c *CostRecord) UnmarshalJSON(b []byte) error {
+	type plain CostRecord
+	var v struct {
+		plain
+		Details json.RawMessage `json:"details"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	d, err := costdoc.Decode(v.CostType, v.Details)
+	if err != nil {
+		return err
+	}
+	*c = CostRecord(v.plain)
+	c.Details = d
+	return nil
 }
 
 // ArtifactCreateParams create a model_artifacts row at completion.

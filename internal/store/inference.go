@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"time"
+
+	"github.com/brightrun/brightrun/internal/costdoc"
 )
 
 // InferenceRequest is an inference_requests row: one chat request an agent
@@ -30,7 +32,7 @@ type InferenceRequest struct {
 // InferenceCost is the cost record written beside a finished request.
 type InferenceCost struct {
 	Amount        float64
-	Details       any
+	Details       *costdoc.Inference
 	BillingPeriod string // YYYY-MM-DD
 }
 

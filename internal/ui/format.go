@@ -1,14 +1,13 @@
 package ui
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/brightrun/brightrun/internal/jobdoc"
+	"github.com/brightrun/brightrun/internal/costdoc"
 	"github.com/brightrun/brightrun/internal/store"
 	"github.com/dustin/go-humanize"
 )
@@ -111,66 +110,44 @@ func plural(n int, word string) string {
 }
 
 // costDetails words a cost record's details document.
-func costDetails(typ string, raw json.RawMessage) string {
-	switch typ {
-	case "compute":
-		var d jobdoc.ComputeDetails
-		if json.Unmarshal(raw, &d) != nil {
-			return ""
-		}
-		s := fmt.Sprintf("%s of %d× %s", humanSeconds(d.Seconds), max(d.NumGPUs, 1), d.GPUType)
-		if d.RatePerHour > 0 {
-			s += fmt.Sprintf(" at $%.2f per GPU-hour", d.RatePerHour)
+func costDetails(d costdoc.Details) string {
+	switch {
+	case d.Compute != nil:
+		c := d.Compute
+		s := fmt.Sprintf("%s of %d× %s", humanSeconds(c.Seconds), max(c.NumGPUs, 1), c.GPUType)
+		if c.RatePerHour > 0 {
+			s += fmt.Sprintf(" at $%.2f per GPU-hour", c.RatePerHour)
 		} else {
 			s += ", free"
 		}
-		if d.Attempts > 1 {
-			s += fmt.Sprintf(" over %d attempts", d.Attempts)
+		if c.Attempts > 1 {
+			s += fmt.Sprintf(" over %d attempts", c.Attempts)
 		}
-		if d.Status != "" {
-			s += " · job " + strings.ToLower(Label(d.Status))
+		if c.Status != "" {
+			s += " · job " + strings.ToLower(Label(c.Status))
 		}
 		return s
-	case "storage":
-		var d struct {
-			Day           string  `json:"day"`
-			DatasetBytes  int64   `json:"dataset_bytes"`
-			ArtifactBytes int64   `json:"artifact_bytes"`
-			PricePerGBMon float64 `json:"price_per_gb_month"`
-		}
-		if json.Unmarshal(raw, &d) != nil {
-			return ""
-		}
+	case d.Storage != nil:
+		st := d.Storage
 		return fmt.Sprintf("%s stored on %s (datasets %s, adapters %s) at $%.3f per GB-month",
-			humanize.Bytes(uint64(max(d.DatasetBytes+d.ArtifactBytes, 0))), d.Day, humanize.Bytes(uint64(max(d.DatasetBytes, 0))),
-			humanize.Bytes(uint64(max(d.ArtifactBytes, 0))), d.PricePerGBMon)
-	case "inference":
-		var d struct {
-			Model            string  `json:"model"`
-			ModelID          string  `json:"model_id"`
-			GPUType          string  `json:"gpu_type"`
-			PromptTokens     int64   `json:"prompt_tokens"`
-			CompletionTokens int64   `json:"completion_tokens"`
-			Price            float64 `json:"price_per_million_tokens"`
-			Source           string  `json:"source"`
+			humanize.Bytes(uint64(max(st.DatasetBytes+st.ArtifactBytes, 0))), st.Day, humanize.Bytes(uint64(max(st.DatasetBytes, 0))),
+			humanize.Bytes(uint64(max(st.ArtifactBytes, 0))), st.PricePerGBMon)
+	case d.Inference != nil:
+		in := d.Inference
+		what := in.Model
+		if in.ModelID != nil && *in.ModelID != "" {
+			what = "adapter on " + in.Model
 		}
-		if json.Unmarshal(raw, &d) != nil {
-			return ""
+		s := fmt.Sprintf("%s prompt + %s generated tokens, %s", groupDigits(int64(in.PromptTokens)), groupDigits(int64(in.CompletionTokens)), what)
+		if in.GPUType != "" {
+			s += " on " + in.GPUType
 		}
-		what := d.Model
-		if d.ModelID != "" {
-			what = "adapter on " + d.Model
-		}
-		s := fmt.Sprintf("%s prompt + %s generated tokens, %s", groupDigits(d.PromptTokens), groupDigits(d.CompletionTokens), what)
-		if d.GPUType != "" {
-			s += " on " + d.GPUType
-		}
-		if d.Price > 0 {
-			s += fmt.Sprintf(" at $%.2f per million tokens", d.Price)
+		if in.PricePerMillionTokens > 0 {
+			s += fmt.Sprintf(" at $%.2f per million tokens", in.PricePerMillionTokens)
 		} else {
 			s += ", free"
 		}
-		if d.Source == "playground" {
+		if in.Source == "playground" {
 			s += " · playground"
 		}
 		return s

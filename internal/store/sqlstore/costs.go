@@ -2,8 +2,10 @@ package sqlstore
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 
+	"github.com/brightrun/brightrun/internal/costdoc"
 	"github.com/brightrun/brightrun/internal/jobdoc"
 	"github.com/brightrun/brightrun/internal/store"
 	"github.com/google/uuid"
@@ -13,9 +15,14 @@ func scanCost(sc interface{ Scan(...any) error }) (store.CostRecord, error) {
 	var c store.CostRecord
 	var job string
 	var period time.Time
-	err := sc.Scan(&c.ID, &c.UserID, nstr{&job}, &c.CostType, &c.Amount, njson{&c.Details}, ts{&period}, ts{&c.RecordedAt})
+	var details json.RawMessage
+	if err := sc.Scan(&c.ID, &c.UserID, nstr{&job}, &c.CostType, &c.Amount, njson{&details}, ts{&period}, ts{&c.RecordedAt}); err != nil {
+		return c, err
+	}
 	c.JobID = strPtr(job)
 	c.BillingPeriod = period.Format("2006-01-02")
+	var err error
+	c.Details, err = costDetails(c.CostType, details)
 	return c, err
 }
 
@@ -85,12 +92,12 @@ func (s *Store) StorageUsageDuring(ctx context.Context, from, to time.Time) ([]s
 }
 
 // CostStorageAccrue inserts the day's storage record once.
-func (s *Store) CostStorageAccrue(ctx context.Context, userID string, day time.Time, amount float64, details any) (bool, error) {
+func (s *Store) CostStorageAccrue(ctx context.Context, userID string, day time.Time, amount float64, details costdoc.Storage) (bool, error) {
 	inserted := false
 	err := s.writeTx(ctx, func(x q) error {
 		res, err := x.exec(ctx, `INSERT INTO cost_records (id, user_id, cost_type, amount, details, billing_period, recorded_at)
 			VALUES (?, ?, 'storage', ?, ?, ?, ?) ON CONFLICT (user_id, billing_period) WHERE cost_type = 'storage' DO NOTHING`,
-			uuid.NewString(), userID, amount, docArg(details), day.UTC().Format("2006-01-02"), day.UTC())
+			uuid.NewString(), userID, amount, costDetailsArg(costdoc.Details{Storage: &details}), day.UTC().Format("2006-01-02"), day.UTC())
 		if err != nil {
 			return err
 		}

@@ -91,7 +91,7 @@ func (s *Store) effectsTx(ctx context.Context, x q, jobID string, attempt int, e
 	}
 	for _, c := range eff.CostRecords {
 		if _, err := x.exec(ctx, `INSERT INTO cost_records (id, user_id, job_id, cost_type, amount, details, billing_period, recorded_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, uuid.NewString(), c.UserID, nullIfEmpty(c.JobID), c.Type, c.Amount, jsonArg(c.Details), c.BillingPeriod, c.At); err != nil {
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, uuid.NewString(), c.UserID, nullIfEmpty(c.JobID), c.Type, c.Amount, costDetailsArg(c.Details), c.BillingPeriod, c.At); err != nil {
 			return err
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 
+	"github.com/brightrun/brightrun/internal/costdoc"
 	"github.com/brightrun/brightrun/internal/store"
 	"github.com/google/uuid"
 )
@@ -26,7 +27,7 @@ func (s *Store) InferenceRecord(ctx context.Context, p store.InferenceRecordPara
 			return err
 		}
 		_, err := x.exec(ctx, `INSERT INTO cost_records (id, user_id, cost_type, amount, details, billing_period, recorded_at)
-			VALUES (?, ?, 'inference', ?, ?, ?, ?)`, uuid.NewString(), r.UserID, p.Cost.Amount, docArg(p.Cost.Details), p.Cost.BillingPeriod, r.FinishedAt.UTC())
+			VALUES (?, ?, 'inference', ?, ?, ?, ?)`, uuid.NewString(), r.UserID, p.Cost.Amount, costDetailsArg(costdoc.Details{Inference: p.Cost.Details}), p.Cost.BillingPeriod, r.FinishedAt.UTC())
 		return err
 	})
 }

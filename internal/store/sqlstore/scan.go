@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/brightrun/brightrun/internal/costdoc"
 )
 
 // ts scans a timestamp from either engine: time.Time from PostgreSQL, text
@@ -94,6 +96,20 @@ func (n njson) Scan(v any) error {
 		return fmt.Errorf("cannot scan %T into JSON", v)
 	}
 	return nil
+}
+
+// costDetails decodes a cost record's details document by its cost type
+// (NULL or null: no document).
+func costDetails(typ string, raw json.RawMessage) (costdoc.Details, error) {
+	return costdoc.Decode(typ, raw)
+}
+
+// costDetailsArg passes a cost record's details (none: NULL).
+func costDetailsArg(d costdoc.Details) any {
+	if d.Type() == "" {
+		return nil
+	}
+	return docValue{d}
 }
 
 // doc scans a JSON column (jsonb or TEXT) into a typed document (a

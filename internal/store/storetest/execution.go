@@ -2,13 +2,13 @@ package storetest
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/brightrun/brightrun/internal/apperr"
+	"github.com/brightrun/brightrun/internal/costdoc"
 	"github.com/brightrun/brightrun/internal/jobdoc"
 	"github.com/brightrun/brightrun/internal/store"
 	"github.com/brightrun/brightrun/internal/training/catalog"
@@ -171,12 +171,13 @@ func testExecution(t *testing.T, s store.Store) {
 		Decide: fixed(store.Effects{Status: store.JobCompleted, Stage: store.JobCompleted, RunSeconds: 9000, Cost: 9, Progress: 100,
 			Events:        []store.JobEvent{{Level: "info", Message: "done"}},
 			Notifications: []store.NotificationCreateParams{{UserID: u.ID, Type: "job_completed", Title: "t", Message: "m"}},
-			CostRecords:   []store.CostRecordCreateParams{{UserID: u.ID, JobID: j.ID, Type: "compute", Amount: 9, Details: json.RawMessage(`{"seconds":9000}`), BillingPeriod: "2026-12-03", At: end}}})})
+			CostRecords:   []store.CostRecordCreateParams{{UserID: u.ID, JobID: j.ID, Type: "compute", Amount: 9, Details: costdoc.Details{Compute: &costdoc.Compute{GPUType: "H100-80GB", NumGPUs: 1, Seconds: 9000, Attempts: 2, RatePerHour: 3.6, Status: "completed"}}, BillingPeriod: "2026-12-03", At: end}}})})
 	if err != nil || done.ArtifactID == nil || done.Status != store.JobCompleted || done.FinalCost == nil || *done.FinalCost != 9 {
 		t.Fatalf("finish: %v %+v", err, done)
 	}
 	recs, err := s.CostRecordsForJob(store.WithUser(context.Background(), u.ID), u.ID, j.ID)
-	if err != nil || len(recs) != 1 || recs[0].Amount != 9 || recs[0].CostType != "compute" || !recs[0].RecordedAt.Equal(end) {
+	if err != nil || len(recs) != 1 || recs[0].Amount != 9 || recs[0].CostType != "compute" || !recs[0].RecordedAt.Equal(end) ||
+		recs[0].Details.Compute == nil || *recs[0].Details.Compute != (costdoc.Compute{GPUType: "H100-80GB", NumGPUs: 1, Seconds: 9000, Attempts: 2, RatePerHour: 3.6, Status: "completed"}) {
 		t.Fatalf("cost records: %v %+v", err, recs)
 	}
 	notes, _, err := s.NotificationList(store.WithUser(context.Background(), u.ID), u.ID, false, 10)

@@ -3,9 +3,11 @@ package storetest
 import (
 	"context"
 	"encoding/json"
+	"reflect"
 	"testing"
 	"time"
 
+	"github.com/brightrun/brightrun/internal/costdoc"
 	"github.com/brightrun/brightrun/internal/jobdoc"
 	"github.com/brightrun/brightrun/internal/store"
 	"github.com/google/uuid"
@@ -26,8 +28,9 @@ func testInference(t *testing.T, s store.Store) {
 	adapterReq := store.InferenceRequest{ID: uuid.NewString(), UserID: u.ID, BaseModel: "base/model", ModelID: &m.ID, Source: "v1", Status: "completed",
 		FinishReason: &reason, PromptTokens: 212, CompletionTokens: 37, GPUType: &gpu, QueueSeconds: &q, FirstTokenSeconds: &first, TotalSeconds: &total,
 		CreatedAt: now.Add(-2 * time.Second), FinishedAt: now}
+	details := costdoc.Inference{Model: "base/model", ModelID: &m.ID, GPUType: gpu, PromptTokens: 212, CompletionTokens: 37, PricePerMillionTokens: 1000, AmountExact: 0.249, Source: "v1"}
 	if err := s.InferenceRecord(sys, store.InferenceRecordParams{Request: adapterReq,
-		Cost: store.InferenceCost{Amount: 0.25, Details: map[string]any{"tokens": 249}, BillingPeriod: now.Format("2006-01-02")}}); err != nil {
+		Cost: store.InferenceCost{Amount: 0.25, Details: &details, BillingPeriod: now.Format("2006-01-02")}}); err != nil {
 		t.Fatal(err)
 	}
 	msg := "no agent serving base/model is online"
@@ -59,6 +62,13 @@ func testInference(t *testing.T, s store.Store) {
 	for _, c := range costs {
 		if c.CostType == "inference" {
 			n++
+		}
+		// The adapter request's details come back as written; the failed one has none.
+		if c.Amount == 0.25 && (c.Details.Inference == nil || !reflect.DeepEqual(*c.Details.Inference, details)) {
+			t.Fatalf("inference cost details: %+v", c.Details.Inference)
+		}
+		if c.Amount == 0 && c.Details.Type() != "" {
+			t.Fatalf("a request without details got %+v", c.Details)
 		}
 	}
 	if n != 2 {
