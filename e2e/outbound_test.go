@@ -22,6 +22,7 @@ import (
 	gosmtp "github.com/emersion/go-smtp"
 
 	"github.com/brightrun/brightrun/internal/app"
+	"github.com/brightrun/brightrun/internal/notifydoc"
 	"github.com/brightrun/brightrun/internal/store"
 	"github.com/brightrun/brightrun/internal/store/testdb"
 	"github.com/brightrun/brightrun/internal/testserver"
@@ -155,7 +156,7 @@ func TestOutboundWebhookRetriesAndEmail(t *testing.T) {
 		// The notification happens a second after the settings were saved
 		// (the store takes the time from the caller: no sleep needed).
 		n, err := s.App.Store.NotificationCreate(store.AsSystem(context.Background()), store.NotificationCreateParams{At: time.Now().UTC().Add(time.Second), UserID: c.UserID,
-			Type: "job_completed", Priority: "high", Title: "Job finished: ünïcode run", Message: "Your model is ready.", ActionURL: "/training/jobs/abc", Metadata: map[string]any{"job_id": "abc"}})
+			Type: "job_completed", Priority: "high", Title: "Job finished: ünïcode run", Message: "Your model is ready.", ActionURL: "/training/jobs/abc", Metadata: notifydoc.Job("abc")})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -182,7 +183,7 @@ func TestOutboundWebhookRetriesAndEmail(t *testing.T) {
 			t.Fatalf("webhook requests: %+v", got)
 		}
 		for _, g := range got {
-			if !g.valid || !strings.Contains(g.body, `"id":"`+n.ID+`"`) || !strings.Contains(g.body, `"action_url":"`+s.URL+`/training/jobs/abc"`) {
+			if !g.valid || !strings.Contains(g.body, `"id":"`+n.ID+`"`) || !strings.Contains(g.body, `"action_url":"`+s.URL+`/training/jobs/abc"`) || !strings.Contains(g.body, `"metadata":{"job_id":"abc"}`) {
 				t.Fatalf("request not verified or wrong payload: %+v", g)
 			}
 		}

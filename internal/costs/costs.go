@@ -12,6 +12,7 @@ import (
 
 	"github.com/brightrun/brightrun/internal/apperr"
 	"github.com/brightrun/brightrun/internal/costdoc"
+	"github.com/brightrun/brightrun/internal/notifydoc"
 	"github.com/brightrun/brightrun/internal/store"
 )
 
@@ -101,7 +102,7 @@ func (s *Service) CheckBudgets(ctx context.Context) error {
 				msg += " New jobs whose estimate exceeds what is left are refused until next month or a higher budget."
 			}
 			if _, err := s.Store.NotificationCreate(sys, store.NotificationCreateParams{At: s.Now().UTC(), UserID: u.UserID, Type: "budget_alert", Priority: prio,
-				Title: fmt.Sprintf("Budget %d%% used", t), Message: msg, ActionURL: "/costs", Metadata: map[string]any{"threshold": t, "spent": spent, "budget": *u.MonthlyBudget}}); err != nil {
+				Title: fmt.Sprintf("Budget %d%% used", t), Message: msg, ActionURL: "/costs", Metadata: notifydoc.BudgetAlert(t, spent, *u.MonthlyBudget)}); err != nil {
 				return err
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/brightrun/brightrun/internal/datasets/validate"
+	"github.com/brightrun/brightrun/internal/notifydoc"
 	"github.com/brightrun/brightrun/internal/storage"
 	"github.com/brightrun/brightrun/internal/store"
 	"github.com/dustin/go-humanize"
@@ -133,7 +134,7 @@ func toValidation(res *validate.Result, at time.Time) store.DatasetValidation {
 // notification tells the owner how validation went.
 func notification(d store.Dataset, v store.DatasetValidation) *store.NotificationCreateParams {
 	p := &store.NotificationCreateParams{UserID: d.UserID, ActionURL: "/datasets/" + d.ID,
-		Metadata: map[string]any{"dataset_id": d.ID, "errors": v.ErrorCount, "warnings": v.WarningCount}}
+		Metadata: notifydoc.Dataset(d.ID, v.ErrorCount, v.WarningCount)}
 	if v.Status == store.DatasetReady {
 		p.Type, p.Priority, p.Title = "dataset_ready", "medium", "Dataset ready: "+d.Name
 		p.Message = fmt.Sprintf("%s training and %s validation examples, about %s tokens. Ready to train.",

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/brightrun/brightrun/internal/notifydoc"
 	"github.com/brightrun/brightrun/internal/store"
 )
 
@@ -86,5 +87,5 @@ func (s *Service) Park(ctx context.Context, j store.ExecJob, step int) error {
 func pausedNotice(e store.ExecJob, step int) store.NotificationCreateParams {
 	return store.NotificationCreateParams{UserID: e.UserID, Type: "job_paused", Priority: "low", Title: "Training paused: " + e.DatasetName,
 		Message:   fmt.Sprintf("The job paused at step %d and released its GPU; resume it to continue from its last checkpoint.", step),
-		ActionURL: JobURL(e.ID), Metadata: jobMeta(e.ID)}
+		ActionURL: JobURL(e.ID), Metadata: notifydoc.Job(e.ID)}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/brightrun/brightrun/internal/apperr"
 	"github.com/brightrun/brightrun/internal/jobs"
+	"github.com/brightrun/brightrun/internal/notifydoc"
 	"github.com/brightrun/brightrun/internal/store"
 	"github.com/brightrun/brightrun/internal/training"
 	"github.com/brightrun/brightrun/internal/training/catalog"
@@ -368,7 +369,7 @@ func (s *FineTuning) notifyFailed(ctx context.Context, f store.FineTuneJob) {
 	}
 	if _, err := s.Store.NotificationCreate(store.AsSystem(ctx), store.NotificationCreateParams{UserID: f.UserID, Type: "job_failed", Priority: "high",
 		Title: "Fine-tuning job failed: " + JobID(f.ID), Message: msg, ActionURL: "/datasets/" + f.TrainingFile,
-		Metadata: map[string]string{"fine_tuning_job_id": JobID(f.ID)}, At: s.now()}); err != nil {
+		Metadata: &notifydoc.Metadata{FineTuningJobID: JobID(f.ID)}, At: s.now()}); err != nil {
 		s.Log.Warn("fine-tuning job failure notice", "job", f.ID, "err", err)
 	}
 }

@@ -2,7 +2,6 @@ package openai
 
 import (
 	"context"
-	"encoding/json"
 
 	"github.com/brightrun/brightrun/internal/store"
 )
@@ -27,13 +26,10 @@ func (s *FineTuning) StandardEvent(ctx context.Context, n store.Notification) (s
 	if !ok {
 		return "", nil, false
 	}
-	var meta struct {
-		JobID           string `json:"job_id"`
-		FineTuningJobID string `json:"fine_tuning_job_id"`
-	}
-	if json.Unmarshal(n.Metadata, &meta) != nil {
+	if n.Metadata == nil {
 		return "", nil, false
 	}
+	meta := *n.Metadata
 	if meta.FineTuningJobID != "" {
 		return typ, WebhookData{ID: meta.FineTuningJobID}, true
 	}

@@ -27,6 +27,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/brightrun/brightrun/internal/notifydoc"
 	"github.com/brightrun/brightrun/internal/store"
 )
 
@@ -99,15 +100,15 @@ func (s *Service) client() *http.Client {
 
 // Payload is the JSON body of a webhook.
 type Payload struct {
-	ID        string          `json:"id"`
-	Type      string          `json:"type"`
-	Title     string          `json:"title"`
-	Message   string          `json:"message"`
-	Priority  string          `json:"priority"`
-	ActionURL *string         `json:"action_url"`
-	Metadata  json.RawMessage `json:"metadata"`
-	CreatedAt time.Time       `json:"created_at"`
-	UserID    string          `json:"user_id"`
+	ID        string             `json:"id"`
+	Type      string             `json:"type"`
+	Title     string             `json:"title"`
+	Message   string             `json:"message"`
+	Priority  string             `json:"priority"`
+	ActionURL *string            `json:"action_url"`
+	Metadata  notifydoc.Metadata `json:"metadata"` // none: {}
+	CreatedAt time.Time          `json:"created_at"`
+	UserID    string             `json:"user_id"`
 }
 
 // Sign is the signature header value: v1=hex(HMAC-SHA256(secret, timestamp + "." + body)).
@@ -216,9 +217,9 @@ func (s *Service) attempt(ctx context.Context, d store.DueDelivery) error {
 
 func (s *Service) payload(d store.DueDelivery) ([]byte, error) {
 	n := d.Notification
-	meta := n.Metadata
-	if len(meta) == 0 {
-		meta = json.RawMessage("{}")
+	var meta notifydoc.Metadata
+	if n.Metadata != nil {
+		meta = *n.Metadata
 	}
 	return json.Marshal(Payload{ID: n.ID, Type: n.Type, Title: n.Title, Message: n.Message, Priority: n.Priority,
 		ActionURL: s.absolute(n.ActionURL), Metadata: meta, CreatedAt: n.CreatedAt.UTC(), UserID: n.UserID})

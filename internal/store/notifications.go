@@ -2,29 +2,30 @@ package store
 
 import (
 	"context"
-	"encoding/json"
 	"time"
+
+	"github.com/brightrun/brightrun/internal/notifydoc"
 )
 
 // Notification is a row of the spec's notifications table.
 type Notification struct {
-	ID        string          `json:"id"`
-	UserID    string          `json:"user_id"`
-	Type      string          `json:"type"`
-	Title     string          `json:"title"`
-	Message   string          `json:"message"`
-	Priority  string          `json:"priority"`
-	Read      bool            `json:"read"`
-	ActionURL *string         `json:"action_url"`
-	Metadata  json.RawMessage `json:"metadata"`
-	CreatedAt time.Time       `json:"created_at"`
+	ID        string              `json:"id"`
+	UserID    string              `json:"user_id"`
+	Type      string              `json:"type"`
+	Title     string              `json:"title"`
+	Message   string              `json:"message"`
+	Priority  string              `json:"priority"`
+	Read      bool                `json:"read"`
+	ActionURL *string             `json:"action_url"`
+	Metadata  *notifydoc.Metadata `json:"metadata"` // nil: none (null)
+	CreatedAt time.Time           `json:"created_at"`
 }
 
 // NotificationCreateParams creates a notification (system).
 type NotificationCreateParams struct {
 	UserID, Type, Title, Message, Priority string
 	ActionURL                              string
-	Metadata                               any
+	Metadata                               *notifydoc.Metadata
 	At                                     time.Time // when it happened (the caller's clock)
 }
 

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/brightrun/brightrun/internal/apperr"
+	"github.com/brightrun/brightrun/internal/notifydoc"
 	"github.com/brightrun/brightrun/internal/store"
 	"github.com/google/uuid"
 )
@@ -123,7 +124,7 @@ func (s *Store) DeliveriesDue(ctx context.Context, now time.Time, limit int) ([]
 			var dd store.DueDelivery
 			var prio, action string
 			n := &dd.Notification
-			err := sc.Scan(append(scanDelivery(&dd.Delivery), &n.Type, &n.Title, &n.Message, nstr{&prio}, nstr{&action}, njson{&n.Metadata}, ts{&n.CreatedAt}, nstr{&dd.WebhookSecret}, nstr{&dd.WebhookFormat})...)
+			err := sc.Scan(append(scanDelivery(&dd.Delivery), &n.Type, &n.Title, &n.Message, nstr{&prio}, nstr{&action}, optDoc[notifydoc.Metadata]{&n.Metadata}, ts{&n.CreatedAt}, nstr{&dd.WebhookSecret}, nstr{&dd.WebhookFormat})...)
 			n.ID, n.UserID, n.Priority = dd.NotificationID, dd.UserID, prio
 			if action != "" {
 				n.ActionURL = &action

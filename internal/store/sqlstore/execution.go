@@ -99,10 +99,7 @@ func (s *Store) effectsTx(ctx context.Context, x q, jobID string, attempt int, e
 }
 
 func (s *Store) notifyTx(ctx context.Context, x q, p store.NotificationCreateParams, at time.Time) error {
-	var meta any
-	if p.Metadata != nil {
-		meta = docArg(p.Metadata)
-	}
+	meta := optDocArg(p.Metadata)
 	prio := p.Priority
 	if prio == "" {
 		prio = "medium"

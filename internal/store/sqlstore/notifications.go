@@ -2,10 +2,10 @@ package sqlstore
 
 import (
 	"context"
-	"encoding/json"
 	"time"
 
 	"github.com/brightrun/brightrun/internal/apperr"
+	"github.com/brightrun/brightrun/internal/notifydoc"
 	"github.com/brightrun/brightrun/internal/store"
 	"github.com/google/uuid"
 )
@@ -23,16 +23,10 @@ func (s *Store) NotificationCreate(ctx context.Context, p store.NotificationCrea
 	if p.ActionURL != "" {
 		n.ActionURL = &p.ActionURL
 	}
-	if p.Metadata != nil {
-		b, err := json.Marshal(p.Metadata)
-		if err != nil {
-			return n, err
-		}
-		n.Metadata = b
-	}
+	n.Metadata = p.Metadata
 	err := s.writeTx(ctx, func(x q) error {
 		_, err := x.exec(ctx, `INSERT INTO notifications (id, user_id, type, title, message, priority, read, action_url, metadata, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, n.ID, n.UserID, n.Type, n.Title, n.Message, n.Priority, false, n.ActionURL, jsonArg(n.Metadata), n.CreatedAt)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, n.ID, n.UserID, n.Type, n.Title, n.Message, n.Priority, false, n.ActionURL, optDocArg(n.Metadata), n.CreatedAt)
 		return err
 	})
 	return n, err
@@ -63,7 +57,7 @@ func (s *Store) NotificationList(ctx context.Context, userID string, unreadOnly 
 			var prio string
 			var read *bool
 			var action string
-			if err := rows.Scan(&n.ID, &n.UserID, &n.Type, &n.Title, &n.Message, nstr{&prio}, &read, nstr{&action}, njson{&n.Metadata}, ts{&n.CreatedAt}); err != nil {
+			if err := rows.Scan(&n.ID, &n.UserID, &n.Type, &n.Title, &n.Message, nstr{&prio}, &read, nstr{&action}, optDoc[notifydoc.Metadata]{&n.Metadata}, ts{&n.CreatedAt}); err != nil {
 				return err
 			}
 			n.Priority, n.Read = prio, read != nil && *read

@@ -9,6 +9,7 @@ import (
 
 	"github.com/brightrun/brightrun/internal/apperr"
 	"github.com/brightrun/brightrun/internal/datasets/validate"
+	"github.com/brightrun/brightrun/internal/notifydoc"
 	"github.com/brightrun/brightrun/internal/store"
 	"github.com/google/uuid"
 )
@@ -153,7 +154,7 @@ func testNotifications(t *testing.T, s store.Store) {
 	asB := store.WithUser(context.Background(), b.ID)
 	var ids []string
 	for i := 0; i < 3; i++ {
-		n, err := s.NotificationCreate(sys, store.NotificationCreateParams{At: time.Now().UTC(), UserID: a.ID, Type: "dataset_ready", Title: "t", Message: "m", ActionURL: "/datasets/x", Metadata: map[string]int{"i": i}})
+		n, err := s.NotificationCreate(sys, store.NotificationCreateParams{At: time.Now().UTC(), UserID: a.ID, Type: "dataset_ready", Title: "t", Message: "m", ActionURL: "/datasets/x", Metadata: notifydoc.Dataset("x", i, 0)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -162,6 +163,12 @@ func testNotifications(t *testing.T, s store.Store) {
 	list, unread, err := s.NotificationList(asA, a.ID, false, 2)
 	if err != nil || unread != 3 || len(list) != 2 || list[0].Priority != "medium" || list[0].ActionURL == nil {
 		t.Fatalf("list: %v %d %+v", err, unread, list)
+	}
+	// The metadata comes back typed, a zero count kept (not omitted).
+	for _, n := range list {
+		if m := n.Metadata; m == nil || m.DatasetID != "x" || m.Errors == nil || m.Warnings == nil || *m.Warnings != 0 || m.JobID != "" {
+			t.Fatalf("metadata: %+v", m)
+		}
 	}
 	if _, unread, _ := s.NotificationList(asB, b.ID, false, 10); unread != 0 {
 		t.Fatal("B sees A's notifications")

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/brightrun/brightrun/internal/notifydoc"
 	"github.com/brightrun/brightrun/internal/store"
 )
 
@@ -29,7 +30,7 @@ func testDeliveries(t *testing.T, s store.Store) {
 		t.Fatalf("B reads A's channels: %+v %v", cb, err)
 	}
 	time.Sleep(5 * time.Millisecond)
-	n, err := s.NotificationCreate(sys, store.NotificationCreateParams{At: time.Now().UTC(), UserID: a.ID, Type: "job_completed", Title: "new", Message: "m", ActionURL: "/x", Metadata: map[string]any{"k": 1}})
+	n, err := s.NotificationCreate(sys, store.NotificationCreateParams{At: time.Now().UTC(), UserID: a.ID, Type: "job_completed", Title: "new", Message: "m", ActionURL: "/x", Metadata: notifydoc.Job("job-1")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +54,7 @@ func testDeliveries(t *testing.T, s store.Store) {
 			hook = d
 		}
 	}
-	if hook.WebhookSecret != "whsec_1" || hook.Target != "https://hooks.example.com/x" || hook.Notification.ActionURL == nil || string(hook.Notification.Metadata) == "" {
+	if hook.WebhookSecret != "whsec_1" || hook.Target != "https://hooks.example.com/x" || hook.Notification.ActionURL == nil || hook.Notification.Metadata == nil || hook.Notification.Metadata.JobID != "job-1" {
 		t.Fatalf("webhook due: %+v", hook)
 	}
 	if again, _ := s.DeliveriesDue(sys, now, 10); len(again) != 0 {
