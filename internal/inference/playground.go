@@ -2,7 +2,6 @@ package inference
 
 import (
 	"context"
-	"encoding/json"
 	"strings"
 
 	"github.com/brightrun/brightrun/internal/apperr"
@@ -91,8 +90,7 @@ func (s *Service) SavePreference(ctx context.Context, p PreferenceParams) (store
 	if err := Validate(p.Messages, &Params{MaxTokens: 1, TopP: 1}); err != nil {
 		return store.Preference{}, err
 	}
-	msgs, _ := json.Marshal(p.Messages)
-	pref := store.Preference{ID: uuid.NewString(), UserID: p.UserID, ModelID: p.Model.ID, Messages: msgs, LeftSide: p.LeftSide,
+	pref := store.Preference{ID: uuid.NewString(), UserID: p.UserID, ModelID: p.Model.ID, Messages: p.Messages, LeftSide: p.LeftSide,
 		LeftText: p.LeftText, RightText: p.RightText, Choice: p.Choice, CreatedAt: s.Now().UTC()}
 	return pref, s.Store.PreferenceCreate(ctx, pref)
 }
@@ -112,10 +110,7 @@ func PreferencePairs(prefs []store.Preference) []PreferencePair {
 		if p.Choice == "tie" {
 			continue
 		}
-		var prompt []Message
-		if json.Unmarshal(p.Messages, &prompt) != nil {
-			continue
-		}
+		prompt := p.Messages
 		chosen, rejected := p.LeftText, p.RightText
 		if p.Choice == "right" {
 			chosen, rejected = rejected, chosen
@@ -136,9 +131,7 @@ type PreferenceView struct {
 // ViewPreference words a vote.
 func ViewPreference(p store.Preference) PreferenceView {
 	v := PreferenceView{Preference: p, Winner: "tie"}
-	var msgs []Message
-	_ = json.Unmarshal(p.Messages, &msgs)
-	if len(msgs) > 0 {
+	if msgs := p.Messages; len(msgs) > 0 {
 		v.Prompt = msgs[len(msgs)-1].Content
 	}
 	other := map[string]string{"base": "adapter", "adapter": "base"}

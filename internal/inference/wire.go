@@ -10,7 +10,10 @@
 // a sticky rule). Training work is unaffected (it is in the database).
 package inference
 
-import "github.com/brightrun/brightrun/internal/agentapi"
+import (
+	"github.com/brightrun/brightrun/internal/agentapi"
+	"github.com/brightrun/brightrun/internal/jobdoc"
+)
 
 // The wire types of the agent protocol's inference calls.
 
@@ -31,11 +34,8 @@ type ClaimRequest struct {
 
 }
 
-// Message is one chat turn.
-type Message struct {
-	Role    string `json:"role"`
-	Content string `json:"content"`
-}
+// Message is one chat turn (defined once, in jobdoc).
+type Message = jobdoc.Message
 
 // Params are the sampling settings.
 type Params struct {

@@ -55,7 +55,9 @@ type LossPPL struct {
 	MeanTokenAccuracy *float64 `json:"mean_token_accuracy,omitempty"`
 }
 
-// Message is one turn of a sample's conversation.
+// Message is one chat turn: of an evaluation sample's conversation, of a
+// playground preference's conversation (store.Preference) and of an
+// inference request (inference.Message is this type).
 type Message struct {
 	Role    string `json:"role"`
 	Content string `json:"content"`

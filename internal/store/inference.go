@@ -2,10 +2,10 @@ package store
 
 import (
 	"context"
-	"encoding/json"
 	"time"
 
 	"github.com/brightrun/brightrun/internal/costdoc"
+	"github.com/brightrun/brightrun/internal/jobdoc"
 )
 
 // InferenceRequest is an inference_requests row: one chat request an agent
@@ -55,15 +55,15 @@ type InferenceStore interface {
 // Preference is a preferences row: which of two answers to the same
 // conversation the user found better in the playground.
 type Preference struct {
-	ID        string          `json:"id"`
-	UserID    string          `json:"user_id"`
-	ModelID   string          `json:"model_id"`
-	Messages  json.RawMessage `json:"messages"`  // the conversation both answered
-	LeftSide  string          `json:"left_side"` // base | adapter
-	LeftText  string          `json:"left_text"`
-	RightText string          `json:"right_text"`
-	Choice    string          `json:"choice"` // left | right | tie
-	CreatedAt time.Time       `json:"created_at"`
+	ID        string           `json:"id"`
+	UserID    string           `json:"user_id"`
+	ModelID   string           `json:"model_id"`
+	Messages  []jobdoc.Message `json:"messages"`  // the conversation both answered
+	LeftSide  string           `json:"left_side"` // base | adapter
+	LeftText  string           `json:"left_text"`
+	RightText string           `json:"right_text"`
+	Choice    string           `json:"choice"` // left | right | tie
+	CreatedAt time.Time        `json:"created_at"`
 }
 
 // PreferenceStore persists playground preferences.

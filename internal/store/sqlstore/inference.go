@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/brightrun/brightrun/internal/costdoc"
+	"github.com/brightrun/brightrun/internal/jobdoc"
 	"github.com/brightrun/brightrun/internal/store"
 	"github.com/google/uuid"
 )
@@ -52,7 +53,7 @@ func (s *Store) InferenceList(ctx context.Context, userID string, limit int) ([]
 func (s *Store) PreferenceCreate(ctx context.Context, p store.Preference) error {
 	return s.writeTx(ctx, func(x q) error {
 		_, err := x.exec(ctx, `INSERT INTO preferences (id, user_id, model_id, messages, left_side, left_text, right_text, choice, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, p.ID, p.UserID, p.ModelID, jsonArg(p.Messages), p.LeftSide, p.LeftText, p.RightText, p.Choice, p.CreatedAt.UTC())
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, p.ID, p.UserID, p.ModelID, docArg(p.Messages), p.LeftSide, p.LeftText, p.RightText, p.Choice, p.CreatedAt.UTC())
 		return err
 	})
 }
@@ -65,7 +66,7 @@ func (s *Store) PreferenceList(ctx context.Context, userID, modelID string) ([]s
 			FROM preferences WHERE user_id = ? AND model_id = ? ORDER BY created_at, id`, userID, modelID)
 		out, err = collect(rows, err, func(sc interface{ Scan(...any) error }) (store.Preference, error) {
 			var p store.Preference
-			err := sc.Scan(&p.ID, &p.UserID, &p.ModelID, njson{&p.Messages}, &p.LeftSide, &p.LeftText, &p.RightText, &p.Choice, ts{&p.CreatedAt})
+			err := sc.Scan(&p.ID, &p.UserID, &p.ModelID, doc[[]jobdoc.Message]{&p.Messages}, &p.LeftSide, &p.LeftText, &p.RightText, &p.Choice, ts{&p.CreatedAt})
 			return p, err
 		})
 		return err

@@ -2,7 +2,6 @@ package storetest
 
 import (
 	"context"
-	"encoding/json"
 	"reflect"
 	"testing"
 	"time"
@@ -99,7 +98,7 @@ func testPreferences(t *testing.T, s store.Store) {
 	ds := NewDataset(t, s, u.ID, "chat")
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	m := NewModel(t, s, u.ID, ds.ID, "adapter", jobdoc.Quality{}, now)
-	msgs := json.RawMessage(`[{"role":"user","content":"Hi 'there'; --"}]`)
+	msgs := []jobdoc.Message{{Role: "system", Content: "Be brief."}, {Role: "user", Content: "Hi 'there'; --"}}
 	for i, choice := range []string{"left", "tie"} {
 		if err := s.PreferenceCreate(asU, store.Preference{ID: uuid.NewString(), UserID: u.ID, ModelID: m.ID, Messages: msgs, LeftSide: "adapter",
 			LeftText: "Hello!", RightText: "Hm.", Choice: choice, CreatedAt: now.Add(time.Duration(i) * time.Second)}); err != nil {
@@ -110,9 +109,8 @@ func testPreferences(t *testing.T, s store.Store) {
 	if err != nil || len(got) != 2 || got[0].Choice != "left" || got[1].Choice != "tie" || got[0].LeftText != "Hello!" || !got[0].CreatedAt.Equal(now) {
 		t.Fatalf("list: %v %+v", err, got)
 	}
-	var back []map[string]string
-	if err := json.Unmarshal(got[0].Messages, &back); err != nil || back[0]["content"] != "Hi 'there'; --" {
-		t.Fatalf("messages: %v %s", err, got[0].Messages)
+	if !reflect.DeepEqual(got[0].Messages, msgs) {
+		t.Fatalf("messages: %+v", got[0].Messages)
 	}
 	if l, err := s.PreferenceList(store.WithUser(context.Background(), other.ID), other.ID, m.ID); err != nil || len(l) != 0 {
 		t.Fatalf("other user: %v %d", err, len(l))
