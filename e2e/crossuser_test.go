@@ -184,7 +184,7 @@ func checkpointFixture(t *testing.T, s *testserver.Server, userID, datasetID str
 		t.Fatal(err)
 	}
 	f, err := st.FineTuneCreate(store.WithUser(ctx, userID), store.FineTuneJob{ID: uuid.NewString(), UserID: userID, JobID: &j.ID, Model: "m", TrainingFile: datasetID,
-		Seed: 42, Request: json.RawMessage(`{}`), Status: store.FineTuneCreated, CreatedAt: time.Now().UTC()})
+		Seed: 42, Status: store.FineTuneCreated, CreatedAt: time.Now().UTC()})
 	if err != nil {
 		t.Fatal(err)
 	}

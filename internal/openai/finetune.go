@@ -56,13 +56,12 @@ func (s *FineTuning) Create(ctx context.Context, userID string, r CreateJobReque
 	if p, err = s.pickGPU(ctx, userID, p); err != nil {
 		return Job{}, err
 	}
-	req, _ := json.Marshal(p) // a struct of plain fields always marshals
 	seed := int64(42)
 	if r.Seed != nil {
 		seed = *r.Seed
 	}
 	f := store.FineTuneJob{ID: uuid.NewString(), UserID: userID, Model: p.Hyper.BaseModel, TrainingFile: d.ID, Suffix: r.Suffix, Seed: seed,
-		Metadata: r.Metadata, Request: req, Status: store.FineTuneValidatingFiles, CreatedAt: s.now()}
+		Metadata: r.Metadata, Request: p, Status: store.FineTuneValidatingFiles, CreatedAt: s.now()}
 	valReady := true
 	if val != nil {
 		f.ValidationFile, valReady = &val.ID, val.Status == store.DatasetReady && val.TrainingReady
@@ -321,11 +320,7 @@ func (s *FineTuning) advance(ctx context.Context, f store.FineTuneJob) (store.Fi
 	switch {
 	case res.Status != "":
 	default:
-		var p Plan
-		if err := json.Unmarshal(f.Request, &p); err != nil {
-			return f, fmt.Errorf("fine-tuning job %s: stored plan: %w", f.ID, err)
-		}
-		created, err := s.Training.Create(uctx, f.UserID, trainingRequest(d.ID, p))
+		created, err := s.Training.Create(uctx, f.UserID, trainingRequest(d.ID, f.Request))
 		if ae, ok := apperr.As(err); ok && ae.Kind != apperr.KindInternal {
 			res.Status, res.ErrorCode, res.ErrorMessage = store.FineTuneFailed, codeOf(ae), ae.Message
 		} else if err != nil {

@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/brightrun/brightrun/internal/apperr"
+	"github.com/brightrun/brightrun/internal/jobdoc"
 	"github.com/brightrun/brightrun/internal/training/catalog"
 )
 
@@ -45,22 +46,9 @@ type Method struct {
 	Reinforcement json.RawMessage `json:"reinforcement"`
 }
 
-// Plan is a validated request: what the training job is created with.
-// It is stored with the fine-tuning job, so the job is created the same
-// way when its file becomes ready later.
-type Plan struct {
-	PresetID string                  `json:"preset_id"`
-	GPUType  string                  `json:"gpu_type"`
-	Hyper    catalog.Hyperparameters `json:"hyperparameters"`
-	// What /v1 reports: the resolved values of "auto".
-	NEpochs                int     `json:"n_epochs"`
-	BatchSize              int     `json:"batch_size"`
-	LearningRateMultiplier float64 `json:"learning_rate_multiplier"`
-	// HyperFromMethod: the request used method.supervised (else the legacy field).
-	HyperFromMethod bool `json:"hyper_from_method"`
-	// BatchAuto: batch_size was "auto", so pickGPU may lower it to fit.
-	BatchAuto bool `json:"batch_auto"`
-}
+// Plan is a validated request: what the training job is created with
+// (stored with the fine-tuning job; defined once, in jobdoc).
+type Plan = jobdoc.FineTunePlan
 
 // PresetID is the catalog preset that "auto" resolves to.
 const PresetID = catalog.DefaultPresetID

@@ -2,7 +2,6 @@ package openai
 
 import (
 	"context"
-	"encoding/json"
 
 	"github.com/brightrun/brightrun/internal/store"
 )
@@ -81,8 +80,7 @@ func unix(t interface{ Unix() int64 }) *int64 {
 // view builds the job object from the fine-tuning row and, once it has
 // one, its training job and model.
 func (s *FineTuning) view(ctx context.Context, f store.FineTuneJob) (Job, error) {
-	var p Plan
-	_ = json.Unmarshal(f.Request, &p) // written by Create
+	p := f.Request
 	hp := JobHyperparams{BatchSize: p.BatchSize, LearningRateMultiplier: p.LearningRateMultiplier, NEpochs: p.NEpochs}
 	j := Job{ID: JobID(f.ID), Object: "fine_tuning.job", CreatedAt: f.CreatedAt.Unix(), Model: f.Model, OrganizationID: "user-" + hexID(f.UserID),
 		Status: f.Status, TrainingFile: FileID(f.TrainingFile), ResultFiles: []string{}, Hyperparameters: hp, Seed: f.Seed, Suffix: f.Suffix,

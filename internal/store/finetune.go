@@ -2,8 +2,9 @@ package store
 
 import (
 	"context"
-	"encoding/json"
 	"time"
+
+	"github.com/brightrun/brightrun/internal/jobdoc"
 )
 
 // Statuses of a fine-tuning job row of the OpenAI face before (or instead
@@ -16,8 +17,8 @@ const (
 )
 
 // FineTuneJob is a fine-tuning job created through /v1
-// (openai_fine_tuning_jobs). Request is the resolved request (typed by the
-// openai package); JobID is set once the training job exists.
+// (openai_fine_tuning_jobs). Request is the resolved request (the plan its
+// training job is created with); JobID is set once the training job exists.
 type FineTuneJob struct {
 	ID             string
 	UserID         string
@@ -28,7 +29,7 @@ type FineTuneJob struct {
 	Suffix         *string
 	Seed           int64
 	Metadata       map[string]string
-	Request        json.RawMessage
+	Request        jobdoc.FineTunePlan
 	Status         string
 	ErrorCode      *string
 	ErrorMessage   *string

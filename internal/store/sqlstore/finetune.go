@@ -2,10 +2,10 @@ package sqlstore
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 
 	"github.com/brightrun/brightrun/internal/apperr"
+	"github.com/brightrun/brightrun/internal/jobdoc"
 	"github.com/brightrun/brightrun/internal/store"
 )
 
@@ -15,28 +15,22 @@ const fineTuneCols = `id, user_id, job_id, model, training_file, validation_file
 func scanFineTune(sc interface{ Scan(...any) error }) (store.FineTuneJob, error) {
 	var f store.FineTuneJob
 	var jobID, val, suffix, code, msg, param string
-	var meta json.RawMessage
-	err := sc.Scan(&f.ID, &f.UserID, nstr{&jobID}, &f.Model, &f.TrainingFile, nstr{&val}, nstr{&suffix}, &f.Seed, njson{&meta}, njson{&f.Request},
+	err := sc.Scan(&f.ID, &f.UserID, nstr{&jobID}, &f.Model, &f.TrainingFile, nstr{&val}, nstr{&suffix}, &f.Seed, doc[map[string]string]{&f.Metadata}, doc[jobdoc.FineTunePlan]{&f.Request},
 		&f.Status, nstr{&code}, nstr{&msg}, nstr{&param}, ts{&f.CreatedAt}, ts{&f.UpdatedAt}, nts{&f.FinishedAt})
 	if err != nil {
 		return f, err
 	}
 	f.JobID, f.ValidationFile, f.Suffix = strPtr(jobID), strPtr(val), strPtr(suffix)
 	f.ErrorCode, f.ErrorMessage, f.ErrorParam = strPtr(code), strPtr(msg), strPtr(param)
-	if len(meta) > 0 {
-		if err := json.Unmarshal(meta, &f.Metadata); err != nil {
-			return f, err
-		}
-	}
 	return f, nil
 }
 
-func metaArg(m map[string]string) (any, error) {
+// metaArg passes a job's metadata (nil: NULL).
+func metaArg(m map[string]string) any {
 	if m == nil {
-		return nil, nil
+		return nil
 	}
-	b, err := json.Marshal(m)
-	return string(b), err
+	return docArg(m)
 }
 
 // FineTuneCreate inserts a fine-tuning job row.
@@ -46,17 +40,14 @@ func (s *Store) FineTuneCreate(ctx context.Context, f store.FineTuneJob) (store.
 		return f, err
 	}
 	f.CreatedAt, f.UpdatedAt = at, at
-	meta, err := metaArg(f.Metadata)
-	if err != nil {
-		return f, err
-	}
+	meta := metaArg(f.Metadata)
 	err = s.writeTx(ctx, func(x q) error {
 		var jobID any
 		if f.JobID != nil {
 			jobID = *f.JobID
 		}
 		_, err := x.exec(ctx, `INSERT INTO openai_fine_tuning_jobs (`+fineTuneCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			f.ID, f.UserID, jobID, f.Model, f.TrainingFile, f.ValidationFile, f.Suffix, f.Seed, meta, jsonArg(f.Request), f.Status,
+			f.ID, f.UserID, jobID, f.Model, f.TrainingFile, f.ValidationFile, f.Suffix, f.Seed, meta, docArg(f.Request), f.Status,
 			f.ErrorCode, f.ErrorMessage, f.ErrorParam, f.CreatedAt, f.UpdatedAt, f.FinishedAt)
 		return err
 	})

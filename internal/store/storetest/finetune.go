@@ -2,12 +2,14 @@ package storetest
 
 import (
 	"context"
-	"encoding/json"
+	"reflect"
 	"testing"
 	"time"
 
 	"github.com/brightrun/brightrun/internal/apperr"
+	"github.com/brightrun/brightrun/internal/jobdoc"
 	"github.com/brightrun/brightrun/internal/store"
+	"github.com/brightrun/brightrun/internal/training/catalog"
 	"github.com/google/uuid"
 )
 
@@ -20,17 +22,19 @@ func testFineTune(t *testing.T, s store.Store) {
 	uctx := store.WithUser(context.Background(), u.ID)
 	d := NewDataset(t, s, u.ID, "ft data")
 	at := time.Date(2026, 12, 6, 1, 0, 0, 0, time.UTC)
+	plan := jobdoc.FineTunePlan{PresetID: "balanced", GPUType: "H100-80GB", NEpochs: 1, BatchSize: 4, LearningRateMultiplier: 2, BatchAuto: true,
+		Hyper: catalog.Hyperparameters{BaseModel: "m", NumEpochs: 1, LearningRate: 2e-4, BatchSize: 4, LoraRank: 16, LoraAlpha: 32, TargetModules: []string{"q_proj", "v_proj"}}}
 	var ids []string
 	for i := range 5 {
 		f, err := s.FineTuneCreate(uctx, store.FineTuneJob{ID: uuid.NewString(), UserID: u.ID, Model: "m", TrainingFile: d.ID, Seed: 42,
-			Metadata: map[string]string{"i": string(rune('a' + i))}, Request: json.RawMessage(`{"n_epochs":1}`), Status: store.FineTuneValidatingFiles, CreatedAt: at.Add(time.Duration(i) * time.Second)})
+			Metadata: map[string]string{"i": string(rune('a' + i))}, Request: plan, Status: store.FineTuneValidatingFiles, CreatedAt: at.Add(time.Duration(i) * time.Second)})
 		if err != nil {
 			t.Fatal(err)
 		}
 		ids = append(ids, f.ID)
 	}
 	got, err := s.FineTuneGet(uctx, u.ID, ids[0])
-	if err != nil || got.Metadata["i"] != "a" || got.Seed != 42 || got.Status != store.FineTuneValidatingFiles || !got.CreatedAt.Equal(at) {
+	if err != nil || got.Metadata["i"] != "a" || got.Seed != 42 || got.Status != store.FineTuneValidatingFiles || !got.CreatedAt.Equal(at) || !reflect.DeepEqual(got.Request, plan) {
 		t.Fatalf("get: %v %+v", err, got)
 	}
 	if _, err := s.FineTuneGet(store.WithUser(context.Background(), other.ID), other.ID, ids[0]); !apperr.Is(err, apperr.KindNotFound) {
