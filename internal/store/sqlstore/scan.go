@@ -112,8 +112,9 @@ func costDetailsArg(d costdoc.Details) any {
 	return docValue{d}
 }
 
-// doc scans a JSON column (jsonb or TEXT) into a typed document (a
-// jobdoc type or catalog.Hyperparameters); NULL leaves the zero value. It is
+// doc scans a JSON column (jsonb or TEXT) into a typed document (a jobdoc,
+// validate or notifydoc type, or catalog.Hyperparameters; cost details go
+// through costDetails); NULL leaves the zero value. It is
 // the one decoder of the typed documents, as docArg is their one encoder.
 type doc[T any] struct{ v *T }
 
@@ -174,14 +175,6 @@ func optDocArg[T any](v *T) any {
 		return nil
 	}
 	return docValue{v}
-}
-
-// jsonArg passes raw JSON to a jsonb/TEXT parameter (NULL when empty).
-func jsonArg(m json.RawMessage) any {
-	if len(m) == 0 {
-		return nil
-	}
-	return string(m)
 }
 
 // collect scans every row with scan (closing rows); err is the query's error.
