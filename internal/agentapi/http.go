@@ -5,7 +5,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/brightrun/brightrun/internal/apperr"
 	"github.com/brightrun/brightrun/internal/auth"
 	"github.com/brightrun/brightrun/internal/httpx"
 	"github.com/brightrun/brightrun/internal/server"
@@ -51,11 +50,7 @@ func bearer(r *http.Request) string {
 }
 
 func (h *Handlers) claim(w http.ResponseWriter, r *http.Request) error {
-	tok := bearer(r)
-	if !strings.HasPrefix(tok, AgentTokenPrefix) {
-		return apperr.Unauthorized("send the agent token: Authorization: Bearer bra_… (create one with `brightrun agents create --name N`)")
-	}
-	agent, err := h.Svc.Store.AgentByTokenHash(store.AsSystem(r.Context()), auth.HashSecret(tok))
+	agent, err := auth.Agent(r, h.Svc.Store)
 	if err != nil {
 		return err
 	}

@@ -56,7 +56,7 @@ type Service struct {
 
 // Token prefixes.
 const (
-	AgentTokenPrefix = "bra_"
+	AgentTokenPrefix = auth.AgentTokenPrefix
 	JobTokenPrefix   = "brj_"
 )
 

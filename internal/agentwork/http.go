@@ -2,9 +2,7 @@ package agentwork
 
 import (
 	"net/http"
-	"strings"
 
-	"github.com/brightrun/brightrun/internal/apperr"
 	"github.com/brightrun/brightrun/internal/auth"
 	"github.com/brightrun/brightrun/internal/httpx"
 	"github.com/brightrun/brightrun/internal/server"
@@ -27,12 +25,7 @@ func (h *Handlers) Mount(m *server.Mux) {
 }
 
 func (h *Handlers) agent(r *http.Request) (store.Agent, error) {
-	scheme, tok, _ := strings.Cut(r.Header.Get("Authorization"), " ")
-	tok = strings.TrimSpace(tok)
-	if !strings.EqualFold(scheme, "Bearer") || !strings.HasPrefix(tok, "bra_") {
-		return store.Agent{}, apperr.Unauthorized("send the agent token: Authorization: Bearer bra_… (create one with `brightrun agents create --name N`)")
-	}
-	return h.Svc.Store.AgentByTokenHash(store.AsSystem(r.Context()), auth.HashSecret(tok))
+	return auth.Agent(r, h.Svc.Store)
 }
 
 func (h *Handlers) claim(w http.ResponseWriter, r *http.Request) error {
