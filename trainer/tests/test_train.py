@@ -165,7 +165,12 @@ def test_resume_refuses_a_changed_config(trained, tmp_path):
 
 def test_final_evaluation_reports_its_parts(trained):
     parts = [r for r in trained["records"] if r["type"] == "eval_progress"]
-    assert [(r["done"], r["total"]) for r in parts] == [(0, 4), (1, 4), (2, 4), (3, 4), (4, 4)]
+    # two losses, then the answers (adapter and base in one decoding loop) in 4 steps of generated tokens
+    assert {r["total"] for r in parts} == {6}
+    done = [r["done"] for r in parts]
+    assert done[:3] == [0, 1, 2] and done[-1] == 6 and done == sorted(set(done))
+    assert [r["part"] for r in parts[1:3]] == ["adapter validation loss", "base validation loss"]
+    assert all(r["part"].startswith("answers") for r in parts[3:])
     stages = [r for r in trained["records"] if r["type"] in ("stage", "eval_progress")]
     first = stages.index(parts[0])
     assert stages[first - 1]["stage"] == "evaluating"  # reported inside the evaluating stage
@@ -196,3 +201,27 @@ def test_batched_generation_gives_the_one_at_a_time_answers(trained):
             alone = [generate(model, tok, e, 12, cfg.max_seq_length, "cpu") for e in examples]
         assert batched == alone
         assert any(batched)
+
+
+def test_one_decoding_loop_gives_the_separate_adapter_and_base_answers(trained):
+    """generate_pairs (adapter and base rows in one PEFT mixed batch) answers
+    exactly as two loops do: one with the adapter, one with it disabled."""
+    from brightrun_trainer.data import load_dataset
+    from brightrun_trainer.encoding import ensure_chat_template
+    from brightrun_trainer.models import load_tokenizer, resolve_model
+    from brightrun_trainer.train import generate_batch, generate_pairs
+
+    cfg = JobConfig.load(trained["cfg"])
+    tok = load_tokenizer(resolve_model(cfg.base_model))
+    ensure_chat_template(tok)
+    model = trained["res"].model
+    model.eval()
+    model.config.use_cache = True
+    examples = load_dataset(_data(trained)).examples[:3]
+    steps = []
+    adapter, base = generate_pairs(model, tok, examples, 12, cfg.max_seq_length, "cpu", on_token=steps.append)
+    assert adapter == generate_batch(model, tok, examples, 12, cfg.max_seq_length, "cpu")
+    with model.disable_adapter():
+        assert base == generate_batch(model, tok, examples, 12, cfg.max_seq_length, "cpu")
+    assert adapter != base  # the adapter is trained, so its rows differ from the base rows
+    assert steps == list(range(1, len(steps) + 1)) and steps[-1] <= 12
