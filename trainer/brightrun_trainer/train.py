@@ -141,23 +141,42 @@ class ComputePath:
 
     rows: str = "packed"
     autocast: bool = False
+    bf16_weights: bool = False
 
     def batches(self, encs: list[Encoded], capacity: int, pad_id: int):
         if self.rows == "single":
             return [single_row(e) for e in encs]
         return [collate_packed(encs, capacity, pad_id)]
 
-    def context(self, device: str):
+    def weights_dtype(self, device: str):
+        """The frozen weights' dtype to load: bf16 on the bf16-weights path, else the device's default."""
+        import torch
+
+        from .models import train_dtype
+
+        return torch.bfloat16 if self.bf16_weights else train_dtype(device)
+
+    def context(self, device: str, model=None):
+        """Autocast for a forward; on the bf16-weights path also PEFT's input
+        casting off, so each LoRA module multiplies the bf16 activations with
+        its fp32 weights cast once by autocast instead of copying every LoRA
+        input to fp32 (7 copies per layer, kept for backward)."""
         import contextlib
 
         import torch
 
+        stack = contextlib.ExitStack()
         if self.autocast:
-            return torch.autocast(device_type=device, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+            stack.enter_context(torch.autocast(device_type=device, dtype=torch.bfloat16))
+        if self.bf16_weights and model is not None:
+            from peft.helpers import disable_input_dtype_casting
+
+            stack.enter_context(disable_input_dtype_casting(model))
+        return stack
 
     def describe(self) -> str:
-        return f"{self.rows} rows" + (", bf16 autocast" if self.autocast else "")
+        return (f"{self.rows} rows" + (", bf16 frozen weights" if self.bf16_weights else "")
+                + (", bf16 autocast" if self.autocast else ""))
 
 
 def single_row(e: Encoded) -> dict:
@@ -174,17 +193,24 @@ def pick_compute_path(device: str, env: dict | None = None) -> ComputePath:
     rows (the model is already loaded in bf16). BRIGHTRUN_ROWS=packed|single and
     BRIGHTRUN_CPU_AUTOCAST=0|1 override (benchmarks, debugging).
     """
+    import dataclasses
+
     env = os.environ if env is None else env
     if device == "cpu":
-        path = ComputePath(rows="single", autocast=cpu_bf16_supported())
+        bf16 = cpu_bf16_supported()
+        path = ComputePath(rows="single", autocast=bf16, bf16_weights=bf16)
     else:
         path = ComputePath(rows="packed", autocast=False)
     rows = env.get("BRIGHTRUN_ROWS")
     if rows in ("packed", "single"):
-        path = ComputePath(rows=rows, autocast=path.autocast)
+        path = dataclasses.replace(path, rows=rows)
     ac = env.get("BRIGHTRUN_CPU_AUTOCAST")
     if device == "cpu" and ac in ("0", "1"):
-        path = ComputePath(rows=path.rows, autocast=ac == "1" and cpu_bf16_supported())
+        on = ac == "1" and cpu_bf16_supported()
+        path = dataclasses.replace(path, autocast=on, bf16_weights=path.bf16_weights and on)
+    bw = env.get("BRIGHTRUN_CPU_BF16_WEIGHTS")
+    if device == "cpu" and bw in ("0", "1"):
+        path = dataclasses.replace(path, bf16_weights=bw == "1" and path.autocast)
     return path
 
 
@@ -199,7 +225,7 @@ def train_micro_batch(model, path: ComputePath, encs: list[Encoded], n_loss_toke
     """
     total = 0.0
     for batch in path.batches(encs, capacity, pad_id):
-        with path.context(device):
+        with path.context(device, model):
             loss_sum, _ = forward_loss(model, _to(batch, device))
         (loss_sum / n_loss_tokens).backward()  # outside autocast, as torch recommends
         total += float(loss_sum.item())
@@ -217,7 +243,7 @@ def evaluate_loss(model, encs: list[Encoded], batch_size: int, capacity: int, pa
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
-    with torch.no_grad(), path.context(device):
+    with torch.no_grad(), path.context(device, model):
         for i in range(0, len(encs), batch_size):
             for batch in path.batches(encs[i:i + batch_size], capacity, pad_id):
                 loss, n = forward_loss(model, _to(batch, device))
@@ -524,7 +550,8 @@ def run_training(cfg: JobConfig, data_path: str | Path, out_dir: str | Path, *, 
     reporter.stage("loading_model", model=cfg.base_model, device=device)
     try:
         model = load_model(resolved, device=device, attn_implementation=cfg.attn_implementation,
-                           load_in_4bit=cfg.load_in_4bit, revision=cfg.model_revision)
+                           load_in_4bit=cfg.load_in_4bit, revision=cfg.model_revision,
+                           dtype=None if cfg.load_in_4bit else path.weights_dtype(device))
     except torch.OutOfMemoryError:
         raise OOMError(f"out of memory while loading {cfg.base_model} on {device}") from None
     model.config.use_cache = False
