@@ -817,7 +817,8 @@ def check_memory(resolved: ResolvedModel, cfg: JobConfig, path: ComputePath, dev
     need = memory.estimate(arch, rank=cfg.lora_rank, dropout=cfg.lora_dropout, device=device,
                            autocast=path.autocast, tokens=largest_forward_tokens(encs, path, cfg.batch_size,
                                                                                  cfg.max_seq_length),
-                           load_in_4bit=cfg.load_in_4bit, gradient_checkpointing=cfg.gradient_checkpointing)
+                           load_in_4bit=cfg.load_in_4bit, gradient_checkpointing=cfg.gradient_checkpointing,
+                           bf16_weights=path.bf16_weights and device == "cpu")
     memory.check(need, device, batch_size=cfg.batch_size, max_seq_length=cfg.max_seq_length,
                  single_rows=path.rows == "single")
 
