@@ -133,10 +133,19 @@ class ComputePath:
     reference's loss and gradients. Safe by default: CPUs without bf16 units
     stay fp32 (emulated bf16 would be slower).
 
+    bf16_weights (CPU with bf16 units, with autocast): the frozen weights are
+    bf16, as on a GPU, instead of fp32 cast to bf16 by autocast on every use.
+    Autocast on fp32 weights re-cast all 135M weights each forward and kept the
+    bf16 copies and fp32 activations (residual stream, PEFT's fp32 copy of each
+    LoRA input) for backward; with bf16 weights the activations are bf16 and
+    PEFT's input casting is off (see context()), so LoRA multiplies the bf16
+    activations with its fp32 weights cast once per forward. LoRA weights,
+    gradients, AdamW state and the loss stay fp32 (test_encoding holds the path
+    to the fp32 reference's loss and gradients, like autocast).
+
     Measured for issue 14 on the 2-core CPU (bench/trainer/cpu_fast.py): peak
-    RSS 14.97 GB (packed) -> 4.78 GB (single rows, bf16). The end-to-end
-    speed ratio could not be measured cleanly there (a load average of 14-23
-    from other jobs); rerun the benchmark before tuning further.
+    RSS 14.97 GB (packed) -> 4.78 GB (single rows, bf16 autocast); bf16 weights:
+    bench/trainer/README.md.
     """
 
     rows: str = "packed"
@@ -189,9 +198,10 @@ def single_row(e: Encoded) -> dict:
 def pick_compute_path(device: str, env: dict | None = None) -> ComputePath:
     """The layout and precision for ``device``.
 
-    CPU: single rows, bf16 autocast where the CPU has bf16 units. CUDA: packed
-    rows (the model is already loaded in bf16). BRIGHTRUN_ROWS=packed|single and
-    BRIGHTRUN_CPU_AUTOCAST=0|1 override (benchmarks, debugging).
+    CPU: single rows; where the CPU has bf16 units, bf16 frozen weights and
+    bf16 autocast. CUDA: packed rows (the model is already loaded in bf16).
+    BRIGHTRUN_ROWS=packed|single, BRIGHTRUN_CPU_AUTOCAST=0|1 and
+    BRIGHTRUN_CPU_BF16_WEIGHTS=0|1 override (benchmarks, debugging).
     """
     import dataclasses
 
