@@ -84,7 +84,8 @@ def test_output_directory(trained):
     assert summ["train_examples"] + summ["validation_examples"] == 44
     tc = json.loads((out / "training_config.json").read_text())
     assert tc["config"]["lora_rank"] == 8 and tc["resolved"]["chat_template"] == "model"
-    assert tc["resolved"]["dtype"] == "float32" and tc["resolved"]["device"] == "cpu"
+    bf16 = "bf16 frozen weights" in tc["resolved"]["compute_path"]  # CPUs with bf16 units
+    assert tc["resolved"]["dtype"] == ("bfloat16" if bf16 else "float32") and tc["resolved"]["device"] == "cpu"
     keys = load_file(str(out / "adapter_model.safetensors")).keys()
     assert keys and all("lora_" in k for k in keys)
 
@@ -93,7 +94,8 @@ def test_lora_weights_change_and_base_weights_do_not(trained, tiny_model):
     from transformers import AutoModelForCausalLM
 
     model = trained["res"].model
-    fresh = AutoModelForCausalLM.from_pretrained(str(tiny_model), dtype=torch.float32)
+    dtype = model.get_base_model().model.embed_tokens.weight.dtype  # bf16 on the CPU's bf16-weights path
+    fresh = AutoModelForCausalLM.from_pretrained(str(tiny_model), dtype=dtype)
     fresh_sd = fresh.state_dict()
     n_base = 0
     for name, p in model.get_base_model().named_parameters():
@@ -115,16 +117,19 @@ def test_adapter_reloads_with_peft_and_changes_output(trained, tiny_model):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    base = AutoModelForCausalLM.from_pretrained(str(tiny_model), dtype=torch.float32)
+    live_model = trained["res"].model
+    dtype = live_model.get_base_model().model.embed_tokens.weight.dtype  # the weights the run trained on
+    base = AutoModelForCausalLM.from_pretrained(str(tiny_model), dtype=dtype)
     ids = torch.tensor([[1, 50, 60, 70, 80, 90, 100]])
     with torch.no_grad():
         before = base(input_ids=ids).logits
         model = PeftModel.from_pretrained(base, str(trained["out"]))
         model.eval()
         after = model(input_ids=ids).logits
-        live = trained["res"].model.eval()(input_ids=ids).logits
+        live = live_model.eval()(input_ids=ids).logits
     assert (after - before).abs().max() > 1e-3
     assert torch.allclose(after, live, atol=1e-5)
+    assert all(p.dtype == torch.float32 for n, p in live_model.named_parameters() if "lora_" in n)
     cfg = json.loads((trained["out"] / "adapter_config.json").read_text())
     assert cfg["r"] == 8 and cfg["lora_alpha"] == 64 and cfg["base_model_name_or_path"] == str(tiny_model)
 
