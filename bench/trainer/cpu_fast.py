@@ -17,7 +17,10 @@ Variants:
   packed_keep  packed rows, fp32, logits only where a label follows
   single       one example per forward (no mask, fused causal SDPA), fp32, kept logits
   packed_bf16  packed rows, bf16 autocast, kept logits
-  fast         what the trainer now does on this CPU (pick_compute_path("cpu"))
+  autocast     single rows, fp32 frozen weights, bf16 autocast, kept logits (the fast path before
+               bf16 frozen weights)
+  fast         what the trainer now does on this CPU (pick_compute_path("cpu"): single rows, bf16
+               frozen weights, fp32 LoRA weights, bf16 autocast)
   trl          TRL SFTTrainer (bench/trainer/requirements-bench.txt), same tokens and
                loss masks (assistant_masks), padded batches of 4, fp32
   trl_bf16     the same with bf16=True
@@ -65,13 +68,19 @@ def child(args) -> dict:
     resolved = resolve_model(cfg.base_model)
     tok = load_tokenizer(resolved)
     ensure_chat_template(tok)
-    model = load_model(resolved, device="cpu")
+    paths = {"packed_keep": ComputePath("packed", False), "single": ComputePath("single", False),
+             "packed_bf16": ComputePath("packed", True), "autocast": ComputePath("single", True),
+             "fast": pick_compute_path("cpu", env={})}
+    path = paths.get(args.variant)
+    model = load_model(resolved, device="cpu", dtype=path.weights_dtype("cpu") if path else None)
     model.config.use_cache = False
     ds = load_dataset(args.data)
     train_ex, val_ex = split_examples(ds.examples, cfg.validation_share)
     if args.limit:
         train_ex = train_ex[: args.limit]
     train_enc, _, stats = encode_all(tok, train_ex, cfg.max_seq_length)
+    if args.longest:  # the peak memory is set by the longest examples: a short run that still meets it
+        train_enc = sorted(train_enc, key=lambda e: -e.n_tokens)[: args.longest]
     val_enc, _, _ = encode_all(tok, val_ex, cfg.max_seq_length)
     pad = tok.pad_token_id
     model = wrap_lora(model, cfg)
@@ -79,21 +88,19 @@ def child(args) -> dict:
     exact = ComputePath(rows="single", autocast=False)
     v = args.variant
     out = {"variant": v, "threads": torch.get_num_threads(), "train_examples": len(train_enc),
+           "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
            "max_seq_length": cfg.max_seq_length, "steps": plan.total_steps}
     if v.startswith("trl"):
         out.update(run_trl(args, model, tok, train_enc, plan, cfg, bf16=v == "trl_bf16"))
     else:
-        paths = {"packed_keep": ComputePath("packed", False), "single": ComputePath("single", False),
-                 "packed_bf16": ComputePath("packed", True), "fast": pick_compute_path("cpu", env={})}
-        path = paths.get(v)
         out["path"] = path.describe() if path else "packed rows, full logits (before issue 14)"
         params = [p for p in model.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
         sched = make_scheduler(opt, cfg, plan.total_steps)
         model.train()
-        tokens, step_times, losses = 0, [], []
+        tokens, step_times, losses, cpu_times = 0, [], [], []
         for step in range(plan.total_steps):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             _, micro = plan.micro_batches(step, cfg.seed)
             batch = [train_enc[i] for i in micro[0]]
             n_loss = sum(e.n_assistant for e in batch)
@@ -113,6 +120,7 @@ def child(args) -> dict:
             opt.zero_grad(set_to_none=True)
             step_times.append(time.perf_counter() - t0)
             tokens += sum(e.n_tokens for e in batch)
+            cpu_times.append(time.process_time() - c0)
             losses.append(step_loss / n_loss)
         secs = sum(step_times)
         steady = sum(step_times[1:])
@@ -120,7 +128,18 @@ def child(args) -> dict:
         out.update({"tokens": tokens, "train_seconds": round(secs, 2), "tokens_per_second": round(tokens / secs, 1),
                     "steady_tokens_per_second": round(steady_tokens / steady, 1) if steady else None,
                     "first_step_seconds": round(step_times[0], 2),
+                    "train_cpu_seconds": round(sum(cpu_times), 2),
+                    "tokens_per_cpu_second": round(tokens / sum(cpu_times), 1),
                     "mean_train_loss": round(sum(losses) / len(losses), 4)})
+    out["load_average_after_training"] = [round(x, 2) for x in os.getloadavg()]
+    if path is not None and path.bf16_weights:
+        # Score the adapter on the fp32 base like every other variant (the exact evaluator).
+        from peft import get_peft_model_state_dict, set_peft_model_state_dict
+
+        lora = {k: v.detach().clone() for k, v in get_peft_model_state_dict(model).items()}
+        del model
+        model = wrap_lora(load_model(resolved, device="cpu"), cfg)
+        set_peft_model_state_dict(model, lora)
     t0 = time.perf_counter()
     out["heldout_loss"] = round(evaluate_loss(model, val_enc, cfg.batch_size, cfg.max_seq_length, pad, "cpu", exact), 4)
     if args.base:
@@ -174,6 +193,7 @@ def main():
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--steps", type=int, default=0, help="0: one epoch")
     ap.add_argument("--limit", type=int, default=0, help="use only the first N training examples")
+    ap.add_argument("--longest", type=int, default=0, help="use only the N longest training examples (peak memory)")
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--base", action="store_true", help="also score the base model (adapter disabled)")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
@@ -188,7 +208,7 @@ def main():
         for v in args.variants.split(","):
             cmd = [sys.executable, __file__, "--child", v, "--model", args.model, "--data", args.data,
                    "--max-seq-length", str(args.max_seq_length), "--batch-size", str(args.batch_size),
-                   "--steps", str(args.steps), "--limit", str(args.limit)] + (["--base"] if args.base else [])
+                   "--steps", str(args.steps), "--limit", str(args.limit), "--longest", str(args.longest)] + (["--base"] if args.base else [])
             t0 = time.perf_counter()
             proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             stdout, stderr = proc.communicate()

@@ -14,8 +14,10 @@ The model is the estimator's (internal/training/estimate, docs/estimates.md):
     bytes_per_token = 1.12 * layers * (19h + 8i [+ 18h + 3i with lora_dropout > 0]) + 17 * vocab
 
 in bf16; x 2.2 for fp32 activations on the CPU, x 1.65 with bf16 autocast on
-the CPU (fp32 residual stream and norms, bf16 matmul inputs: fitted to the
-peak RSS of bench/trainer/cpu_fast.py). "The largest forward" depends on the
+fp32 weights on the CPU (fp32 residual stream and norms, bf16 matmul inputs),
+x CPU_BF16_WEIGHTS_FACTOR with bf16 frozen weights and autocast (the CPU's
+default where it has bf16 units; weights then take 2 bytes a parameter): fitted
+to the peak RSS of bench/trainer/cpu_fast.py. "The largest forward" depends on the
 compute path: one example (the longest) on the single-rows path, the largest
 packed micro-batch (rows x widest row) on the packed path.
 """
@@ -30,6 +32,7 @@ GIB = float(1 << 30)
 LAYER_FACTOR, ACT_H, ACT_I, DROP_H, DROP_I, ACT_VOCAB = 1.12, 19.0, 8.0, 18.0, 3.0, 17.0
 CPU_FP32_FACTOR = 2.2
 CPU_AUTOCAST_FACTOR = 1.65
+CPU_BF16_WEIGHTS_FACTOR = 1.2  # fit: 3.64 GiB peak RSS, 966-token longest example, r8, dropout 0.05
 RUNTIME_GB = 1.0
 FRAGMENTATION = 0.05
 
@@ -65,14 +68,17 @@ class Arch:
         kv = self.kv_heads * (h // self.heads)
         return rank * self.layers * (2 * h + 2 * (h + kv) + 2 * h + 2 * (h + i) + (i + h))
 
-    def bytes_per_token(self, dropout: float, device: str, autocast: bool) -> float:
+    def bytes_per_token(self, dropout: float, device: str, autocast: bool, bf16_weights: bool = False) -> float:
         h, i = float(self.hidden), float(self.intermediate)
         layer = ACT_H * h + ACT_I * i
         if dropout > 0:
             layer += DROP_H * h + DROP_I * i
         b = LAYER_FACTOR * layer * self.layers + ACT_VOCAB * self.vocab
         if device == "cpu":
-            b *= CPU_AUTOCAST_FACTOR if autocast else CPU_FP32_FACTOR
+            if bf16_weights:
+                b *= CPU_BF16_WEIGHTS_FACTOR
+            else:
+                b *= CPU_AUTOCAST_FACTOR if autocast else CPU_FP32_FACTOR
         return b
 
 
@@ -90,9 +96,9 @@ class Need:
 
 
 def estimate(arch: Arch, *, rank: int, dropout: float, device: str, autocast: bool, tokens: int,
-             load_in_4bit: bool = False, gradient_checkpointing: bool = False) -> Need:
-    wb = 4.0 if device == "cpu" else (0.6 if load_in_4bit else 2.0)
-    per = arch.bytes_per_token(dropout, device, autocast)
+             load_in_4bit: bool = False, gradient_checkpointing: bool = False, bf16_weights: bool = False) -> Need:
+    wb = (2.0 if bf16_weights else 4.0) if device == "cpu" else (0.6 if load_in_4bit else 2.0)
+    per = arch.bytes_per_token(dropout, device, autocast, bf16_weights)
     if gradient_checkpointing:  # each layer's input, plus one layer recomputed (or the logits) at the peak
         layer = per / max(arch.layers, 1)
         per = 2.0 * arch.hidden * arch.layers + max(layer, ACT_VOCAB * arch.vocab)

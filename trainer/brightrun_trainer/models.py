@@ -230,11 +230,12 @@ def cpu_bf16_supported() -> bool:
 
 
 def load_model(resolved: ResolvedModel, *, device: str, attn_implementation: str = "sdpa",
-               load_in_4bit: bool = False, revision: str | None = None):
+               load_in_4bit: bool = False, revision: str | None = None, dtype=None):
+    """``dtype``: the frozen weights' dtype (default :func:`train_dtype`)."""
     import torch
     from transformers import AutoModelForCausalLM
 
-    dtype = train_dtype(device)
+    dtype = dtype or train_dtype(device)
     kwargs = {"dtype": dtype, "attn_implementation": attn_implementation}
     if revision:
         kwargs["revision"] = revision
@@ -260,7 +261,7 @@ def load_model(resolved: ResolvedModel, *, device: str, attn_implementation: str
             # e.g. flash_attention_2 requested without the package: fall back to SDPA.
             if attn_implementation != "sdpa":
                 return load_model(resolved, device=device, attn_implementation="sdpa",
-                                  load_in_4bit=load_in_4bit, revision=revision)
+                                  load_in_4bit=load_in_4bit, revision=revision, dtype=dtype)
         raise _load_error(resolved, e) from None
     except Exception as e:
         raise _load_error(resolved, e) from None

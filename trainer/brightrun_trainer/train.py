@@ -160,31 +160,59 @@ class ComputePath:
     reference's loss and gradients. Safe by default: CPUs without bf16 units
     stay fp32 (emulated bf16 would be slower).
 
+    bf16_weights (CPU with bf16 units, with autocast): the frozen weights are
+    bf16, as on a GPU, instead of fp32 cast to bf16 by autocast on every use.
+    Autocast on fp32 weights re-cast all 135M weights each forward and kept the
+    bf16 copies and fp32 activations (residual stream, PEFT's fp32 copy of each
+    LoRA input) for backward; with bf16 weights the activations are bf16 and
+    PEFT's input casting is off (see context()), so LoRA multiplies the bf16
+    activations with its fp32 weights cast once per forward. LoRA weights,
+    gradients, AdamW state and the loss stay fp32 (test_encoding holds the path
+    to the fp32 reference's loss and gradients, like autocast).
+
     Measured for issue 14 on the 2-core CPU (bench/trainer/cpu_fast.py): peak
-    RSS 14.97 GB (packed) -> 4.78 GB (single rows, bf16). The end-to-end
-    speed ratio could not be measured cleanly there (a load average of 14-23
-    from other jobs); rerun the benchmark before tuning further.
+    RSS 14.97 GB (packed) -> 4.78 GB (single rows, bf16 autocast); bf16 weights:
+    bench/trainer/README.md.
     """
 
     rows: str = "packed"
     autocast: bool = False
+    bf16_weights: bool = False
 
     def batches(self, encs: list[Encoded], capacity: int, pad_id: int):
         if self.rows == "single":
             return [single_row(e) for e in encs]
         return [collate_packed(encs, capacity, pad_id)]
 
-    def context(self, device: str):
+    def weights_dtype(self, device: str):
+        """The frozen weights' dtype to load: bf16 on the bf16-weights path, else the device's default."""
+        import torch
+
+        from .models import train_dtype
+
+        return torch.bfloat16 if self.bf16_weights else train_dtype(device)
+
+    def context(self, device: str, model=None):
+        """Autocast for a forward; on the bf16-weights path also PEFT's input
+        casting off, so each LoRA module multiplies the bf16 activations with
+        its fp32 weights cast once by autocast instead of copying every LoRA
+        input to fp32 (7 copies per layer, kept for backward)."""
         import contextlib
 
         import torch
 
+        stack = contextlib.ExitStack()
         if self.autocast:
-            return torch.autocast(device_type=device, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+            stack.enter_context(torch.autocast(device_type=device, dtype=torch.bfloat16))
+        if self.bf16_weights and model is not None:
+            from peft.helpers import disable_input_dtype_casting
+
+            stack.enter_context(disable_input_dtype_casting(model))
+        return stack
 
     def describe(self) -> str:
-        return f"{self.rows} rows" + (", bf16 autocast" if self.autocast else "")
+        return (f"{self.rows} rows" + (", bf16 frozen weights" if self.bf16_weights else "")
+                + (", bf16 autocast" if self.autocast else ""))
 
 
 def single_row(e: Encoded) -> dict:
@@ -197,21 +225,29 @@ def single_row(e: Encoded) -> dict:
 def pick_compute_path(device: str, env: dict | None = None) -> ComputePath:
     """The layout and precision for ``device``.
 
-    CPU: single rows, bf16 autocast where the CPU has bf16 units. CUDA: packed
-    rows (the model is already loaded in bf16). BRIGHTRUN_ROWS=packed|single and
-    BRIGHTRUN_CPU_AUTOCAST=0|1 override (benchmarks, debugging).
+    CPU: single rows; where the CPU has bf16 units, bf16 frozen weights and
+    bf16 autocast. CUDA: packed rows (the model is already loaded in bf16).
+    BRIGHTRUN_ROWS=packed|single, BRIGHTRUN_CPU_AUTOCAST=0|1 and
+    BRIGHTRUN_CPU_BF16_WEIGHTS=0|1 override (benchmarks, debugging).
     """
+    import dataclasses
+
     env = os.environ if env is None else env
     if device == "cpu":
-        path = ComputePath(rows="single", autocast=cpu_bf16_supported())
+        bf16 = cpu_bf16_supported()
+        path = ComputePath(rows="single", autocast=bf16, bf16_weights=bf16)
     else:
         path = ComputePath(rows="packed", autocast=False)
     rows = env.get("BRIGHTRUN_ROWS")
     if rows in ("packed", "single"):
-        path = ComputePath(rows=rows, autocast=path.autocast)
+        path = dataclasses.replace(path, rows=rows)
     ac = env.get("BRIGHTRUN_CPU_AUTOCAST")
     if device == "cpu" and ac in ("0", "1"):
-        path = ComputePath(rows=path.rows, autocast=ac == "1" and cpu_bf16_supported())
+        on = ac == "1" and cpu_bf16_supported()
+        path = dataclasses.replace(path, autocast=on, bf16_weights=path.bf16_weights and on)
+    bw = env.get("BRIGHTRUN_CPU_BF16_WEIGHTS")
+    if device == "cpu" and bw in ("0", "1"):
+        path = dataclasses.replace(path, bf16_weights=bw == "1" and path.autocast)
     return path
 
 
@@ -227,7 +263,7 @@ def train_micro_batch(model, path: ComputePath, encs: list[Encoded], n_loss_toke
     """
     total = 0.0
     for batch in path.batches(encs, capacity, pad_id):
-        with path.context(device):
+        with path.context(device, model):
             loss_sum, n, correct = forward_loss_acc(model, _to(batch, device), accuracy=counts is not None)
         (loss_sum / n_loss_tokens).backward()  # outside autocast, as torch recommends
         total += float(loss_sum.item())
@@ -248,7 +284,7 @@ def evaluate(model, encs: list[Encoded], batch_size: int, capacity: int, pad_id:
     model.eval()
     total = 0.0
     counts = TokenCounts()
-    with torch.no_grad(), path.context(device):
+    with torch.no_grad(), path.context(device, model):
         for i in range(0, len(encs), batch_size):
             for batch in path.batches(encs[i:i + batch_size], capacity, pad_id):
                 loss, n, correct = forward_loss_acc(model, _to(batch, device))
@@ -393,7 +429,7 @@ def prompt_ids(tokenizer, example: Example, max_new_tokens: int, max_len: int) -
 
 
 def generate_batch(model, tokenizer, examples: list[Example], max_new_tokens: int, max_len: int,
-                   device: str) -> list[str]:
+                   device: str, adapter_names: list[str] | None = None, on_token=None) -> list[str]:
     """Greedy answers to several prompts in one ``generate`` call.
 
     Prompts are left-padded (the attention mask hides the padding, position
@@ -402,6 +438,12 @@ def generate_batch(model, tokenizer, examples: list[Example], max_new_tokens: in
     issue 14, 3 prompts x 128 tokens x (base + adapter) one prompt at a time
     were most of a demo job's 3 min 48 s evaluation. Runs in the weights'
     own precision (no autocast) so the answers are those of the saved adapter.
+
+    ``adapter_names`` (one per example; PEFT's mixed-adapter batch, where
+    ``"__base__"`` means the adapter is skipped for that row) lets one call
+    answer as the adapter and as the base from the same weights.
+    ``on_token(n)`` is called after each decoding step with the number of new
+    tokens so far (progress during generation).
     """
     import torch
 
@@ -412,9 +454,16 @@ def generate_batch(model, tokenizer, examples: list[Example], max_new_tokens: in
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], dtype=torch.long, device=device)
     mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], dtype=torch.long, device=device)
+    kwargs = {}
+    if adapter_names is not None:
+        kwargs["adapter_names"] = list(adapter_names)
+    if on_token is not None:
+        from transformers import StoppingCriteriaList
+
+        kwargs["stopping_criteria"] = StoppingCriteriaList([_TokenProgress(width, on_token)])
     with torch.no_grad():
         out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
-                             pad_token_id=pad, eos_token_id=tokenizer.eos_token_id, use_cache=True)
+                             pad_token_id=pad, eos_token_id=tokenizer.eos_token_id, use_cache=True, **kwargs)
     answers = []
     for i in range(len(rows)):
         new = out[i, width:].tolist()
@@ -422,6 +471,45 @@ def generate_batch(model, tokenizer, examples: list[Example], max_new_tokens: in
             new = new[:new.index(tokenizer.eos_token_id) + 1]
         answers.append(tokenizer.decode(new, skip_special_tokens=True).strip())
     return answers
+
+
+def generate_pairs(model, tokenizer, examples: list[Example], max_new_tokens: int, max_len: int, device: str,
+                   on_token=None) -> tuple[list[str], list[str]]:
+    """(adapter answers, base answers) to ``examples`` in ONE batched decoding loop.
+
+    Each prompt appears twice in the batch: once through the adapter and once
+    with it skipped (PEFT's mixed batch, ``adapter_names=["__base__"]``), so the
+    base answers come from the same weights without a second model or a second
+    decoding loop. Decoding a 135M model on a CPU is bound by reading the
+    weights once per step, not by the batch size, so one loop over 2n rows
+    costs about what one loop over n rows did (issue 14: the evaluating stage
+    was 29 % of the quick-demo job with two loops).
+    """
+    from peft import PeftModel
+
+    if not examples:
+        return [], []
+    if not isinstance(model, PeftModel):  # no adapter: both answers are the model's
+        out = generate_batch(model, tokenizer, examples, max_new_tokens, max_len, device, on_token=on_token)
+        return out, list(out)
+    n = len(examples)
+    names = [model.active_adapter] * n + ["__base__"] * n
+    out = generate_batch(model, tokenizer, list(examples) * 2, max_new_tokens, max_len, device,
+                         adapter_names=names, on_token=on_token)
+    return out[:n], out[n:]
+
+
+class _TokenProgress:
+    """A stopping criterion that never stops: it reports the decoding step."""
+
+    def __init__(self, prompt_width: int, on_token) -> None:
+        self.prompt_width, self.on_token = prompt_width, on_token
+
+    def __call__(self, input_ids, scores, **kwargs):
+        import torch
+
+        self.on_token(input_ids.shape[1] - self.prompt_width)
+        return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
 
 
 def generate(model, tokenizer, example: Example, max_new_tokens: int, max_len: int, device: str) -> str:
@@ -509,7 +597,8 @@ def run_training(cfg: JobConfig, data_path: str | Path, out_dir: str | Path, *, 
     reporter.stage("loading_model", model=cfg.base_model, device=device)
     try:
         model = load_model(resolved, device=device, attn_implementation=cfg.attn_implementation,
-                           load_in_4bit=cfg.load_in_4bit, revision=cfg.model_revision)
+                           load_in_4bit=cfg.load_in_4bit, revision=cfg.model_revision,
+                           dtype=None if cfg.load_in_4bit else path.weights_dtype(device))
     except torch.OutOfMemoryError:
         raise OOMError(f"out of memory while loading {cfg.base_model} on {device}") from None
     model.config.use_cache = False
@@ -781,7 +870,8 @@ def check_memory(resolved: ResolvedModel, cfg: JobConfig, path: ComputePath, dev
     need = memory.estimate(arch, rank=cfg.lora_rank, dropout=cfg.lora_dropout, device=device,
                            autocast=path.autocast, tokens=largest_forward_tokens(encs, path, cfg.batch_size,
                                                                                  cfg.max_seq_length),
-                           load_in_4bit=cfg.load_in_4bit, gradient_checkpointing=cfg.gradient_checkpointing)
+                           load_in_4bit=cfg.load_in_4bit, gradient_checkpointing=cfg.gradient_checkpointing,
+                           bf16_weights=path.bf16_weights and device == "cpu")
     memory.check(need, device, batch_size=cfg.batch_size, max_seq_length=cfg.max_seq_length,
                  single_rows=path.rows == "single")
 
@@ -825,41 +915,52 @@ def wrap_lora(model, cfg: JobConfig):
     return model
 
 
+ANSWER_CHUNKS = 4  # progress reports while the side-by-side answers are generated
+
+
 def run_final_eval(model, tokenizer, cfg, val_enc, val_kept, train_ex, pad_id, device,
                    path: ComputePath | None = None, progress=None) -> dict:
     """Validation loss of the adapter and of the base (the same weights with the
-    adapter disabled, never a second model load), and side-by-side answers.
+    adapter disabled, never a second model load), and side-by-side answers
+    (adapter and base in one batched decoding loop: :func:`generate_pairs`).
 
-    ``progress(done, total, what)`` is called after each of the four parts so
-    the job page can show how far evaluation is.
+    ``progress(done, total, what)`` is called after each part so the job page
+    can show how far evaluation is: the two losses, then the answers in
+    ``ANSWER_CHUNKS`` steps of generated tokens ("evaluating 3/6").
     """
     path = path or ComputePath()
     prompts_from = "validation" if val_kept else "train"
     pool = (val_kept if val_kept else train_ex)[: cfg.eval_samples]
-    parts = ["adapter validation loss", "base validation loss", "adapter answers", "base answers"]
+    chunks = max(1, min(ANSWER_CHUNKS, cfg.eval_max_new_tokens))
+    per_chunk = math.ceil(cfg.eval_max_new_tokens / chunks)
+    total = 2 + chunks
     done = 0
 
-    def tick():
+    def tick(what: str, to: int | None = None):
         nonlocal done
-        done += 1
+        done = done + 1 if to is None else to
         if progress is not None:
-            progress(done, len(parts), parts[done - 1])
+            progress(done, total, what)
+
+    def on_token(n: int):
+        reached = 2 + min(chunks, n // per_chunk)
+        if reached > done:
+            tick(f"answers: {min(n, cfg.eval_max_new_tokens)}/{cfg.eval_max_new_tokens} tokens", reached)
 
     if progress is not None:
-        progress(0, len(parts), "starting")
+        progress(0, total, "starting")
     adapter_loss, adapter_acc = evaluate(model, val_enc, cfg.batch_size, cfg.max_seq_length, pad_id, device, path)
-    tick()
+    tick("adapter validation loss")
     with model.disable_adapter():
         base_loss, base_acc = evaluate(model, val_enc, cfg.batch_size, cfg.max_seq_length, pad_id, device, path)
-    tick()
+    tick("base validation loss")
     model.eval()
     model.config.use_cache = True
-    adapter_out = generate_batch(model, tokenizer, pool, cfg.eval_max_new_tokens, cfg.max_seq_length, device)
-    tick()
-    with model.disable_adapter():
-        base_out = generate_batch(model, tokenizer, pool, cfg.eval_max_new_tokens, cfg.max_seq_length, device)
-    tick()
+    adapter_out, base_out = generate_pairs(model, tokenizer, pool, cfg.eval_max_new_tokens, cfg.max_seq_length,
+                                           device, on_token=on_token)
     model.config.use_cache = False
+    if done < total:  # every row stopped at its end of turn before max_new_tokens
+        tick("answers", total)
     samples = [{"prompt": ex.prompt_messages()[-1]["content"], "reference": ex.reference(),
                 "base": b, "adapter": a, "messages": ex.prompt_messages()}
                for ex, a, b in zip(pool, adapter_out, base_out)]

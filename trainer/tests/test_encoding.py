@@ -148,8 +148,10 @@ def test_packed_loss_equals_per_example_loss(tiny_model, tok, real_data):
     assert worst_leaky > 100 * max(worst_packed, 1e-6)
 
 
-@pytest.mark.parametrize("rows,autocast", [("packed", False), ("single", False), ("packed", True), ("single", True)])
-def test_every_compute_path_matches_full_logits(tiny_model, tok, real_data, rows, autocast):
+@pytest.mark.parametrize("rows,autocast,bf16_weights", [
+    ("packed", False, False), ("single", False, False), ("packed", True, False), ("single", True, False),
+    ("single", True, True), ("packed", True, True)])
+def test_every_compute_path_matches_full_logits(tiny_model, tok, real_data, rows, autocast, bf16_weights):
     """Every layout/precision the trainer may pick gives the loss and LoRA
     gradients of the reference: full-length logits, one example at a time, fp32."""
     from transformers import AutoModelForCausalLM
@@ -180,7 +182,13 @@ def test_every_compute_path_matches_full_logits(tiny_model, tok, real_data, rows
     ref_grad = {n: p.grad.clone() for n, p in params.items()}
     model.zero_grad(set_to_none=True)
 
-    got = train_micro_batch(model, ComputePath(rows, autocast), encs, n_loss, 1000, tok.pad_token_id, "cpu")
+    if bf16_weights:  # the frozen weights in bf16, the LoRA weights (and so their gradients) stay fp32
+        for n, p in model.named_parameters():
+            if not p.requires_grad:
+                p.data = p.data.to(torch.bfloat16)
+        assert all(p.dtype == torch.float32 for p in params.values())
+    got = train_micro_batch(model, ComputePath(rows, autocast, bf16_weights), encs, n_loss, 1000,
+                            tok.pad_token_id, "cpu")
     tol = 2e-2 if autocast else 1e-5  # bf16 matmuls keep 8 bits of mantissa
     assert abs(got - ref_loss) / ref_loss < tol
     worst = max((params[n].grad - g).norm().item() / max(g.norm().item(), 1e-12) for n, g in ref_grad.items())

@@ -19,6 +19,12 @@ def test_smollm2_figures_match_the_estimator():
     assert SMOL.parameters() == pytest.approx(134_515_008, rel=0.001)
     need = memory.estimate(SMOL, rank=8, dropout=0.05, device="cpu", autocast=True, tokens=1024)
     assert 3.0 < need.total_gb < 6.0  # the demo run's peak RSS (bench/trainer/README.md)
+    # bf16 frozen weights: measured 3.64 GiB peak RSS for the 966-token longest EQ-12 example
+    # (bench/trainer/cpu_fast.py --variants autocast,fast --longest 4 --steps 1; autocast: 4.66).
+    bf16 = memory.estimate(SMOL, rank=8, dropout=0.05, device="cpu", autocast=True, tokens=966, bf16_weights=True)
+    ac = memory.estimate(SMOL, rank=8, dropout=0.05, device="cpu", autocast=True, tokens=966)
+    assert 3.64 <= bf16.total_gb < 3.64 * 1.1 and 4.66 <= ac.total_gb < 4.66 * 1.1
+    assert bf16.weights_gb == pytest.approx(ac.weights_gb / 2)
 
 
 def test_largest_forward_depends_on_the_path():

@@ -93,7 +93,8 @@ def test_output_directory(trained):
     assert summ["train_examples"] + summ["validation_examples"] == 44
     tc = json.loads((out / "training_config.json").read_text())
     assert tc["config"]["lora_rank"] == 8 and tc["resolved"]["chat_template"] == "model"
-    assert tc["resolved"]["dtype"] == "float32" and tc["resolved"]["device"] == "cpu"
+    bf16 = "bf16 frozen weights" in tc["resolved"]["compute_path"]  # CPUs with bf16 units
+    assert tc["resolved"]["dtype"] == ("bfloat16" if bf16 else "float32") and tc["resolved"]["device"] == "cpu"
     keys = load_file(str(out / "adapter_model.safetensors")).keys()
     assert keys and all("lora_" in k for k in keys)
 
@@ -102,7 +103,8 @@ def test_lora_weights_change_and_base_weights_do_not(trained, tiny_model):
     from transformers import AutoModelForCausalLM
 
     model = trained["res"].model
-    fresh = AutoModelForCausalLM.from_pretrained(str(tiny_model), dtype=torch.float32)
+    dtype = model.get_base_model().model.embed_tokens.weight.dtype  # bf16 on the CPU's bf16-weights path
+    fresh = AutoModelForCausalLM.from_pretrained(str(tiny_model), dtype=dtype)
     fresh_sd = fresh.state_dict()
     n_base = 0
     for name, p in model.get_base_model().named_parameters():
@@ -124,16 +126,19 @@ def test_adapter_reloads_with_peft_and_changes_output(trained, tiny_model):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    base = AutoModelForCausalLM.from_pretrained(str(tiny_model), dtype=torch.float32)
+    live_model = trained["res"].model
+    dtype = live_model.get_base_model().model.embed_tokens.weight.dtype  # the weights the run trained on
+    base = AutoModelForCausalLM.from_pretrained(str(tiny_model), dtype=dtype)
     ids = torch.tensor([[1, 50, 60, 70, 80, 90, 100]])
     with torch.no_grad():
         before = base(input_ids=ids).logits
         model = PeftModel.from_pretrained(base, str(trained["out"]))
         model.eval()
         after = model(input_ids=ids).logits
-        live = trained["res"].model.eval()(input_ids=ids).logits
+        live = live_model.eval()(input_ids=ids).logits
     assert (after - before).abs().max() > 1e-3
     assert torch.allclose(after, live, atol=1e-5)
+    assert all(p.dtype == torch.float32 for n, p in live_model.named_parameters() if "lora_" in n)
     cfg = json.loads((trained["out"] / "adapter_config.json").read_text())
     assert cfg["r"] == 8 and cfg["lora_alpha"] == 64 and cfg["base_model_name_or_path"] == str(tiny_model)
 
@@ -174,7 +179,12 @@ def test_resume_refuses_a_changed_config(trained, tmp_path):
 
 def test_final_evaluation_reports_its_parts(trained):
     parts = [r for r in trained["records"] if r["type"] == "eval_progress"]
-    assert [(r["done"], r["total"]) for r in parts] == [(0, 4), (1, 4), (2, 4), (3, 4), (4, 4)]
+    # two losses, then the answers (adapter and base in one decoding loop) in 4 steps of generated tokens
+    assert {r["total"] for r in parts} == {6}
+    done = [r["done"] for r in parts]
+    assert done[:3] == [0, 1, 2] and done[-1] == 6 and done == sorted(set(done))
+    assert [r["part"] for r in parts[1:3]] == ["adapter validation loss", "base validation loss"]
+    assert all(r["part"].startswith("answers") for r in parts[3:])
     stages = [r for r in trained["records"] if r["type"] in ("stage", "eval_progress")]
     first = stages.index(parts[0])
     assert stages[first - 1]["stage"] == "evaluating"  # reported inside the evaluating stage
@@ -205,3 +215,27 @@ def test_batched_generation_gives_the_one_at_a_time_answers(trained):
             alone = [generate(model, tok, e, 12, cfg.max_seq_length, "cpu") for e in examples]
         assert batched == alone
         assert any(batched)
+
+
+def test_one_decoding_loop_gives_the_separate_adapter_and_base_answers(trained):
+    """generate_pairs (adapter and base rows in one PEFT mixed batch) answers
+    exactly as two loops do: one with the adapter, one with it disabled."""
+    from brightrun_trainer.data import load_dataset
+    from brightrun_trainer.encoding import ensure_chat_template
+    from brightrun_trainer.models import load_tokenizer, resolve_model
+    from brightrun_trainer.train import generate_batch, generate_pairs
+
+    cfg = JobConfig.load(trained["cfg"])
+    tok = load_tokenizer(resolve_model(cfg.base_model))
+    ensure_chat_template(tok)
+    model = trained["res"].model
+    model.eval()
+    model.config.use_cache = True
+    examples = load_dataset(_data(trained)).examples[:3]
+    steps = []
+    adapter, base = generate_pairs(model, tok, examples, 12, cfg.max_seq_length, "cpu", on_token=steps.append)
+    assert adapter == generate_batch(model, tok, examples, 12, cfg.max_seq_length, "cpu")
+    with model.disable_adapter():
+        assert base == generate_batch(model, tok, examples, 12, cfg.max_seq_length, "cpu")
+    assert adapter != base  # the adapter is trained, so its rows differ from the base rows
+    assert steps == list(range(1, len(steps) + 1)) and steps[-1] <= 12

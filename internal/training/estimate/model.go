@@ -36,8 +36,10 @@ const (
 	// cpuActivationFactor: fp32 activations on the CPU, measured 2.2× the bf16
 	// figure (4.67 MB/token for SmolLM2-135M, RSS slope). The trainer's CPU
 	// path (single rows, bf16 autocast where the CPU has bf16 units) keeps
-	// ~1.65× (bench/trainer/cpu_fast.py peak RSS); the estimator does not know
-	// the server CPU's features, so it sizes for fp32, the larger of the two.
+	// ~1.65× on fp32 weights and ~1.2× with bf16 frozen weights (its default
+	// there; bench/trainer/cpu_fast.py peak RSS, 3.64 GiB for SmolLM2 at 966
+	// tokens); the estimator does not know the server CPU's features, so it
+	// sizes for fp32, the largest.
 	cpuActivationFactor = 2.2
 
 	// CUDAContextGB is the CUDA context and library workspaces outside the

@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""CPU benchmark for issue 14: the final evaluation's side-by-side answers.
+
+One process, one trained adapter (e.g. a quick-demo job's output directory),
+the held-out prompts the trainer uses (EQ-12 split, ``eval_samples`` of them,
+128 new tokens, greedy). Variants, interleaved over --rounds so they see the
+same machine load:
+
+  two_loops       the path before: adapter answers in one batched loop, then
+                  base answers in a second loop (adapter disabled), fp32 weights
+  one_loop        train.generate_pairs: adapter and base rows in ONE batched
+                  decoding loop (PEFT mixed batch, "__base__"), fp32 weights
+  one_loop_bf16   the same on bf16 frozen weights (the CPU training path where
+                  the CPU has bf16 units; also what the inference engine serves)
+
+Each line reports wall and process CPU seconds, the load average, and whether
+the answers equal two_loops' (and, with --reference, a previous eval.json's).
+
+  PYTHONPATH=trainer .venv/bin/python bench/trainer/cpu_eval.py --adapter OUT_DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "trainer"))
+
+
+def main():
+    import torch
+    from peft import PeftModel
+
+    from brightrun_trainer.config import JobConfig
+    from brightrun_trainer.data import load_dataset, split_examples
+    from brightrun_trainer.encoding import encode_all, ensure_chat_template
+    from brightrun_trainer.models import load_model, load_tokenizer, resolve_model
+    from brightrun_trainer.train import generate_batch, generate_pairs
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--adapter", required=True, help="a trained adapter directory (a job's output)")
+    data_dir = Path(os.environ.get("BRIGHTRUN_DATASETS_DIR") or Path(__file__).resolve().parents[3] / "shared" / "data")
+    ap.add_argument("--data", default=str(data_dir / "eq-12-conversations.v4.json"))
+    ap.add_argument("--variants", default="two_loops,one_loop,one_loop_bf16")
+    ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--max-new-tokens", type=int, default=128)
+    ap.add_argument("--reference", help="an eval.json whose answers the fp32 variants should reproduce")
+    args = ap.parse_args()
+
+    tcfg = json.loads((Path(args.adapter) / "training_config.json").read_text())["config"]
+    cfg = JobConfig.from_dict(tcfg)
+    resolved = resolve_model(cfg.base_model)
+    tok = load_tokenizer(resolved)
+    ensure_chat_template(tok)
+    ds = load_dataset(args.data)
+    _, val_ex = split_examples(ds.examples, cfg.validation_share)
+    _, val_kept, _ = encode_all(tok, val_ex, cfg.max_seq_length)
+    pool = val_kept[: cfg.eval_samples]
+
+    models = {}
+
+    def model_for(dtype):
+        if dtype not in models:
+            m = PeftModel.from_pretrained(load_model(resolved, device="cpu", dtype=dtype), args.adapter)
+            m.eval()
+            m.config.use_cache = True
+            models[dtype] = m
+        return models[dtype]
+
+    def two_loops(m):
+        a = generate_batch(m, tok, pool, args.max_new_tokens, cfg.max_seq_length, "cpu")
+        with m.disable_adapter():
+            b = generate_batch(m, tok, pool, args.max_new_tokens, cfg.max_seq_length, "cpu")
+        return a, b
+
+    def one_loop(m):
+        return generate_pairs(m, tok, pool, args.max_new_tokens, cfg.max_seq_length, "cpu")
+
+    variants = {"two_loops": (torch.float32, two_loops), "one_loop": (torch.float32, one_loop),
+                "one_loop_bf16": (torch.bfloat16, one_loop)}
+    ref = None
+    if args.reference:
+        samples = json.loads(Path(args.reference).read_text())["samples"]
+        ref = ([s["adapter"] for s in samples], [s["base"] for s in samples])
+    first = None
+    for r in range(args.rounds):
+        for v in args.variants.split(","):
+            dtype, fn = variants[v]
+            m = model_for(dtype)
+            load0 = os.getloadavg()[0]
+            t0, c0 = time.perf_counter(), time.process_time()
+            answers = fn(m)
+            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+            first = first or answers
+            rec = {"variant": v, "round": r + 1, "threads": torch.get_num_threads(), "wall_seconds": round(wall, 2),
+                   "cpu_seconds": round(cpu, 2), "load_average": [round(load0, 2), round(os.getloadavg()[0], 2)],
+                   "prompts": len(pool), "max_new_tokens": args.max_new_tokens,
+                   "same_answers_as_first_variant": answers == first}
+            if ref is not None:
+                rec["same_answers_as_reference"] = [answers[0] == ref[0], answers[1] == ref[1]]
+            print(json.dumps(rec), flush=True)
+
+
+if __name__ == "__main__":
+    main()
