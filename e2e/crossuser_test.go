@@ -177,8 +177,11 @@ func checkpointFixture(t *testing.T, s *testserver.Server, userID, datasetID str
 	}
 	dir := userID + "/" + j.ID + "/checkpoints/step-4/"
 	cp := jobdoc.Checkpoint{Step: 4}
-	for name, size := range map[string]int64{"adapter_config.json": 2, "adapter_model.safetensors": 8, "optimizer.pt": 16, "trainer_state.json": 2} {
-		cp.Files = append(cp.Files, jobdoc.File{Name: name, Size: size, StoragePath: dir + name})
+	for _, f := range []struct {
+		name string
+		size int64
+	}{{"adapter_config.json", 2}, {"adapter_model.safetensors", 8}, {"optimizer.pt", 16}, {"trainer_state.json", 2}} {
+		cp.Files = append(cp.Files, jobdoc.File{Name: f.name, Size: f.size, StoragePath: dir + f.name})
 	}
 	if err := st.JobCheckpointSet(store.AsSystem(ctx), j.ID, 1, cp, time.Now().UTC()); err != nil {
 		t.Fatal(err)
