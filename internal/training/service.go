@@ -218,24 +218,29 @@ func (s *Service) resolve(ctx context.Context, userID string, req Request, needD
 // trainer keeps after truncation; an exact preflight is queued meanwhile),
 // else from its totals.
 func (s *Service) tokensOf(ctx context.Context, userID string, d store.Dataset, model catalog.BaseModel, maxSeq int) (*DatasetTokens, *Preflight, error) {
-	prof, err := s.Store.DatasetTokenProfile(ctx, userID, d.ID)
-	if err != nil {
-		return nil, nil, err
-	}
 	var exact *validate.TokenProfile
 	status := ""
+	var err error
 	if s.Exact != nil {
 		if exact, status, err = s.Exact.Exact(ctx, userID, d, model.ID); err != nil {
 			return nil, nil, err
 		}
 	}
-	t := datasetTokens(d, maxSeq)
 	var pre *Preflight
 	if exact != nil {
 		pre = preflightFrom(exact, maxSeq, model.ContextLength, true)
-	} else if pre = preflightFrom(prof, maxSeq, model.ContextLength, false); pre != nil {
-		pre.ExactStatus = status
+	} else {
+		// The estimated profile is read only when there is no exact one (the
+		// configure page asks on every change: one profile decode per ask).
+		prof, err := s.Store.DatasetTokenProfile(ctx, userID, d.ID)
+		if err != nil {
+			return nil, nil, err
+		}
+		if pre = preflightFrom(prof, maxSeq, model.ContextLength, false); pre != nil {
+			pre.ExactStatus = status
+		}
 	}
+	t := datasetTokens(d, maxSeq)
 	if pre != nil {
 		t.TrainExamples, t.EvalExamples = pre.TrainingExamplesKept, pre.ValidationExamplesKept
 		t.TrainTokens, t.EvalTokens = pre.TokensPerEpoch, pre.ValidationTokens
