@@ -220,18 +220,30 @@ func TestDatasetValidationSurvivesCrash(t *testing.T) {
 	s := testserver.Start(t, testdb.Engines()[0], testserver.Options{App: app.Options{DatasetWorker: &datasets.WorkerOptions{Poll: 200 * time.Millisecond, Lease: time.Second, Sweep: time.Hour}}})
 	c := s.SignUp(t, "crash@example.com")
 	b, _ := os.ReadFile(dir + "/" + testdata.EQ12JSONL)
-	up := createDataset(t, c, "crash", "eq.jsonl", int64(len(b)))
-	putFile(t, up, bytes.NewReader(b), int64(len(b)))
-	// The "crashed worker" claims it first, straight through the store, with
-	// a lease that is never renewed.
 	sys := store.AsSystem(context.Background())
 	st := s.App.Store
-	// Move to validating without waking the live worker, then claim.
-	if _, err := st.DatasetStartValidation(store.WithUser(context.Background(), c.UserID), c.UserID, up.Dataset.ID, time.Now().UTC()); err != nil {
-		t.Fatal(err)
-	}
-	if _, ok, err := st.DatasetClaimValidation(sys, time.Now().UTC(), 1500*time.Millisecond); !ok || err != nil {
-		t.Fatalf("the simulated worker could not claim: %v %v", ok, err)
+	// The "crashed worker" claims a dataset first, straight through the
+	// store, with a lease that is never renewed. The live worker polls every
+	// 200 ms and may win the claim between the two store calls below; then
+	// that dataset is simply validated, and the test tries a new one.
+	var up uploadView
+	for try := 1; ; try++ {
+		up = createDataset(t, c, fmt.Sprintf("crash-%d", try), "eq.jsonl", int64(len(b)))
+		putFile(t, up, bytes.NewReader(b), int64(len(b)))
+		// Move to validating without waking the live worker, then claim.
+		if _, err := st.DatasetStartValidation(store.WithUser(context.Background(), c.UserID), c.UserID, up.Dataset.ID, time.Now().UTC()); err != nil {
+			t.Fatal(err)
+		}
+		got, ok, err := st.DatasetClaimValidation(sys, time.Now().UTC(), 1500*time.Millisecond)
+		if err != nil || (!ok && try == 5) {
+			t.Fatalf("the simulated worker could not claim in %d tries: %v %v", try, ok, err)
+		}
+		if ok {
+			if got.ID != up.Dataset.ID {
+				t.Fatalf("the simulated worker claimed %s, want %s", got.ID, up.Dataset.ID)
+			}
+			break
+		}
 	}
 	d := waitDataset(t, c, up.Dataset.ID)
 	if d.Status != "ready" {
