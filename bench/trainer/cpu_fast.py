@@ -61,7 +61,7 @@ def child(args) -> dict:
     from brightrun_trainer.train import (ComputePath, Plan, evaluate_loss, make_scheduler, pick_compute_path,
                                          set_seed, token_loss_sum, train_micro_batch, wrap_lora)
 
-    cfg = JobConfig(base_model=args.model, lora_rank=8, lora_alpha=16, lora_dropout=0.05, learning_rate=1e-4,
+    cfg = JobConfig(base_model=args.model, lora_rank=8, lora_alpha=16, lora_dropout=args.lora_dropout, learning_rate=1e-4,
                     batch_size=args.batch_size, num_epochs=1, max_seq_length=args.max_seq_length, device="cpu",
                     max_steps=args.steps)
     set_seed(cfg.seed)
@@ -195,6 +195,7 @@ def main():
     ap.add_argument("--limit", type=int, default=0, help="use only the first N training examples")
     ap.add_argument("--longest", type=int, default=0, help="use only the N longest training examples (peak memory)")
     ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--lora-dropout", type=float, default=0.05, help="the quick-demo preset uses 0")
     ap.add_argument("--base", action="store_true", help="also score the base model (adapter disabled)")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -208,7 +209,8 @@ def main():
         for v in args.variants.split(","):
             cmd = [sys.executable, __file__, "--child", v, "--model", args.model, "--data", args.data,
                    "--max-seq-length", str(args.max_seq_length), "--batch-size", str(args.batch_size),
-                   "--steps", str(args.steps), "--limit", str(args.limit), "--longest", str(args.longest)] + (["--base"] if args.base else [])
+                   "--steps", str(args.steps), "--limit", str(args.limit), "--longest", str(args.longest),
+                   "--lora-dropout", str(args.lora_dropout)] + (["--base"] if args.base else [])
             t0 = time.perf_counter()
             proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             stdout, stderr = proc.communicate()
