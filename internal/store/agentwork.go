@@ -51,12 +51,14 @@ type AgentWorkEnqueueParams struct {
 // or running with its lease expired (the agent that had it went away), with
 // fewer than MaxAttempts attempts. BaseModels limits the models (empty: any).
 type AgentWorkClaimParams struct {
-	AgentID     string
-	Kinds       []string
-	BaseModels  []string
-	Lease       time.Duration
-	MaxAttempts int
-	Now         time.Time
+	AgentID    string
+	Kinds      []string
+	BaseModels []string
+	// ExportFormats limits export work to these formats (empty: any).
+	ExportFormats []string
+	Lease         time.Duration
+	MaxAttempts   int
+	Now           time.Time
 }
 
 // AgentWorkCompleteParams store a preflight's exact profile and complete the

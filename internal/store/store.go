@@ -49,6 +49,7 @@ type Store interface {
 	PreferenceStore
 	LaunchStore
 	AgentWorkStore
+	ModelExportStore
 
 	Ping(ctx context.Context) error
 	Close() error

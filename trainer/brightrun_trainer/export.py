@@ -80,9 +80,12 @@ def export_merged(base_model: str, adapter_dir: str | Path, out: str | Path, *, 
 # ----------------------------------------------------------------------------
 # GGUF (llama.cpp's own converter)
 
+LLAMA_CPP_VERSION = "0.3.36"
 CONVERTER_HELP = (
     "GGUF export needs llama.cpp's converter, which the source distribution of llama-cpp-python ships: "
-    "`pip download llama-cpp-python==0.3.36 --no-deps --no-binary :all:`, unpack it, and pass "
+    "run scripts/llama-cpp-converter.sh (scripts/trainer-setup.sh runs it; it unpacks "
+    f"llama-cpp-python=={LLAMA_CPP_VERSION}'s converter into .cache/llama.cpp-{LLAMA_CPP_VERSION}), or "
+    f"`pip download llama-cpp-python=={LLAMA_CPP_VERSION} --no-deps --no-binary :all:`, unpack it, and pass "
     "--llama-cpp <unpacked>/vendor/llama.cpp (or set BRIGHTRUN_LLAMA_CPP_DIR); the converter also needs "
     "`pip install sentencepiece==0.2.3`")
 
@@ -94,14 +97,41 @@ FALLBACK_OLLAMA = ('{{- range .Messages }}{{ if eq .Role "system" }}### System:\
                    '{{ else }}### Assistant:\n{{ .Content }}\n\n{{ end }}{{ end }}### Assistant:\n')
 
 
+def default_converter_dirs() -> list[Path]:
+    """Where scripts/llama-cpp-converter.sh puts the converter: ``.cache/llama.cpp-VERSION`` in the
+    checkout the trainer runs from (an editable install), and beside the venv it runs in."""
+    import sys
+
+    name = Path(".cache") / f"llama.cpp-{LLAMA_CPP_VERSION}"
+    dirs = [Path(__file__).resolve().parents[2] / name, Path(sys.prefix).resolve().parent / name]
+    return list(dict.fromkeys(dirs))
+
+
+def _complete(d: Path) -> bool:
+    return (d / "convert_hf_to_gguf.py").is_file() and (d / "gguf-py").is_dir()
+
+
 def converter_dir(given: str | Path | None = None) -> Path:
+    """llama.cpp's converter: ``given``, else ``$BRIGHTRUN_LLAMA_CPP_DIR``, else the setup's cache dir."""
     d = given or os.environ.get("BRIGHTRUN_LLAMA_CPP_DIR")
     if not d:
+        for c in default_converter_dirs():
+            if _complete(c):
+                return c
         raise ConfigError(CONVERTER_HELP)
     d = Path(d).expanduser()
-    if not (d / "convert_hf_to_gguf.py").is_file() or not (d / "gguf-py").is_dir():
+    if not _complete(d):
         raise ConfigError(f"{d} has no convert_hf_to_gguf.py and gguf-py/: {CONVERTER_HELP}")
     return d
+
+
+def has_converter() -> bool:
+    """Whether this machine can make GGUF exports (an agent claims GGUF work only then)."""
+    try:
+        converter_dir()
+        return True
+    except ConfigError:
+        return False
 
 
 def modelfile(gguf_name: str, tokenizer) -> str:

@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from brightrun_trainer import cli
-from brightrun_trainer.export import CONVERTER_HELP
 
 MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 MESSAGES = [{"role": "system", "content": "You are a helpful assistant."},
@@ -21,10 +20,17 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def llama_cpp() -> Path:
-    d = os.environ.get("BRIGHTRUN_LLAMA_CPP_DIR")
-    if not d:
-        pytest.skip("BRIGHTRUN_LLAMA_CPP_DIR is not set: " + CONVERTER_HELP)
-    return Path(d)
+    """llama.cpp's converter ($BRIGHTRUN_LLAMA_CPP_DIR, else scripts/llama-cpp-converter.sh's cache dir);
+    with BRIGHTRUN_REQUIRE_LLAMA_CPP=1 (CI) its absence fails the test instead of skipping it."""
+    from brightrun_trainer.errors import ConfigError
+    from brightrun_trainer.export import converter_dir
+
+    try:
+        return converter_dir()
+    except ConfigError as e:
+        if os.environ.get("BRIGHTRUN_REQUIRE_LLAMA_CPP") == "1":
+            pytest.fail(f"BRIGHTRUN_REQUIRE_LLAMA_CPP=1 but the converter is missing: {e}")
+        pytest.skip(str(e))
 
 
 def test_gguf_export_loads_and_generates_like_transformers(llama_cpp, tmp_path):

@@ -87,6 +87,12 @@ func (s *Store) AgentWorkClaim(ctx context.Context, p store.AgentWorkClaimParams
 				args = append(args, m)
 			}
 		}
+		if len(p.ExportFormats) > 0 {
+			where += " AND (kind <> 'export' OR EXISTS (SELECT 1 FROM model_exports e WHERE e.work_id = agent_work.id AND e.format IN (" + marks(len(p.ExportFormats)) + ")))"
+			for _, f := range p.ExportFormats {
+				args = append(args, f)
+			}
+		}
 		lock := ""
 		if s.d.Name == "postgres" {
 			lock = " FOR UPDATE SKIP LOCKED"
@@ -105,6 +111,12 @@ func (s *Store) AgentWorkClaim(ctx context.Context, p store.AgentWorkClaimParams
 		}
 		if n, _ := res.RowsAffected(); n != 1 {
 			return nil
+		}
+		if pre.Kind == store.WorkExport {
+			// The export shows who makes it (its owner cannot read agents).
+			if _, err := x.exec(ctx, "UPDATE model_exports SET agent_name = (SELECT name FROM agents WHERE id = ?) WHERE work_id = ?", p.AgentID, pre.ID); err != nil {
+				return err
+			}
 		}
 		w, err = scanWork(x.queryRow(ctx, "SELECT "+workCols+" FROM agent_work WHERE id = ?", pre.ID))
 		found = err == nil

@@ -67,6 +67,24 @@ func (s *Store) StorageUsageDuring(ctx context.Context, from, to time.Time) ([]s
 			}
 		}
 		rows.Close()
+		// Exports (merged models, GGUF files) are model files too.
+		rows, err = x.query(ctx, `SELECT user_id, sum(size_bytes) FROM model_exports
+			WHERE ready_at IS NOT NULL AND ready_at < ? AND (deleted_at IS NULL OR deleted_at >= ?) GROUP BY user_id`, to, from)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var id string
+			var n *int64
+			if err := rows.Scan(&id, &n); err != nil {
+				rows.Close()
+				return err
+			}
+			if n != nil {
+				get(id).ArtifactBytes += *n
+			}
+		}
+		rows.Close()
 		rows, err = x.query(ctx, "SELECT user_id, artifacts FROM model_artifacts WHERE created_at < ? AND (deleted_at IS NULL OR deleted_at >= ?)", to, from)
 		if err != nil {
 			return err

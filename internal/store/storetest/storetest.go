@@ -31,6 +31,7 @@ func Run(t *testing.T, open func(t testing.TB) store.Store) {
 	t.Run("ModelsByQualityAcrossPages", func(t *testing.T) { testModelsByQuality(t, open(t)) })
 	t.Run("AgentsAndOperators", func(t *testing.T) { testAgentsAndOperators(t, open(t)) })
 	t.Run("AgentWork", func(t *testing.T) { testAgentWork(t, open(t)) })
+	t.Run("ModelExports", func(t *testing.T) { testModelExports(t, open(t)) })
 }
 
 var sys = store.AsSystem(context.Background())
