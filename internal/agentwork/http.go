@@ -22,6 +22,23 @@ func (h *Handlers) Mount(m *server.Mux) {
 	m.Handle("POST /api/agent/work/claim", h.Errors.H(h.claim))
 	m.Handle("POST /api/agent/work/{id}/complete", h.Errors.H(h.complete))
 	m.Handle("POST /api/agent/work/{id}/fail", h.Errors.H(h.fail))
+	m.Handle("POST /api/agent/work/{id}/upload", h.Errors.H(h.upload))
+}
+
+func (h *Handlers) upload(w http.ResponseWriter, r *http.Request) error {
+	a, err := h.agent(r)
+	if err != nil {
+		return err
+	}
+	var req UploadRequest
+	if err := httpx.DecodeJSONLoose(w, r, &req, 0); err != nil {
+		return err
+	}
+	u, err := h.Svc.Upload(r.Context(), a, r.PathValue("id"), req)
+	if err != nil {
+		return err
+	}
+	return httpx.OK(w, http.StatusOK, UploadAnswer{Upload: u})
 }
 
 func (h *Handlers) agent(r *http.Request) (store.Agent, error) {

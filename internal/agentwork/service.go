@@ -50,7 +50,7 @@ type Service struct {
 }
 
 // Kinds an agent may ask for.
-var knownKinds = []string{store.WorkPreflight}
+var knownKinds = []string{store.WorkPreflight, store.WorkExport}
 
 // Exact is what training asks: the exact token profile of one of the
 // user's datasets for a base model (nil until an agent computed it) and, when
@@ -107,6 +107,7 @@ func (s *Service) Claim(ctx context.Context, agent store.Agent, req ClaimRequest
 	if len(req.BaseModels) == 0 {
 		f.Add("base_models", `list the base models whose tokenizer this agent can load (["*"] for any)`)
 	}
+	checkExportFormats(f, req)
 	if err := f.Err(); err != nil {
 		return nil, err
 	}
@@ -122,7 +123,7 @@ func (s *Service) Claim(ctx context.Context, agent store.Agent, req ClaimRequest
 	sys := store.AsSystem(ctx)
 	for {
 		w, ok, err := s.Store.AgentWorkClaim(sys, store.AgentWorkClaimParams{AgentID: agent.ID, Kinds: req.Kinds, BaseModels: models,
-			Lease: s.Opts.Lease, MaxAttempts: s.Opts.MaxAttempts, Now: s.Now().UTC()})
+			ExportFormats: req.ExportFormats, Lease: s.Opts.Lease, MaxAttempts: s.Opts.MaxAttempts, Now: s.Now().UTC()})
 		if err != nil {
 			return nil, err
 		}
@@ -142,6 +143,9 @@ func (s *Service) Claim(ctx context.Context, agent store.Agent, req ClaimRequest
 
 // order turns claimed work into what the agent needs (a signed dataset URL).
 func (s *Service) order(ctx context.Context, agent store.Agent, w store.AgentWork) (*Work, error) {
+	if w.Kind == store.WorkExport {
+		return s.orderExport(ctx, agent, w)
+	}
 	d, err := s.Store.DatasetGet(ctx, w.UserID, w.DatasetID)
 	if apperr.Is(err, apperr.KindNotFound) {
 		// Deleted since it was queued: nothing to do.
@@ -167,6 +171,12 @@ func (s *Service) Complete(ctx context.Context, agent store.Agent, id string, re
 	w, err := s.Store.AgentWorkGet(sys, id, agent.ID)
 	if err != nil {
 		return err
+	}
+	if w.Kind == store.WorkExport {
+		if req.Export == nil {
+			return apperr.Validation("validation failed", map[string]string{"export": "send the uploaded archive: {size, sha256}"})
+		}
+		return s.completeExport(sys, agent, id, *req.Export)
 	}
 	if req.Preflight == nil {
 		return apperr.Validation("validation failed", map[string]string{"preflight": "send the preflight result: {examples, rows}"})

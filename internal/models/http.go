@@ -27,6 +27,10 @@ func (h *Handlers) Mount(m *server.Mux) {
 	m.API("DELETE /api/models/{id}", h.delete)
 	m.API("POST /api/models/{id}/download", h.download)
 	m.API("GET /api/models/{id}/archive", h.archive)
+	m.API("POST /api/models/{id}/exports", h.requestExport)
+	m.API("GET /api/models/{id}/exports", h.listExports)
+	m.API("GET /api/models/{id}/exports/{eid}/download", h.downloadExport)
+	m.API("DELETE /api/models/{id}/exports/{eid}", h.deleteExport)
 	m.Page("GET /models", h.listPage)
 	m.Page("GET /models/{id}", h.detailPage)
 }
@@ -125,4 +129,55 @@ func (h *Handlers) archive(w http.ResponseWriter, r *http.Request) error {
 	// truncated archive that fails to unpack; there is no answer to change.
 	_ = h.Svc.WriteArchive(r.Context(), w, v.Model)
 	return nil
+}
+
+type exportAnswer struct {
+	Export Export `json:"export"`
+}
+
+// requestExport answers 202 when the export was queued now (new, or a
+// failed one again) and 200 with the existing one otherwise.
+func (h *Handlers) requestExport(w http.ResponseWriter, r *http.Request) error {
+	var req ExportRequest
+	if err := httpx.DecodeJSON(w, r, &req, 0); err != nil {
+		return err
+	}
+	e, queued, err := h.Svc.RequestExport(r.Context(), auth.UserID(r), r.PathValue("id"), req)
+	if err != nil {
+		return err
+	}
+	code := http.StatusOK
+	if queued {
+		code = http.StatusAccepted
+	}
+	return httpx.OK(w, code, exportAnswer{Export: e})
+}
+
+type exportsAnswer struct {
+	Exports []Export `json:"exports"`
+}
+
+func (h *Handlers) listExports(w http.ResponseWriter, r *http.Request) error {
+	list, err := h.Svc.Exports(r.Context(), auth.UserID(r), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	return httpx.OK(w, http.StatusOK, exportsAnswer{Exports: list})
+}
+
+// downloadExport redirects to a signed URL of the archive.
+func (h *Handlers) downloadExport(w http.ResponseWriter, r *http.Request) error {
+	u, err := h.Svc.ExportDownloadURL(r.Context(), auth.UserID(r), r.PathValue("id"), r.PathValue("eid"))
+	if err != nil {
+		return err
+	}
+	http.Redirect(w, r, u, http.StatusFound)
+	return nil
+}
+
+func (h *Handlers) deleteExport(w http.ResponseWriter, r *http.Request) error {
+	if err := h.Svc.DeleteExport(r.Context(), auth.UserID(r), r.PathValue("id"), r.PathValue("eid")); err != nil {
+		return err
+	}
+	return httpx.OK(w, http.StatusOK, map[string]bool{"deleted": true})
 }

@@ -211,14 +211,26 @@ func (s *Service) Update(ctx context.Context, userID, id string, p Patch) (View,
 	return view(m), nil
 }
 
-// Delete soft-deletes the model and removes its files from storage (a file
+// Delete soft-deletes the model and its exports and removes their files from storage (a file
 // that cannot be removed is logged: the model is gone either way).
 func (s *Service) Delete(ctx context.Context, userID, id string) error {
+	exports, err := s.Store.ModelExportList(ctx, userID, id)
+	if err != nil {
+		return err
+	}
 	m, err := s.Store.ModelSoftDelete(ctx, userID, id, s.Now().UTC())
 	if err != nil {
 		return err
 	}
 	ctx = context.WithoutCancel(ctx)
+	for _, e := range exports {
+		gone, err := s.Store.ModelExportDelete(store.AsSystem(ctx), userID, id, e.ID, s.Now().UTC())
+		if err != nil {
+			s.Log.Warn("export delete failed", "model", id, "export", e.ID, "err", err)
+			continue
+		}
+		s.removeExportFile(ctx, gone)
+	}
 	for _, f := range m.Artifacts.Files {
 		if err := s.Storage.Delete(ctx, storage.BucketModels, f.StoragePath); err != nil {
 			s.Log.Warn("model file delete failed", "model", m.ID, "file", f.Name, "err", err)

@@ -15,6 +15,14 @@ import (
 // quality metrics are quality, as of at.
 func NewModel(t testing.TB, s store.Store, userID, datasetID, name string, quality jobdoc.Quality, at time.Time) store.Model {
 	t.Helper()
+	return NewModelWith(t, s, userID, datasetID, store.ArtifactCreateParams{Name: name, QualityMetrics: quality}, at)
+}
+
+// NewModelWith finishes a new job of the user with the model artifact a
+// (its ID is generated), as of at.
+func NewModelWith(t testing.TB, s store.Store, userID, datasetID string, a store.ArtifactCreateParams, at time.Time) store.Model {
+	t.Helper()
+	a.ID = uuid.NewString()
 	sys := store.AsSystem(context.Background())
 	j := NewJob(t, s, userID, datasetID, "MODEL-FIXTURE")
 	ag, err := s.AgentCreate(sys, "fixture", "model-fixture-"+j.ID, at)
@@ -25,7 +33,7 @@ func NewModel(t testing.TB, s store.Store, userID, datasetID, name string, quali
 		t.Fatalf("claim: %v %v", ok, err)
 	}
 	e, err := s.JobFinish(sys, store.FinishParams{JobID: j.ID, Now: at, Decide: fixed(store.Effects{Status: store.JobCompleted}),
-		Artifact: &store.ArtifactCreateParams{ID: uuid.NewString(), Name: name, QualityMetrics: quality}})
+		Artifact: &a})
 	if err != nil {
 		t.Fatal(err)
 	}
