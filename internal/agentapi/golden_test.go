@@ -57,6 +57,10 @@ func TestAgentProtocolGolden(t *testing.T) {
 		"work_claim":    {&agentwork.ClaimRequest{}, &agentwork.ClaimAnswer{}},
 		"work_complete": {&agentwork.CompleteRequest{}, &agentwork.DoneAnswer{}},
 		"work_fail":     {&agentwork.FailRequest{}, &agentwork.DoneAnswer{}},
+		// Exports (agent work of kind "export").
+		"work_claim_export":    {&agentwork.ClaimRequest{}, &agentwork.ClaimAnswer{}},
+		"work_upload":          {&agentwork.UploadRequest{}, &agentwork.UploadAnswer{}},
+		"work_complete_export": {&agentwork.CompleteRequest{}, &agentwork.DoneAnswer{}},
 	}
 	for call := range golden {
 		if _, ok := types[call]; !ok {

@@ -116,7 +116,8 @@ class Agent:
                  name: str | None = None, work_dir: str | Path | None = None, wait_seconds: float = 20.0,
                  once: bool = False, keep_work: bool = False, flush_seconds: float = 2.0,
                  serve: ServeSettings | None = None, exit_after_job: bool = False,
-                 idle_exit_seconds: float = 0.0, preflight_models: list[str] | None = None):
+                 idle_exit_seconds: float = 0.0, preflight_models: list[str] | None = None,
+                 export_models: list[str] | None = None):
         self.api = Api(server)
         self.token = token
         # distributed: this agent runs an N-GPU job as N processes (older agents, without the field, are
@@ -144,6 +145,9 @@ class Agent:
         # Base models this agent computes exact preflights for (None: no agent work).
         self.preflight_models = preflight_models
         self.work = None        # the WorkLoop while doing agent work
+        # Base models this agent makes exports of (None: no exports; []: what it can load).
+        self.export_models = export_models
+        self.exports = None     # the export WorkLoop
 
     # -- signals -------------------------------------------------------------------
 
@@ -216,6 +220,23 @@ class Agent:
                              wait_seconds=self.wait_seconds, stopping=self.stopping)
         return self.work.start()
 
+    def start_exports(self):
+        """Start the export loop (merged and GGUF exports) in a thread of its own (work.py says how it
+        shares the machine: the base model is loaded in float32 on the CPU)."""
+        from .inference.loop import local_models
+        from .work import WorkLoop
+
+        if self.export_models is None:
+            return None
+        models = self.export_models or (local_models() if self.device == "cpu" else ["*"])
+        if not models:
+            log.warning("exports are on but this CPU agent can load no model locally; no exports")
+            return None
+        self.exports = WorkLoop(self.api.server, self.token, base_models=models, name=self.name,
+                                work_dir=self.work_dir, wait_seconds=self.wait_seconds, stopping=self.stopping,
+                                kinds=["export"])
+        return self.exports.start()
+
     def run(self) -> int:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         log.info("agent %s (brightrun-trainer %s) polling %s for %s jobs; work dir %s", self.name, __version__,
@@ -223,6 +244,7 @@ class Agent:
         if self.serve is not None:
             self.start_serving()
         self.start_work()
+        self.start_exports()
         idle_since = time.monotonic()
         try:
             while not self.stopping.is_set():
@@ -256,9 +278,10 @@ class Agent:
             if self.inference is not None:
                 self.stopping.set()
                 self.inference.stop()
-            if self.work is not None:
-                self.stopping.set()
-                self.work.stop()
+            for loop in (self.work, self.exports):
+                if loop is not None:
+                    self.stopping.set()
+                    loop.stop()
             self.api.close()
         log.info("agent stopped")
         return 0
@@ -536,10 +559,16 @@ def cmd_agent(args) -> int:
     if getattr(args, "preflight", False) and not args.exit_after_job:
         listed = getattr(args, "preflight_models", None) or args.serve_models or ""
         preflight_models = [m.strip() for m in listed.split(",") if m.strip()]
+    # Exports: for --export-models (else --serve-models, else what it can load); not on a one-job agent.
+    export_models = None
+    if getattr(args, "exports", False) and not args.exit_after_job:
+        listed = getattr(args, "export_models", None) or args.serve_models or ""
+        export_models = [m.strip() for m in listed.split(",") if m.strip()]
     agent = Agent(args.server, token, gpu_type="CPU" if is_cpu else gpu_type, gpu_count=count, gpu_memory_gb=memory,
                   name=args.name, work_dir=args.work_dir, wait_seconds=args.wait_seconds, once=args.once,
                   keep_work=args.keep_work, serve=serve, exit_after_job=args.exit_after_job,
-                  idle_exit_seconds=args.idle_exit_seconds, preflight_models=preflight_models)
+                  idle_exit_seconds=args.idle_exit_seconds, preflight_models=preflight_models,
+                  export_models=export_models)
     agent.install_signal_handlers()
     log.info("python %s on %s", platform.python_version(), platform.platform())
     return agent.run()

@@ -65,6 +65,13 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--preflight-models", help="comma-separated base model ids to compute preflights for, or '*' "
                                               "(default: --serve-models, else what a CPU agent can load locally, "
                                               "any on a GPU agent)")
+    a.add_argument("--exports", action=argparse.BooleanOptionalAction, default=True,
+                   help="also make merged and GGUF exports of trained adapters for the models of --export-models "
+                        "(GGUF only with llama.cpp's converter: scripts/llama-cpp-converter.sh); loads the base "
+                        "model in float32 on the CPU; default on")
+    a.add_argument("--export-models", help="comma-separated base model ids to make exports of, or '*' "
+                                           "(default: --serve-models, else what a CPU agent can load locally, "
+                                           "any on a GPU agent)")
     a.add_argument("--serve-slots", type=int, default=4,
                    help="inference requests served at once (they take turns per token on one model)")
     a.add_argument("--serve-engine", choices=("auto", "transformers", "vllm"), default="auto",

@@ -199,6 +199,20 @@ class FakeServer:
                                     "base_model": base_model})
             return wid
 
+    def add_export(self, base_model: str, adapter: dict[str, bytes], fmt: str = "merged", *, dtype: str = "bfloat16",
+                   gguf_type: str = "", file_name: str = "model-export.tar.gz") -> str:
+        """Queue an export of an adapter (file name -> bytes) made on base_model."""
+        with self.lock:
+            wid = str(uuid.uuid4())
+            keys = {}
+            for name, data in adapter.items():
+                keys[name] = f"models/adapter-{wid}/{name}"
+                self.objects[keys[name]] = data
+            self.work_queue.append({"id": wid, "kind": "export", "base_model": base_model, "format": fmt, "dtype": dtype,
+                                    "gguf_type": gguf_type, "file_name": file_name, "adapter": keys,
+                                    "key": f"models/exports/{wid}/{file_name}"})
+            return wid
+
     def signed(self, key: str, method: str = "GET") -> str:
         return f"{self.url}/storage/{key}?m={method}&sig=ok"
 
@@ -288,6 +302,8 @@ class FakeServer:
         parts = path.strip("/").split("/")
         if len(parts) == 5 and parts[:3] == ["api", "agent", "work"] and parts[4] in ("complete", "fail"):
             return self._work_result(h, tok, parts[3], parts[4], body)
+        if len(parts) == 5 and parts[:3] == ["api", "agent", "work"] and parts[4] == "upload":
+            return self._work_upload(h, tok, parts[3], body)
         if len(parts) == 5 and parts[:3] == ["api", "agent", "inference"] and parts[4] == "stream":
             return self._stream(h, tok, parts[3], body)
         if len(parts) != 5 or parts[:3] != ["api", "agent", "jobs"]:
@@ -476,10 +492,15 @@ class FakeServer:
         if tok != self.agent_token:
             return self._err(h, 401, "send the agent token")
         try:
-            _check_keys(body, SCHEMAS["work_claim"], "work claim")
-            _check_keys(body["agent"], SCHEMAS["work_claim"]["agent"], "work claim.agent")
-            if body.get("kinds") != ["preflight"] or not isinstance(body.get("base_models"), list) or not body["base_models"]:
-                raise BadRequest("kinds must be [\"preflight\"] and base_models a non-empty list")
+            kinds = body.get("kinds") if isinstance(body, dict) else None
+            call = "work_claim_export" if kinds == ["export"] else "work_claim"
+            _check_keys(body, SCHEMAS[call], "work claim")
+            _check_keys(body["agent"], SCHEMAS[call]["agent"], "work claim.agent")
+            if kinds not in (["preflight"], ["export"]) or not isinstance(body.get("base_models"), list) or not body["base_models"]:
+                raise BadRequest("kinds must be [\"preflight\"] or [\"export\"] and base_models a non-empty list")
+            formats = body.get("export_formats") or []
+            if kinds == ["export"] and (not formats or not set(formats) <= {"merged", "gguf"}):
+                raise BadRequest("an export agent lists export_formats: merged and/or gguf")
         except BadRequest as e:
             self.errors.append(str(e))
             return self._err(h, 400, str(e))
@@ -488,24 +509,71 @@ class FakeServer:
         while True:
             with self.lock:
                 for w in self.work_queue:
-                    if "*" in models or w["base_model"] in models:
-                        self.work_queue.remove(w)
-                        self.work_claimed[w["id"]] = w
-                        return self._ok(h, {"work": {
-                            "id": w["id"], "kind": "preflight", "attempt": 1, "lease_seconds": 900,
-                            "preflight": {"base_model": w["base_model"], "trust_remote_code": False, "validation_share": 0.1,
-                                          "dataset": {"name": w["name"], "url": self.signed(w["key"]),
-                                                      "size": len(self.objects[w["key"]])}}}})
+                    if w["kind"] != kinds[0] or not ("*" in models or w["base_model"] in models):
+                        continue
+                    if w["kind"] == "export" and w["format"] not in formats:
+                        continue
+                    self.work_queue.remove(w)
+                    self.work_claimed[w["id"]] = w
+                    return self._ok(h, {"work": self._work_order(w)})
             if time.monotonic() >= deadline:
                 return self._ok(h, {"work": None})
             time.sleep(0.05)  # the long-poll, as the real server does it (it polls its database)
 
-    def _work_result(self, h, tok, wid, call, body) -> None:
+    def _work_order(self, w: dict) -> dict:
+        out = {"id": w["id"], "kind": w["kind"], "attempt": 1, "lease_seconds": 900, "preflight": None}
+        if w["kind"] == "preflight":
+            out["preflight"] = {"base_model": w["base_model"], "trust_remote_code": False, "validation_share": 0.1,
+                                "dataset": {"name": w["name"], "url": self.signed(w["key"]),
+                                            "size": len(self.objects[w["key"]])}}
+        else:
+            out["export"] = {"export_id": w["id"], "model_name": "test model", "base_model": w["base_model"],
+                             "trust_remote_code": False, "format": w["format"],
+                             "dtype": "float32" if w["format"] == "gguf" else w["dtype"], "gguf_type": w["gguf_type"],
+                             "file_name": w["file_name"],
+                             "adapter": [{"name": n, "url": self.signed(k), "size": len(self.objects[k])}
+                                         for n, k in w["adapter"].items()]}
+        return out
+
+    def _work_upload(self, h, tok, wid, body) -> None:
         if tok != self.agent_token:
             return self._err(h, 401, "send the agent token")
         try:
-            _check_keys(body, SCHEMAS["work_" + call], f"work {call}")
-            if call == "complete":
+            _check_keys(body, SCHEMAS["work_upload"], "work upload")
+            if not _is_int(body.get("size")) or body["size"] <= 0:
+                raise BadRequest("size must be a positive integer")
+        except BadRequest as e:
+            self.errors.append(str(e))
+            return self._err(h, 400, str(e))
+        with self.lock:
+            w = self.work_claimed.get(wid)
+            if w is None or w["kind"] != "export":
+                return self._err(h, 404, "agent work not found")
+            w["size"] = body["size"]
+            url = self.signed(w["key"], "PUT") + f"&max={body['size']}"
+        return self._ok(h, {"upload": {"name": w["file_name"], "url": url, "method": "PUT",
+                                       "headers": {"Content-Type": "application/gzip"}, "size": body["size"]}})
+
+    def _work_result(self, h, tok, wid, call, body) -> None:
+        import hashlib
+
+        if tok != self.agent_token:
+            return self._err(h, 401, "send the agent token")
+        with self.lock:
+            w = self.work_claimed.get(wid)
+        try:
+            if call == "complete" and w is not None and w["kind"] == "export":
+                _check_keys(body, SCHEMAS["work_complete_export"], "work complete")
+                x = body.get("export")
+                _check_keys(x, SCHEMAS["work_complete_export"]["export"], "work complete.export")
+                data = self.objects.get(w["key"])
+                if data is None:
+                    return self._err(h, 409, "the archive was not uploaded")
+                if len(data) != x.get("size") or hashlib.sha256(data).hexdigest() != x.get("sha256"):
+                    return self._err(h, 409, "the stored archive's size or sha256 differs from the declared one")
+            else:
+                _check_keys(body, SCHEMAS["work_" + call], f"work {call}")
+            if call == "complete" and (w is None or w["kind"] == "preflight"):
                 p = body.get("preflight")
                 _check_keys(p, SCHEMAS["work_complete"]["preflight"], "work complete.preflight")
                 rows = p.get("rows")

@@ -1,6 +1,7 @@
 """Agent work: the exact preflight an agent computes (work.py, preflight.exact_profile)."""
 
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -84,3 +85,70 @@ def test_agent_work_loop_uploads_the_exact_profile(models_dir, real_data, tmp_pa
     finally:
         stopping.set()
         srv.stop()
+
+
+def _tiny_adapter(base: Path, dest: Path):
+    """A PEFT adapter on the tiny model with non-zero LoRA weights (so merging changes the model)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32),
+                           LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    model.save_pretrained(str(dest))
+    return model.eval()
+
+
+def _greedy(model, tok, n: int = 8) -> list[int]:
+    msgs = [{"role": "user", "content": "How do I calm down before an exam?"}]
+    ids = tok.apply_chat_template(msgs, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    g = model.generate(**ids, max_new_tokens=n, do_sample=False, pad_token_id=tok.pad_token_id or tok.eos_token_id)
+    return g[0, ids["input_ids"].shape[1]:].tolist()
+
+
+def test_agent_export_loop_uploads_a_merged_model(models_dir, tmp_path):
+    """The export loop claims a merged export, downloads the adapter through its signed URLs, merges it,
+    packs the model directory as a .tar.gz, uploads it through the signed PUT URL from /upload and
+    completes with the archive's size and sha256 (the fake server checks both against what it stored).
+    The unpacked archive loads with transformers alone and generates the PEFT model's greedy tokens.
+    A GGUF export is not claimed by a loop that only makes merged exports."""
+    import hashlib
+    import io
+    import tarfile
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    peft_model = _tiny_adapter(models_dir / TINY_MODEL_ID, tmp_path / "adapter")
+    adapter = {p.name: p.read_bytes() for p in (tmp_path / "adapter").iterdir() if p.is_file()}
+    srv = FakeServer().start()
+    stopping = threading.Event()
+    try:
+        gguf = srv.add_export(TINY_MODEL_ID, adapter, "gguf", gguf_type="f16", file_name="t-gguf-f16.tar.gz")
+        wid = srv.add_export(TINY_MODEL_ID, adapter, "merged", dtype="float32", file_name="t-merged-float32.tar.gz")
+        loop = WorkLoop(srv.url, srv.agent_token, base_models=[TINY_MODEL_ID], work_dir=tmp_path / "w", wait_seconds=1,
+                        stopping=stopping, kinds=["export"], export_formats=["merged"]).start()
+        assert srv.work_done.wait(180), "the export loop did not complete the export"
+        call, body = srv.work_results[wid]
+        assert call == "complete", body
+        data = srv.objects[f"models/exports/{wid}/t-merged-float32.tar.gz"]
+        assert body["export"] == {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        assert gguf not in srv.work_results and any(w["id"] == gguf for w in srv.work_queue), \
+            "a merged-only agent claimed a GGUF export"
+        loop.stop()
+        assert not srv.errors, srv.errors
+    finally:
+        stopping.set()
+        srv.stop()
+    out = tmp_path / "unpacked"
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        names = tar.getnames()
+        tar.extractall(out, filter="data")
+    assert all(n.startswith("t-merged-float32/") for n in names), names
+    merged_dir = out / "t-merged-float32"
+    assert (merged_dir / "model.safetensors").is_file() and not (merged_dir / "adapter_config.json").exists()
+    tok = AutoTokenizer.from_pretrained(str(merged_dir))
+    merged = AutoModelForCausalLM.from_pretrained(str(merged_dir), dtype=torch.float32).eval()
+    with torch.no_grad():
+        assert _greedy(merged, tok) == _greedy(peft_model, tok)
