@@ -21,21 +21,22 @@ import (
 // world is what user A owns; each domain adds its resources in setupWorld
 // and its routes in crossUserCases, so every route is checked.
 type world struct {
-	t      *testing.T
-	s      *testserver.Server
-	a, b   *testserver.Client
-	tokenA string // id of one of A's API tokens
-	dsA    string // one of A's datasets (uploading)
-	notifA string // one of A's notifications
-	jobA   string // one of A's jobs (queued)
-	modelA string // one of A's models
-	unread int    // A's unread notifications after setup
-	secret []string
-	hookA  string // A's webhook signing secret
-	agentA string // an agent A (the first account: an operator) created
-	fileA  string // dsA as a /v1 file id
-	ftjobA string // one of A's /v1 fine-tuning jobs (validating_files, on dsA)
-	ckptA  string // the ftckpt- id of a checkpoint of another of A's fine-tuning jobs (running)
+	t       *testing.T
+	s       *testserver.Server
+	a, b    *testserver.Client
+	tokenA  string // id of one of A's API tokens
+	dsA     string // one of A's datasets (uploading)
+	notifA  string // one of A's notifications
+	jobA    string // one of A's jobs (queued)
+	modelA  string // one of A's models
+	exportA string // an export of modelA (queued)
+	unread  int    // A's unread notifications after setup
+	secret  []string
+	hookA   string // A's webhook signing secret
+	agentA  string // an agent A (the first account: an operator) created
+	fileA   string // dsA as a /v1 file id
+	ftjobA  string // one of A's /v1 fine-tuning jobs (validating_files, on dsA)
+	ckptA   string // the ftckpt- id of a checkpoint of another of A's fine-tuning jobs (running)
 }
 
 func setupWorld(t *testing.T, s *testserver.Server) *world {
@@ -58,6 +59,12 @@ func setupWorld(t *testing.T, s *testserver.Server) *world {
 	w.a.MustJSON("PUT", "/api/settings/budget", map[string]any{"monthly_budget": 123.45}, 200, nil)
 	w.modelA = finishedModel(t, s, w.a.UserID, w.dsA, "owner-secret-model")
 	w.ckptA = checkpointFixture(t, s, w.a.UserID, w.dsA)
+	ex, _, err := s.App.Store.ModelExportCreate(store.AsSystem(context.Background()), store.ModelExportCreateParams{ID: uuid.NewString(), WorkID: uuid.NewString(),
+		UserID: w.a.UserID, ModelID: w.modelA, BaseModel: "mistralai/Mistral-7B-v0.1", Format: store.ExportMerged, Dtype: "bfloat16", At: time.Now().UTC()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.exportA = ex.ID
 	var ch struct {
 		Settings struct {
 			WebhookSecret string `json:"webhook_secret"`
@@ -91,7 +98,7 @@ func setupWorld(t *testing.T, s *testserver.Server) *world {
 		t.Fatalf("A's fine-tuning job: %d %s", r.Status, r.Body)
 	}
 	w.ftjobA = ft.ID
-	w.secret = []string{w.fileA, w.ftjobA, w.ckptA, strings.TrimPrefix(w.ckptA, "ftckpt-")[:32], strings.TrimPrefix(w.fileA, "file-"), "owner-secret-meta", w.hookA, "owner-secret-hook", "owner-secret-delivered", w.a.UserID, "owner@example.com", tok.APIToken.ID, "owner-secret-token-name", w.dsA, "owner-secret-dataset", n.ID, "owner-secret-notification", w.jobA, "123.45", w.modelA, "owner-secret-model", "owner-secret-agent", w.agentA, "owner-secret-slurm-id"}
+	w.secret = []string{w.fileA, w.ftjobA, w.ckptA, strings.TrimPrefix(w.ckptA, "ftckpt-")[:32], strings.TrimPrefix(w.fileA, "file-"), "owner-secret-meta", w.hookA, "owner-secret-hook", "owner-secret-delivered", w.a.UserID, "owner@example.com", tok.APIToken.ID, "owner-secret-token-name", w.dsA, "owner-secret-dataset", n.ID, "owner-secret-notification", w.jobA, "123.45", w.modelA, "owner-secret-model", "owner-secret-agent", w.agentA, "owner-secret-slurm-id", w.exportA}
 	return w
 }
 
@@ -273,6 +280,17 @@ func (w *world) modelIntact(t *testing.T) {
 	}
 }
 
+// exportIntact: A still has exactly its one export, and it is still queued.
+func (w *world) exportIntact(t *testing.T) {
+	var out struct {
+		Exports []struct{ ID, Status string } `json:"exports"`
+	}
+	w.a.MustJSON("GET", "/api/models/"+w.modelA+"/exports", nil, 200, &out)
+	if len(out.Exports) != 1 || out.Exports[0].ID != w.exportA || out.Exports[0].Status != "queued" {
+		t.Fatalf("user A's exports changed: %+v", out.Exports)
+	}
+}
+
 func (w *world) agentIntact(t *testing.T) {
 	var out struct{ Agents []struct{ ID string } }
 	w.a.MustJSON("GET", "/api/agents", nil, 200, &out)
@@ -334,6 +352,10 @@ func crossUserCases(w *world) []testserver.CrossUserCase {
 		{Route: "DELETE /api/models/{id}", Path: "/api/models/" + w.modelA, Secret: s, After: w.modelIntact},
 		{Route: "POST /api/models/{id}/download", Path: "/api/models/" + w.modelA + "/download", Body: map[string]any{}, Secret: s},
 		{Route: "GET /api/models/{id}/archive", Path: "/api/models/" + w.modelA + "/archive", Secret: s},
+		{Route: "POST /api/models/{id}/exports", Path: "/api/models/" + w.modelA + "/exports", Body: map[string]any{"format": "gguf"}, Secret: s, After: w.exportIntact},
+		{Route: "GET /api/models/{id}/exports", Path: "/api/models/" + w.modelA + "/exports", Secret: s},
+		{Route: "GET /api/models/{id}/exports/{eid}/download", Path: "/api/models/" + w.modelA + "/exports/" + w.exportA + "/download", Secret: s},
+		{Route: "DELETE /api/models/{id}/exports/{eid}", Path: "/api/models/" + w.modelA + "/exports/" + w.exportA, Secret: s, After: w.exportIntact},
 		{Route: "GET /api/models/{id}/playground", Path: "/api/models/" + w.modelA + "/playground", Secret: s},
 		{Route: "POST /api/models/{id}/playground/chat", Path: "/api/models/" + w.modelA + "/playground/chat",
 			Body: map[string]any{"side": "adapter", "messages": []map[string]string{{"role": "user", "content": "hi"}}}, Secret: s},
