@@ -76,7 +76,9 @@ func exportLabel(e store.ModelExport) string {
 // exportHint says what to do about an agent's failure.
 func exportHint(msg string) string {
 	switch low := strings.ToLower(msg); {
-	case strings.Contains(low, "converter"):
+	case strings.Contains(low, "converter failed"):
+		return "llama.cpp's converter cannot convert this model (its architecture or tokenizer is not one llama.cpp knows): download the merged model instead."
+	case strings.Contains(low, "needs llama.cpp's converter"):
 		return "The agent has no llama.cpp converter: install it there with scripts/llama-cpp-converter.sh (or set BRIGHTRUN_LLAMA_CPP_DIR) and press Retry, or download the merged model instead."
 	case strings.Contains(low, "no space") || strings.Contains(low, "disk"):
 		return "The agent ran out of disk space: free some in its work directory and press Retry."

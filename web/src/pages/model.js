@@ -3,10 +3,12 @@ import uPlot from "uplot";
 import { api } from "../api.js";
 import { registerPage } from "../registry.js";
 import { stepAxis } from "../labels.js";
+import { startExports } from "./model_exports.js";
 
 registerPage("model-detail", async (root) => {
   const head = root.querySelector("[data-model-id]");
   const id = head.dataset.modelId;
+  startExports(root, id);
   root.querySelectorAll("[data-download]").forEach((b) =>
     b.addEventListener("click", async () => {
       const d = await api("POST", `/api/models/${id}/download`, { files: [b.dataset.download] });
