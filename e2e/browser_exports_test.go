@@ -110,7 +110,7 @@ func TestBrowserModelExports(t *testing.T) {
 	wait(row("merged", "queued"))
 	b.Run(chromedp.Focus(`[data-export=gguf]`, chromedp.ByQuery), chromedp.KeyEvent(kb.Enter))
 	wait(row("gguf", "queued"))
-	if txt := b.Text(`[data-export-msg]`); !strings.Contains(txt, "GGUF for llama.cpp / Ollama (f16)") {
+	if txt := b.Text(`[data-export-msg]`); txt != "GGUF for llama.cpp / Ollama (f16) queued." {
 		t.Fatalf("status message: %q", txt)
 	}
 

@@ -114,7 +114,8 @@ export function startExports(root, modelId) {
     b.addEventListener("click", () =>
       act(async () => {
         const d = await api("POST", `/api/models/${modelId}/exports`, { format: b.dataset.export });
-        say(d.export.status === "ready" ? `${d.export.label} is ready below.` : `${d.export.label}: ${describe(d.export)}`);
+        const what = { ready: "is ready below", running: "is being made", failed: "failed: see below" }[d.export.status] || "queued";
+        say(`${d.export.label} ${what}.`);
       }),
     ),
   );
