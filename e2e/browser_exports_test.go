@@ -158,3 +158,70 @@ func TestBrowserModelExports(t *testing.T) {
 	}
 	p.Screenshot("model-exports-phone")
 }
+
+// TestExportAgentProtocolErrors: what the server refuses from export agents
+// and users, on both engines: a claim of export work without (or with an
+// unknown) export format is a 400 naming export_formats; a merged-only agent
+// is not handed a GGUF export; /upload and /complete belong to the agent
+// holding the item (404 for another); a size outside 1 byte..5 GiB is a 400
+// naming size; completing before the upload is a 409; the user's bad input
+// is a 400 naming the field and a model without an adapter a 409.
+func TestExportAgentProtocolErrors(t *testing.T) {
+	testdb.ForEach(t, func(t *testing.T, e testdb.Engine) {
+		s := testserver.Start(t, e, testserver.Options{})
+		c := s.SignUp(t, "export-proto@example.com")
+		ds := createDataset(t, c, "chats", "chats.jsonl", 10).Dataset.ID
+		id := finishedModelWith(t, s, c.UserID, ds, "Proto", `{"files":[{"name":"adapter_config.json","size":2,"storage_path":"`+c.UserID+`/x/adapter/adapter_config.json"},
+		{"name":"adapter_model.safetensors","size":4,"storage_path":"`+c.UserID+`/x/adapter/adapter_model.safetensors"}]}`)
+		bare := finishedModel(t, s, c.UserID, ds, "No adapter")
+		for _, tc := range []struct {
+			body  map[string]any
+			field string
+		}{{map[string]any{}, "format"}, {map[string]any{"format": "onnx"}, "format"}, {map[string]any{"format": "gguf", "gguf_type": "q4_0"}, "gguf_type"},
+			{map[string]any{"format": "merged", "dtype": "int8"}, "dtype"}} {
+			r := c.Do("POST", "/api/models/"+id+"/exports", tc.body)
+			if _, details := r.ErrorBody(); r.Status != 400 || details[tc.field] == nil {
+				t.Errorf("%v: %d %s, want a 400 naming %s", tc.body, r.Status, r.Body, tc.field)
+			}
+		}
+		if r := c.Do("POST", "/api/models/"+bare+"/exports", map[string]any{"format": "merged"}); r.Status != 409 || !strings.Contains(string(r.Body), "no finished adapter") {
+			t.Errorf("a model without an adapter: %d %s", r.Status, r.Body)
+		}
+		requestExport(t, c, id, map[string]any{"format": "gguf"}, http.StatusAccepted)
+		m := requestExport(t, c, id, map[string]any{"format": "merged"}, http.StatusAccepted)
+
+		tok1, _, _ := s.App.Agents.CreateAgent(t.Context(), "one")
+		tok2, _, _ := s.App.Agents.CreateAgent(t.Context(), "two")
+		a1, a2 := exportAgent{t: t, url: s.URL, tok: tok1}, exportAgent{t: t, url: s.URL, tok: tok2}
+		for _, formats := range [][]string{nil, {"onnx"}} {
+			var out map[string]any
+			if st := a1.call("/api/agent/work/claim", agentwork.ClaimRequest{Kinds: []string{"export"}, BaseModels: []string{"*"}, ExportFormats: formats}, &out); st != 400 {
+				t.Errorf("claim with formats %v: %d, want 400", formats, st)
+			}
+		}
+		w := a1.claim("merged") // the older GGUF export is skipped: this agent cannot make it
+		if w.Export == nil || w.Export.ExportID != m.ID || w.Export.Format != "merged" || w.Export.Dtype != "bfloat16" || len(w.Export.Adapter) != 2 {
+			t.Fatalf("merged-only claim: %+v", w.Export)
+		}
+		if st := a2.call("/api/agent/work/"+w.ID+"/upload", agentwork.UploadRequest{Size: 10}, nil); st != 404 {
+			t.Errorf("upload URL for another agent's work: %d", st)
+		}
+		if st := a1.call("/api/agent/work/"+w.ID+"/upload", agentwork.UploadRequest{Size: 0}, nil); st != 400 {
+			t.Errorf("upload of 0 bytes: %d", st)
+		}
+		if st := a1.call("/api/agent/work/"+w.ID+"/complete", agentwork.CompleteRequest{Export: &agentwork.ExportResult{Size: 10, SHA256: strings.Repeat("a", 64)}}, nil); st != 409 {
+			t.Errorf("complete before the upload: %d", st)
+		}
+		if st := a1.call("/api/agent/work/"+w.ID+"/complete", agentwork.CompleteRequest{}, nil); st != 400 {
+			t.Errorf("complete without the export result: %d", st)
+		}
+		if st := a2.call("/api/agent/work/"+w.ID+"/complete", agentwork.CompleteRequest{Export: &agentwork.ExportResult{Size: 10, SHA256: strings.Repeat("a", 64)}}, nil); st != 404 {
+			t.Errorf("complete by another agent: %d", st)
+		}
+		// Deleting the export while it is made: its agent's calls are refused.
+		c.MustJSON("DELETE", "/api/models/"+id+"/exports/"+m.ID, nil, 200, nil)
+		if st := a1.call("/api/agent/work/"+w.ID+"/upload", agentwork.UploadRequest{Size: 10}, nil); st != 404 {
+			t.Errorf("upload URL for a deleted export: %d", st)
+		}
+	})
+}
