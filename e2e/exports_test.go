@@ -285,8 +285,8 @@ print("saved")`
 	return *e.ArtifactID, adapterDir
 }
 
-// TestExportGGUFRealAgent: a GGUF export of a SmolLM2 adapter made by the
-// real agent with llama.cpp's converter: the archive holds the GGUF file
+// TestExportGGUFRealAgent: a merged and a GGUF export of a SmolLM2 adapter
+// made by the real agent (the GGUF with llama.cpp's converter): the archive holds the GGUF file
 // and an Ollama Modelfile with the chat template; the GGUF file loads with
 // transformers and generates the same greedy tokens as base + adapter.
 // Needs the converter (skips without it, fails with
@@ -307,12 +307,19 @@ func TestExportGGUFRealAgent(t *testing.T) {
 	modelID, adapter := smolAdapterModel(t, s, te, c.UserID, ds)
 	startAgentWith(t, te, s.URL, s.App.Agents.CreateAgent, "--no-serve", "--no-preflight", "--export-models", smolModel)
 	t0 := time.Now()
+	m := requestExport(t, c, modelID, map[string]any{"format": "merged"}, http.StatusAccepted)
 	g := requestExport(t, c, modelID, map[string]any{"format": "gguf", "gguf_type": "f32"}, http.StatusAccepted)
+	merged := waitExport(t, c, modelID, m.ID, 8*time.Minute)
+	if merged.Status != "ready" {
+		t.Fatalf("merged export: %+v", merged)
+	}
+	t1 := time.Now()
+	t.Logf("SmolLM2 merged bfloat16 export: %d bytes in %.1f s", merged.SizeBytes, t1.Sub(t0).Seconds())
 	ready := waitExport(t, c, modelID, g.ID, 8*time.Minute)
 	if ready.Status != "ready" {
 		t.Fatalf("GGUF export: %+v", ready)
 	}
-	t.Logf("SmolLM2 GGUF f32 export: %d bytes in %.1f s", ready.SizeBytes, time.Since(t0).Seconds())
+	t.Logf("SmolLM2 GGUF f32 export: %d bytes in %.1f s after the merged one", ready.SizeBytes, time.Since(t1).Seconds())
 	dir := downloadExport(t, c, modelID, ready)
 	mf, err := os.ReadFile(filepath.Join(dir, "Modelfile"))
 	if err != nil || !strings.HasPrefix(string(mf), "FROM ./model-f32.gguf") || !strings.Contains(string(mf), "<|im_start|>") {

@@ -164,7 +164,7 @@ def export_gguf(merged_dir: str | Path, out_file: str | Path, *, llama_cpp: str 
     conv = converter_dir(llama_cpp)
     if outtype not in ("f32", "f16", "bf16", "q8_0"):
         raise ConfigError(f"GGUF outtype must be f32, f16, bf16 or q8_0, got {outtype!r}")
-    merged_dir, out_file = Path(merged_dir), Path(out_file)
+    merged_dir, out_file = Path(merged_dir).resolve(), Path(out_file).resolve()   # the converter runs in its own dir
     out_file.parent.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(conv / "gguf-py"), os.environ.get("PYTHONPATH", "")]))
     t0 = time.monotonic()
