@@ -42,13 +42,20 @@ make_venv() {
   fi
 }
 
+# llama.cpp's GGUF converter, unpacked from the pinned llama-cpp-python sdist
+# into .cache/ (GGUF exports); without it (offline) agents make merged exports only.
+converter() {
+  "$ROOT/scripts/llama-cpp-converter.sh" "$VENV/bin/pip" \
+    || echo "trainer-setup: warning: llama.cpp's converter was not installed: GGUF exports are off until scripts/llama-cpp-converter.sh succeeds" >&2
+}
+
 WANT="$(hash_inputs)"
 if [[ -x "$VENV/bin/python" && -f "$STAMP" && "$(cat "$STAMP")" == "$WANT" ]] \
    && "$VENV/bin/python" -c 'import brightrun_trainer' >/dev/null 2>&1 \
    && "$CLI_VENV/bin/openai" --version >/dev/null 2>&1; then
   echo "trainer-setup: .venv up to date"
   # llama.cpp's GGUF converter (GGUF exports): returns at once when it is there.
-  "$ROOT/scripts/llama-cpp-converter.sh" "$VENV/bin/pip"
+  converter
   exit 0
 fi
 
@@ -80,7 +87,6 @@ if [[ ! -x "$CLI_VENV/bin/python" ]] || ! "$CLI_VENV/bin/python" -m pip --versio
   make_venv "$CLI_VENV" "$PY"
 fi
 "$CLI_VENV/bin/python" -m pip install -q -r "$REQ_CLI"
-# llama.cpp's GGUF converter, unpacked from the pinned llama-cpp-python sdist into .cache/ (GGUF exports).
-"$ROOT/scripts/llama-cpp-converter.sh" "$VENV/bin/pip"
+converter
 "$VPY" -c 'import brightrun_trainer, torch, transformers, peft; print("trainer-setup: ok torch", torch.__version__, "transformers", transformers.__version__, "peft", peft.__version__)'
 echo "$WANT" > "$STAMP"
