@@ -241,7 +241,7 @@ m = AutoModelForCausalLM.from_pretrained(resolve_model(sys.argv[1]).path, dtype=
 get_peft_model(m, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)).save_pretrained(sys.argv[2])
 print("saved")`
 	cmd := exec.Command(py, "-c", script, smolModel, adapterDir)
-	cmd.Env = append(os.Environ(), "BRIGHTRUN_MODELS_DIR="+te.models, "HF_HUB_OFFLINE=1")
+	cmd.Env = append(os.Environ(), "BRIGHTRUN_MODELS_DIR="+sharedModelsDir(t), "HF_HUB_OFFLINE=1")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("SmolLM2 adapter: %v\n%s", err, lastLines(string(out), 20))
 	}
@@ -285,6 +285,25 @@ print("saved")`
 	return *e.ArtifactID, adapterDir
 }
 
+// sharedModelsDir is where SmolLM2's converted directory is kept across
+// tests: $BRIGHTRUN_MODELS_DIR, /tmp/models (the development machine's) or
+// the trainer's default ~/.cache/brightrun/models, the first that holds it,
+// else the last (the trainer converts it there once, under a file lock).
+func sharedModelsDir(t *testing.T) string {
+	t.Helper()
+	home, _ := os.UserHomeDir()
+	dirs := []string{os.Getenv("BRIGHTRUN_MODELS_DIR"), "/tmp/models", filepath.Join(home, ".cache", "brightrun", "models")}
+	for _, d := range dirs {
+		if d == "" {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(d, "HuggingFaceTB--SmolLM2-135M-Instruct", "config.json")); err == nil {
+			return d
+		}
+	}
+	return dirs[len(dirs)-1]
+}
+
 // TestExportGGUFRealAgent: a merged and a GGUF export of a SmolLM2 adapter
 // made by the real agent (the GGUF with llama.cpp's converter): the archive holds the GGUF file
 // and an Ollama Modelfile with the chat template; the GGUF file loads with
@@ -296,11 +315,11 @@ func TestExportGGUFRealAgent(t *testing.T) {
 	if !hasConverter(t, te) {
 		t.Skip("llama.cpp's converter is not installed (scripts/llama-cpp-converter.sh)")
 	}
-	// SmolLM2 converted from its packaged GGUF file once (/tmp/models on
-	// the dev machine): reuse it instead of converting again for minutes.
-	if fi, err := os.Stat("/tmp/models/HuggingFaceTB--SmolLM2-135M-Instruct/config.json"); err == nil && !fi.IsDir() {
-		_ = os.Symlink("/tmp/models/HuggingFaceTB--SmolLM2-135M-Instruct", filepath.Join(te.models, "HuggingFaceTB--SmolLM2-135M-Instruct"))
-	}
+	// SmolLM2 is converted from its packaged GGUF file once (minutes) into a
+	// shared models directory (the trainer's default, unless one holds it
+	// already) and linked into the test's.
+	shared := sharedModelsDir(t)
+	_ = os.Symlink(filepath.Join(shared, "HuggingFaceTB--SmolLM2-135M-Instruct"), filepath.Join(te.models, "HuggingFaceTB--SmolLM2-135M-Instruct"))
 	s := loopServer(t, testdb.Engines()[0], te)
 	c := s.SignUp(t, "gguf@example.com")
 	ds := uploadFile(t, c, "eq12", testdata.Path(t, testdata.EQ12JSONL))
