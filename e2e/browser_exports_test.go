@@ -200,8 +200,8 @@ func TestExportAgentProtocolErrors(t *testing.T) {
 			}
 		}
 		w := a1.claim("merged") // the older GGUF export is skipped: this agent cannot make it
-		if w.Export == nil || w.Export.ExportID != m.ID || w.Export.Format != "merged" || w.Export.Dtype != "bfloat16" || len(w.Export.Adapter) != 2 {
-			t.Fatalf("merged-only claim: %+v", w.Export)
+		if w.Export == nil || w.Export.ExportID != m.ID || w.Export.Format != "merged" || w.Export.Dtype != "bfloat16" || len(w.Export.Adapter) != 2 || w.LeaseSeconds != 7200 {
+			t.Fatalf("merged-only claim: %+v (lease %v s)", w.Export, w.LeaseSeconds)
 		}
 		if st := a2.call("/api/agent/work/"+w.ID+"/upload", agentwork.UploadRequest{Size: 10}, nil); st != 404 {
 			t.Errorf("upload URL for another agent's work: %d", st)

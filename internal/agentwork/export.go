@@ -56,7 +56,7 @@ func (s *Service) orderExport(ctx context.Context, agent store.Agent, w store.Ag
 	}
 	cm, _ := s.Catalog.Model(w.BaseModel)
 	s.Log.Info("export claimed", "work", w.ID, "export", e.ID, "format", e.Format, "attempt", w.Attempts, "agent", agent.Name)
-	return &Work{ID: w.ID, Kind: w.Kind, Attempt: w.Attempts, LeaseSeconds: s.Opts.Lease.Seconds(), Export: &ExportOrder{
+	return &Work{ID: w.ID, Kind: w.Kind, Attempt: w.Attempts, LeaseSeconds: s.exportLease().Seconds(), Export: &ExportOrder{
 		ExportID: e.ID, ModelName: m.Name, BaseModel: w.BaseModel, TrustRemoteCode: cm.TrustRemoteCode, Format: e.Format,
 		Dtype: models.ExportMergeDtype(e), GGUFType: e.GGUFType, FileName: models.ExportFileName(m, e), Adapter: adapter}}, nil
 }

@@ -29,6 +29,7 @@ type Options struct {
 	MaxWait     time.Duration // longest claim long-poll
 	Poll        time.Duration // how often a waiting claim looks for work
 	Lease       time.Duration // work not finished this long after its claim goes to another agent
+	ExportLease time.Duration // the same for exports, which take minutes (0: Lease)
 	MaxAttempts int           // leases that may expire before the work fails for good
 	RetryFailed time.Duration // a failed preflight is queued again after this long
 	URLTTL      time.Duration
@@ -36,7 +37,7 @@ type Options struct {
 }
 
 // DefaultOptions are the production settings.
-var DefaultOptions = Options{MaxWait: 25 * time.Second, Poll: 500 * time.Millisecond, Lease: 15 * time.Minute, MaxAttempts: 3,
+var DefaultOptions = Options{MaxWait: 25 * time.Second, Poll: 500 * time.Millisecond, Lease: 15 * time.Minute, ExportLease: 2 * time.Hour, MaxAttempts: 3,
 	RetryFailed: time.Hour, URLTTL: time.Hour, MaxRows: 500_000}
 
 // Service implements the work queue.
@@ -97,7 +98,7 @@ func (s *Service) Exact(ctx context.Context, userID string, d store.Dataset, bas
 func (s *Service) Claim(ctx context.Context, agent store.Agent, req ClaimRequest) (*Work, error) {
 	f := apperr.FieldErrors{}
 	if len(req.Kinds) == 0 {
-		f.Add("kinds", `list the kinds of work this agent does (["preflight"])`)
+		f.Add("kinds", `list the kinds of work this agent does (["preflight"], ["export"])`)
 	}
 	for _, k := range req.Kinds {
 		if !slices.Contains(knownKinds, k) {
@@ -122,8 +123,7 @@ func (s *Service) Claim(ctx context.Context, agent store.Agent, req ClaimRequest
 	deadline := time.Now().Add(wait)
 	sys := store.AsSystem(ctx)
 	for {
-		w, ok, err := s.Store.AgentWorkClaim(sys, store.AgentWorkClaimParams{AgentID: agent.ID, Kinds: req.Kinds, BaseModels: models,
-			ExportFormats: req.ExportFormats, Lease: s.Opts.Lease, MaxAttempts: s.Opts.MaxAttempts, Now: s.Now().UTC()})
+		w, ok, err := s.claimOnce(sys, agent, req, models)
 		if err != nil {
 			return nil, err
 		}
@@ -139,6 +139,40 @@ func (s *Service) Claim(ctx context.Context, agent store.Agent, req ClaimRequest
 		case <-time.After(s.Opts.Poll):
 		}
 	}
+}
+
+// claimOnce claims the oldest work of the asked kinds, each kind with its
+// lease: the quick kinds first, then exports (leased for ExportLease).
+func (s *Service) claimOnce(ctx context.Context, agent store.Agent, req ClaimRequest, models []string) (store.AgentWork, bool, error) {
+	var quick, export []string
+	for _, k := range req.Kinds {
+		if k == store.WorkExport {
+			export = append(export, k)
+		} else {
+			quick = append(quick, k)
+		}
+	}
+	for _, g := range []struct {
+		kinds []string
+		lease time.Duration
+	}{{quick, s.Opts.Lease}, {export, s.exportLease()}} {
+		if len(g.kinds) == 0 {
+			continue
+		}
+		w, ok, err := s.Store.AgentWorkClaim(ctx, store.AgentWorkClaimParams{AgentID: agent.ID, Kinds: g.kinds, BaseModels: models,
+			ExportFormats: req.ExportFormats, Lease: g.lease, MaxAttempts: s.Opts.MaxAttempts, Now: s.Now().UTC()})
+		if err != nil || ok {
+			return w, ok, err
+		}
+	}
+	return store.AgentWork{}, false, nil
+}
+
+func (s *Service) exportLease() time.Duration {
+	if s.Opts.ExportLease > 0 {
+		return s.Opts.ExportLease
+	}
+	return s.Opts.Lease
 }
 
 // order turns claimed work into what the agent needs (a signed dataset URL).

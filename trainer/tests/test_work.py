@@ -152,3 +152,19 @@ def test_agent_export_loop_uploads_a_merged_model(models_dir, tmp_path):
     merged = AutoModelForCausalLM.from_pretrained(str(merged_dir), dtype=torch.float32).eval()
     with torch.no_grad():
         assert _greedy(merged, tok) == _greedy(peft_model, tok)
+
+
+def test_export_loop_offers_gguf_only_with_the_converter(tmp_path, monkeypatch):
+    """An export loop lists "gguf" in its claim only when llama.cpp's converter is found."""
+    from brightrun_trainer import export
+
+    monkeypatch.setenv("BRIGHTRUN_LLAMA_CPP_DIR", str(tmp_path / "nowhere"))
+    assert not export.has_converter()
+    loop = WorkLoop("http://127.0.0.1:9", "bra_x", base_models=["*"], kinds=["export"])
+    assert loop.export_formats == ["merged"]
+    conv = tmp_path / "llama.cpp"
+    (conv / "gguf-py").mkdir(parents=True)
+    (conv / "convert_hf_to_gguf.py").write_text("")
+    monkeypatch.setenv("BRIGHTRUN_LLAMA_CPP_DIR", str(conv))
+    assert WorkLoop("http://127.0.0.1:9", "bra_x", base_models=["*"], kinds=["export"]).export_formats == ["merged", "gguf"]
+    assert WorkLoop("http://127.0.0.1:9", "bra_x", base_models=["*"]).export_formats == []
