@@ -305,8 +305,9 @@ func sharedModelsDir(t *testing.T) string {
 }
 
 // TestExportGGUFRealAgent: a merged and a GGUF export of a SmolLM2 adapter
-// made by the real agent (the GGUF with llama.cpp's converter): the archive holds the GGUF file
-// and an Ollama Modelfile with the chat template; the GGUF file loads with
+// made by the real agent (the GGUF with llama.cpp's converter): the archive
+// holds the GGUF file, the adapter as a LoRA GGUF and an Ollama Modelfile
+// with the chat template; the GGUF file loads with
 // transformers and generates the same greedy tokens as base + adapter.
 // Needs the converter (skips without it, fails with
 // BRIGHTRUN_REQUIRE_LLAMA_CPP=1).
@@ -343,6 +344,9 @@ func TestExportGGUFRealAgent(t *testing.T) {
 	mf, err := os.ReadFile(filepath.Join(dir, "Modelfile"))
 	if err != nil || !strings.HasPrefix(string(mf), "FROM ./model-f32.gguf") || !strings.Contains(string(mf), "<|im_start|>") {
 		t.Fatalf("Modelfile: %v\n%s", err, mf)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "adapter-f32.gguf")); err != nil || fi.Size() == 0 {
+		t.Fatalf("the archive lacks the adapter as a LoRA GGUF: %v", err)
 	}
 	py := filepath.Join(filepath.Dir(te.exe), "python")
 	cmd := exec.Command(py, "-c", ggufCheck, smolModel, adapter, dir)

@@ -110,7 +110,7 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("--out", required=True, help="output model directory (replaced)")
     x.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32")
     x.add_argument("--gguf", action="store_true",
-                   help="also convert the merged model to OUT/gguf/model-<type>.gguf with llama.cpp's converter, "
+                   help="also convert the merged model to OUT/gguf/model-<type>.gguf (and the adapter to OUT/gguf/adapter-<type>.gguf, a LoRA GGUF) with llama.cpp's converter, "
                         "with an Ollama Modelfile")
     x.add_argument("--gguf-type", choices=("f32", "f16", "bf16", "q8_0"), default="f16")
     x.add_argument("--llama-cpp", help="llama.cpp directory with convert_hf_to_gguf.py and gguf-py/ "
@@ -224,7 +224,7 @@ def cmd_make_tiny_model(args) -> int:
 
 @_reported
 def cmd_export(args) -> int:
-    from .export import converter_dir, export_gguf, export_merged
+    from .export import converter_dir, export_gguf, export_lora_gguf, export_merged
 
     if args.gguf:
         converter_dir(args.llama_cpp)   # fail before the merge when the converter is missing
@@ -233,6 +233,8 @@ def cmd_export(args) -> int:
         out = Path(args.out)
         info["gguf"] = export_gguf(out, out / "gguf" / f"model-{args.gguf_type}.gguf",
                                    llama_cpp=args.llama_cpp, outtype=args.gguf_type)
+        info["lora_gguf"] = export_lora_gguf(args.adapter, out, out / "gguf" / f"adapter-{args.gguf_type}.gguf",
+                                             llama_cpp=args.llama_cpp, outtype=args.gguf_type)
     sys.stdout.write(json.dumps(dict(info, out=str(args.out))) + "\n")
     return 0
 

@@ -177,3 +177,27 @@ def export_gguf(merged_dir: str | Path, out_file: str | Path, *, llama_cpp: str 
     (out_file.parent / "Modelfile").write_text(modelfile(out_file.name, tok))
     return {"kind": "gguf", "file": out_file.name, "outtype": outtype, "bytes": out_file.stat().st_size,
             "seconds": round(time.monotonic() - t0, 2), "modelfile": "Modelfile"}
+
+
+def export_lora_gguf(adapter_dir: str | Path, base_dir: str | Path, out_file: str | Path, *,
+                     llama_cpp: str | Path | None = None, outtype: str = "f16") -> dict:
+    """Convert the PEFT adapter itself to a LoRA GGUF file with llama.cpp's convert_lora_to_gguf.py, for
+    llama.cpp's ``--lora`` on top of the *base* model's GGUF (not the merged one). ``base_dir`` is any
+    directory with the base model's config.json (the merged export's will do: only the config is read)."""
+    import subprocess
+    import sys
+
+    conv = converter_dir(llama_cpp)
+    if outtype not in ("f32", "f16", "bf16", "q8_0"):
+        raise ConfigError(f"GGUF outtype must be f32, f16, bf16 or q8_0, got {outtype!r}")
+    adapter_dir, base_dir, out_file = Path(adapter_dir).resolve(), Path(base_dir).resolve(), Path(out_file).resolve()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(conv / "gguf-py"), os.environ.get("PYTHONPATH", "")]))
+    t0 = time.monotonic()
+    p = subprocess.run([sys.executable, str(conv / "convert_lora_to_gguf.py"), "--base", str(base_dir), "--outfile",
+                        str(out_file), "--outtype", outtype, str(adapter_dir)], cwd=str(conv), env=env,
+                       capture_output=True, text=True)
+    if p.returncode != 0 or not out_file.is_file():
+        tail = "\n".join((p.stderr or p.stdout).strip().splitlines()[-5:])
+        raise ConfigError(f"llama.cpp's LoRA converter failed on {adapter_dir}: {tail}")
+    return {"kind": "lora_gguf", "file": out_file.name, "outtype": outtype, "bytes": out_file.stat().st_size,
+            "seconds": round(time.monotonic() - t0, 2)}

@@ -11,7 +11,8 @@ one item at a time. The agent runs two of them, each in a thread of its own:
 * **export**: download the adapter files through their signed URLs, merge the
   adapter into its base model (:func:`export.export_merged`), for a GGUF export
   convert the merged model with llama.cpp's converter and write an Ollama
-  ``Modelfile`` (:func:`export.export_gguf`), pack the result as one ``.tar.gz``,
+  ``Modelfile`` (:func:`export.export_gguf`), and the adapter itself to a LoRA
+  GGUF where llama.cpp supports it (:func:`export.export_lora_gguf`), pack the result as one ``.tar.gz``,
   ask ``/upload`` for a signed PUT URL, upload it, and ``/complete`` with its
   size and sha256 (the server reads the object back and checks both). The loop
   claims GGUF work only when llama.cpp's converter is installed
@@ -167,7 +168,7 @@ class WorkLoop:
 
     def export(self, wid: str, order: dict, d: Path) -> dict:
         """Make the export, upload its archive, and return its size and sha256."""
-        from .export import converter_dir, export_gguf, export_merged
+        from .export import converter_dir, export_gguf, export_lora_gguf, export_merged
 
         fmt = order.get("format")
         if fmt not in self.export_formats:
@@ -191,7 +192,11 @@ class WorkLoop:
             gtype = str(order.get("gguf_type") or "f16")
             packed = d / top
             info = export_gguf(merged, packed / f"model-{gtype}.gguf", outtype=gtype)
-            shutil.rmtree(merged, ignore_errors=True)   # disk: only the GGUF file is shipped
+            try:   # the adapter as a LoRA GGUF too, where llama.cpp supports it (best effort)
+                export_lora_gguf(adapter, merged, packed / f"adapter-{gtype}.gguf", outtype=gtype)
+            except Exception as e:  # noqa: BLE001 - the merged GGUF is the export; this is an extra
+                log.warning("export %s: no LoRA GGUF: %s", wid, e)
+            shutil.rmtree(merged, ignore_errors=True)   # disk: only the GGUF files are shipped
         archive = d / file_name
         size, digest = pack(packed, archive)
         log.info("export %s: %s packed, %d bytes", wid, fmt, size)

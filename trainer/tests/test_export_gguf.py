@@ -73,6 +73,11 @@ def test_gguf_export_loads_and_generates_like_transformers(llama_cpp, tmp_path):
     tpl = reader.fields["tokenizer.chat_template"]
     assert bytes(tpl.parts[tpl.data[0]]).decode("utf-8") == tok.chat_template
     assert first_tokens(from_gguf, tok) == first_tokens(merged, tok)
+    # The adapter itself as a LoRA GGUF (llama.cpp's --lora on the base model's GGUF).
+    lora = GGUFReader(str(out / "gguf" / "adapter-f32.gguf"))
+    assert bytes(lora.fields["general.type"].parts[lora.fields["general.type"].data[0]]) == b"adapter"
+    assert bytes(lora.fields["adapter.type"].parts[lora.fields["adapter.type"].data[0]]) == b"lora"
+    assert len(lora.tensors) == 2 * 2 * merged.config.num_hidden_layers   # lora_a and lora_b of q_proj and v_proj
     # The adapter changed the weights: the merged model is not the base model.
     assert not torch.equal(merged.model.layers[0].self_attn.q_proj.weight,
                            AutoModelForCausalLM.from_pretrained(base.path, dtype=torch.float32)
