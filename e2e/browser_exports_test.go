@@ -218,8 +218,22 @@ func TestExportAgentProtocolErrors(t *testing.T) {
 		if st := a2.call("/api/agent/work/"+w.ID+"/complete", agentwork.CompleteRequest{Export: &agentwork.ExportResult{Size: 10, SHA256: strings.Repeat("a", 64)}}, nil); st != 404 {
 			t.Errorf("complete by another agent: %d", st)
 		}
-		// Deleting the export while it is made: its agent's calls are refused.
+		// Deleting the export while it is made: its agent's calls, and its
+		// upload URL (the local backend asks the export first), are refused.
+		var up agentwork.UploadAnswer
+		if st := a1.call("/api/agent/work/"+w.ID+"/upload", agentwork.UploadRequest{Size: 10}, &up); st != 200 {
+			t.Fatalf("upload URL: %d", st)
+		}
 		c.MustJSON("DELETE", "/api/models/"+id+"/exports/"+m.ID, nil, 200, nil)
+		req, _ := http.NewRequest("PUT", up.Upload.URL, strings.NewReader("0123456789"))
+		for k, v := range up.Upload.Headers {
+			req.Header.Set(k, v)
+		}
+		if res, err := http.DefaultClient.Do(req); err != nil || res.StatusCode != http.StatusForbidden {
+			t.Errorf("PUT to a deleted export's upload URL: %v %v, want 403", err, res)
+		} else {
+			res.Body.Close()
+		}
 		if st := a1.call("/api/agent/work/"+w.ID+"/upload", agentwork.UploadRequest{Size: 10}, nil); st != 404 {
 			t.Errorf("upload URL for a deleted export: %d", st)
 		}

@@ -10,6 +10,7 @@ import (
 	"path"
 	"regexp"
 	"slices"
+	"strings"
 
 	"github.com/brightrun/brightrun/internal/agentapi"
 	"github.com/brightrun/brightrun/internal/apperr"
@@ -161,4 +162,27 @@ func checkExportFormats(f interface{ Add(string, string) }, req ClaimRequest) {
 			f.Add("export_formats", fmt.Sprintf("unknown format %q: use %v", x, exportFormats))
 		}
 	}
+}
+
+// UploadAllowed guards signed uploads to the models bucket on the local
+// backend: a path of an export ({user}/{model}/exports/{export}/{file}) may
+// be written only while its export is live and being made (a deleted
+// export's URL stops working); other paths (training's adapters and
+// checkpoints) are not guarded here.
+func (s *Service) UploadAllowed(ctx context.Context, bucket, p string) error {
+	parts := strings.Split(p, "/")
+	if bucket != storage.BucketModels || len(parts) != 5 || parts[2] != "exports" {
+		return nil
+	}
+	e, err := s.Store.ModelExportGet(store.AsSystem(ctx), parts[0], parts[1], parts[3])
+	if apperr.Is(err, apperr.KindNotFound) {
+		return fmt.Errorf("%w: the export was deleted", storage.ErrUploadClosed)
+	}
+	if err != nil {
+		return err
+	}
+	if e.Status != store.WorkRunning {
+		return fmt.Errorf("%w: the export is %s, not being made", storage.ErrUploadClosed, e.Status)
+	}
+	return nil
 }

@@ -199,7 +199,7 @@ func (a *App) build(ctx context.Context) error {
 	}
 	deps.Mounts = mounts
 	a.workers = append(a.workers, workers...)
-	a.workers = append(a.workers, wireStorage(objects, a.Datasets, a.Log)...)
+	a.workers = append(a.workers, wireStorage(objects, a.Datasets, a.Work, a.Log)...)
 	a.workers = append(a.workers, a.sessionSweeper)
 	a.Handler, a.UserRoutes = server.Build(deps)
 	return nil

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"github.com/brightrun/brightrun/internal/agentwork"
 	"log/slog"
 	"net/http"
 	"path/filepath"
@@ -51,13 +52,16 @@ const (
 // wireStorage connects the storage backend to the domains that issue its
 // signed URLs and returns its background workers. On the local backend the
 // datasets domain guards uploads to its bucket (a confirmed or deleted
-// dataset's upload URL stops working), and a worker sweeps stale temporary
+// dataset's upload URL stops working), agent work guards export uploads to
+// the models bucket (a deleted export's URL stops working), and a worker sweeps stale temporary
 // upload files. S3 needs neither: its dataset upload URLs are write-once and
 // the S3 service owns partial uploads.
-func wireStorage(objects storage.Storage, ds *datasets.Service, log *slog.Logger) []func(context.Context) {
+func wireStorage(objects storage.Storage, ds *datasets.Service, work *agentwork.Service, log *slog.Logger) []func(context.Context) {
 	if g, ok := objects.(storage.UploadGuarder); ok {
 		g.GuardUploads(storage.BucketDatasets, ds.UploadAllowed)
 		ds.UploadsGuarded = true
+		// An export's upload URL stops working once the export is deleted or its agent lost it.
+		g.GuardUploads(storage.BucketModels, work.UploadAllowed)
 	}
 	ls, ok := objects.(*local.Store)
 	if !ok {
