@@ -1,10 +1,12 @@
 // Package agentwork is agent work that is not a training job
 // (docs/agent-protocol.md, "Agent work"): items queued in the database,
 // long-polled by agents with their agent token, leased, and completed or
-// failed by the agent holding them. The one kind today is preflight: an
-// agent encodes a dataset with a base model's tokenizer and chat template
-// and uploads the exact token profile, which the estimate then uses
-// (docs/estimates.md, "Preflight").
+// failed by the agent holding them. Two kinds: preflight (an agent encodes a
+// dataset with a base model's tokenizer and chat template and uploads the
+// exact token profile, which the estimate then uses; docs/estimates.md,
+// "Preflight") and export (an agent merges a user's adapter into its base
+// model, converts it to GGUF when asked, and uploads the archive; export.go,
+// docs/agent-protocol.md "Exports").
 package agentwork
 
 import (
