@@ -111,8 +111,9 @@ def adapter_name(model_id: str, version) -> str:
 class LoadedBase:
     """One base model in memory with its tokenizer and loaded adapters."""
 
-    def __init__(self, model_id: str, model, tokenizer, device: str, load_seconds: float):
+    def __init__(self, model_id: str, model, tokenizer, device: str, load_seconds: float, fast=None):
         self.model_id = model_id
+        self.fast = fast              # a fastdecode.FastDecoder for decode steps, or None
         self.model = model            # a PreTrainedModel, or a PeftModel once an adapter is loaded
         self.tokenizer = tokenizer
         self.device = device
@@ -151,6 +152,8 @@ class LoadedBase:
             t0 = time.monotonic()
             from peft import PeftModel
 
+            if self.fast is not None:
+                self.fast.forget(name)
             if not isinstance(self.model, PeftModel):
                 self.model = PeftModel.from_pretrained(self.model, str(path), adapter_name=name, is_trainable=False)
                 self.active = name
@@ -173,6 +176,8 @@ class LoadedBase:
             if self.active == old:
                 self._activate(None)
             self.model.delete_adapter(old)
+            if self.fast is not None:
+                self.fast.forget(old)
             del self.adapters[old]
             log.info("unloaded adapter %s from %s (more than %d loaded)", old, self.model_id, max_loaded)
 
@@ -184,6 +189,28 @@ class LoadedBase:
             with torch.inference_mode():
                 out = self.model(input_ids=input_ids, past_key_values=cache, use_cache=True, logits_to_keep=1)
         return out.logits[:, -1, :].float()
+
+    def fast_ok(self, adapter: str | None) -> bool:
+        """Whether this request's decode steps can take the fast path (fastdecode.py)."""
+        if self.fast is None or not self.fast.enabled():
+            return False
+        with self.lock:
+            return self.fast.adapter_ok(self.model, adapter)
+
+    def start_fast(self, cache, prompt_len: int, capacity: int):
+        """The fast path's state for a request after its prefill (its KV cache copied in)."""
+        import torch
+
+        with self.lock, torch.inference_mode():
+            return self.fast.start(cache, prompt_len, capacity)
+
+    def step(self, adapter: str | None, token: int, state):
+        """One decode step on the fast path: the next position's logits (fp32, [1, vocab])."""
+        import torch
+
+        with self.lock:
+            with torch.inference_mode():
+                return self.fast.step(token, state, adapter)
 
 
 def _stop_ids(model, tokenizer) -> set[int]:
@@ -347,14 +374,18 @@ class Engine:
         if model.dtype != dtype:
             model.to(dtype)
         model.eval()
-        decode = "exact"
+        decode, fast = "exact", None
         if self.decode_int8():
+            from .fastdecode import FastDecoder
             from .int8 import quantize_for_decode
 
             decode = f"int8 ({quantize_for_decode(model)} layers)"
+            fast = FastDecoder.build(model)
+            if fast is not None:
+                decode += ", fused decode steps"
         secs = time.monotonic() - t0
         log.info("loaded base model %s (%s, %s, decode %s) in %.1f s", model_id, resolved.source, dtype, decode, secs)
-        return LoadedBase(model_id, model, tok, self.device, secs)
+        return LoadedBase(model_id, model, tok, self.device, secs, fast=fast)
 
     def decode_int8(self) -> bool:
         """Whether decode steps use int8 weights: on CPU unless turned off (``--serve-quantize none``),
@@ -447,6 +478,8 @@ class Engine:
         stop = StopText(params.stop)
         out_ids: list[int] = []
         cache = DynamicCache()
+        fast = lb.fast_ok(name)   # decode steps on the fused path (fastdecode.py) after the prefill
+        state = None
         t_gen = time.monotonic()
         first = None
         finish = FINISH_LENGTH
@@ -460,7 +493,12 @@ class Engine:
             if cancelled():
                 finish = FINISH_CANCELLED
                 break
-            logits = lb.forward(name, next_input, cache)
+            if state is not None:
+                logits = lb.step(name, out_ids[-1], state)
+            else:
+                logits = lb.forward(name, next_input, cache)
+                if fast:
+                    state, cache = lb.start_fast(cache, n_prompt, n_prompt + params.max_tokens), None
             t = sample(logits.cpu(), params.temperature, params.top_p, gen)
             if first is None:
                 first = time.monotonic() - t_gen
