@@ -125,7 +125,7 @@ def main() -> int:
     ap.add_argument("--quantize", default="auto", choices=("auto", "int8", "none"),
                     help="the engine's decode weights (auto: int8 on CPU); the same-run comparison of int8 "
                          "and exact decoding runs whenever int8 is on")
-    ap.add_argument("--threads", type=int, help="CPU threads per generation (default: the engine's, half the cores)")
+    ap.add_argument("--threads", type=int, help="CPU threads for a lone generation (default: the engine's, all the cores)")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

@@ -6,7 +6,9 @@ process (so load on a shared machine hits both alike), and prints milliseconds p
 the ratio and the load average. ``--profile`` prints torch.profiler's top operators of each.
 
     PYTHONPATH=trainer BRIGHTRUN_MODELS_DIR=/tmp/models nice -n 10 .venv/bin/python bench/inference/step.py \
-        [--threads 1] [--steps 32] [--rounds 5] [--profile]
+        [--threads 1,2] [--steps 32] [--rounds 5] [--profile] [--base]
+
+``--threads 1,2`` times every variant with 1 and with 2 intra-op threads, alternating too.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from bench import MODEL, loadavg, make_adapter, prompt_messages  # noqa: E402
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", default="1", help="comma-separated thread counts to compare, e.g. 1,2")
     ap.add_argument("--steps", type=int, default=32)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--profile", action="store_true")
@@ -46,7 +48,8 @@ def main() -> int:
     from brightrun_trainer.inference.engine import Engine, adapter_name
     from brightrun_trainer.models import resolve_model
 
-    torch.set_num_threads(args.threads)
+    thread_counts = [int(t) for t in args.threads.split(",")]
+    torch.set_num_threads(thread_counts[0])
     resolved = resolve_model(MODEL)
     adapter_dir = make_adapter(resolved.path, Path(tempfile.mkdtemp(prefix="brightrun-step-")) / "adapter")
     engine = Engine(device="cpu")
@@ -57,7 +60,7 @@ def main() -> int:
     ids = lb.tokenizer(render(lb.tokenizer, prompt_messages(lb.tokenizer), True), add_special_tokens=False,
                        return_tensors="pt")["input_ids"]
     fast = lb.fast
-    out = {"threads": args.threads, "prompt_tokens": int(ids.shape[1]), "loadavg_start": loadavg(),
+    out = {"threads": thread_counts, "prompt_tokens": int(ids.shape[1]), "loadavg_start": loadavg(),
            "fast_available": fast is not None, "adapter": use is not None}
 
     def run(variant: str, steps: int, prof=None) -> tuple[float, list[int]]:
@@ -84,24 +87,32 @@ def main() -> int:
             prof.stop()
         return (time.perf_counter() - t0) / steps, toks
 
-    variants = ["modules", "fast"] if fast is not None else ["modules"]
-    for v in variants:
-        run(v, 4)   # warm-up
-    times: dict[str, list[float]] = {v: [] for v in variants}
+    paths = ["modules", "fast"] if fast is not None else ["modules"]
+    variants = [(p, n) for n in thread_counts for p in paths]
+    for p in paths:
+        run(p, 4)   # warm-up
+    times: dict[tuple, list[float]] = {v: [] for v in variants}
     tokens: dict[str, list[int]] = {}
     cpu0 = time.process_time()
     wall0 = time.monotonic()
     for _ in range(args.rounds):
-        for v in variants:
-            t, tokens[v] = run(v, args.steps)
-            times[v].append(t)
+        for p, n in variants:
+            torch.set_num_threads(n)
+            t, tokens[p] = run(p, args.steps)
+            times[(p, n)].append(t)
     out["cpu_share"] = round((time.process_time() - cpu0) / (time.monotonic() - wall0), 2)
-    for v in variants:
-        ms = statistics.median(times[v]) * 1000
-        out[f"{v}_ms_per_step"] = round(ms, 2)
-        out[f"{v}_tokens_per_second"] = round(1000 / ms, 1)
+    for p, n in variants:
+        ms = statistics.median(times[(p, n)]) * 1000
+        out[f"{p}_{n}t_ms_per_step"] = round(ms, 2)
+        out[f"{p}_{n}t_tokens_per_second"] = round(1000 / ms, 1)
+    for n in thread_counts:
+        if fast is not None:
+            out[f"fast_vs_modules_{n}t_ratio"] = round(out[f"modules_{n}t_ms_per_step"] / out[f"fast_{n}t_ms_per_step"], 2)
+        if n != thread_counts[0]:
+            for p in paths:
+                out[f"{p}_{n}t_vs_{thread_counts[0]}t_ratio"] = round(
+                    out[f"{p}_{thread_counts[0]}t_ms_per_step"] / out[f"{p}_{n}t_ms_per_step"], 2)
     if fast is not None:
-        out["fast_vs_modules_ratio"] = round(out["modules_ms_per_step"] / out["fast_ms_per_step"], 2)
         a, b = tokens["fast"], tokens["modules"]
         out["greedy_tokens_equal_before_first_difference"] = next(
             (i for i, (x, y) in enumerate(zip(a, b)) if x != y), len(a))
@@ -111,7 +122,8 @@ def main() -> int:
     if args.profile:
         from torch.profiler import ProfilerActivity, profile
 
-        for v in variants:
+        torch.set_num_threads(thread_counts[0])
+        for v in paths:
             prof = profile(activities=[ProfilerActivity.CPU])
             run(v, 8, prof)
             print(f"\n== {v}: top operators over 8 decode steps (after the prefill) ==")

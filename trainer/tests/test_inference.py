@@ -429,14 +429,63 @@ def test_local_models_lists_both_layouts_of_the_models_directory(tmp_path, monke
     assert (smol in got) == (find_packaged_gguf(smol) is not None)
 
 
-def test_inference_threads_leave_cores_to_training():
+def test_inference_threads_share_the_cores_among_generations_and_training():
     from brightrun_trainer.inference.engine import torch_threads_for
 
-    assert torch_threads_for("cpu", False, cores=2) == 1
-    assert torch_threads_for("cpu", False, cores=16) == 8
-    assert torch_threads_for("cpu", False, cores=16, configured=16) == 16
-    assert torch_threads_for("cpu", True, cores=16, configured=16) == 8
+    # (cores, training, generations, --serve-threads) -> threads per generation
+    table = [
+        ((2, False, 1, None), 2),    # a lone stream on an idle agent: every core
+        ((2, False, 2, None), 1),    # two streams: one core each
+        ((2, False, 4, None), 1),    # never less than 1
+        ((2, True, 1, None), 1),     # a training job keeps half
+        ((16, False, 1, None), 16),
+        ((16, False, 3, None), 5),
+        ((16, True, 1, None), 8),
+        ((16, True, 2, None), 4),
+        ((16, False, 1, 4), 4),      # --serve-threads caps it
+        ((16, False, 2, 4), 2),
+        ((16, True, 1, 12), 8),      # ... and training still takes half
+        ((16, False, 1, 64), 16),    # never more than the cores
+    ]
+    for (cores, training, gens, configured), want in table:
+        assert torch_threads_for("cpu", training, cores=cores, configured=configured, generations=gens) == want, \
+            (cores, training, gens, configured)
     assert torch_threads_for("cuda", True, cores=16) is None
+
+
+def test_generations_set_their_threads_from_the_running_count(tiny_model, monkeypatch):
+    """The engine counts running generations and re-applies the policy when the count changes."""
+    import os
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    training = threading.Event()
+    engine = Engine(device="cpu", training_active=training.is_set)
+    seen: list[tuple[int, int]] = []
+    streaming, release = threading.Event(), threading.Event()
+    before = torch.get_num_threads()
+
+    def on_text(_):
+        seen.append((engine.generations, torch.get_num_threads()))
+        if len(seen) == 2:
+            streaming.set()
+            release.wait(30)   # hold this stream while the other one starts
+
+    lone = engine.generate(str(tiny_model), MESSAGES, greedy(3))
+    assert lone.completion_tokens == 3
+    t = threading.Thread(target=engine.generate, args=(str(tiny_model), MESSAGES, greedy(6)),
+                         kwargs={"on_text": on_text})
+    t.start()
+    assert streaming.wait(30)
+    assert seen[0] == (1, 8)  # alone: all 8 "cores"
+    training.set()
+    second: list[int] = []
+    engine.generate(str(tiny_model), MESSAGES, greedy(2),
+                    on_text=lambda _: second.append(torch.get_num_threads()))
+    assert second and second[0] == 2   # training: half of 8, shared by 2 generations
+    release.set()
+    t.join(30)
+    assert engine.generations == 0
+    torch.set_num_threads(before)
 
 
 def test_generate_cli_prints_the_answer_usage_and_timings(tiny_model, adapters, capsys):

@@ -297,24 +297,25 @@ class StopText:
 
 
 def torch_threads_for(device: str, training_active: bool, cores: int | None = None,
-                      configured: int | None = None) -> int | None:
-    """Intra-op threads for an inference thread on a CPU agent (``--serve-threads``, else half the
-    cores, at least 1).
+                      configured: int | None = None, generations: int = 1) -> int | None:
+    """Intra-op threads for one generation on a CPU agent.
 
-    Decoding a small model gains little from more threads, while OpenMP teams that outnumber the
-    free cores slow down sharply (measured on the 2-core development machine under load: 2 threads
-    were 3 to 8 times slower per token than 1). Half the cores leaves the other half to a training
-    job on the same agent; ``training_active`` caps a configured count at half the cores too.
+    The agent's cores (``--serve-threads`` caps it), or half of them while a training job runs on
+    the agent, shared among the ``generations`` running at once (at least 1 each). A lone stream
+    on an idle agent uses every core; two streams get half each, and so on: OpenMP teams that
+    together outnumber the cores were 10-30 times slower per token on the 2-core development
+    machine (bench/inference), so the teams of concurrent generations (and of a training job)
+    must never add up to more than the cores.
     """
     import os
 
     if device != "cpu":
         return None
     n = cores or os.cpu_count() or 1
-    half = max(1, n // 2)
-    if configured:
-        return min(configured, half) if training_active else configured
-    return half
+    budget = min(configured, n) if configured else n
+    if training_active:
+        budget = min(budget, max(1, n // 2))
+    return max(1, budget // max(1, generations))
 
 
 class Engine:
@@ -328,12 +329,13 @@ class Engine:
         self.device = device
         # auto: int8 weights for the decode steps on CPU (inference/int8.py), exact weights elsewhere
         self.quantize = quantize
-        self.threads = threads   # CPU intra-op threads per generation (None: half the cores)
+        self.threads = threads   # CPU threads for inference (None: all cores; see torch_threads_for)
         self.dtype = dtype   # auto: bf16 on GPUs and on CPUs with bf16 units (AMX/AVX512-BF16), else fp32
         self.max_bases = max(1, max_bases)
         self.max_loaded_adapters = max(1, max_loaded_adapters)
         self.training_active = training_active or (lambda: False)
         self.bases: OrderedDict[str, LoadedBase] = OrderedDict()
+        self.generations = 0   # running generate() calls, all bases (the threads policy shares the cores)
         self._lock = threading.Lock()
         self._loading: dict[str, threading.Lock] = {}
 
@@ -416,6 +418,12 @@ class Engine:
             return torch.bfloat16 if cpu_bf16_supported() else torch.float32
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
+    def threads_now(self) -> int | None:
+        """This generation's intra-op threads now (torch_threads_for with the running generations)."""
+        with self._lock:
+            n = self.generations
+        return torch_threads_for(self.device, self.training_active(), configured=self.threads, generations=n)
+
     def _evict_bases(self, keep: str) -> None:
         for mid in list(self.bases):
             if len(self.bases) <= self.max_bases:
@@ -443,19 +451,18 @@ class Engine:
         name = None
         with self._lock:
             lb.busy += 1
+            self.generations += 1
         try:
             if adapter is not None:
                 name = adapter[0]
                 with lb.lock:
                     lb.in_use[name] = lb.in_use.get(name, 0) + 1
                 load_s += lb.ensure_adapter(name, Path(adapter[1]), self.max_loaded_adapters)
-            threads = torch_threads_for(self.device, self.training_active(), configured=self.threads)
-            if threads:
-                torch.set_num_threads(threads)  # per thread with PyTorch's OpenMP backend
             return self._decode(lb, name, messages, params, on_text, cancel, deadline, t_start, load_s)
         finally:
             with self._lock:
                 lb.busy -= 1
+                self.generations -= 1
             if name is not None:
                 with lb.lock:
                     lb.in_use[name] -= 1
@@ -489,10 +496,18 @@ class Engine:
         def cancelled() -> bool:
             return (cancel is not None and cancel.is_set()) or (deadline is not None and time.monotonic() > deadline)
 
+        threads = None
         while len(out_ids) < params.max_tokens:
             if cancelled():
                 finish = FINISH_CANCELLED
                 break
+            # Re-read before every step: a stream that started alone shrinks its team as soon as
+            # another generation (or a training job) starts. Set only on a change: set_num_threads
+            # also clears oneDNN's primitive cache.
+            want = self.threads_now()
+            if want and want != threads:
+                torch.set_num_threads(want)   # this thread's team (PyTorch's OpenMP backend)
+                threads = want
             if state is not None:
                 logits = lb.step(name, out_ids[-1], state)
             else:
