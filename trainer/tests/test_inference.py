@@ -453,6 +453,46 @@ def test_inference_threads_share_the_cores_among_generations_and_training():
     assert torch_threads_for("cuda", True, cores=16) is None
 
 
+def _drive(guard, want: int, step_seconds: dict[int, float], steps: int) -> list[int]:
+    """Run ``steps`` decode steps through the guard as the engine does, each step costing
+    ``step_seconds[threads]``; returns the thread count of every step."""
+    used, prev = [], None
+    for _ in range(steps):
+        n = guard.choose(want, "fast")
+        if n == prev:                       # the engine records only steps on an unchanged team
+            guard.record("fast", n, step_seconds[n])
+        used.append(n)
+        prev = n
+    return used
+
+
+def test_thread_guard_falls_back_to_one_thread_while_more_are_slower():
+    from brightrun_trainer.inference.threads import ThreadGuard
+
+    # a busy machine: 2 threads take 10x longer per step than 1 (measured: 4-30x under load)
+    g = ThreadGuard()
+    used = _drive(g, 2, {1: 0.05, 2: 0.5}, 600)
+    assert used[:2] == [2, 2] and used[2:4] == [1, 1]       # measures both first ...
+    assert used[4:63] == [1] * 59                           # ... then stays on the faster
+    checks = [i for i in range(4, 600) if used[i] == 2]
+    assert 0 < len(checks) <= 8                             # re-checks 2 threads rarely (the interval doubles)
+    gaps = [b - a for a, b in zip(checks[::2], checks[2::2])]
+    assert gaps == sorted(gaps) and gaps[-1] > gaps[0]
+
+    # an idle machine: 2 threads are faster; it keeps them and checks 1 thread rarely
+    g = ThreadGuard()
+    used = _drive(g, 2, {1: 0.05, 2: 0.03}, 600)
+    assert used.count(2) > 580
+
+    # the load goes away: the next check finds 2 threads faster again and switches back
+    g = ThreadGuard()
+    _drive(g, 2, {1: 0.05, 2: 0.5}, 100)
+    used = _drive(g, 2, {1: 0.05, 2: 0.03}, 400)
+    assert used[-50:] == [2] * 50
+    # one thread wanted (training, several streams): nothing to choose
+    assert ThreadGuard().choose(1, "fast") == 1 and ThreadGuard().choose(None, "fast") is None
+
+
 def test_generations_set_their_threads_from_the_running_count(tiny_model, monkeypatch):
     """The engine counts running generations and re-applies the policy when the count changes."""
     import os
@@ -470,13 +510,11 @@ def test_generations_set_their_threads_from_the_running_count(tiny_model, monkey
             streaming.set()
             release.wait(30)   # hold this stream while the other one starts
 
-    lone = engine.generate(str(tiny_model), MESSAGES, greedy(3))
-    assert lone.completion_tokens == 3
     t = threading.Thread(target=engine.generate, args=(str(tiny_model), MESSAGES, greedy(6)),
                          kwargs={"on_text": on_text})
     t.start()
     assert streaming.wait(30)
-    assert seen[0] == (1, 8)  # alone: all 8 "cores"
+    assert seen[0] == (1, 8)  # alone: all 8 "cores" (the guard measures the policy's count first)
     training.set()
     second: list[int] = []
     engine.generate(str(tiny_model), MESSAGES, greedy(2),

@@ -24,6 +24,7 @@ from typing import Callable
 
 from ..encoding import ensure_chat_template, render
 from ..errors import ConfigError
+from .threads import ThreadGuard, torch_threads_for  # noqa: F401 - torch_threads_for: imported from here
 
 log = logging.getLogger("brightrun.inference")
 
@@ -181,14 +182,20 @@ class LoadedBase:
             del self.adapters[old]
             log.info("unloaded adapter %s from %s (more than %d loaded)", old, self.model_id, max_loaded)
 
-    def forward(self, adapter: str | None, input_ids, cache):
+    def forward(self, adapter: str | None, input_ids, cache, clock: list | None = None):
+        """The last position's logits (fp32) through the model's modules; appends the seconds spent
+        computing (not waiting for the lock) to ``clock``."""
         import torch
 
         with self.lock:
+            t0 = time.perf_counter()
             self._activate(adapter)
             with torch.inference_mode():
                 out = self.model(input_ids=input_ids, past_key_values=cache, use_cache=True, logits_to_keep=1)
-        return out.logits[:, -1, :].float()
+            logits = out.logits[:, -1, :].float()
+            if clock is not None:
+                clock.append(time.perf_counter() - t0)
+        return logits
 
     def fast_ok(self, adapter: str | None) -> bool:
         """Whether this request's decode steps can take the fast path (fastdecode.py)."""
@@ -204,13 +211,17 @@ class LoadedBase:
         with self.lock, torch.inference_mode():
             return self.fast.start(cache, prompt_len, capacity)
 
-    def step(self, adapter: str | None, token: int, state):
+    def step(self, adapter: str | None, token: int, state, clock: list | None = None):
         """One decode step on the fast path: the next position's logits (fp32, [1, vocab])."""
         import torch
 
         with self.lock:
+            t0 = time.perf_counter()
             with torch.inference_mode():
-                return self.fast.step(token, state, adapter)
+                logits = self.fast.step(token, state, adapter)
+            if clock is not None:
+                clock.append(time.perf_counter() - t0)
+        return logits
 
 
 def _stop_ids(model, tokenizer) -> set[int]:
@@ -296,28 +307,6 @@ class StopText:
         return new
 
 
-def torch_threads_for(device: str, training_active: bool, cores: int | None = None,
-                      configured: int | None = None, generations: int = 1) -> int | None:
-    """Intra-op threads for one generation on a CPU agent.
-
-    The agent's cores (``--serve-threads`` caps it), or half of them while a training job runs on
-    the agent, shared among the ``generations`` running at once (at least 1 each). A lone stream
-    on an idle agent uses every core; two streams get half each, and so on: OpenMP teams that
-    together outnumber the cores were 10-30 times slower per token on the 2-core development
-    machine (bench/inference), so the teams of concurrent generations (and of a training job)
-    must never add up to more than the cores.
-    """
-    import os
-
-    if device != "cpu":
-        return None
-    n = cores or os.cpu_count() or 1
-    budget = min(configured, n) if configured else n
-    if training_active:
-        budget = min(budget, max(1, n // 2))
-    return max(1, budget // max(1, generations))
-
-
 class Engine:
     """Serves base models and adapters; thread-safe."""
 
@@ -336,6 +325,7 @@ class Engine:
         self.training_active = training_active or (lambda: False)
         self.bases: OrderedDict[str, LoadedBase] = OrderedDict()
         self.generations = 0   # running generate() calls, all bases (the threads policy shares the cores)
+        self.guard = ThreadGuard()   # one thread instead of the policy's count while that is faster
         self._lock = threading.Lock()
         self._loading: dict[str, threading.Lock] = {}
 
@@ -496,24 +486,29 @@ class Engine:
         def cancelled() -> bool:
             return (cancel is not None and cancel.is_set()) or (deadline is not None and time.monotonic() > deadline)
 
-        threads = None
+        threads, kind, clock = None, ("fast" if fast else "modules"), []
         while len(out_ids) < params.max_tokens:
             if cancelled():
                 finish = FINISH_CANCELLED
                 break
             # Re-read before every step: a stream that started alone shrinks its team as soon as
-            # another generation (or a training job) starts. Set only on a change: set_num_threads
-            # also clears oneDNN's primitive cache.
-            want = self.threads_now()
+            # another generation (or a training job) starts, and the guard drops to one thread while
+            # that measures faster. Set only on a change: set_num_threads also clears oneDNN's
+            # primitive cache.
+            want = self.guard.choose(self.threads_now(), kind)
+            warm = want == threads
             if want and want != threads:
                 torch.set_num_threads(want)   # this thread's team (PyTorch's OpenMP backend)
                 threads = want
+            clock.clear()
             if state is not None:
-                logits = lb.step(name, out_ids[-1], state)
+                logits = lb.step(name, out_ids[-1], state, clock)
             else:
-                logits = lb.forward(name, next_input, cache)
+                logits = lb.forward(name, next_input, cache, clock)
                 if fast:
                     state, cache = lb.start_fast(cache, n_prompt, n_prompt + params.max_tokens), None
+            if out_ids and warm and clock:   # a decode step (not the prefill) on an unchanged team
+                self.guard.record(kind, threads, clock[0])
             t = sample(logits.cpu(), params.temperature, params.top_p, gen)
             if first is None:
                 first = time.monotonic() - t_gen

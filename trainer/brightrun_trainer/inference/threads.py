@@ -1,0 +1,98 @@
+"""How many CPU threads a generation uses: a policy (cores, training, concurrent generations) and a
+guard that measures whether more than one thread actually pays off on this machine right now.
+
+Why the guard: on an idle machine a lone stream decodes faster on every core, but OpenMP teams
+that find their cores busy (other processes: an editor, a browser, builds; the shared development
+machine's other engineers) wait for each other at every barrier and were 4 to 30 times slower per
+token than one thread (bench/inference). The agent cannot see that load coming, so it measures:
+the decode steps' time with the policy's count and with one thread, kept as moving averages,
+and it uses the faster; it re-checks the other choice now and then (two steps: the first after a
+switch pays for waking the team), less often while the answer stays the same.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+
+def torch_threads_for(device: str, training_active: bool, cores: int | None = None,
+                      configured: int | None = None, generations: int = 1) -> int | None:
+    """Intra-op threads for one generation on a CPU agent.
+
+    The agent's cores (``--serve-threads`` caps it), or half of them while a training job runs on
+    the agent, shared among the ``generations`` running at once (at least 1 each). A lone stream
+    on an idle agent uses every core; two streams get half each, and so on: the teams of
+    concurrent generations (and of a training job) never add up to more than the cores.
+    """
+    if device != "cpu":
+        return None
+    n = cores or os.cpu_count() or 1
+    budget = min(configured, n) if configured else n
+    if training_active:
+        budget = min(budget, max(1, n // 2))
+    return max(1, budget // max(1, generations))
+
+
+class ThreadGuard:
+    """Chooses between the policy's thread count and one thread from measured decode steps.
+
+    ``choose(want, kind)`` before a step, ``record(kind, threads, seconds)`` after a decode step
+    that ran with the same count as the step before it (the first step after a switch is not
+    representative). ``kind`` separates step types of different cost (the fused path, the modules).
+    """
+
+    PROBE_STEPS = 2        # steps of the other choice per check (the first is not recorded)
+    FIRST_INTERVAL = 64    # decode steps between checks, doubled while the answer stays the same ...
+    MAX_INTERVAL = 2048    # ... up to this
+    ALPHA = 0.3            # weight of a new sample in the moving average of the choice in use
+                           # (a check's sample of the other choice replaces its old value)
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._avg: dict[tuple, float] = {}
+        self._steps = 0
+        self._next_check = self.FIRST_INTERVAL
+        self._interval = self.FIRST_INTERVAL
+        self._checking_until = -1
+        self._best: dict[tuple, int] = {}   # (kind, want) -> the choice in use
+
+    def average(self, kind, threads: int) -> float | None:
+        with self._lock:
+            return self._avg.get((kind, threads))
+
+    def choose(self, want: int | None, kind) -> int | None:
+        if not want or want <= 1:
+            return want
+        with self._lock:
+            self._steps += 1
+            many, one = self._avg.get((kind, want)), self._avg.get((kind, 1))
+            if many is None:
+                return want
+            if one is None:
+                return 1
+            best, other = (want, 1) if many <= one else (1, want)
+            if self._steps < self._checking_until:
+                return other
+            if self._steps >= self._next_check:
+                if self._checking_until >= 0:   # a check ended: check less often while nothing changes
+                    same = self._best.get((kind, want)) == best
+                    self._interval = min(self.MAX_INTERVAL, self._interval * 2) if same else self.FIRST_INTERVAL
+                self._best[(kind, want)] = best
+                self._checking_until = self._steps + self.PROBE_STEPS
+                self._next_check = self._checking_until + self._interval
+                return other
+            self._best[(kind, want)] = best
+            return best
+
+    def record(self, kind, threads: int | None, seconds: float) -> None:
+        if not threads:
+            return
+        with self._lock:
+            key = (kind, threads)
+            old = self._avg.get(key)
+            in_use = threads in {b for (k, _), b in self._best.items() if k == kind}
+            if old is None or not in_use:
+                self._avg[key] = seconds
+            else:
+                self._avg[key] = old + self.ALPHA * (seconds - old)
