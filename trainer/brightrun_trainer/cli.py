@@ -70,8 +70,9 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--serve-engine", choices=("auto", "transformers", "vllm"), default="auto",
                    help="auto: vLLM multi-LoRA on a GPU agent when vllm is installed (untested), "
                         "else transformers+PEFT")
-    a.add_argument("--serve-threads", type=int, help="CPU threads per generation (default: half the cores, at "
-                                                       "least 1; capped at half while a job trains)")
+    a.add_argument("--serve-threads", type=int, help="most CPU threads for inference (default: all the cores); "
+                                                       "shared among concurrent generations, half while a job "
+                                                       "trains, one while that measures faster")
     a.add_argument("--serve-quantize", choices=("auto", "int8", "none"), default="auto",
                    help="auto/int8: a CPU agent decodes with int8 copies of the base weights (about 2x the "
                         "tokens/s; prompts use the exact weights); none: exact weights throughout")

@@ -57,9 +57,10 @@ class ThreadGuard:
         self._checking_until = -1
         self._best: dict[tuple, int] = {}   # (kind, want) -> the choice in use
 
-    def average(self, kind, threads: int) -> float | None:
+    def averages(self) -> dict[tuple, float]:
+        """(kind, threads) -> the moving average of a decode step's seconds (benchmarks, logs)."""
         with self._lock:
-            return self._avg.get((kind, threads))
+            return dict(self._avg)
 
     def choose(self, want: int | None, kind) -> int | None:
         if not want or want <= 1:
