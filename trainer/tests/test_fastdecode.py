@@ -78,6 +78,7 @@ def test_fused_steps_give_the_modules_logits(tiny_model, adapters, dtype):
     engine = Engine(device="cpu", quantize="int8", dtype=dtype)
     lb, _ = engine.base(str(tiny_model))
     assert lb.fast is not None
+    lb.fast.lora_int8 = False   # LoRA as PEFT computes it (int8 LoRA: the next test)
     for key in (None, "all", "some"):
         name = None
         if key is not None:
@@ -99,6 +100,26 @@ def test_fused_steps_give_the_modules_logits(tiny_model, adapters, dtype):
     base, _ = _steps(lb, None, 3, fast=True)
     withad, _ = _steps(lb, adapters["all"][0], 3, fast=True)
     assert not torch.allclose(base[0], withad[0], atol=1e-3)
+
+
+def test_int8_lora_is_close_to_the_fp32_lora(tiny_model, adapters):
+    """bf16 models take the LoRA products on the int8 kernel too: close to fp32 LoRA, which is
+    what PEFT computes (the fp32 test above checks that path is the modules' to 1e-4)."""
+    engine = Engine(device="cpu", quantize="int8", dtype="bfloat16")
+    lb, _ = engine.base(str(tiny_model))
+    assert lb.fast.lora_int8
+    name = adapters["all"][0]
+    lb.ensure_adapter(name, adapters["all"][1], 8)
+    got, _ = _steps(lb, name, 6, fast=True)
+    assert any(type(v).__name__ == "_Int8LoRA" for v in lb.fast._lora[name][0].values())
+    lb.fast.lora_int8 = False
+    lb.fast.forget(name)
+    ref, _ = _steps(lb, name, 6, fast=True)
+    base, _ = _steps(lb, None, 6, fast=True)
+    for g, r, b in zip(got, ref, base):
+        delta = (r - b).norm()                      # what the adapter changes ...
+        assert delta > 0.1
+        assert (g - r).norm() < 0.1 * delta         # ... int8 LoRA gets within 10 % of it
 
 
 def test_fused_groups_share_the_layers_int8_weights(tiny_model):
