@@ -63,19 +63,26 @@ def main() -> int:
     out = {"threads": thread_counts, "prompt_tokens": int(ids.shape[1]), "loadavg_start": loadavg(),
            "fast_available": fast is not None, "adapter": use is not None}
 
+    lora_caches: dict[bool, dict] = {}
+
     def run(variant: str, steps: int, prof=None) -> tuple[float, list[int]]:
         """Prefill, then ``steps`` decode steps (timed; profiled when ``prof`` is a profiler)."""
         cache = DynamicCache()
         logits = lb.forward(use, ids, cache)
         tok = int(logits.argmax(-1))
         toks = [tok]
-        state = fast.start(cache, ids.shape[1], ids.shape[1] + steps + 1) if variant == "fast" else None
+        on_fast = variant.startswith("fast")
+        if on_fast and fast.lora_int8 != (variant == "fast"):   # fast: int8 LoRA (bf16); fast_lora_fp32
+            lora_caches[fast.lora_int8] = fast._lora         # keep each variant's built matrices
+            fast.lora_int8 = variant == "fast"
+            fast._lora = lora_caches.get(fast.lora_int8, {})
+        state = fast.start(cache, ids.shape[1], ids.shape[1] + steps + 1) if on_fast else None
         if prof is not None:
             prof.start()
         t0 = time.perf_counter()
         with torch.inference_mode():
             for _ in range(steps):
-                if variant == "fast":
+                if on_fast:
                     with lb.lock:
                         lb._activate(use)
                         logits = fast.step(tok, state, use)
@@ -87,7 +94,9 @@ def main() -> int:
             prof.stop()
         return (time.perf_counter() - t0) / steps, toks
 
-    paths = ["modules", "fast"] if fast is not None else ["modules"]
+    paths = ["modules"]
+    if fast is not None:
+        paths += ["fast", "fast_lora_fp32"] if fast.lora_int8 and use else ["fast"]
     variants = [(p, n) for n in thread_counts for p in paths]
     for p in paths:
         run(p, 4)   # warm-up
@@ -112,6 +121,10 @@ def main() -> int:
             for p in paths:
                 out[f"{p}_{n}t_vs_{thread_counts[0]}t_ratio"] = round(
                     out[f"{p}_{thread_counts[0]}t_ms_per_step"] / out[f"{p}_{n}t_ms_per_step"], 2)
+    if "fast_lora_fp32" in paths:
+        for n in thread_counts:
+            out[f"fast_vs_fast_lora_fp32_{n}t_ratio"] = round(
+                out[f"fast_lora_fp32_{n}t_ms_per_step"] / out[f"fast_{n}t_ms_per_step"], 2)
     if fast is not None:
         a, b = tokens["fast"], tokens["modules"]
         out["greedy_tokens_equal_before_first_difference"] = next(
