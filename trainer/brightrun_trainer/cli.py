@@ -90,7 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int)
     g.add_argument("--stop", action="append", default=[], help="stop string (repeatable)")
     g.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
-    g.add_argument("--threads", type=int, help="CPU threads (default: half the cores, at least 1)")
+    g.add_argument("--threads", type=int, help="most CPU threads (default: all the cores; one while that measures faster)")
     g.add_argument("--quantize", choices=("auto", "int8", "none"), default="auto",
                    help="auto/int8: decode steps on CPU use int8 copies of the base weights; none: exact")
     g.add_argument("--json", action="store_true", help="print one JSON object (text, finish_reason, usage, "

@@ -459,8 +459,7 @@ def _drive(guard, want: int, step_seconds: dict[int, float], steps: int) -> list
     used, prev = [], None
     for _ in range(steps):
         n = guard.choose(want, "fast")
-        if n == prev:                       # the engine records only steps on an unchanged team
-            guard.record("fast", n, step_seconds[n])
+        guard.record("fast", n, step_seconds[n], n == prev)   # warm: the team did not change
         used.append(n)
         prev = n
     return used
@@ -474,15 +473,20 @@ def test_thread_guard_falls_back_to_one_thread_while_more_are_slower():
     used = _drive(g, 2, {1: 0.05, 2: 0.5}, 600)
     assert used[:2] == [2, 2] and used[2:4] == [1, 1]       # measures both first ...
     assert used[4:63] == [1] * 59                           # ... then stays on the faster
-    checks = [i for i in range(4, 600) if used[i] == 2]
-    assert 0 < len(checks) <= 8                             # re-checks 2 threads rarely (the interval doubles)
-    gaps = [b - a for a, b in zip(checks[::2], checks[2::2])]
-    assert gaps == sorted(gaps) and gaps[-1] > gaps[0]
+    checks = [i for i in range(4, 600) if used[i] == 2 and used[i - 1] != 2]   # where each check starts
+    assert all(used[i + 1] == 1 for i in checks)            # a 10x slower step ends a check at once
+    assert 2 < len(checks) <= 5                             # re-checks 2 threads rarely ...
+    gaps = [b - a for a, b in zip(checks, checks[1:])]
+    assert gaps == sorted(gaps) and gaps[-1] > gaps[0]      # ... and more rarely while nothing changes
 
     # an idle machine: 2 threads are faster; it keeps them and checks 1 thread rarely
     g = ThreadGuard()
     used = _drive(g, 2, {1: 0.05, 2: 0.03}, 600)
-    assert used.count(2) > 580
+    assert used.count(2) > 575
+    starts = [i for i in range(4, 600) if used[i] == 1 and used[i - 1] != 1]
+    assert starts and all(used[i:i + 4] == [1] * 4 for i in starts)   # a full check: 4 steps
+    # a prefill never checks, and takes the faster choice
+    assert all(g.choose(2, "fast", prefill=True) == 2 for _ in range(200))
 
     # the load goes away: the next check finds 2 threads faster again and switches back
     g = ThreadGuard()

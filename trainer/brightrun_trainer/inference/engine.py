@@ -495,7 +495,7 @@ class Engine:
             # another generation (or a training job) starts, and the guard drops to one thread while
             # that measures faster. Set only on a change: set_num_threads also clears oneDNN's
             # primitive cache.
-            want = self.guard.choose(self.threads_now(), kind)
+            want = self.guard.choose(self.threads_now(), kind, prefill=not out_ids)
             warm = want == threads
             if want and want != threads:
                 torch.set_num_threads(want)   # this thread's team (PyTorch's OpenMP backend)
@@ -507,8 +507,8 @@ class Engine:
                 logits = lb.forward(name, next_input, cache, clock)
                 if fast:
                     state, cache = lb.start_fast(cache, n_prompt, n_prompt + params.max_tokens), None
-            if out_ids and warm and clock:   # a decode step (not the prefill) on an unchanged team
-                self.guard.record(kind, threads, clock[0])
+            if out_ids and clock:   # a decode step (not the prefill); warm: on an unchanged team
+                self.guard.record(kind, threads, clock[0], warm)
             t = sample(logits.cpu(), params.temperature, params.top_p, gen)
             if first is None:
                 first = time.monotonic() - t_gen

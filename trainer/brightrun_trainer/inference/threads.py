@@ -5,14 +5,16 @@ Why the guard: on an idle machine a lone stream decodes faster on every core, bu
 that find their cores busy (other processes: an editor, a browser, builds; the shared development
 machine's other engineers) wait for each other at every barrier and were 4 to 30 times slower per
 token than one thread (bench/inference). The agent cannot see that load coming, so it measures:
-the decode steps' time with the policy's count and with one thread, kept as moving averages,
-and it uses the faster; it re-checks the other choice now and then (two steps: the first after a
-switch pays for waking the team), less often while the answer stays the same.
+the decode steps' time with the policy's count and with one thread (a moving average for the
+choice in use, the median of the last check's steps for the other), and it uses the faster; it
+re-checks the other choice now and then (four steps: the first after a switch is not counted), less
+often while the answer stays the same.
 """
 
 from __future__ import annotations
 
 import os
+import statistics
 import threading
 
 
@@ -42,11 +44,13 @@ class ThreadGuard:
     representative). ``kind`` separates step types of different cost (the fused path, the modules).
     """
 
-    PROBE_STEPS = 2        # steps of the other choice per check (the first is not recorded)
+    PROBE_STEPS = 4        # steps of the other choice per check (the first is not recorded; the
+                           # next ones still pay for waking the team: their median counts)
     FIRST_INTERVAL = 64    # decode steps between checks, doubled while the answer stays the same ...
     MAX_INTERVAL = 2048    # ... up to this
+    ABORT = 3.0            # a check's step this many times slower than the choice in use ends it
     ALPHA = 0.3            # weight of a new sample in the moving average of the choice in use
-                           # (a check's sample of the other choice replaces its old value)
+                           # (the median of a check's samples of the other choice replaces its value)
 
     def __init__(self):
         self._lock = threading.Lock()
@@ -56,18 +60,23 @@ class ThreadGuard:
         self._interval = self.FIRST_INTERVAL
         self._checking_until = -1
         self._best: dict[tuple, int] = {}   # (kind, want) -> the choice in use
+        self._probe: dict[tuple, list[float]] = {}   # this check's samples of the other choice
 
     def averages(self) -> dict[tuple, float]:
         """(kind, threads) -> the moving average of a decode step's seconds (benchmarks, logs)."""
         with self._lock:
             return dict(self._avg)
 
-    def choose(self, want: int | None, kind) -> int | None:
+    def choose(self, want: int | None, kind, prefill: bool = False) -> int | None:
+        """The thread count for the next forward pass. A prefill (a whole prompt: many times a
+        decode step's work) never checks the other choice."""
         if not want or want <= 1:
             return want
         with self._lock:
-            self._steps += 1
             many, one = self._avg.get((kind, want)), self._avg.get((kind, 1))
+            if prefill:
+                return (want if many <= one else 1) if many is not None and one is not None else want
+            self._steps += 1
             if many is None:
                 return want
             if one is None:
@@ -80,20 +89,33 @@ class ThreadGuard:
                     same = self._best.get((kind, want)) == best
                     self._interval = min(self.MAX_INTERVAL, self._interval * 2) if same else self.FIRST_INTERVAL
                 self._best[(kind, want)] = best
+                self._probe.clear()
                 self._checking_until = self._steps + self.PROBE_STEPS
                 self._next_check = self._checking_until + self._interval
                 return other
             self._best[(kind, want)] = best
             return best
 
-    def record(self, kind, threads: int | None, seconds: float) -> None:
+    def record(self, kind, threads: int | None, seconds: float, warm: bool = True) -> None:
+        """A decode step's seconds; ``warm``: the step before it ran with the same thread count."""
         if not threads:
             return
         with self._lock:
             key = (kind, threads)
             old = self._avg.get(key)
-            in_use = threads in {b for (k, _), b in self._best.items() if k == kind}
-            if old is None or not in_use:
+            in_use = {b for (k, _), b in self._best.items() if k == kind}
+            if threads in in_use and old is not None:
+                if warm:
+                    self._avg[key] = old + self.ALPHA * (seconds - old)
+                return
+            # the other choice during a check (or the first samples): a step far slower than the
+            # choice in use ends the check at once (on a busy machine each can cost seconds)
+            ref = min((self._avg[(kind, b)] for b in in_use if (kind, b) in self._avg), default=None)
+            if ref is not None and seconds > self.ABORT * ref:
+                self._checking_until = self._steps
+            if warm:
+                samples = self._probe.setdefault(key, [])
+                samples.append(seconds)
+                self._avg[key] = statistics.median(samples)
+            elif ref is not None and seconds > self.ABORT * ref and (old is None or old < seconds):
                 self._avg[key] = seconds
-            else:
-                self._avg[key] = old + self.ALPHA * (seconds - old)
