@@ -471,8 +471,8 @@ def test_thread_guard_falls_back_to_one_thread_while_more_are_slower():
     # a busy machine: 2 threads take 10x longer per step than 1 (measured: 4-30x under load)
     g = ThreadGuard()
     used = _drive(g, 2, {1: 0.05, 2: 0.5}, 600)
-    assert used[:2] == [2, 2] and used[2:4] == [1, 1]       # measures both first ...
-    assert used[4:63] == [1] * 59                           # ... then stays on the faster
+    assert used[:3] == [1, 1, 2]                            # measures one thread first, then two ...
+    assert used[3:63] == [1] * 60                           # ... ends at once (10x slower), stays on one
     checks = [i for i in range(4, 600) if used[i] == 2 and used[i - 1] != 2]   # where each check starts
     assert all(used[i + 1] == 1 for i in checks)            # a 10x slower step ends a check at once
     assert 2 < len(checks) <= 5                             # re-checks 2 threads rarely ...
@@ -492,7 +492,7 @@ def test_thread_guard_falls_back_to_one_thread_while_more_are_slower():
     g = ThreadGuard()
     _drive(g, 2, {1: 0.05, 2: 0.5}, 100)
     used = _drive(g, 2, {1: 0.05, 2: 0.03}, 400)
-    assert used[-50:] == [2] * 50
+    assert used[100:].count(2) >= 300 - 4
     # one thread wanted (training, several streams): nothing to choose
     assert ThreadGuard().choose(1, "fast") == 1 and ThreadGuard().choose(None, "fast") is None
 
@@ -509,7 +509,7 @@ def test_generations_set_their_threads_from_the_running_count(tiny_model, monkey
     before = torch.get_num_threads()
 
     def on_text(_):
-        seen.append((engine.generations, torch.get_num_threads()))
+        seen.append((engine.generations, engine.threads_now(), torch.get_num_threads()))
         if len(seen) == 2:
             streaming.set()
             release.wait(30)   # hold this stream while the other one starts
@@ -518,12 +518,14 @@ def test_generations_set_their_threads_from_the_running_count(tiny_model, monkey
                          kwargs={"on_text": on_text})
     t.start()
     assert streaming.wait(30)
-    assert seen[0] == (1, 8)  # alone: all 8 "cores" (the guard measures the policy's count first)
+    assert seen[0][:2] == (1, 8)   # alone: all 8 "cores" ...
+    assert all(n in (1, 8) for _, _, n in seen)   # ... or one thread, where the guard measures that
     training.set()
     second: list[int] = []
     engine.generate(str(tiny_model), MESSAGES, greedy(2),
-                    on_text=lambda _: second.append(torch.get_num_threads()))
-    assert second and second[0] == 2   # training: half of 8, shared by 2 generations
+                    on_text=lambda _: second.append((engine.threads_now(), torch.get_num_threads())))
+    assert second and second[0][0] == 2            # training: half of 8, shared by 2 generations
+    assert all(n in (1, 2) for _, n in second)
     release.set()
     t.join(30)
     assert engine.generations == 0

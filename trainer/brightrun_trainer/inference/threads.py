@@ -74,13 +74,14 @@ class ThreadGuard:
             return want
         with self._lock:
             many, one = self._avg.get((kind, want)), self._avg.get((kind, 1))
-            if prefill:
-                return (want if many <= one else 1) if many is not None and one is not None else want
+            if prefill:   # before both are measured: one thread, the choice that is never a disaster
+                return (want if many <= one else 1) if many is not None and one is not None else 1
             self._steps += 1
-            if many is None:
-                return want
             if one is None:
                 return 1
+            if many is None:   # measured like a check of the other choice (ends at once if far slower)
+                self._best[(kind, want)] = 1
+                return want
             best, other = (want, 1) if many <= one else (1, want)
             if self._steps < self._checking_until:
                 return other
