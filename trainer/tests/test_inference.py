@@ -471,13 +471,18 @@ def test_thread_guard_falls_back_to_one_thread_while_more_are_slower():
     # a busy machine: 2 threads take 10x longer per step than 1 (measured: 4-30x under load)
     g = ThreadGuard()
     used = _drive(g, 2, {1: 0.05, 2: 0.5}, 600)
-    assert used[:3] == [1, 1, 2]                            # measures one thread first, then two ...
-    assert used[3:63] == [1] * 60                           # ... ends at once (10x slower), stays on one
+    assert used[:4] == [1, 1, 2, 2]                         # measures one thread first, then two ...
+    assert used[4:63] == [1] * 59                           # ... and stays on the faster
     checks = [i for i in range(4, 600) if used[i] == 2 and used[i - 1] != 2]   # where each check starts
-    assert all(used[i + 1] == 1 for i in checks)            # a 10x slower step ends a check at once
+    assert all(used[i + 2] == 1 for i in checks)            # a 10x slower warm step ends a check at once
     assert 2 < len(checks) <= 5                             # re-checks 2 threads rarely ...
     gaps = [b - a for a, b in zip(checks, checks[1:])]
     assert gaps == sorted(gaps) and gaps[-1] > gaps[0]      # ... and more rarely while nothing changes
+
+    # a disaster (50x slower: measured 3 s against 50 ms per step): even the first, cold step ends a check
+    g = ThreadGuard()
+    used = _drive(g, 2, {1: 0.05, 2: 2.5}, 300)
+    assert used[:4] == [1, 1, 2, 1] and used.count(2) <= 4
 
     # an idle machine: 2 threads are faster; it keeps them and checks 1 thread rarely
     g = ThreadGuard()

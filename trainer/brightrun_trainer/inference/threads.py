@@ -49,6 +49,7 @@ class ThreadGuard:
     FIRST_INTERVAL = 64    # decode steps between checks, doubled while the answer stays the same ...
     MAX_INTERVAL = 2048    # ... up to this
     ABORT = 3.0            # a check's step this many times slower than the choice in use ends it
+    ABORT_COLD = 10.0      # ... for its first step (waking the team) this many times
     ALPHA = 0.3            # weight of a new sample in the moving average of the choice in use
                            # (the median of a check's samples of the other choice replaces its value)
 
@@ -112,11 +113,12 @@ class ThreadGuard:
             # the other choice during a check (or the first samples): a step far slower than the
             # choice in use ends the check at once (on a busy machine each can cost seconds)
             ref = min((self._avg[(kind, b)] for b in in_use if (kind, b) in self._avg), default=None)
-            if ref is not None and seconds > self.ABORT * ref:
+            far = ref is not None and seconds > (self.ABORT if warm else self.ABORT_COLD) * ref
+            if far:
                 self._checking_until = self._steps
             if warm:
                 samples = self._probe.setdefault(key, [])
                 samples.append(seconds)
                 self._avg[key] = statistics.median(samples)
-            elif ref is not None and seconds > self.ABORT * ref and (old is None or old < seconds):
+            elif far and (old is None or old < seconds):
                 self._avg[key] = seconds
