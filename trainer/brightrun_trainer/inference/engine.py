@@ -355,6 +355,21 @@ class Engine:
             return lb, lb.load_seconds
 
     def _load(self, model_id: str) -> LoadedBase:
+        """Loads on one CPU thread: the load is a file read plus casts and int8 copies, and on a busy
+        2-core machine two threads made the int8 copies 20x slower (0.6 s vs 11.8 s for SmolLM2-135M
+        at load average 5; bench/inference/README.md), for little gain on an idle one."""
+        import torch
+
+        before = torch.get_num_threads()
+        if self.device == "cpu":
+            torch.set_num_threads(1)
+        try:
+            return self._load_model(model_id)
+        finally:
+            if self.device == "cpu":
+                torch.set_num_threads(before)
+
+    def _load_model(self, model_id: str) -> LoadedBase:
         from ..models import load_model, load_tokenizer, resolve_model
 
         t0 = time.monotonic()
