@@ -46,7 +46,8 @@ class ThreadGuard:
 
     PROBE_STEPS = 4        # steps of the other choice per check (the first is not recorded; the
                            # next ones still pay for waking the team: their median counts)
-    FIRST_INTERVAL = 64    # decode steps between checks, doubled while the answer stays the same ...
+    FIRST_INTERVAL = 64    # decode steps between checks, doubled while the answer stays the same
+                           # (x8 after a check that ended early) ...
     MAX_INTERVAL = 2048    # ... up to this
     ABORT = 3.0            # a check's step this many times slower than the choice in use ends it
     ABORT_COLD = 10.0      # ... for its first step (waking the team) this many times
@@ -62,6 +63,7 @@ class ThreadGuard:
         self._checking_until = -1
         self._best: dict[tuple, int] = {}   # (kind, want) -> the choice in use
         self._probe: dict[tuple, list[float]] = {}   # this check's samples of the other choice
+        self._far = False   # the last check ended early: the other choice was far slower
 
     def averages(self) -> dict[tuple, float]:
         """(kind, threads) -> the moving average of a decode step's seconds (benchmarks, logs)."""
@@ -87,9 +89,11 @@ class ThreadGuard:
             if self._steps < self._checking_until:
                 return other
             if self._steps >= self._next_check:
-                if self._checking_until >= 0:   # a check ended: check less often while nothing changes
-                    same = self._best.get((kind, want)) == best
-                    self._interval = min(self.MAX_INTERVAL, self._interval * 2) if same else self.FIRST_INTERVAL
+                if self._checking_until >= 0:   # a check ended: check less often while nothing changes,
+                    same = self._best.get((kind, want)) == best   # much less after a disaster
+                    grow = 8 if self._far else 2
+                    self._interval = min(self.MAX_INTERVAL, self._interval * grow) if same else self.FIRST_INTERVAL
+                self._far = False
                 self._best[(kind, want)] = best
                 self._probe.clear()
                 self._checking_until = self._steps + self.PROBE_STEPS
@@ -116,6 +120,7 @@ class ThreadGuard:
             far = ref is not None and seconds > (self.ABORT if warm else self.ABORT_COLD) * ref
             if far:
                 self._checking_until = self._steps
+                self._far = True
             if warm:
                 samples = self._probe.setdefault(key, [])
                 samples.append(seconds)
