@@ -193,7 +193,6 @@ def test_unloading_an_adapter_drops_its_fused_matrices(tiny_model, adapters):
 def test_a_full_state_is_an_error_not_a_write_past_the_cache(tiny_model):
     engine = Engine(device="cpu", quantize="int8")
     lb, _ = engine.base(str(tiny_model))
-    _, toks = _steps(lb, None, 1, fast=False)
     from transformers import DynamicCache
 
     ids = torch.tensor([[1, 2, 3]])
