@@ -125,7 +125,7 @@ def main() -> int:
     ap.add_argument("--quantize", default="auto", choices=("auto", "int8", "none"),
                     help="the engine's decode weights (auto: int8 on CPU); the same-run comparison of int8 "
                          "and exact decoding runs whenever int8 is on")
-    ap.add_argument("--threads", type=int, help="CPU threads per generation (default: the engine's, half the cores)")
+    ap.add_argument("--threads", type=int, help="CPU threads for a lone generation (default: the engine's, all the cores)")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -142,7 +142,7 @@ def main() -> int:
 
     from brightrun_trainer.inference.engine import torch_threads_for
 
-    out: dict = {"model": MODEL, "torch_threads": torch_threads_for("cpu", False, configured=args.threads),
+    out: dict = {"model": MODEL, "torch_threads_policy": torch_threads_for("cpu", False, configured=args.threads),
                  "cpu_count": os.cpu_count(),
                  "loadavg_start": loadavg()}
     t0 = time.monotonic()
@@ -205,10 +205,12 @@ def main() -> int:
     out["stream_completion_tokens"] = r.completion_tokens
     out["stream_decode_tokens_per_second"] = round(statistics.median(rates), 1)
     out["stream_end_to_end_tokens_per_second"] = round(statistics.median(e2e), 1)
+    out["stream_thread_guard_ms_per_step"] = {f"{kind} {n} threads": round(v * 1000, 1)
+                                              for (kind, n), v in sorted(engine.guard.averages().items())}
 
-    from brightrun_trainer.inference.engine import torch_threads_for
-
-    torch.set_num_threads(torch_threads_for("cpu", False, configured=args.threads))   # same threads as the engine
+    # The baseline runs on this thread with the thread count the engine's last generation here left
+    # set (the policy's count, or 1 where the engine's thread guard measured 1 faster).
+    out["baseline_threads"] = torch.get_num_threads()
     with lb.lock:
         lb._activate(adapter[0])
         ids = lb.tokenizer(render(lb.tokenizer, msgs, True), add_special_tokens=False,

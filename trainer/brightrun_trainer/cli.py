@@ -77,8 +77,9 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--serve-engine", choices=("auto", "transformers", "vllm"), default="auto",
                    help="auto: vLLM multi-LoRA on a GPU agent when vllm is installed (untested), "
                         "else transformers+PEFT")
-    a.add_argument("--serve-threads", type=int, help="CPU threads per generation (default: half the cores, at "
-                                                       "least 1; capped at half while a job trains)")
+    a.add_argument("--serve-threads", type=int, help="most CPU threads for inference (default: all the cores); "
+                                                       "shared among concurrent generations, half while a job "
+                                                       "trains, one while that measures faster")
     a.add_argument("--serve-quantize", choices=("auto", "int8", "none"), default="auto",
                    help="auto/int8: a CPU agent decodes with int8 copies of the base weights (about 2x the "
                         "tokens/s; prompts use the exact weights); none: exact weights throughout")
@@ -96,7 +97,7 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int)
     g.add_argument("--stop", action="append", default=[], help="stop string (repeatable)")
     g.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
-    g.add_argument("--threads", type=int, help="CPU threads (default: half the cores, at least 1)")
+    g.add_argument("--threads", type=int, help="most CPU threads (default: all the cores; one while that measures faster)")
     g.add_argument("--quantize", choices=("auto", "int8", "none"), default="auto",
                    help="auto/int8: decode steps on CPU use int8 copies of the base weights; none: exact")
     g.add_argument("--json", action="store_true", help="print one JSON object (text, finish_reason, usage, "

@@ -429,14 +429,113 @@ def test_local_models_lists_both_layouts_of_the_models_directory(tmp_path, monke
     assert (smol in got) == (find_packaged_gguf(smol) is not None)
 
 
-def test_inference_threads_leave_cores_to_training():
+def test_inference_threads_share_the_cores_among_generations_and_training():
     from brightrun_trainer.inference.engine import torch_threads_for
 
-    assert torch_threads_for("cpu", False, cores=2) == 1
-    assert torch_threads_for("cpu", False, cores=16) == 8
-    assert torch_threads_for("cpu", False, cores=16, configured=16) == 16
-    assert torch_threads_for("cpu", True, cores=16, configured=16) == 8
+    # (cores, training, generations, --serve-threads) -> threads per generation
+    table = [
+        ((2, False, 1, None), 2),    # a lone stream on an idle agent: every core
+        ((2, False, 2, None), 1),    # two streams: one core each
+        ((2, False, 4, None), 1),    # never less than 1
+        ((2, True, 1, None), 1),     # a training job keeps half
+        ((16, False, 1, None), 16),
+        ((16, False, 3, None), 5),
+        ((16, True, 1, None), 8),
+        ((16, True, 2, None), 4),
+        ((16, False, 1, 4), 4),      # --serve-threads caps it
+        ((16, False, 2, 4), 2),
+        ((16, True, 1, 12), 8),      # ... and training still takes half
+        ((16, False, 1, 64), 16),    # never more than the cores
+    ]
+    for (cores, training, gens, configured), want in table:
+        assert torch_threads_for("cpu", training, cores=cores, configured=configured, generations=gens) == want, \
+            (cores, training, gens, configured)
     assert torch_threads_for("cuda", True, cores=16) is None
+
+
+def _drive(guard, want: int, step_seconds: dict[int, float], steps: int) -> list[int]:
+    """Run ``steps`` decode steps through the guard as the engine does, each step costing
+    ``step_seconds[threads]``; returns the thread count of every step."""
+    used, prev = [], None
+    for _ in range(steps):
+        n = guard.choose(want, "fast")
+        guard.record("fast", n, step_seconds[n], n == prev)   # warm: the team did not change
+        used.append(n)
+        prev = n
+    return used
+
+
+def test_thread_guard_falls_back_to_one_thread_while_more_are_slower():
+    from brightrun_trainer.inference.threads import ThreadGuard
+
+    # a busy machine: 2 threads take 10x longer per step than 1 (measured: 4-30x under load)
+    g = ThreadGuard()
+    used = _drive(g, 2, {1: 0.05, 2: 0.5}, 3000)
+    assert used[:4] == [1, 1, 2, 2]                         # measures one thread first, then two ...
+    assert used[4:63] == [1] * 59                           # ... and stays on the faster
+    checks = [i for i in range(4, 3000) if used[i] == 2 and used[i - 1] != 2]   # where each check starts
+    assert all(used[i + 2] == 1 for i in checks)            # a 10x slower warm step ends a check at once
+    assert 2 <= len(checks) <= 4                            # re-checks 2 threads rarely ...
+    gaps = [b - a for a, b in zip(checks, checks[1:])]
+    assert gaps == sorted(gaps) and gaps[-1] > 4 * checks[0]   # ... and far more rarely after a bad check
+    assert used.count(2) < 12
+
+    # a disaster (50x slower: measured 3 s against 50 ms per step): even the first, cold step ends a check
+    g = ThreadGuard()
+    used = _drive(g, 2, {1: 0.05, 2: 2.5}, 300)
+    assert used[:4] == [1, 1, 2, 1] and used.count(2) <= 4
+
+    # an idle machine: 2 threads are faster; it keeps them and checks 1 thread rarely
+    g = ThreadGuard()
+    used = _drive(g, 2, {1: 0.05, 2: 0.03}, 600)
+    assert used.count(2) > 575
+    starts = [i for i in range(4, 600) if used[i] == 1 and used[i - 1] != 1]
+    assert starts and all(used[i:i + 4] == [1] * 4 for i in starts)   # a full check: 4 steps
+    # a prefill never checks, and takes the faster choice
+    assert all(g.choose(2, "fast", prefill=True) == 2 for _ in range(200))
+
+    # the load goes away: the next check finds 2 threads faster again and switches back
+    g = ThreadGuard()
+    _drive(g, 2, {1: 0.05, 2: 0.5}, 100)
+    used = _drive(g, 2, {1: 0.05, 2: 0.03}, 3000)
+    assert used[-300:].count(2) >= 300 - 4
+    # one thread wanted (training, several streams): nothing to choose
+    assert ThreadGuard().choose(1, "fast") == 1 and ThreadGuard().choose(None, "fast") is None
+
+
+def test_generations_set_their_threads_from_the_running_count(tiny_model, monkeypatch):
+    """The engine counts running generations and re-applies the policy when the count changes."""
+    import os
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    training = threading.Event()
+    engine = Engine(device="cpu", training_active=training.is_set)
+    seen: list[tuple[int, int]] = []
+    streaming, release = threading.Event(), threading.Event()
+    before = torch.get_num_threads()
+
+    def on_text(_):
+        seen.append((engine.generations, engine.threads_now(), torch.get_num_threads()))
+        if len(seen) == 2:
+            streaming.set()
+            release.wait(30)   # hold this stream while the other one starts
+
+    t = threading.Thread(target=engine.generate, args=(str(tiny_model), MESSAGES, greedy(6)),
+                         kwargs={"on_text": on_text})
+    t.start()
+    assert streaming.wait(30)
+    assert seen[0][:2] == (1, 8)   # alone: all 8 "cores" ...
+    assert all(n in (1, 8) for _, _, n in seen)   # ... or one thread, where the guard measures that
+    training.set()
+    second: list[int] = []
+    engine.generate(str(tiny_model), MESSAGES, greedy(2),
+                    on_text=lambda _: second.append((engine.threads_now(), torch.get_num_threads())))
+    assert second and second[0][0] == 2            # training: half of 8, shared by 2 generations
+    assert all(n in (1, 2) for _, n in second)
+    release.set()
+    t.join(30)
+    assert engine.generations == 0
+    torch.set_num_threads(before)
 
 
 def test_generate_cli_prints_the_answer_usage_and_timings(tiny_model, adapters, capsys):

@@ -34,6 +34,15 @@ def test_decode_rows_use_int8_and_prefill_rows_stay_exact(dtype):
     assert torch.equal(q(x), F.linear(x, lin.weight, lin.bias))
 
 
+def test_widths_the_kernel_does_not_compute_stay_exact():
+    """The kernel returns NaN (or crashes) for input widths that are not a multiple of 16."""
+    model = nn.Sequential(nn.Linear(40, 16), nn.Linear(16, 24), nn.Linear(24, 8))
+    assert int8.quantize_for_decode(model) == 1
+    assert [type(m) for m in model] == [nn.Linear, int8.DecodeInt8Linear, nn.Linear]
+    x = torch.randn(1, 40)
+    assert torch.isfinite(model(x)).all()
+
+
 def test_quantize_keeps_tied_weights_and_peft_wraps_the_layers(tiny_model, tmp_path):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM

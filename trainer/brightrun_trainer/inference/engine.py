@@ -24,6 +24,7 @@ from typing import Callable
 
 from ..encoding import ensure_chat_template, render
 from ..errors import ConfigError
+from .threads import ThreadGuard, torch_threads_for  # noqa: F401 - torch_threads_for: imported from here
 
 log = logging.getLogger("brightrun.inference")
 
@@ -111,8 +112,9 @@ def adapter_name(model_id: str, version) -> str:
 class LoadedBase:
     """One base model in memory with its tokenizer and loaded adapters."""
 
-    def __init__(self, model_id: str, model, tokenizer, device: str, load_seconds: float):
+    def __init__(self, model_id: str, model, tokenizer, device: str, load_seconds: float, fast=None):
         self.model_id = model_id
+        self.fast = fast              # a fastdecode.FastDecoder for decode steps, or None
         self.model = model            # a PreTrainedModel, or a PeftModel once an adapter is loaded
         self.tokenizer = tokenizer
         self.device = device
@@ -151,6 +153,8 @@ class LoadedBase:
             t0 = time.monotonic()
             from peft import PeftModel
 
+            if self.fast is not None:
+                self.fast.forget(name)
             if not isinstance(self.model, PeftModel):
                 self.model = PeftModel.from_pretrained(self.model, str(path), adapter_name=name, is_trainable=False)
                 self.active = name
@@ -173,17 +177,51 @@ class LoadedBase:
             if self.active == old:
                 self._activate(None)
             self.model.delete_adapter(old)
+            if self.fast is not None:
+                self.fast.forget(old)
             del self.adapters[old]
             log.info("unloaded adapter %s from %s (more than %d loaded)", old, self.model_id, max_loaded)
 
-    def forward(self, adapter: str | None, input_ids, cache):
+    def forward(self, adapter: str | None, input_ids, cache, clock: list | None = None):
+        """The last position's logits (fp32) through the model's modules; appends the seconds spent
+        computing (not waiting for the lock) to ``clock``."""
         import torch
 
         with self.lock:
+            t0 = time.perf_counter()
             self._activate(adapter)
             with torch.inference_mode():
                 out = self.model(input_ids=input_ids, past_key_values=cache, use_cache=True, logits_to_keep=1)
-        return out.logits[:, -1, :].float()
+            logits = out.logits[:, -1, :].float()
+            if clock is not None:
+                clock.append(time.perf_counter() - t0)
+        return logits
+
+    def fast_ok(self, adapter: str | None) -> bool:
+        """Whether this request's decode steps can take the fast path (fastdecode.py)."""
+        if self.fast is None or not self.fast.enabled():
+            return False
+        with self.lock:
+            return self.fast.adapter_ok(self.model, adapter)
+
+    def start_fast(self, cache, prompt_len: int, capacity: int):
+        """The fast path's state for a request after its prefill (its KV cache copied in)."""
+        import torch
+
+        with self.lock, torch.inference_mode():
+            return self.fast.start(cache, prompt_len, capacity)
+
+    def step(self, adapter: str | None, token: int, state, clock: list | None = None):
+        """One decode step on the fast path: the next position's logits (fp32, [1, vocab])."""
+        import torch
+
+        with self.lock:
+            t0 = time.perf_counter()
+            with torch.inference_mode():
+                logits = self.fast.step(token, state, adapter)
+            if clock is not None:
+                clock.append(time.perf_counter() - t0)
+        return logits
 
 
 def _stop_ids(model, tokenizer) -> set[int]:
@@ -269,27 +307,6 @@ class StopText:
         return new
 
 
-def torch_threads_for(device: str, training_active: bool, cores: int | None = None,
-                      configured: int | None = None) -> int | None:
-    """Intra-op threads for an inference thread on a CPU agent (``--serve-threads``, else half the
-    cores, at least 1).
-
-    Decoding a small model gains little from more threads, while OpenMP teams that outnumber the
-    free cores slow down sharply (measured on the 2-core development machine under load: 2 threads
-    were 3 to 8 times slower per token than 1). Half the cores leaves the other half to a training
-    job on the same agent; ``training_active`` caps a configured count at half the cores too.
-    """
-    import os
-
-    if device != "cpu":
-        return None
-    n = cores or os.cpu_count() or 1
-    half = max(1, n // 2)
-    if configured:
-        return min(configured, half) if training_active else configured
-    return half
-
-
 class Engine:
     """Serves base models and adapters; thread-safe."""
 
@@ -301,12 +318,14 @@ class Engine:
         self.device = device
         # auto: int8 weights for the decode steps on CPU (inference/int8.py), exact weights elsewhere
         self.quantize = quantize
-        self.threads = threads   # CPU intra-op threads per generation (None: half the cores)
+        self.threads = threads   # CPU threads for inference (None: all cores; see torch_threads_for)
         self.dtype = dtype   # auto: bf16 on GPUs and on CPUs with bf16 units (AMX/AVX512-BF16), else fp32
         self.max_bases = max(1, max_bases)
         self.max_loaded_adapters = max(1, max_loaded_adapters)
         self.training_active = training_active or (lambda: False)
         self.bases: OrderedDict[str, LoadedBase] = OrderedDict()
+        self.generations = 0   # running generate() calls, all bases (the threads policy shares the cores)
+        self.guard = ThreadGuard()   # one thread instead of the policy's count while that is faster
         self._lock = threading.Lock()
         self._loading: dict[str, threading.Lock] = {}
 
@@ -336,6 +355,21 @@ class Engine:
             return lb, lb.load_seconds
 
     def _load(self, model_id: str) -> LoadedBase:
+        """Loads on one CPU thread: the load is a file read plus casts and int8 copies, and on a busy
+        2-core machine two threads made the int8 copies 20x slower (0.6 s vs 11.8 s for SmolLM2-135M
+        at load average 5; bench/inference/README.md), for little gain on an idle one."""
+        import torch
+
+        before = torch.get_num_threads()
+        if self.device == "cpu":
+            torch.set_num_threads(1)
+        try:
+            return self._load_model(model_id)
+        finally:
+            if self.device == "cpu":
+                torch.set_num_threads(before)
+
+    def _load_model(self, model_id: str) -> LoadedBase:
         from ..models import load_model, load_tokenizer, resolve_model
 
         t0 = time.monotonic()
@@ -347,14 +381,18 @@ class Engine:
         if model.dtype != dtype:
             model.to(dtype)
         model.eval()
-        decode = "exact"
+        decode, fast = "exact", None
         if self.decode_int8():
+            from .fastdecode import FastDecoder
             from .int8 import quantize_for_decode
 
             decode = f"int8 ({quantize_for_decode(model)} layers)"
+            fast = FastDecoder.build(model)
+            if fast is not None:
+                decode += ", fused decode steps"
         secs = time.monotonic() - t0
         log.info("loaded base model %s (%s, %s, decode %s) in %.1f s", model_id, resolved.source, dtype, decode, secs)
-        return LoadedBase(model_id, model, tok, self.device, secs)
+        return LoadedBase(model_id, model, tok, self.device, secs, fast=fast)
 
     def decode_int8(self) -> bool:
         """Whether decode steps use int8 weights: on CPU unless turned off (``--serve-quantize none``),
@@ -385,6 +423,12 @@ class Engine:
             return torch.bfloat16 if cpu_bf16_supported() else torch.float32
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
+    def threads_now(self) -> int | None:
+        """This generation's intra-op threads now (torch_threads_for with the running generations)."""
+        with self._lock:
+            n = self.generations
+        return torch_threads_for(self.device, self.training_active(), configured=self.threads, generations=n)
+
     def _evict_bases(self, keep: str) -> None:
         for mid in list(self.bases):
             if len(self.bases) <= self.max_bases:
@@ -412,19 +456,18 @@ class Engine:
         name = None
         with self._lock:
             lb.busy += 1
+            self.generations += 1
         try:
             if adapter is not None:
                 name = adapter[0]
                 with lb.lock:
                     lb.in_use[name] = lb.in_use.get(name, 0) + 1
                 load_s += lb.ensure_adapter(name, Path(adapter[1]), self.max_loaded_adapters)
-            threads = torch_threads_for(self.device, self.training_active(), configured=self.threads)
-            if threads:
-                torch.set_num_threads(threads)  # per thread with PyTorch's OpenMP backend
             return self._decode(lb, name, messages, params, on_text, cancel, deadline, t_start, load_s)
         finally:
             with self._lock:
                 lb.busy -= 1
+                self.generations -= 1
             if name is not None:
                 with lb.lock:
                     lb.in_use[name] -= 1
@@ -447,6 +490,8 @@ class Engine:
         stop = StopText(params.stop)
         out_ids: list[int] = []
         cache = DynamicCache()
+        fast = lb.fast_ok(name)   # decode steps on the fused path (fastdecode.py) after the prefill
+        state = None
         t_gen = time.monotonic()
         first = None
         finish = FINISH_LENGTH
@@ -456,11 +501,29 @@ class Engine:
         def cancelled() -> bool:
             return (cancel is not None and cancel.is_set()) or (deadline is not None and time.monotonic() > deadline)
 
+        threads, kind, clock = None, ("fast" if fast else "modules"), []
         while len(out_ids) < params.max_tokens:
             if cancelled():
                 finish = FINISH_CANCELLED
                 break
-            logits = lb.forward(name, next_input, cache)
+            # Re-read before every step: a stream that started alone shrinks its team as soon as
+            # another generation (or a training job) starts, and the guard drops to one thread while
+            # that measures faster. Set only on a change: set_num_threads also clears oneDNN's
+            # primitive cache.
+            want = self.guard.choose(self.threads_now(), kind, prefill=not out_ids)
+            warm = want == threads
+            if want and want != threads:
+                torch.set_num_threads(want)   # this thread's team (PyTorch's OpenMP backend)
+                threads = want
+            clock.clear()
+            if state is not None:
+                logits = lb.step(name, out_ids[-1], state, clock)
+            else:
+                logits = lb.forward(name, next_input, cache, clock)
+                if fast:
+                    state, cache = lb.start_fast(cache, n_prompt, n_prompt + params.max_tokens), None
+            if out_ids and clock:   # a decode step (not the prefill); warm: on an unchanged team
+                self.guard.record(kind, threads, clock[0], warm)
             t = sample(logits.cpu(), params.temperature, params.top_p, gen)
             if first is None:
                 first = time.monotonic() - t_gen

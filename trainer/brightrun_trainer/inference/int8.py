@@ -32,6 +32,7 @@ from torch import nn
 # Imported lazily (by Engine._load), so importing the agent does not import torch.
 
 ROWS_MAX = 4   # inputs with more rows than this (prefill) use the exact weight
+K_MULTIPLE = 16   # the kernel returns NaN or crashes for other input widths (measured, PyTorch 2.11 CPU)
 
 
 def kernel_available() -> bool:
@@ -48,11 +49,9 @@ class DecodeInt8Linear(nn.Linear):
         m.in_features, m.out_features = lin.in_features, lin.out_features
         m.weight, m.bias = lin.weight, lin.bias   # shared, not copied (tied embeddings stay tied)
         m.enabled = True
-        w = lin.weight.detach().float()
-        scale = (w.abs().amax(dim=1) / 127.0).clamp_min(1e-12)
-        q = torch.round(w / scale[:, None]).clamp_(-128, 127).to(torch.int8).contiguous()
+        q, scale = quantize_rows(lin.weight, lin.weight.dtype)
         m.register_buffer("w_int8", q, persistent=False)
-        m.register_buffer("w_scale", scale.to(lin.weight.dtype), persistent=False)
+        m.register_buffer("w_scale", scale, persistent=False)
         return m
 
     def forward(self, x):
@@ -66,13 +65,26 @@ class DecodeInt8Linear(nn.Linear):
         return y.reshape(*x.shape[:-1], self.out_features)
 
 
+def supported(in_features: int) -> bool:
+    """Whether ``_weight_int8pack_mm`` computes products of this input width (others stay exact)."""
+    return in_features > 0 and in_features % K_MULTIPLE == 0
+
+
+def quantize_rows(w: torch.Tensor, scale_dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-row (output channel) symmetric int8 of a 2-D weight: (int8 [N, K], scales [N])."""
+    w = w.detach().float()
+    scale = (w.abs().amax(dim=1) / 127.0).clamp_min(1e-12)
+    q = torch.round(w / scale[:, None]).clamp_(-128, 127).to(torch.int8).contiguous()
+    return q, scale.to(scale_dtype)
+
+
 def quantize_for_decode(model) -> int:
-    """Replace every plain ``nn.Linear`` of ``model`` (before PEFT wraps it) with a
-    :class:`DecodeInt8Linear`; returns how many were replaced."""
+    """Replace every plain ``nn.Linear`` of ``model`` (before PEFT wraps it) whose input width the
+    kernel supports with a :class:`DecodeInt8Linear`; returns how many were replaced."""
     n = 0
     for mod in list(model.modules()):
         for name, child in list(mod.named_children()):
-            if type(child) is nn.Linear:
+            if type(child) is nn.Linear and supported(child.in_features):
                 setattr(mod, name, DecodeInt8Linear.wrap(child))
                 n += 1
     return n
