@@ -142,7 +142,7 @@ def greedy_tokens(model, prompts: list[list[int]], max_new_tokens: int, eos_id: 
     first = torch.empty(n, dtype=torch.long, device=device)
     SlotLayer = _slot_layer_class()
     buffers = None
-    with torch.no_grad(), grouped_kv_attention(model, device):
+    with torch.inference_mode(), grouped_kv_attention(model, device):
         for ids, rows in groups.items():
             names = [adapter_names[r] for r in rows] if adapter_names is not None else None
             logits, cache = _prefill(model, list(ids), names, len(rows), device)
