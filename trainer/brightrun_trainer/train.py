@@ -25,6 +25,7 @@ from .data import Example, load_dataset, split_examples
 from .distributed import Dist
 from .encoding import IGNORE_INDEX, Encoded, collate_packed, encode_all, ensure_chat_template, render
 from .errors import Cancelled, ConfigError, DataError, OOMError
+from .memory import release_free_heap
 from .models import ResolvedModel, cpu_bf16_supported, load_model, load_tokenizer, pick_device, resolve_model
 from .perf import FlopCounter, GpuStats, device_peak
 from .reporting import Reporter
@@ -739,6 +740,7 @@ def run_training(cfg: JobConfig, data_path: str | Path, out_dir: str | Path, *, 
             optimizer.zero_grad(set_to_none=True)
             if device == "cuda":
                 torch.cuda.synchronize()
+            release_free_heap(device)  # the step's freed activations back to the OS (memory.py)
             step += 1
             n_tokens = sum(e.n_tokens for b in step_batches for e in b)
             tokens_trained += n_tokens
@@ -829,6 +831,7 @@ def run_training(cfg: JobConfig, data_path: str | Path, out_dir: str | Path, *, 
 
     # -- evaluate ------------------------------------------------------------------------
     reporter.stage("evaluating", step=step)
+    release_free_heap(device)
     eval_json = run_final_eval(model, tokenizer, cfg, val_enc, val_kept, train_ex, pad_id, device, path,
                                progress=lambda done, total, what: reporter.record(
                                    "eval_progress", done=done, total=total, part=what))
