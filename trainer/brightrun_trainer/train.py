@@ -268,6 +268,8 @@ def train_micro_batch(model, path: ComputePath, encs: list[Encoded], n_loss_toke
             loss_sum, n, correct = forward_loss_acc(model, _to(batch, device), accuracy=counts is not None)
         (loss_sum / n_loss_tokens).backward()  # outside autocast, as torch recommends
         total += float(loss_sum.item())
+        del loss_sum
+        release_free_heap(device)  # this forward's freed activations back to the OS (CPU; memory.py)
         if counts is not None:
             counts.add(correct, n)
     return total
@@ -740,7 +742,6 @@ def run_training(cfg: JobConfig, data_path: str | Path, out_dir: str | Path, *, 
             optimizer.zero_grad(set_to_none=True)
             if device == "cuda":
                 torch.cuda.synchronize()
-            release_free_heap(device)  # the step's freed activations back to the OS (memory.py)
             step += 1
             n_tokens = sum(e.n_tokens for b in step_batches for e in b)
             tokens_trained += n_tokens
