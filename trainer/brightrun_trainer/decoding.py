@@ -22,7 +22,7 @@ KV cache) gives; what changes is the work done to get them:
 
 On the quick-demo job of issue 14 (SmolLM2-135M, 3 prompts of 269, 789 and 896
 tokens, adapter and base rows, 128 new tokens) the copies and concatenations
-were about half of each decoding step and a quarter of the prefill was padding
+were about 40 % of each decoding step and 27 % of the prefill was padding
 (bench/trainer/cpu_eval.py, bench/trainer/README.md).
 """
 
