@@ -118,8 +118,8 @@ def release_free_heap(device: str, env: dict | None = None) -> bool:
     the whole job's peak (3.99-4.07 GiB) was that retained heap plus one step's
     activations. Trimming after each forward/backward brings the RSS back to
     the live tensors (the job's first 17 examples: peak 3.69 -> 2.88 GiB;
-    trimming only every 4 examples, once per optimizer step, did not lower the
-    peak: the heap fragments within a step; bench/trainer/README.md). The cost
+    trimming only every 4 examples, once per optimizer step: 3.47 GiB, the
+    heap fragments within a step; bench/trainer/README.md). The cost
     is re-faulting the released pages in the next forward (up to 1.2x the CPU
     time per example, measured under load). BRIGHTRUN_MALLOC_TRIM=0 turns it
     off. Returns whether a trim ran (False off the CPU or without glibc).
