@@ -13,10 +13,20 @@ same machine load:
   one_loop_bf16   the same on bf16 frozen weights (the CPU training path where
                   the CPU has bf16 units; also what the inference engine serves)
 
-Each line reports wall and process CPU seconds, the load average, and whether
-the answers equal two_loops' (and, with --reference, a previous eval.json's).
+  hf_bf16         one_loop_bf16 through ``model.generate`` (the path before the
+                  slot decoder: left-padded prefill, DynamicCache, repeated
+                  GQA heads); hf_fp32 the same on fp32 weights
+  slots_bf16      train.generate_pairs now (decoding.greedy_tokens: each prompt
+                  prefilled alone, left-padded slot cache, grouped GQA heads)
+                  on bf16 weights; slots_fp32 the same on fp32 weights
 
-  PYTHONPATH=trainer .venv/bin/python bench/trainer/cpu_eval.py --adapter OUT_DIR
+one_loop and one_loop_bf16 run train.generate_pairs, i.e. the slot decoder
+since it landed. Each line reports wall and process CPU seconds, the load
+average, whether the answers equal the first variant's of the same weights'
+dtype (and, with --reference, a previous eval.json's).
+
+  PYTHONPATH=trainer .venv/bin/python bench/trainer/cpu_eval.py --adapter OUT_DIR \
+      --variants hf_bf16,slots_bf16,hf_bf16,slots_bf16 --threads 2
 """
 
 from __future__ import annotations
@@ -51,7 +61,10 @@ def main():
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--max-new-tokens", type=int, default=128)
     ap.add_argument("--reference", help="an eval.json whose answers the fp32 variants should reproduce")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     tcfg = json.loads((Path(args.adapter) / "training_config.json").read_text())["config"]
     cfg = JobConfig.from_dict(tcfg)
@@ -73,35 +86,46 @@ def main():
             models[dtype] = m
         return models[dtype]
 
-    def two_loops(m):
+    def two_loops(m, cb):
         a = generate_batch(m, tok, pool, args.max_new_tokens, cfg.max_seq_length, "cpu")
         with m.disable_adapter():
             b = generate_batch(m, tok, pool, args.max_new_tokens, cfg.max_seq_length, "cpu")
         return a, b
 
-    def one_loop(m):
-        return generate_pairs(m, tok, pool, args.max_new_tokens, cfg.max_seq_length, "cpu")
+    def one_loop(m, cb):
+        return generate_pairs(m, tok, pool, args.max_new_tokens, cfg.max_seq_length, "cpu", on_token=cb)
+
+    def hf_loop(m, cb):  # generate_pairs before the slot decoder: one model.generate over the mixed batch
+        n = len(pool)
+        out = generate_batch(m, tok, pool * 2, args.max_new_tokens, cfg.max_seq_length, "cpu",
+                             adapter_names=[m.active_adapter] * n + ["__base__"] * n, on_token=cb)
+        return out[:n], out[n:]
 
     variants = {"two_loops": (torch.float32, two_loops), "one_loop": (torch.float32, one_loop),
-                "one_loop_bf16": (torch.bfloat16, one_loop)}
+                "one_loop_bf16": (torch.bfloat16, one_loop),
+                "hf_fp32": (torch.float32, hf_loop), "hf_bf16": (torch.bfloat16, hf_loop),
+                "slots_fp32": (torch.float32, one_loop), "slots_bf16": (torch.bfloat16, one_loop)}
     ref = None
     if args.reference:
         samples = json.loads(Path(args.reference).read_text())["samples"]
         ref = ([s["adapter"] for s in samples], [s["base"] for s in samples])
-    first = None
+    first = {}
     for r in range(args.rounds):
         for v in args.variants.split(","):
             dtype, fn = variants[v]
             m = model_for(dtype)
             load0 = os.getloadavg()[0]
             t0, c0 = time.perf_counter(), time.process_time()
-            answers = fn(m)
+            first_token = []
+            answers = fn(m, lambda k: first_token.append(time.perf_counter() - t0) if k == 1 else None)
             wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-            first = first or answers
+            first.setdefault(dtype, answers)
             rec = {"variant": v, "round": r + 1, "threads": torch.get_num_threads(), "wall_seconds": round(wall, 2),
-                   "cpu_seconds": round(cpu, 2), "load_average": [round(load0, 2), round(os.getloadavg()[0], 2)],
+                   "cpu_seconds": round(cpu, 2),
+                   "prefill_seconds": round(first_token[0], 2) if first_token else None, "load_average": [round(load0, 2), round(os.getloadavg()[0], 2)],
                    "prompts": len(pool), "max_new_tokens": args.max_new_tokens,
-                   "same_answers_as_first_variant": answers == first}
+                   "dtype": str(dtype).replace("torch.", ""),
+                   "same_answers_as_first_variant_of_its_dtype": answers == first[dtype]}
             if ref is not None:
                 rec["same_answers_as_reference"] = [answers[0] == ref[0], answers[1] == ref[1]]
             print(json.dumps(rec), flush=True)

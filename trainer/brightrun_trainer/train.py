@@ -25,6 +25,7 @@ from .data import Example, load_dataset, split_examples
 from .distributed import Dist
 from .encoding import IGNORE_INDEX, Encoded, collate_packed, encode_all, ensure_chat_template, render
 from .errors import Cancelled, ConfigError, DataError, OOMError
+from .memory import release_free_heap
 from .models import ResolvedModel, cpu_bf16_supported, load_model, load_tokenizer, pick_device, resolve_model
 from .perf import FlopCounter, GpuStats, device_peak
 from .reporting import Reporter
@@ -267,6 +268,8 @@ def train_micro_batch(model, path: ComputePath, encs: list[Encoded], n_loss_toke
             loss_sum, n, correct = forward_loss_acc(model, _to(batch, device), accuracy=counts is not None)
         (loss_sum / n_loss_tokens).backward()  # outside autocast, as torch recommends
         total += float(loss_sum.item())
+        del loss_sum
+        release_free_heap(device)  # this forward's freed activations back to the OS (CPU; memory.py)
         if counts is not None:
             counts.add(correct, n)
     return total
@@ -480,23 +483,40 @@ def generate_pairs(model, tokenizer, examples: list[Example], max_new_tokens: in
     Each prompt appears twice in the batch: once through the adapter and once
     with it skipped (PEFT's mixed batch, ``adapter_names=["__base__"]``), so the
     base answers come from the same weights without a second model or a second
-    decoding loop. Decoding a 135M model on a CPU is bound by reading the
-    weights once per step, not by the batch size, so one loop over 2n rows
-    costs about what one loop over n rows did (issue 14: the evaluating stage
-    was 29 % of the quick-demo job with two loops).
+    decoding loop. Decoding a 135M model on a CPU costs about the same per step
+    for 2n rows as for n (issue 14: the evaluating stage was 29 % of the
+    quick-demo job with two loops). The loop is :func:`decoding.greedy_tokens`
+    (each prompt prefilled alone, no padding; the KV caches laid out
+    left-padded for one decoding loop): the answers of :func:`generate_batch`
+    with less work per token.
     """
     from peft import PeftModel
 
     if not examples:
         return [], []
-    if not isinstance(model, PeftModel):  # no adapter: both answers are the model's
-        out = generate_batch(model, tokenizer, examples, max_new_tokens, max_len, device, on_token=on_token)
-        return out, list(out)
     n = len(examples)
-    names = [model.active_adapter] * n + ["__base__"] * n
-    out = generate_batch(model, tokenizer, list(examples) * 2, max_new_tokens, max_len, device,
-                         adapter_names=names, on_token=on_token)
+    if isinstance(model, PeftModel):
+        rows, names = list(examples) * 2, [model.active_adapter] * n + ["__base__"] * n
+    else:  # no adapter: both answers are the model's
+        rows, names = list(examples), None
+    out = _greedy_answers(model, tokenizer, rows, max_new_tokens, max_len, device, names, on_token)
+    if names is None:
+        return out, list(out)
     return out[:n], out[n:]
+
+
+def _greedy_answers(model, tokenizer, examples: list[Example], max_new_tokens: int, max_len: int, device: str,
+                    adapter_names: list[str] | None, on_token) -> list[str]:
+    from .decoding import greedy_tokens
+
+    prompts = [prompt_ids(tokenizer, ex, max_new_tokens, max_len) for ex in examples]
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    tokens = greedy_tokens(model, prompts, max_new_tokens, tokenizer.eos_token_id, pad, device,
+                           adapter_names=adapter_names, on_token=on_token)
+    if tokens is None:  # a cache layout the slot cache does not cover (sliding windows): generate()
+        return generate_batch(model, tokenizer, examples, max_new_tokens, max_len, device,
+                              adapter_names=adapter_names, on_token=on_token)
+    return [tokenizer.decode(t, skip_special_tokens=True).strip() for t in tokens]
 
 
 class _TokenProgress:
@@ -812,6 +832,7 @@ def run_training(cfg: JobConfig, data_path: str | Path, out_dir: str | Path, *, 
 
     # -- evaluate ------------------------------------------------------------------------
     reporter.stage("evaluating", step=step)
+    release_free_heap(device)
     eval_json = run_final_eval(model, tokenizer, cfg, val_enc, val_kept, train_ex, pad_id, device, path,
                                progress=lambda done, total, what: reporter.record(
                                    "eval_progress", done=done, total=total, part=what))

@@ -233,9 +233,75 @@ def test_one_decoding_loop_gives_the_separate_adapter_and_base_answers(trained):
     model.config.use_cache = True
     examples = load_dataset(_data(trained)).examples[:3]
     steps = []
-    adapter, base = generate_pairs(model, tok, examples, 12, cfg.max_seq_length, "cpu", on_token=steps.append)
-    assert adapter == generate_batch(model, tok, examples, 12, cfg.max_seq_length, "cpu")
+    adapter, base = generate_pairs(model, tok, examples, 24, cfg.max_seq_length, "cpu", on_token=steps.append)
+    assert adapter == generate_batch(model, tok, examples, 24, cfg.max_seq_length, "cpu")
     with model.disable_adapter():
-        assert base == generate_batch(model, tok, examples, 12, cfg.max_seq_length, "cpu")
+        assert base == generate_batch(model, tok, examples, 24, cfg.max_seq_length, "cpu")
     assert adapter != base  # the adapter is trained, so its rows differ from the base rows
-    assert steps == list(range(1, len(steps) + 1)) and steps[-1] <= 12
+    assert steps == list(range(1, len(steps) + 1)) and steps[-1] <= 24
+
+
+def _tiny_generation(trained, n=3):
+    from brightrun_trainer.data import load_dataset
+    from brightrun_trainer.encoding import ensure_chat_template
+    from brightrun_trainer.models import load_tokenizer, resolve_model
+
+    cfg = JobConfig.load(trained["cfg"])
+    tok = load_tokenizer(resolve_model(cfg.base_model))
+    ensure_chat_template(tok)
+    model = trained["res"].model
+    model.eval()
+    model.config.use_cache = True
+    return cfg, tok, model, load_dataset(_data(trained)).examples[:n]
+
+
+def _hf_generate(model, rows, max_new, eos, pad, names):
+    """model.generate on the left-padded batch (the path before the slot decoder), cut after each row's ``eos``."""
+    width = max(len(r) for r in rows)
+    ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows])
+    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
+    with torch.no_grad():
+        out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new, do_sample=False,
+                             pad_token_id=pad, eos_token_id=eos, use_cache=True, adapter_names=names)
+    cut = []
+    for row in out[:, width:].tolist():
+        cut.append(row[:row.index(eos) + 1] if eos in row else row)
+    return cut
+
+
+def test_slot_decoder_generates_the_left_padded_tokens_and_stops_rows_at_their_end(trained):
+    """decoding.greedy_tokens (each prompt prefilled alone, left-padded slot
+    cache, grouped GQA heads) gives model.generate's tokens on the left-padded
+    mixed batch, token for token, also when rows end at different steps."""
+    from brightrun_trainer.decoding import greedy_tokens
+    from brightrun_trainer.train import prompt_ids
+
+    cfg, tok, model, examples = _tiny_generation(trained)
+    n, new = len(examples), 20
+    rows = [prompt_ids(tok, e, new, cfg.max_seq_length) for e in examples] * 2
+    assert len({len(r) for r in rows}) > 1  # left padding is exercised
+    names = [model.active_adapter] * n + ["__base__"] * n
+    pad = tok.pad_token_id
+    free = greedy_tokens(model, rows, new, None, pad, "cpu", adapter_names=names)
+    assert free == _hf_generate(model, rows, new, -1, pad, names)  # no end token: all 20 tokens
+    end = free[0][4]  # a token row 0 emits 5th: it ends there, other rows elsewhere or not at all
+    steps = []
+    got = greedy_tokens(model, rows, new, end, pad, "cpu", adapter_names=names, on_token=steps.append)
+    assert got == _hf_generate(model, rows, new, end, pad, names)
+    assert len(got[0]) <= 5 and got[0][-1] == end
+    assert len({len(g) for g in got}) > 1  # rows stopped at different steps
+    assert steps == list(range(1, max(len(g) for g in got) + 1))
+
+
+def test_slot_decoder_without_an_adapter_gives_generate_batch_answers(trained, tiny_model):
+    """A plain model (no PEFT wrapper): generate_pairs' two answers are both generate_batch's."""
+    from brightrun_trainer.models import load_model, resolve_model
+    from brightrun_trainer.train import generate_batch, generate_pairs
+
+    cfg, tok, _, examples = _tiny_generation(trained)
+    model = load_model(resolve_model(str(tiny_model)), device="cpu")
+    model.eval()
+    model.config.use_cache = True
+    a, b = generate_pairs(model, tok, examples, 16, cfg.max_seq_length, "cpu")
+    assert a == b == generate_batch(model, tok, examples, 16, cfg.max_seq_length, "cpu")
+    assert model.config._attn_implementation == "sdpa"  # the grouped-heads attention was only for the loop

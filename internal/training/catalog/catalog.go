@@ -116,6 +116,11 @@ type GPU struct {
 	AllowedCounts                 []int   `json:"allowed_counts"`
 	BF16PeakTFLOPS                float64 `json:"bf16_peak_tflops"` // dense, no sparsity; 0 for the CPU
 	CPU                           bool    `json:"cpu"`
+	// CPUBF16Weights (CPU entries only): the CPU has bf16 matrix units
+	// (AMX-BF16 or AVX512-BF16), so the trainer keeps the frozen weights in
+	// bf16 with bf16 autocast there (its default on such CPUs), and the memory
+	// estimate sizes 2-byte weights and bf16-weights activations instead of fp32.
+	CPUBF16Weights bool `json:"cpu_bf16_weights,omitempty"`
 	// Throughput: default training tokens/s per GPU for LoRA, by model SizeClass.
 	Throughput  map[string]float64 `json:"throughput"`
 	PriceSource string             `json:"price_source"`
@@ -357,6 +362,9 @@ func (c *Catalog) Validate() error {
 				bad("%s.allowed_counts[%d]: duplicate count %d", p, j, n)
 			}
 			seen[n] = true
+		}
+		if g.CPUBF16Weights && !g.CPU {
+			bad("%s.cpu_bf16_weights: only for a CPU option (\"cpu\": true); GPUs always hold bf16 weights", p)
 		}
 		if g.CPU && (len(g.AllowedCounts) != 1 || g.AllowedCounts[0] != 1) {
 			bad("%s.allowed_counts: a CPU option allows exactly [1]", p)

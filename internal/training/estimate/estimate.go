@@ -29,6 +29,7 @@ const (
 	DefaultEgressPerGB       = 0.09  // AWS data transfer out to the internet, first 10 TB, 2025
 	WeightBytesGPU           = 2.0   // bf16
 	WeightBytesCPU           = 4.0   // fp32 on the CPU
+	WeightBytesCPUBF16       = 2.0   // bf16 frozen weights on a CPU with bf16 units (cpu_bf16_weights)
 	MasterBytesPerLoraParam  = 4.0   // fp32 LoRA weights
 	GradBytesPerLoraParam    = 4.0   // fp32 LoRA gradients
 	OptimizerBytesPerLoraPar = 8.0   // AdamW: two fp32 moments
@@ -385,16 +386,16 @@ func memoryFor(m catalog.BaseModel, g catalog.GPU, h catalog.Hyperparameters, se
 	wb, overhead := WeightBytesGPU, CUDAContextGB
 	if g.CPU {
 		wb, overhead = WeightBytesCPU, CPURuntimeGB
+		if g.CPUBF16Weights {
+			wb = WeightBytesCPUBF16
+		}
 	}
 	lora := float64(LoraParams(m.Arch, max(h.LoraRank, 1)))
 	tokens := MicroBatchTokens(batch, seq, meanTokens)
 	if g.CPU {
 		tokens = CPUForwardTokens(seq)
 	}
-	per := ActivationBytesPerToken(m.Arch, h.LoraDropout, g.CPU)
-	if ckpt {
-		per = checkpointedBytesPerToken(m.Arch, h.LoraDropout, g.CPU)
-	}
+	per := activationBytes(m.Arch, h.LoraDropout, g, ckpt)
 	f := MemoryFit{
 		AvailableGB:      g.MemoryGB,
 		WeightsGB:        float64(m.Parameters) * wb / gib,

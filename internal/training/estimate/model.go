@@ -38,9 +38,14 @@ const (
 	// path (single rows, bf16 autocast where the CPU has bf16 units) keeps
 	// ~1.65× on fp32 weights and ~1.2× with bf16 frozen weights (its default
 	// there; bench/trainer/cpu_fast.py peak RSS, 3.64 GiB for SmolLM2 at 966
-	// tokens); the estimator does not know the server CPU's features, so it
-	// sizes for fp32, the largest.
-	cpuActivationFactor = 2.2
+	// tokens). A CPU option with cpu_bf16_weights in the catalog is sized
+	// with cpuBF16WeightsFactor and 2-byte weights (the trainer's path there);
+	// other CPU options with fp32, the largest. The same numbers are in
+	// trainer/brightrun_trainer/memory.py (CPU_FP32_FACTOR,
+	// CPU_BF16_WEIGHTS_FACTOR), which the agent checks before loading the
+	// weights; TestCPUMemoryModelAgreesWithTheTrainer holds them equal.
+	cpuActivationFactor  = 2.2
+	cpuBF16WeightsFactor = 1.2
 
 	// CUDAContextGB is the CUDA context and library workspaces outside the
 	// PyTorch allocator; FragmentationShare is added on top of tensor memory
@@ -114,6 +119,24 @@ func ActivationBytesPerToken(a catalog.Arch, dropout float64, cpu bool) float64 
 		b *= cpuActivationFactor
 	}
 	return b
+}
+
+// activationBytes is ActivationBytesPerToken (or, with checkpointing,
+// checkpointedBytesPerToken) for the device g: bf16 on a GPU; on the CPU fp32,
+// or bf16 frozen weights under autocast where the catalog says the CPU has
+// bf16 units.
+func activationBytes(a catalog.Arch, dropout float64, g catalog.GPU, ckpt bool) float64 {
+	per := ActivationBytesPerToken(a, dropout, false)
+	if ckpt {
+		per = checkpointedBytesPerToken(a, dropout, false)
+	}
+	switch {
+	case g.CPU && g.CPUBF16Weights:
+		return per * cpuBF16WeightsFactor
+	case g.CPU:
+		return per * cpuActivationFactor
+	}
+	return per
 }
 
 // checkpointedBytesPerToken: with gradient checkpointing only every layer's
