@@ -50,42 +50,16 @@ func (s *Store) StorageUsageDuring(ctx context.Context, from, to time.Time) ([]s
 		return usage[id]
 	}
 	err := s.readTx(ctx, func(x q) error {
-		rows, err := x.query(ctx, `SELECT user_id, sum(file_size) FROM datasets
-			WHERE status <> 'uploading' AND created_at < ? AND (deleted_at IS NULL OR deleted_at >= ?) GROUP BY user_id`, to, from)
-		if err != nil {
+		if err := sumBytesByUser(ctx, x, func(id string, n int64) { get(id).DatasetBytes = n }, `SELECT user_id, sum(file_size) FROM datasets
+			WHERE status <> 'uploading' AND created_at < ? AND (deleted_at IS NULL OR deleted_at >= ?) GROUP BY user_id`, to, from); err != nil {
 			return err
 		}
-		for rows.Next() {
-			var id string
-			var n *int64
-			if err := rows.Scan(&id, &n); err != nil {
-				rows.Close()
-				return err
-			}
-			if n != nil {
-				get(id).DatasetBytes = *n
-			}
-		}
-		rows.Close()
 		// Exports (merged models, GGUF files) are model files too.
-		rows, err = x.query(ctx, `SELECT user_id, sum(size_bytes) FROM model_exports
-			WHERE ready_at IS NOT NULL AND ready_at < ? AND (deleted_at IS NULL OR deleted_at >= ?) GROUP BY user_id`, to, from)
-		if err != nil {
+		if err := sumBytesByUser(ctx, x, func(id string, n int64) { get(id).ArtifactBytes += n }, `SELECT user_id, sum(size_bytes) FROM model_exports
+			WHERE ready_at IS NOT NULL AND ready_at < ? AND (deleted_at IS NULL OR deleted_at >= ?) GROUP BY user_id`, to, from); err != nil {
 			return err
 		}
-		for rows.Next() {
-			var id string
-			var n *int64
-			if err := rows.Scan(&id, &n); err != nil {
-				rows.Close()
-				return err
-			}
-			if n != nil {
-				get(id).ArtifactBytes += *n
-			}
-		}
-		rows.Close()
-		rows, err = x.query(ctx, "SELECT user_id, artifacts FROM model_artifacts WHERE created_at < ? AND (deleted_at IS NULL OR deleted_at >= ?)", to, from)
+		rows, err := x.query(ctx, "SELECT user_id, artifacts FROM model_artifacts WHERE created_at < ? AND (deleted_at IS NULL OR deleted_at >= ?)", to, from)
 		if err != nil {
 			return err
 		}
@@ -157,4 +131,25 @@ func (s *Store) BudgetAlertRecord(ctx context.Context, userID string, month time
 		return err
 	})
 	return inserted, err
+}
+
+// sumBytesByUser runs a "user_id, sum(bytes) ... GROUP BY user_id" query and
+// hands each user's non-null sum to add.
+func sumBytesByUser(ctx context.Context, x q, add func(userID string, n int64), query string, args ...any) error {
+	rows, err := x.query(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var n *int64
+		if err := rows.Scan(&id, &n); err != nil {
+			return err
+		}
+		if n != nil {
+			add(id, *n)
+		}
+	}
+	return rows.Err()
 }
