@@ -128,6 +128,9 @@ def greedy_tokens(model, prompts: list[list[int]], max_new_tokens: int, eos_id: 
     tokens so far. Returns None for models whose cache is not one plain
     full-attention layer per decoder layer (sliding windows, linear attention):
     the caller falls back to ``generate``.
+
+    On CPU Llama-shaped models the decode steps are :mod:`mixedsteps`' when
+    its first step's logits equal the modules' (bit for bit).
     """
     import torch
     from transformers.cache_utils import Cache, DynamicLayer
@@ -162,6 +165,16 @@ def greedy_tokens(model, prompts: list[list[int]], max_new_tokens: int, eos_id: 
         slots = torch.arange(capacity, device=device)
         visible = (slots[None, :] >= (width - lengths)[:, None])[:, None, None, :]  # left padding hidden
         kwargs = {"adapter_names": list(adapter_names)} if adapter_names is not None else {}
+
+        def module_step(feed, t):
+            out = model(input_ids=feed[:, None], position_ids=(lengths + t - 1)[:, None],
+                        attention_mask=visible[..., :width + t], past_key_values=cache, use_cache=True,
+                        logits_to_keep=1, **kwargs)
+            return out.logits[:, -1, :].float()
+
+        fused = _mixed_decoder(model, adapter_names, n, device)
+        adapter_rows = _adapter_rows(adapter_names, device)
+        keys, values = [kb for kb, _ in buffers], [vb for _, vb in buffers]
         tokens = [first]
         done = first == eos_id if eos_id is not None else torch.zeros_like(first, dtype=torch.bool)
         if on_token is not None:
@@ -170,10 +183,15 @@ def greedy_tokens(model, prompts: list[list[int]], max_new_tokens: int, eos_id: 
             if bool(done.all()):
                 break
             feed = torch.where(done, torch.full_like(tokens[-1], pad_id), tokens[-1])
-            out = model(input_ids=feed[:, None], position_ids=(lengths + t - 1)[:, None],
-                        attention_mask=visible[..., :width + t], past_key_values=cache, use_cache=True,
-                        logits_to_keep=1, **kwargs)
-            nxt = out.logits[:, -1, :].float().argmax(-1)
+            if fused is None:
+                logits = module_step(feed, t)
+            else:
+                logits = fused.step(feed, lengths + t - 1, keys, values, visible[..., :width + t], adapter_rows)
+                if t == 1:   # the check: the modules' step (it rewrites the same cache slots) gives the same logits
+                    reference = module_step(feed, t)
+                    if not torch.equal(logits, reference):
+                        logits, fused = reference, None
+            nxt = logits.argmax(-1)
             nxt = torch.where(done, torch.full_like(nxt, pad_id), nxt)
             tokens.append(nxt)
             if eos_id is not None:
@@ -187,3 +205,35 @@ def greedy_tokens(model, prompts: list[list[int]], max_new_tokens: int, eos_id: 
             row = row[:row.index(eos_id) + 1]
         answers.append(row)
     return answers
+
+
+def _mixed_decoder(model, adapter_names, rows: int, device: str):
+    """:class:`mixedsteps.MixedDecoder` for this batch, or None (not CPU, not covered, or off:
+    BRIGHTRUN_MIXED_STEPS=0)."""
+    import os
+
+    if device != "cpu" or os.environ.get("BRIGHTRUN_MIXED_STEPS") == "0":
+        return None
+    if adapter_names is None and hasattr(model, "peft_config"):
+        return None   # a PEFT model without names: the modules decide what is active
+    from .mixedsteps import MixedDecoder
+
+    active = {a for a in adapter_names or () if a != "__base__"}
+    if len(active) > 1:
+        return None
+    return MixedDecoder.build(model, active.pop() if active else None, rows)
+
+
+def _adapter_rows(adapter_names, device: str):
+    """The rows the active adapter applies to: a slice where they are consecutive (the
+    evaluation's batch: adapter rows first), else an index tensor; None for none."""
+    import torch
+
+    if adapter_names is None:
+        return None
+    rows = [i for i, a in enumerate(adapter_names) if a != "__base__"]
+    if not rows:
+        return None
+    if rows == list(range(rows[0], rows[-1] + 1)):
+        return slice(rows[0], rows[-1] + 1)
+    return torch.tensor(rows, dtype=torch.long, device=device)
