@@ -20,6 +20,12 @@ same machine load:
                   prefilled alone, left-padded slot cache, grouped GQA heads)
                   on bf16 weights; slots_fp32 the same on fp32 weights
 
+  modules_bf16    slots_bf16 with every decode step through the model's modules
+                  (BRIGHTRUN_MIXED_STEPS=0, the path before mixedsteps.py)
+  mixed_bf16      slots_bf16 with the decode steps of mixedsteps.MixedDecoder
+                  (the default where its first step equals the modules' bit
+                  for bit); modules_fp32 / mixed_fp32 the same on fp32 weights
+
 one_loop and one_loop_bf16 run train.generate_pairs, i.e. the slot decoder
 since it landed. Each line reports wall and process CPU seconds, the load
 average, whether the answers equal the first variant's of the same weights'
@@ -101,7 +107,18 @@ def main():
                              adapter_names=[m.active_adapter] * n + ["__base__"] * n, on_token=cb)
         return out[:n], out[n:]
 
+    def steps(mixed: bool):
+        def run(m, cb):
+            os.environ["BRIGHTRUN_MIXED_STEPS"] = "1" if mixed else "0"
+            try:
+                return one_loop(m, cb)
+            finally:
+                os.environ.pop("BRIGHTRUN_MIXED_STEPS", None)
+        return run
+
     variants = {"two_loops": (torch.float32, two_loops), "one_loop": (torch.float32, one_loop),
+                "modules_bf16": (torch.bfloat16, steps(False)), "mixed_bf16": (torch.bfloat16, steps(True)),
+                "modules_fp32": (torch.float32, steps(False)), "mixed_fp32": (torch.float32, steps(True)),
                 "one_loop_bf16": (torch.bfloat16, one_loop),
                 "hf_fp32": (torch.float32, hf_loop), "hf_bf16": (torch.bfloat16, hf_loop),
                 "slots_fp32": (torch.float32, one_loop), "slots_bf16": (torch.bfloat16, one_loop)}
@@ -117,12 +134,15 @@ def main():
             load0 = os.getloadavg()[0]
             t0, c0 = time.perf_counter(), time.process_time()
             first_token = []
-            answers = fn(m, lambda k: first_token.append(time.perf_counter() - t0) if k == 1 else None)
+            answers = fn(m, lambda k: first_token.append(time.perf_counter() - t0))
             wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+            steps_ms = (1000 * (first_token[-1] - first_token[0]) / (len(first_token) - 1)
+                        if len(first_token) > 1 else None)
             first.setdefault(dtype, answers)
             rec = {"variant": v, "round": r + 1, "threads": torch.get_num_threads(), "wall_seconds": round(wall, 2),
                    "cpu_seconds": round(cpu, 2),
-                   "prefill_seconds": round(first_token[0], 2) if first_token else None, "load_average": [round(load0, 2), round(os.getloadavg()[0], 2)],
+                   "prefill_seconds": round(first_token[0], 2) if first_token else None,
+                   "decode_step_ms": round(steps_ms, 1) if steps_ms else None, "load_average": [round(load0, 2), round(os.getloadavg()[0], 2)],
                    "prompts": len(pool), "max_new_tokens": args.max_new_tokens,
                    "dtype": str(dtype).replace("torch.", ""),
                    "same_answers_as_first_variant_of_its_dtype": answers == first[dtype]}

@@ -205,6 +205,9 @@ class MixedDecoder:
         h = self.embed(tokens[:, None])                                   # [n, 1, hidden]
         cos, sin = self.rotary(h, positions[:, None])                      # [n, 1, hd]
         cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)                      # [n, 1, 1, hd]
+        # the mask as SDPA makes it from a boolean one (0 / -inf in the query's dtype), once per step
+        # instead of once per layer: the same values, so the same attention
+        bias = torch.zeros(mask.shape, dtype=h.dtype).masked_fill_(~mask, float("-inf"))
         for i, layer in enumerate(self.layers):
             x = layer["ln1"](h)
             qkv = layer["qkv"](x, adapter_rows)                            # [n, 1, nq + 2 nk]
@@ -213,7 +216,7 @@ class MixedDecoder:
             kb, vb = keys[i], values[i]
             kb[:, :, end - 1:end] = qk[:, nh:]
             vb[:, :, end - 1:end] = qkv[..., nq + nk:].view(n, 1, nkv, hd).transpose(1, 2)
-            a = F.scaled_dot_product_attention(qk[:, :nh], kb[:, :, :end], vb[:, :, :end], attn_mask=mask,
+            a = F.scaled_dot_product_attention(qk[:, :nh], kb[:, :, :end], vb[:, :, :end], attn_mask=bias,
                                                scale=layer["scaling"], enable_gqa=nh != nkv)
             h = h + layer["o"](a.transpose(1, 2).reshape(n, 1, nq), adapter_rows)
             x = layer["ln2"](h)
