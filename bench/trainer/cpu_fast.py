@@ -154,22 +154,28 @@ def run_trl(args, model, tok, train_enc, plan, cfg, bf16: bool) -> dict:
     """TRL SFTTrainer on the same token ids and assistant masks."""
     import tempfile
 
-    from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
-
-    from brightrun_trainer.encoding import IGNORE_INDEX
 
     # The same examples in the same order as the trainer's first epoch.
     order = [i for s in range(plan.total_steps) for i in plan.micro_batches(s, cfg.seed)[1][0]]
     rows = [{"input_ids": train_enc[i].input_ids,
-             "assistant_masks": [int(x != IGNORE_INDEX) for x in train_enc[i].labels]} for i in order]
+             "labels": list(train_enc[i].labels)} for i in order]   # -100 off the assistant turns
+    # datasets 5.2 cannot hash a pyarrow 26 table for its cache fingerprint (dill: "Can't pickle
+    # MonthDayNano"); nothing here is cached, so the table gets a random fingerprint instead.
+    # The rows are already tokenized with their masks: TRL skips its preparation.
+    import datasets.arrow_dataset as arrow_dataset
+    from datasets import Dataset
+    from datasets.fingerprint import generate_random_fingerprint
+
+    arrow_dataset.generate_fingerprint = lambda _ds: generate_random_fingerprint()
     ds = Dataset.from_list(rows)
-    targs = SFTConfig(output_dir=tempfile.mkdtemp(), per_device_train_batch_size=cfg.batch_size, num_train_epochs=1,
+    targs = SFTConfig(dataset_kwargs={"skip_prepare_dataset": True}, remove_unused_columns=False,
+                      output_dir=tempfile.mkdtemp(), per_device_train_batch_size=cfg.batch_size, num_train_epochs=1,
                       max_steps=plan.total_steps, learning_rate=cfg.learning_rate, lr_scheduler_type="cosine",
                       warmup_steps=0, weight_decay=0.0, max_grad_norm=1.0, optim="adamw_torch", logging_steps=1,
                       save_strategy="no", report_to=[], use_cpu=True, bf16=bf16, seed=cfg.seed,
-                      assistant_only_loss=True, max_length=cfg.max_seq_length, dataloader_num_workers=0,
-                      group_by_length=False, disable_tqdm=True)
+                      assistant_only_loss=False, max_length=cfg.max_seq_length, dataloader_num_workers=0,
+                      disable_tqdm=True)
     trainer = SFTTrainer(model=model, args=targs, train_dataset=ds, processing_class=tok)
     # keep the trainer's order: no shuffling sampler
     trainer._get_train_sampler = lambda *a, **k: __import__("torch").utils.data.SequentialSampler(trainer.train_dataset)
