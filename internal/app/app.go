@@ -71,6 +71,9 @@ type App struct {
 	// WorkOptions override its polling and leases.
 	Work        *agentwork.Service
 	WorkOptions *agentwork.Options
+	// HostCPUBF16 reports whether this machine's CPU has bf16 matrix units
+	// (the catalog's cpu_bf16_weights_from_host options); nil: detect it.
+	HostCPUBF16 func() bool
 
 	workers []func(ctx context.Context)
 }

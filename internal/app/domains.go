@@ -38,6 +38,11 @@ func (a *App) domains(ctx context.Context, d *server.Deps) ([]func(*server.Mux),
 	if err != nil {
 		return nil, nil, fmt.Errorf("BRIGHTRUN_CATALOG: %w", err)
 	}
+	hostBF16 := a.HostCPUBF16
+	if hostBF16 == nil {
+		hostBF16 = hostCPUBF16
+	}
+	cat.ApplyHostCPU(hostBF16())
 	js := &jobs.Service{Store: a.Store, Now: a.Now}
 	a.Jobs = js
 	fleet := &agents.Service{Store: a.Store, Now: a.Now}

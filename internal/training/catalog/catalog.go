@@ -121,9 +121,26 @@ type GPU struct {
 	// bf16 with bf16 autocast there (its default on such CPUs), and the memory
 	// estimate sizes 2-byte weights and bf16-weights activations instead of fp32.
 	CPUBF16Weights bool `json:"cpu_bf16_weights,omitempty"`
+	// CPUBF16FromHost (CPU entries only): CPUBF16Weights follows the server's
+	// own CPU, for the option whose agent runs on the server's machine (the
+	// embedded default's local agent): see ApplyHostCPU.
+	CPUBF16FromHost bool `json:"cpu_bf16_weights_from_host,omitempty"`
 	// Throughput: default training tokens/s per GPU for LoRA, by model SizeClass.
 	Throughput  map[string]float64 `json:"throughput"`
 	PriceSource string             `json:"price_source"`
+}
+
+// ApplyHostCPU sets cpu_bf16_weights on the CPU options marked
+// cpu_bf16_weights_from_host to whether the server's own CPU has bf16 matrix
+// units (hostBF16), as the trainer decides for itself on that CPU; options
+// that set cpu_bf16_weights explicitly keep it. Called once at start-up,
+// before the catalog is shared.
+func (c *Catalog) ApplyHostCPU(hostBF16 bool) {
+	for i := range c.GPUs {
+		if c.GPUs[i].CPUBF16FromHost && !c.GPUs[i].CPUBF16Weights {
+			c.GPUs[i].CPUBF16Weights = hostBF16
+		}
+	}
 }
 
 // AllowsCount reports whether n GPUs of this type may be requested.
@@ -365,6 +382,9 @@ func (c *Catalog) Validate() error {
 		}
 		if g.CPUBF16Weights && !g.CPU {
 			bad("%s.cpu_bf16_weights: only for a CPU option (\"cpu\": true); GPUs always hold bf16 weights", p)
+		}
+		if g.CPUBF16FromHost && !g.CPU {
+			bad("%s.cpu_bf16_weights_from_host: only for a CPU option (\"cpu\": true)", p)
 		}
 		if g.CPU && (len(g.AllowedCounts) != 1 || g.AllowedCounts[0] != 1) {
 			bad("%s.allowed_counts: a CPU option allows exactly [1]", p)

@@ -274,3 +274,52 @@ func TestDefaultIsACopy(t *testing.T) {
 		t.Fatal("Default shares state")
 	}
 }
+
+// The local CPU option follows the server's own CPU: bf16 weights where the
+// host has bf16 matrix units (the trainer's own choice there), fp32 sizing
+// where it has not; an explicit cpu_bf16_weights stays, GPU options are not
+// touched, and the field is refused on a GPU option.
+func TestApplyHostCPU(t *testing.T) {
+	local := func(c *Catalog) GPU {
+		g, ok := c.GPU("cpu-local")
+		if !ok {
+			t.Fatal("no cpu-local in the default catalog")
+		}
+		return g
+	}
+	for _, host := range []bool{false, true} {
+		c := Default()
+		if !local(c).CPUBF16FromHost {
+			t.Fatal("the default cpu-local option does not follow the host")
+		}
+		before := append([]GPU(nil), c.GPUs...)
+		c.ApplyHostCPU(host)
+		if got := local(c).CPUBF16Weights; got != host {
+			t.Errorf("host bf16 %v: cpu-local cpu_bf16_weights = %v", host, got)
+		}
+		for i, g := range c.GPUs {
+			if !g.CPU && g.CPUBF16Weights != before[i].CPUBF16Weights {
+				t.Errorf("%s changed", g.ID)
+			}
+		}
+	}
+	c := Default()
+	for i := range c.GPUs {
+		if c.GPUs[i].CPU {
+			c.GPUs[i].CPUBF16Weights = true // the operator says so: a host without bf16 units does not undo it
+		}
+	}
+	c.ApplyHostCPU(false)
+	if !local(c).CPUBF16Weights {
+		t.Error("an explicit cpu_bf16_weights was overridden by the host")
+	}
+	for i := range c.GPUs {
+		if !c.GPUs[i].CPU {
+			c.GPUs[i].CPUBF16FromHost = true
+			break
+		}
+	}
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "cpu_bf16_weights_from_host: only for a CPU option") {
+		t.Fatalf("err = %v", err)
+	}
+}
