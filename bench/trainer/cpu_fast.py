@@ -20,7 +20,9 @@ Variants:
   autocast     single rows, fp32 frozen weights, bf16 autocast, kept logits (the fast path before
                bf16 frozen weights)
   fast         what the trainer now does on this CPU (pick_compute_path("cpu"): single rows, bf16
-               frozen weights, fp32 LoRA weights, bf16 autocast)
+               frozen weights, fp32 LoRA weights, bf16 autocast, LoRA dropout masks from dropout.py)
+  fast_torch_dropout  the same with PyTorch's nn.Dropout (the fast path before dropout.py; every
+               variant but fast uses nn.Dropout)
   trl          TRL SFTTrainer (bench/trainer/requirements-bench.txt), same tokens and
                loss masks (assistant_masks), padded batches of 4, fp32
   trl_bf16     the same with bf16=True
@@ -70,7 +72,7 @@ def child(args) -> dict:
     ensure_chat_template(tok)
     paths = {"packed_keep": ComputePath("packed", False), "single": ComputePath("single", False),
              "packed_bf16": ComputePath("packed", True), "autocast": ComputePath("single", True),
-             "fast": pick_compute_path("cpu", env={})}
+             "fast": pick_compute_path("cpu", env={}), "fast_torch_dropout": pick_compute_path("cpu", env={})}
     path = paths.get(args.variant)
     model = load_model(resolved, device="cpu", dtype=path.weights_dtype("cpu") if path else None)
     model.config.use_cache = False
@@ -84,6 +86,8 @@ def child(args) -> dict:
     val_enc, _, _ = encode_all(tok, val_ex, cfg.max_seq_length)
     pad = tok.pad_token_id
     model = wrap_lora(model, cfg)
+    if args.variant != "fast":  # every other variant is a path before issue 14 or a peer: PyTorch's dropout
+        _torch_dropout(model)
     plan = Plan(len(train_enc), cfg.batch_size, 1, 1, cfg.max_steps)
     exact = ComputePath(rows="single", autocast=False)
     v = args.variant
@@ -148,6 +152,20 @@ def child(args) -> dict:
                 evaluate_loss(model, val_enc, cfg.batch_size, cfg.max_seq_length, pad, "cpu", exact), 4)
     out["eval_seconds"] = round(time.perf_counter() - t0, 2)
     return out
+
+
+def _torch_dropout(model) -> None:
+    """Put back nn.Dropout where wrap_lora installed the trainer's FastDropout (dropout.py)."""
+    from torch import nn
+
+    from brightrun_trainer.dropout import FastDropout
+
+    for module in model.modules():
+        drops = getattr(module, "lora_dropout", None)
+        if isinstance(drops, nn.ModuleDict):
+            for name, d in list(drops.items()):
+                if isinstance(d, FastDropout):
+                    drops[name] = nn.Dropout(d.p)
 
 
 def run_trl(args, model, tok, train_enc, plan, cfg, bf16: bool) -> dict:
