@@ -47,6 +47,18 @@ class Unsupported(Exception):
     pass
 
 
+def llama_problem(cfg) -> str | None:
+    """Why a model config is not the plain Llama layer these decode steps compute
+    (also inference/fastdecode.py's), or None."""
+    if getattr(cfg, "model_type", None) != "llama":
+        return f"architecture {getattr(cfg, 'model_type', None)!r}"
+    if getattr(cfg, "mlp_bias", False) or getattr(cfg, "attention_bias", False):
+        return "biases"
+    if getattr(cfg, "hidden_act", "silu") != "silu" or getattr(cfg, "pretraining_tp", 1) != 1:
+        return "activation / tensor-parallel layout"
+    return None
+
+
 def _base(m):
     return m.get_base_layer() if hasattr(m, "get_base_layer") else m
 
@@ -142,12 +154,9 @@ class MixedDecoder:
     def __init__(self, model, adapter: str | None, rows: int):
         base = model.get_base_model() if hasattr(model, "get_base_model") else model
         cfg = base.config
-        if getattr(cfg, "model_type", None) != "llama":
-            raise Unsupported(f"architecture {getattr(cfg, 'model_type', None)!r}")
-        if getattr(cfg, "mlp_bias", False) or getattr(cfg, "attention_bias", False):
-            raise Unsupported("biases")
-        if getattr(cfg, "hidden_act", "silu") != "silu" or getattr(cfg, "pretraining_tp", 1) != 1:
-            raise Unsupported("activation / tensor-parallel layout")
+        problem = llama_problem(cfg)
+        if problem:
+            raise Unsupported(problem)
         if adapter is not None:
             self._check_adapter(model, adapter)
         inner = base.model

@@ -36,6 +36,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..mixedsteps import llama_problem
 from . import int8
 from .int8 import DecodeInt8Linear
 
@@ -139,12 +140,9 @@ class FastDecoder:
 
     def __init__(self, model, lora_int8: bool = True):
         cfg = model.config
-        if getattr(cfg, "model_type", None) != "llama":
-            raise _Unsupported(f"architecture {getattr(cfg, 'model_type', None)!r}")
-        if getattr(cfg, "mlp_bias", False) or getattr(cfg, "attention_bias", False):
-            raise _Unsupported("biases")
-        if getattr(cfg, "hidden_act", "silu") != "silu" or getattr(cfg, "pretraining_tp", 1) != 1:
-            raise _Unsupported("activation / tensor-parallel layout")
+        problem = llama_problem(cfg)
+        if problem:
+            raise _Unsupported(problem)
         inner = model.model
         self.model = model
         self.embed = inner.embed_tokens.weight
