@@ -19,6 +19,8 @@ Other devices (CUDA's dropout is fast) use ``F.dropout``.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -50,9 +52,7 @@ class FastDropout(nn.Module):
 
 def keep_mask(shape, threshold: int):
     """A bool tensor of ``shape``: True with probability 1 - threshold / 65536 per element."""
-    n = 1
-    for d in shape:
-        n *= d
+    n = math.prod(shape)
     seed = int(torch.randint(0, 2**62, (1,)).item())   # PyTorch's generator decides the mask
     raw = np.random.PCG64(seed).random_raw((n + 3) // 4)
     uniforms = raw.view(np.uint16)[:n]

@@ -59,6 +59,17 @@ def llama_problem(cfg) -> str | None:
     return None
 
 
+def lora_config_problem(peft_model, name: str) -> str | None:
+    """Why adapter ``name``'s config is not plain LoRA on projections (these decode steps and
+    inference/fastdecode.py's compute nothing else), or None."""
+    cfg = getattr(peft_model, "peft_config", {}).get(name)
+    if cfg is None or str(getattr(cfg, "peft_type", "")) not in ("LORA", "PeftType.LORA"):
+        return "not a LoRA adapter"
+    if getattr(cfg, "modules_to_save", None) or getattr(cfg, "trainable_token_indices", None):
+        return "modules_to_save / trainable tokens"
+    return None
+
+
 def _base(m):
     return m.get_base_layer() if hasattr(m, "get_base_layer") else m
 
@@ -181,11 +192,9 @@ class MixedDecoder:
 
     @staticmethod
     def _check_adapter(model, adapter: str) -> None:
-        cfg = getattr(model, "peft_config", {}).get(adapter)
-        if cfg is None or str(getattr(cfg, "peft_type", "")) not in ("LORA", "PeftType.LORA"):
-            raise Unsupported("not a LoRA adapter")
-        if getattr(cfg, "modules_to_save", None) or getattr(cfg, "trainable_token_indices", None):
-            raise Unsupported("modules_to_save / trainable tokens")
+        problem = lora_config_problem(model, adapter)
+        if problem:
+            raise Unsupported(problem)
         handled = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
         for name, m in model.named_modules():
             if (adapter in getattr(m, "lora_A", {}) or adapter in getattr(m, "lora_embedding_A", {})) \

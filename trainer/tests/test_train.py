@@ -195,18 +195,9 @@ def test_final_evaluation_reports_its_parts(trained):
 def test_batched_generation_gives_the_one_at_a_time_answers(trained):
     """Left-padded batched greedy decoding answers as each prompt alone does,
     for the adapter and for the base (the same weights, adapter disabled)."""
-    from brightrun_trainer.data import load_dataset
-    from brightrun_trainer.encoding import ensure_chat_template
-    from brightrun_trainer.models import load_tokenizer, resolve_model
     from brightrun_trainer.train import generate, generate_batch
 
-    cfg = JobConfig.load(trained["cfg"])
-    tok = load_tokenizer(resolve_model(cfg.base_model))
-    ensure_chat_template(tok)
-    model = trained["res"].model
-    model.eval()
-    model.config.use_cache = True
-    examples = load_dataset(_data(trained)).examples[:4]
+    cfg, tok, model, examples = _tiny_generation(trained, 4)
     assert len({len(e.prompt_messages()[-1]["content"]) for e in examples}) > 1  # prompts of different lengths
     for adapter in (True, False):
         ctx = model.disable_adapter() if not adapter else torch.no_grad()
@@ -220,18 +211,9 @@ def test_batched_generation_gives_the_one_at_a_time_answers(trained):
 def test_one_decoding_loop_gives_the_separate_adapter_and_base_answers(trained):
     """generate_pairs (adapter and base rows in one PEFT mixed batch) answers
     exactly as two loops do: one with the adapter, one with it disabled."""
-    from brightrun_trainer.data import load_dataset
-    from brightrun_trainer.encoding import ensure_chat_template
-    from brightrun_trainer.models import load_tokenizer, resolve_model
     from brightrun_trainer.train import generate_batch, generate_pairs
 
-    cfg = JobConfig.load(trained["cfg"])
-    tok = load_tokenizer(resolve_model(cfg.base_model))
-    ensure_chat_template(tok)
-    model = trained["res"].model
-    model.eval()
-    model.config.use_cache = True
-    examples = load_dataset(_data(trained)).examples[:3]
+    cfg, tok, model, examples = _tiny_generation(trained)
     steps = []
     adapter, base = generate_pairs(model, tok, examples, 24, cfg.max_seq_length, "cpu", on_token=steps.append)
     assert adapter == generate_batch(model, tok, examples, 24, cfg.max_seq_length, "cpu")

@@ -36,7 +36,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..mixedsteps import llama_problem
+from ..mixedsteps import llama_problem, lora_config_problem
 from . import int8
 from .int8 import DecodeInt8Linear
 
@@ -197,10 +197,7 @@ class FastDecoder:
             return True
         if name in self._lora:
             return True
-        cfg = getattr(peft_model, "peft_config", {}).get(name)
-        if cfg is None or str(getattr(cfg, "peft_type", "")) not in ("LORA", "PeftType.LORA"):
-            return False
-        if getattr(cfg, "modules_to_save", None) or getattr(cfg, "trainable_token_indices", None):
+        if lora_config_problem(peft_model, name):
             return False
         handled = set()
         for layer in self.layers:
